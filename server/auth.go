@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/undersigned/undersigned/server/ledger"
+)
+
+type callerKey struct{}
+
+// authenticate reads the bearer token of a call. No token gives an
+// anonymous caller; a token that is unknown or revoked is refused.
+func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return ledger.Caller{}, nil
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok {
+		return ledger.Caller{}, status.Error(codes.Unauthenticated, "authorization: must be \"Bearer <token>\"")
+	}
+	t, err := s.store.Tokens().ByHash(ctx, HashToken(strings.TrimSpace(tok)))
+	if err != nil {
+		return ledger.Caller{}, s.toStatus(ctx, err)
+	}
+	if t == nil {
+		return ledger.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
+	}
+	return ledger.Caller{Token: t}, nil
+}
+
+// withLimit adds the open-write rate limit to an anonymous caller.
+func (s *Server) withLimit(ctx context.Context, c ledger.Caller) ledger.Caller {
+	if c.Token == nil {
+		c.Limit = func(letterID string) error {
+			if wait, ok := s.limits.allow(ctx, letterID); !ok {
+				return &ledger.OverloadedError{RetryAfter: wait, What: "rate limit for writes without a token"}
+			}
+			return nil
+		}
+	}
+	return c
+}
+
+func callerOf(ctx context.Context) ledger.Caller {
+	c, _ := ctx.Value(callerKey{}).(ledger.Caller)
+	return c
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	c, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return handler(context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c)), req)
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w wrappedStream) Context() context.Context { return w.ctx }
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := s.authenticate(ss.Context())
+	if err != nil {
+		return err
+	}
+	ctx := ss.Context()
+	return handler(srv, wrappedStream{ss, context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c))})
+}
+
+// limiter rate-limits the writes that need no token, per client address and
+// per letter.
+type limiter struct {
+	cfg RateLimits
+
+	mu        sync.Mutex
+	addresses map[string]*entry
+	letters   map[string]*entry
+	swept     time.Time
+}
+
+type entry struct {
+	l    *rate.Limiter
+	used time.Time
+}
+
+func newLimiter(cfg RateLimits) *limiter {
+	return &limiter{cfg: cfg, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
+}
+
+// allow takes one token from the address's and the letter's buckets; it
+// returns the wait before a retry when either is empty.
+func (l *limiter) allow(ctx context.Context, letterID string) (time.Duration, bool) {
+	addr := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		addr = p.Addr.String()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute {
+		for _, m := range []map[string]*entry{l.addresses, l.letters} {
+			for k, e := range m {
+				if now.Sub(e.used) > 10*time.Minute {
+					delete(m, k)
+				}
+			}
+		}
+		l.swept = now
+	}
+	get := func(m map[string]*entry, k string, r float64, b int) *rate.Limiter {
+		e := m[k]
+		if e == nil {
+			e = &entry{l: rate.NewLimiter(rate.Limit(r), b)}
+			m[k] = e
+		}
+		e.used = now
+		return e.l
+	}
+	a := get(l.addresses, addr, l.cfg.PerAddress, l.cfg.AddressBurst).ReserveN(now, 1)
+	b := get(l.letters, letterID, l.cfg.PerLetter, l.cfg.LetterBurst).ReserveN(now, 1)
+	wait := max(a.DelayFrom(now), b.DelayFrom(now))
+	if wait > 0 {
+		a.CancelAt(now)
+		b.CancelAt(now)
+		return wait, false
+	}
+	return 0, true
+}

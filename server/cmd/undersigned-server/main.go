@@ -1,0 +1,182 @@
+// Command undersigned-server runs the undersigned ledger.
+//
+// Usage:
+//
+//	undersigned-server [serve] [flags]      serve the ledger (the default)
+//	undersigned-server token create|list|revoke [flags]
+//
+// On first start, serve creates in the data folder the log key (log.key),
+// the verifier key operators publish (log.pub), the secrets, and a first
+// organiser token written once to organiser.token (mode 0600).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/sqlitestore"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "undersigned-server:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(args []string) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args)
+	case "token":
+		return token(args)
+	case "help":
+		fmt.Println("usage: undersigned-server [serve|token] [flags]; undersigned-server serve -h lists the flags")
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown command %q (want serve or token)", cmd)}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg server.Config
+	fs.StringVar(&cfg.DataDir, "data", "undersigned-data", "the data folder")
+	fs.StringVar(&cfg.GRPCAddr, "grpc", "127.0.0.1:7420", "the gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7421", "the HTTP listen address (tlog-tiles under /log/, /metrics)")
+	fs.StringVar(&cfg.Origin, "origin", "", "the log's origin, fixed at first start (default localhost/undersigned/<random>)")
+	fs.UintVar(&cfg.BatchMaxSize, "batch-size", 1024, "the most entries Tessera sequences at once")
+	fs.DurationVar(&cfg.BatchMaxAge, "batch-age", 50*time.Millisecond, "the longest an entry waits for its batch")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
+	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
+	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(logger.With(slog.String("component", "tessera")))
+	cfg.Logger = logger
+	cfg.AfterAdmit = killSwitch()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return server.Run(ctx, cfg)
+}
+
+// killSwitch returns, when UNDERSIGNED_TEST_KILL_AFTER_ADMIT=N is set, a
+// hook that kills the process with SIGKILL after the Nth admitted batch,
+// between the intent and the append. Crash tests use it; nothing else
+// should.
+func killSwitch() func() {
+	v := os.Getenv("UNDERSIGNED_TEST_KILL_AFTER_ADMIT")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return nil
+	}
+	var count atomic.Int64
+	return func() {
+		if count.Add(1) == int64(n) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}
+
+func token(args []string) error {
+	if len(args) == 0 {
+		return usageError{errors.New("token: want create, list or revoke")}
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	data := fs.String("data", "undersigned-data", "the data folder")
+	name := fs.String("name", "", "create: a name to recognise the token by")
+	letters := fs.String("letters", "", "create: comma-separated letter ids the token may write to (default: all)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, *data+"/"+server.StateFile)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ts := st.Tokens()
+	switch sub {
+	case "create":
+		var ls []string
+		if *letters != "" {
+			ls = strings.Split(*letters, ",")
+		}
+		tok, t, err := server.NewToken(ctx, ts, *name, ls)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "created token %s; it is shown once:\n", t.ID)
+		fmt.Println(tok)
+	case "list":
+		all, err := ts.List(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tNAME\tLETTERS\tCREATED\tREVOKED")
+		for _, t := range all {
+			revoked := "-"
+			if t.Revoked != 0 {
+				revoked = time.Unix(t.Revoked, 0).UTC().Format(time.RFC3339)
+			}
+			letters := strings.Join(t.Letters, ",")
+			if letters == "" {
+				letters = "*"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, letters, time.Unix(t.Created, 0).UTC().Format(time.RFC3339), revoked)
+		}
+		w.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return usageError{errors.New("token revoke: want one token id")}
+		}
+		ok, err := ts.Revoke(ctx, fs.Arg(0), time.Now().Unix())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no unrevoked token %q", fs.Arg(0))
+		}
+		fmt.Fprintf(os.Stderr, "revoked token %s\n", fs.Arg(0))
+	default:
+		return usageError{fmt.Errorf("token: unknown command %q", sub)}
+	}
+	return nil
+}

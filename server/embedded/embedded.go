@@ -1,0 +1,280 @@
+// Package embedded is the default engine's log: Tessera's POSIX driver in a
+// folder of the data folder, one process, one writer. It implements
+// ledger.Log and serves the tlog-tiles resources the HTTP API exposes.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/server/guard"
+	"github.com/undersigned/undersigned/server/ledger"
+)
+
+// Config configures the log.
+type Config struct {
+	// Dir is the folder Tessera keeps the log in.
+	Dir string
+	// Signer signs checkpoints. A *guard.Signer gets its consistency
+	// prover from the log.
+	Signer note.Signer
+	// Verifier verifies them.
+	Verifier note.Verifier
+	// BatchMaxSize and BatchMaxAge bound Tessera's batches; 0 means 1,024
+	// entries and 50 ms.
+	BatchMaxSize uint
+	BatchMaxAge  time.Duration
+	// CheckpointInterval is how often a checkpoint is published while the
+	// log grows; 0 means 100 ms, the least Tessera allows.
+	CheckpointInterval time.Duration
+	// Logger receives the log's logs.
+	Logger *slog.Logger
+}
+
+// Log is a Tessera POSIX log.
+type Log struct {
+	cfg      Config
+	origin   string
+	appender *tessera.Appender
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	tiles    *tileCache
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// latest is the latest published checkpoint; changed is closed and
+	// replaced when it changes.
+	mu      sync.Mutex
+	latest  ledger.Checkpoint
+	changed chan struct{}
+	readErr error
+
+	proofs proofCache
+}
+
+var _ ledger.Log = (*Log)(nil)
+
+// Open opens or creates the log in cfg.Dir.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.BatchMaxSize == 0 {
+		cfg.BatchMaxSize = 1024
+	}
+	if cfg.BatchMaxAge == 0 {
+		cfg.BatchMaxAge = 50 * time.Millisecond
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), changed: make(chan struct{}), done: make(chan struct{})}
+	if g, ok := cfg.Signer.(*guard.Signer); ok {
+		g.SetProver(l.proveConsistency)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithPushback(4 * cfg.BatchMaxSize)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	l.appender, l.shutdown, l.reader, l.cancel = appender, shutdown, reader, cancel
+	l.tiles = newTileCache(reader.ReadTile)
+	if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
+		cancel()
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	go l.pollCheckpoint(runCtx)
+	return l, nil
+}
+
+// Close waits for everything appended to be published, then stops.
+func (l *Log) Close(ctx context.Context) error {
+	err := l.shutdown(ctx)
+	l.cancel()
+	<-l.done
+	return err
+}
+
+// Append queues data.
+func (l *Log) Append(ctx context.Context, data []byte) func() (uint64, error) {
+	f := l.appender.Add(ctx, tessera.NewEntry(data))
+	return func() (uint64, error) {
+		i, err := f()
+		return i.Index, err
+	}
+}
+
+// pollInterval is how often the published checkpoint is read.
+const pollInterval = 5 * time.Millisecond
+
+func (l *Log) pollCheckpoint(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) && ctx.Err() == nil {
+			l.cfg.Logger.Warn("reading the published checkpoint", slog.Any("error", err))
+		}
+	}
+}
+
+// refresh reads the published checkpoint and wakes waiters when it moved.
+func (l *Log) refresh(ctx context.Context) error {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	same := string(raw) == string(l.latest.Raw)
+	l.mu.Unlock()
+	if same {
+		return nil
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, l.cfg.Verifier)
+	if err != nil {
+		l.mu.Lock()
+		l.readErr = fmt.Errorf("the published checkpoint does not verify: %w", err)
+		l.mu.Unlock()
+		return l.readErr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.readErr = nil
+	if cp.Size < l.latest.Size {
+		return fmt.Errorf("the published checkpoint went back from %d to %d", l.latest.Size, cp.Size)
+	}
+	l.latest = ledger.Checkpoint{Raw: raw, Size: cp.Size, Hash: cp.Hash}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return nil
+}
+
+// AwaitCheckpoint waits for a published checkpoint that includes index.
+func (l *Log) AwaitCheckpoint(ctx context.Context, index uint64) (ledger.Checkpoint, error) {
+	for {
+		l.mu.Lock()
+		cp, ch := l.latest, l.changed
+		l.mu.Unlock()
+		if cp.Size > index {
+			return cp, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ledger.Checkpoint{}, ctx.Err()
+		}
+	}
+}
+
+// Checkpoint returns the latest published checkpoint.
+func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.latest.Raw == nil {
+		return ledger.Checkpoint{}, errors.New("no checkpoint published yet")
+	}
+	return l.latest, nil
+}
+
+// Healthy returns why the log cannot sign, or nil.
+func (l *Log) Healthy() error {
+	if g, ok := l.cfg.Signer.(*guard.Signer); ok {
+		if err := g.Err(); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.readErr
+}
+
+// IntegratedSize returns the number of entries with an index.
+func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
+	return l.reader.IntegratedSize(ctx)
+}
+
+// InclusionProof proves the entry at index in the tree of size.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	return l.proofs.get(ctx, size, l.tiles.read).inclusion(ctx, index)
+}
+
+// ConsistencyProof proves that the tree of size to extends that of size
+// from.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	return l.proofs.get(ctx, to, l.tiles.read).consistency(ctx, from, to)
+}
+
+func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	pb, err := tclient.NewProofBuilder(ctx, to, l.tiles.read)
+	if err != nil {
+		return nil, err
+	}
+	return pb.ConsistencyProof(ctx, from, to)
+}
+
+// ReadLeaves returns the entries [start, end), which must be integrated.
+func (l *Log) ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if end > size {
+		return nil, fmt.Errorf("read leaves [%d, %d): the log has %d", start, end, size)
+	}
+	out := make([][]byte, 0, end-start)
+	for i := start; i < end; {
+		b, err := tclient.GetEntryBundle(ctx, l.reader.ReadEntryBundle, i/layout.EntryBundleWidth, size)
+		if err != nil {
+			return nil, err
+		}
+		first := i % layout.EntryBundleWidth
+		n := min(uint64(len(b.Entries))-first, end-i)
+		out = append(out, b.Entries[first:first+n]...)
+		i += n
+		if n == 0 {
+			return nil, fmt.Errorf("read leaves: entry bundle %d is short", i/layout.EntryBundleWidth)
+		}
+	}
+	return out, nil
+}
+
+// ReadTile returns a tile for the tlog-tiles API.
+func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return l.tiles.read(ctx, level, index, p)
+}
+
+// ReadEntryBundle returns an entry bundle for the tlog-tiles API.
+func (l *Log) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return l.reader.ReadEntryBundle(ctx, index, p)
+}

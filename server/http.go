@@ -1,0 +1,160 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// HTTPHandler returns the HTTP API: the tlog-tiles read API and the
+// disclosure bundles under /log/, Prometheus metrics at /metrics, and
+// /healthz.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /log/checkpoint", s.serveCheckpoint)
+	mux.HandleFunc("GET /log/tile/entries/{n...}", s.serveEntryBundle)
+	mux.HandleFunc("GET /log/tile/{level}/{n...}", s.serveTile)
+	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ledger.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+const (
+	immutable = "public, max-age=31536000, immutable"
+	shortLife = "public, max-age=5"
+)
+
+func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := s.ledger.Checkpoint(r.Context())
+	if err != nil {
+		http.Error(w, "no checkpoint yet", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(cp.Raw)
+}
+
+// published checks that a resource of width p (0: full) at index n of a
+// level is within the published tree, so that nothing beyond a signed
+// checkpoint is served.
+func (s *Server) published(r *http.Request, level, n uint64, p uint8) bool {
+	cp, err := s.ledger.Checkpoint(r.Context())
+	if err != nil {
+		return false
+	}
+	width := uint64(p)
+	if width == 0 {
+		width = layout.TileWidth
+	}
+	// Entries covered by the resource's last node.
+	last := (n*layout.TileWidth + width) << (8 * level)
+	return last <= cp.Size || p != 0 && layout.PartialTileSize(level, n, cp.Size) == p
+}
+
+func writeResource(w http.ResponseWriter, b []byte, err error, p uint8) {
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			http.NotFound(w, nil)
+			return
+		}
+		http.Error(w, "cannot read the resource", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if p == 0 {
+		w.Header().Set("Cache-Control", immutable)
+	} else {
+		w.Header().Set("Cache-Control", shortLife)
+	}
+	w.Write(b)
+}
+
+func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
+	level, n, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("n"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.published(r, level, n, p) {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := s.tlog.ReadTile(r.Context(), level, n, p)
+	writeResource(w, b, err, p)
+}
+
+func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
+	n, p, err := layout.ParseTileIndexPartial(r.PathValue("n"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.published(r, 0, n, p) {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := s.tlog.ReadEntryBundle(r.Context(), n, p)
+	writeResource(w, b, err, p)
+}
+
+// DisclosureJSON is one element of a disclosure bundle.
+type DisclosureJSON struct {
+	Index       uint64 `json:"index"`
+	Salt        string `json:"salt"`
+	Name        string `json:"name"`
+	Affiliation string `json:"affiliation"`
+	Country     string `json:"country"`
+}
+
+// serveDisclosures serves the public, unredacted disclosures of an entry
+// bundle as a JSON array. The bundle can change (a redaction empties an
+// element), so it has a short cache life.
+func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
+	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.published(r, 0, n, p) {
+		http.NotFound(w, r)
+		return
+	}
+	width := uint64(p)
+	if width == 0 {
+		width = layout.EntryBundleWidth
+	}
+	from := n * layout.EntryBundleWidth
+	rows, err := s.ledger.Disclosures(r.Context(), from, from+width)
+	if err != nil {
+		http.Error(w, "disclosures are not available now", http.StatusServiceUnavailable)
+		return
+	}
+	out := make([]DisclosureJSON, 0, len(rows))
+	for _, d := range rows {
+		out = append(out, DisclosureJSON{
+			Index:       d.Index,
+			Salt:        base64.StdEncoding.EncodeToString(d.Disclosure.GetSalt()),
+			Name:        d.Disclosure.GetName(),
+			Affiliation: d.Disclosure.GetAffiliation(),
+			Country:     d.Disclosure.GetCountry(),
+		})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", shortLife)
+	json.NewEncoder(w).Encode(out)
+}

@@ -1,0 +1,45 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors callers branch on. A rule broken by a field of a request is a
+// *records.FieldError instead.
+var (
+	// ErrUnauthenticated: the write needs a token and has none.
+	ErrUnauthenticated = errors.New("this write needs an organiser token")
+	// ErrPermissionDenied: the token has no rights to the letter.
+	ErrPermissionDenied = errors.New("the token has no rights to this letter")
+	// ErrAlreadyExists: a duplicate of a record written by someone else.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrFailedPrecondition: the log's state forbids the write.
+	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrNotFound: no such letter or entry.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the ledger cannot safely write now.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrOutOfRange: a tree size or index beyond the published log.
+	ErrOutOfRange = errors.New("out of range")
+)
+
+// OverloadedError is pushback: the write was not admitted; retry after
+// RetryAfter.
+type OverloadedError struct {
+	RetryAfter time.Duration
+	What       string
+}
+
+func (e *OverloadedError) Error() string {
+	return fmt.Sprintf("overloaded: %s; retry after %v", e.What, e.RetryAfter)
+}
+
+func precondition(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrFailedPrecondition, fmt.Sprintf(format, args...))
+}
+
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
+}

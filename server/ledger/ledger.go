@@ -1,0 +1,353 @@
+// Package ledger is the heart of the undersigned server: it admits letters,
+// endorsements, withdrawals, redactions and status changes into the Merkle
+// log and answers the reads.
+//
+// # Admission
+//
+// A write is admitted in two steps. Its record is checked (the rules of
+// records.Check*, then the log's state: an open letter, a live target, no
+// duplicate), and its intent (dedup keys, the exact record bytes, the
+// disclosure if public) is committed to the [Store]. Only then are exactly
+// those bytes appended to the [Log]. One goroutine admits batches in order
+// and hands each batch to the log only once the previous one has its
+// indexes, so the order of the log is the order of admission. At start, and
+// after a failed append, [Ledger] reconciles the store with the log: it
+// matches the log's entries to the admitted intents and appends again those
+// that are missing, in order. A crash at any moment neither loses an
+// admitted write nor appends one twice.
+//
+// A write returns once its record is in a published checkpoint, with a
+// receipt.
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Checkpoint is a signed checkpoint of the log.
+type Checkpoint struct {
+	// Raw is the signed note, verbatim.
+	Raw []byte
+	// Size and Hash are the tree size and root hash it commits to.
+	Size uint64
+	Hash []byte
+}
+
+// Log is the Merkle log underneath the ledger.
+type Log interface {
+	// Append queues data to be appended after everything appended before,
+	// and returns a function that blocks until data has its index.
+	Append(ctx context.Context, data []byte) func() (uint64, error)
+	// AwaitCheckpoint blocks until a published checkpoint includes index.
+	AwaitCheckpoint(ctx context.Context, index uint64) (Checkpoint, error)
+	// Checkpoint returns the latest published checkpoint.
+	Checkpoint(ctx context.Context) (Checkpoint, error)
+	// InclusionProof proves the entry at index in the tree of size.
+	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
+	// ConsistencyProof proves that the tree of size to extends that of
+	// size from.
+	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
+	// ReadLeaves returns the data of the entries [start, end), which must
+	// be integrated.
+	ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, error)
+	// IntegratedSize returns the number of entries with an index, which
+	// may be more than the published size.
+	IntegratedSize(ctx context.Context) (uint64, error)
+	// Healthy returns why the log cannot sign, or nil.
+	Healthy() error
+}
+
+// Config configures a [Ledger].
+type Config struct {
+	// Origin is the log's origin, which every signed statement names.
+	Origin string
+	// Verifier verifies the log's checkpoints.
+	Verifier note.Verifier
+	// Engine names the engine for GetLogInfo: "embedded" or "trillian".
+	Engine string
+	// Log and Store are the engine.
+	Log   Log
+	Store Store
+	// DedupSecret keys the dedup index.
+	DedupSecret []byte
+	// Logger receives the ledger's logs; nil discards them.
+	Logger *slog.Logger
+	// Now returns the time; nil means time.Now.
+	Now func() time.Time
+	// MaxBatch is the most writes admitted in one transaction; 0 means
+	// 4,096.
+	MaxBatch int
+	// MaxQueue is the most writes waiting for admission before new ones
+	// are pushed back; 0 means 16,384.
+	MaxQueue int
+	// Metrics receives the ledger's measurements; nil means none.
+	Metrics *Metrics
+	// AfterAdmit, when set, is called after each batch is durably admitted
+	// and before it is handed to the log. Crash tests use it.
+	AfterAdmit func()
+}
+
+// Ledger admits writes and answers reads. Its methods are safe for
+// concurrent use.
+type Ledger struct {
+	cfg    Config
+	log    *slog.Logger
+	origin string
+
+	queue   chan *write
+	batches chan *batch
+
+	// letters caches every admitted letter; written only by the admission
+	// goroutine, under mu.
+	mu      sync.RWMutex
+	letters map[string]*letterState
+
+	// pending holds the admitted entries whose index is not known yet.
+	pendingMu sync.Mutex
+	pending   map[int64]*pendingEntry
+
+	// indexed is the watermark: every entry below it has its index in the
+	// store. indexedCh is closed and replaced when it moves.
+	indexedMu sync.Mutex
+	indexed   uint64
+	indexedCh chan struct{}
+
+	// halted is why the ledger stopped appending, or nil.
+	haltMu sync.Mutex
+	halted error
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type letterState struct {
+	seq       int64
+	letter    *pb.Letter
+	closed    bool
+	delivered bool
+}
+
+type pendingEntry struct {
+	done  chan struct{}
+	index uint64
+	err   error
+}
+
+// New opens a ledger on an engine: it loads the letters, reconciles the
+// store with the log, and starts admitting writes. Close stops it.
+func New(ctx context.Context, cfg Config) (*Ledger, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 4096
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 16384
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if len(cfg.DedupSecret) < 16 {
+		return nil, errors.New("ledger: the dedup secret must be at least 16 bytes")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &Ledger{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		origin:    cfg.Origin,
+		queue:     make(chan *write, cfg.MaxQueue),
+		batches:   make(chan *batch, 1),
+		letters:   map[string]*letterState{},
+		pending:   map[int64]*pendingEntry{},
+		indexedCh: make(chan struct{}),
+		ctx:       runCtx,
+		cancel:    cancel,
+	}
+	if err := l.loadLetters(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := l.reconcile(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	l.wg.Add(2)
+	go l.admitLoop()
+	go l.appendLoop()
+	return l, nil
+}
+
+// Close stops admitting writes and waits for the writes in flight to get
+// their indexes.
+func (l *Ledger) Close() error {
+	l.cancel()
+	l.wg.Wait()
+	return nil
+}
+
+// Origin returns the log's origin.
+func (l *Ledger) Origin() string { return l.origin }
+
+func (l *Ledger) loadLetters(ctx context.Context) error {
+	rows, err := l.cfg.Store.Letters(ctx)
+	if err != nil {
+		return fmt.Errorf("load letters: %w", err)
+	}
+	letters := make(map[string]*letterState, len(rows))
+	for _, row := range rows {
+		rec, err := records.Decode(row.Record)
+		if err != nil {
+			return fmt.Errorf("load letter at seq %d: %w", row.Seq, err)
+		}
+		lt := rec.GetLetter()
+		letters[lt.GetId()] = &letterState{seq: row.Seq, letter: lt, closed: row.ClosedSeq != 0, delivered: row.DeliveredSeq != 0}
+	}
+	l.mu.Lock()
+	l.letters = letters
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Ledger) letter(id string) *letterState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.letters[id]
+}
+
+func (l *Ledger) halt(err error) {
+	l.haltMu.Lock()
+	defer l.haltMu.Unlock()
+	if l.halted == nil {
+		l.halted = err
+		l.log.Error("writes stopped", slog.Any("error", err))
+	}
+}
+
+// Healthy returns why the ledger cannot write now, or nil.
+func (l *Ledger) Healthy() error {
+	if err := l.cfg.Log.Healthy(); err != nil {
+		return unavailable("%v", err)
+	}
+	l.haltMu.Lock()
+	defer l.haltMu.Unlock()
+	if l.halted != nil {
+		return unavailable("%v", l.halted)
+	}
+	return nil
+}
+
+// setIndexed moves the watermark.
+func (l *Ledger) setIndexed(n uint64) {
+	l.indexedMu.Lock()
+	defer l.indexedMu.Unlock()
+	if n > l.indexed {
+		l.indexed = n
+		close(l.indexedCh)
+		l.indexedCh = make(chan struct{})
+	}
+}
+
+// waitIndexed blocks until every entry below n has its index in the store.
+func (l *Ledger) waitIndexed(ctx context.Context, n uint64) error {
+	for {
+		l.indexedMu.Lock()
+		done, ch := l.indexed >= n, l.indexedCh
+		l.indexedMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return unavailable("the index has not caught up with size %d: %v", n, ctx.Err())
+		case <-time.After(5 * time.Second):
+			return unavailable("the index has not caught up with size %d", n)
+		}
+	}
+}
+
+// reconcile matches the log's entries beyond the store's watermark to the
+// admitted entries, records their indexes, and appends again, in admission
+// order, the admitted entries the log does not have.
+func (l *Ledger) reconcile(ctx context.Context) error {
+	start := time.Now()
+	watermark, err := l.cfg.Store.Watermark(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	size, err := l.cfg.Log.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	if size < watermark {
+		return fmt.Errorf("reconcile: the log has %d entries but the store indexed %d: the log lost entries (restored from an older copy?)", size, watermark)
+	}
+	unassigned, err := l.cfg.Store.Unassigned(ctx, watermark)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	var found []Assignment
+	next := 0
+	const chunk = 4096
+	for from := watermark; from < size; from += chunk {
+		to := min(from+chunk, size)
+		leaves, err := l.cfg.Log.ReadLeaves(ctx, from, to)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		for i, leaf := range leaves {
+			index := from + uint64(i)
+			if next == len(unassigned) {
+				return fmt.Errorf("reconcile: log entry %d was never admitted by this store", index)
+			}
+			e := unassigned[next]
+			if !bytes.Equal(e.Record, leaf) {
+				return fmt.Errorf("reconcile: log entry %d differs from the next admitted entry (seq %d)", index, e.Seq)
+			}
+			if e.Index != NoIndex && uint64(e.Index) != index {
+				return fmt.Errorf("reconcile: log entry %d is recorded at index %d", index, e.Index)
+			}
+			found = append(found, Assignment{Seq: e.Seq, Index: index})
+			next++
+		}
+	}
+	if err := l.cfg.Store.Assign(ctx, found, size); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	l.setIndexed(size)
+	missing := unassigned[next:]
+	for _, e := range missing {
+		if e.Index != NoIndex {
+			return fmt.Errorf("reconcile: seq %d is recorded at index %d beyond the log's size %d", e.Seq, e.Index, size)
+		}
+	}
+	if len(missing) > 0 {
+		b := &batch{}
+		for _, e := range missing {
+			b.entries = append(b.entries, batchEntry{seq: e.Seq, record: e.Record})
+		}
+		if err := l.appendBatch(ctx, b); err != nil {
+			return fmt.Errorf("reconcile: append the %d admitted entries missing from the log: %w", len(missing), err)
+		}
+	}
+	l.log.Info("reconciled the store with the log",
+		slog.Uint64("size", size), slog.Int("matched", len(found)), slog.Int("appended_again", len(missing)),
+		slog.Duration("took", time.Since(start)))
+	return nil
+}

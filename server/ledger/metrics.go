@@ -1,0 +1,47 @@
+package ledger
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the ledger's measurements.
+type Metrics struct {
+	pushback    prometheus.Counter
+	appended    prometheus.Counter
+	admitBatch  prometheus.Histogram
+	appendBatch prometheus.Histogram
+	writes      *prometheus.CounterVec
+}
+
+// NewMetrics creates the ledger's metrics and registers them with reg,
+// unless reg is nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		pushback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_pushback_total",
+			Help: "Writes refused because the admission queue was full.",
+		}),
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_appended_total",
+			Help: "Records appended to the log.",
+		}),
+		admitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "undersigned_ledger_admit_batch_seconds",
+			Help:    "Time to check and durably admit one batch of writes.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		appendBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "undersigned_ledger_append_batch_seconds",
+			Help:    "Time for one admitted batch to get its indexes from the log.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "undersigned_ledger_writes_total",
+			Help: "Writes by kind and outcome.",
+		}, []string{"kind", "outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes)
+	}
+	return m
+}

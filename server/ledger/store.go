@@ -1,0 +1,217 @@
+package ledger
+
+import (
+	"context"
+
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Kind is the kind of a record, as the store indexes it.
+type Kind int
+
+// The kinds of record.
+const (
+	KindLetter      Kind = 1
+	KindEndorsement Kind = 2
+	KindWithdrawal  Kind = 3
+	KindRedaction   Kind = 4
+	KindStatus      Kind = 5
+)
+
+// KindOf returns the kind of a record.
+func KindOf(r *pb.Record) Kind {
+	switch r.GetKind().(type) {
+	case *pb.Record_Letter:
+		return KindLetter
+	case *pb.Record_Endorsement:
+		return KindEndorsement
+	case *pb.Record_Withdrawal:
+		return KindWithdrawal
+	case *pb.Record_Redaction:
+		return KindRedaction
+	case *pb.Record_LetterStatus:
+		return KindStatus
+	}
+	return 0
+}
+
+// NoIndex marks an admitted entry whose log index is not known yet.
+const NoIndex = -1
+
+// Entry is an admitted record as the store keeps it. Seq is the admission
+// order, which is also the order of the log; Index is the log index, or
+// [NoIndex] while the entry is pending.
+type Entry struct {
+	Seq       int64
+	Index     int64
+	LeafHash  []byte
+	Kind      Kind
+	LetterID  string
+	Record    []byte
+	Principal string
+}
+
+// Endorsement is the state of an admitted endorsement.
+type Endorsement struct {
+	Entry
+	Endorsement *pb.Endorsement
+	// WithdrawnBy, RedactedBy and SupersededBy are the seqs of the records
+	// that did so, or 0.
+	WithdrawnBy, RedactedBy, SupersededBy int64
+	// SecretSpent is true once the withdrawal secret was revealed.
+	SecretSpent bool
+}
+
+// NewEntry is an entry to admit.
+type NewEntry struct {
+	Entry
+	// DedupKeys are the keys under which the entry is found again.
+	DedupKeys [][]byte
+	// Disclosure is kept for a public endorsement; nil otherwise.
+	Disclosure *pb.Disclosure
+	// FoldedName is the disclosure's name folded for search.
+	FoldedName string
+	// Endorsement fields the store indexes, for KindEndorsement.
+	Visibility   pb.Visibility
+	Verification pb.Verification
+	SignerKey    []byte
+}
+
+// Target names what a withdrawal, redaction or correction did to an
+// endorsement.
+type Target int
+
+// The things that can happen to an endorsement.
+const (
+	TargetWithdrawn Target = iota + 1
+	TargetRedacted
+	TargetSuperseded
+)
+
+// AdmitTx is the transaction in which a batch of writes is admitted. Reads
+// see the writes made earlier in the same transaction.
+type AdmitTx interface {
+	// LookupDedup returns the seq of the entry stored under key.
+	LookupDedup(ctx context.Context, key []byte) (seq int64, found bool, err error)
+	// EntryBySeq returns an admitted entry.
+	EntryBySeq(ctx context.Context, seq int64) (*Entry, error)
+	// EndorsementByIndex returns the endorsement at a log index, or nil.
+	EndorsementByIndex(ctx context.Context, index uint64) (*Endorsement, error)
+	// Insert admits an entry and returns its seq.
+	Insert(ctx context.Context, e *NewEntry) (int64, error)
+	// Mark records that the endorsement at seq was withdrawn, redacted or
+	// superseded by the entry bySeq; spent records that its withdrawal
+	// secret was revealed. A redaction also deletes the disclosure, and
+	// every mark deletes the endorsement's dedup keys.
+	Mark(ctx context.Context, seq int64, what Target, bySeq int64, spent bool) error
+	// SetLetterStatus records a status of a letter.
+	SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error
+}
+
+// Assignment is the log index of an admitted entry.
+type Assignment struct {
+	Seq   int64
+	Index uint64
+}
+
+// LetterRow is a letter as the store keeps it.
+type LetterRow struct {
+	Seq          int64
+	Index        int64
+	Record       []byte
+	ClosedSeq    int64
+	DeliveredSeq int64
+}
+
+// Counts tallies a letter's endorsements at a tree size.
+type Counts struct {
+	Public, Private, Redacted, Withdrawn, Superseded uint64
+}
+
+// RosterRow is one endorsement that counts.
+type RosterRow struct {
+	Index      uint64
+	Record     []byte
+	Disclosure *pb.Disclosure
+	Redacted   bool
+}
+
+// DisclosureRow is a public disclosure at an index.
+type DisclosureRow struct {
+	Index      uint64
+	Disclosure *pb.Disclosure
+}
+
+// EndorsementState is what became of an endorsement by a tree size.
+type EndorsementState struct {
+	Index                                  uint64
+	WithdrawnBy, RedactedBy, SupersededBy  int64 // log indexes, or -1
+}
+
+// Store keeps everything beside the log: admitted entries (the intents),
+// the dedup index, public disclosures and the indexes that answer reads.
+// Implementations: SQLite in the data folder (embedded engine).
+type Store interface {
+	// Admit runs fn in one transaction and commits it durably.
+	Admit(ctx context.Context, fn func(AdmitTx) error) error
+	// Assign records the log indexes of admitted entries, and that every
+	// entry below watermark has its index.
+	Assign(ctx context.Context, a []Assignment, watermark uint64) error
+	// Watermark returns the size of the log prefix whose entries all have
+	// their index recorded.
+	Watermark(ctx context.Context) (uint64, error)
+	// Unassigned returns, in seq order, the entries whose index is not
+	// recorded or is at least from.
+	Unassigned(ctx context.Context, from uint64) ([]Entry, error)
+	// Letters returns every admitted letter, in seq order.
+	Letters(ctx context.Context) ([]LetterRow, error)
+	// EntryByIndex returns the entry at a log index.
+	EntryByIndex(ctx context.Context, index uint64) (*Entry, error)
+	// IndexOfSeq returns the log index of an admitted entry, or NoIndex.
+	IndexOfSeq(ctx context.Context, seq int64) (int64, error)
+	// Disclosures returns the public, unredacted disclosures of the
+	// entries in [from, to).
+	Disclosures(ctx context.Context, from, to uint64) ([]DisclosureRow, error)
+	// Redacted returns which of the endorsements in [from, to) are
+	// redacted.
+	Redacted(ctx context.Context, from, to uint64) (map[uint64]bool, error)
+	// Roster returns up to limit endorsements of a letter that count at
+	// tree size, with index above after (or from the start when after is
+	// -1), and the counts at that size.
+	Roster(ctx context.Context, letterID string, size uint64, after int64, limit int) ([]RosterRow, Counts, error)
+	// Find returns public endorsements of a letter that count at size and
+	// whose folded name contains folded.
+	Find(ctx context.Context, letterID, folded string, size uint64, limit int) ([]RosterRow, error)
+	// Endorsement returns the state of the endorsement at index, as of
+	// size, or nil when there is none.
+	Endorsement(ctx context.Context, index, size uint64) (*EndorsementState, error)
+	// Purge makes the rows deleted by redactions unrecoverable from the
+	// store's files and caches.
+	Purge(ctx context.Context) error
+	// Tokens returns the token store.
+	Tokens() TokenStore
+	// Close closes the store.
+	Close() error
+}
+
+// Token is an API token as stored: only its hash.
+type Token struct {
+	ID      string
+	Hash    []byte
+	Name    string
+	Letters []string // empty: every letter
+	Created int64
+	Revoked int64
+}
+
+// TokenStore keeps API tokens, hashed.
+type TokenStore interface {
+	// Create stores a new token.
+	Create(ctx context.Context, t Token) error
+	// ByHash returns the unrevoked token with this hash, or nil.
+	ByHash(ctx context.Context, hash []byte) (*Token, error)
+	// List returns every token.
+	List(ctx context.Context) ([]Token, error)
+	// Revoke revokes a token by id; it reports whether one was revoked.
+	Revoke(ctx context.Context, id string, at int64) (bool, error)
+}

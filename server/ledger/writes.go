@@ -1,0 +1,405 @@
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Caller is who makes a write.
+type Caller struct {
+	// Token is the caller's API token, or nil.
+	Token *Token
+	// Limit is called before a write that needs no token (a signer-signed
+	// endorsement of an open letter, a signer-authorised withdrawal or
+	// redaction) is admitted; an error refuses it. Nil allows every such
+	// write.
+	Limit func(letterID string) error
+}
+
+func (c Caller) limit(letterID string) error {
+	if c.Limit == nil {
+		return nil
+	}
+	return c.Limit(letterID)
+}
+
+// mayWrite reports whether the caller's token covers letterID.
+func (c Caller) mayWrite(letterID string) error {
+	if c.Token == nil {
+		return ErrUnauthenticated
+	}
+	if len(c.Token.Letters) > 0 && !slices.Contains(c.Token.Letters, letterID) {
+		return fmt.Errorf("%w %q", ErrPermissionDenied, letterID)
+	}
+	return nil
+}
+
+func (c Caller) principal() string {
+	if c.Token == nil {
+		return ""
+	}
+	return "token:" + c.Token.ID
+}
+
+// WriteResult is the outcome of a write: its receipt.
+type WriteResult struct {
+	// Receipt is the tlog-proof file; its extra holds the record and, when
+	// the ledger keeps it, the public disclosure.
+	Receipt []byte
+	// Index is the record's index.
+	Index uint64
+	// Duplicate is true when the write repeated an earlier one by the same
+	// caller.
+	Duplicate bool
+}
+
+// MaxIdempotencyKey is the longest idempotency key, in bytes.
+const MaxIdempotencyKey = 128
+
+func (l *Ledger) idempotencyKey(principal, key string) ([]byte, error) {
+	if len(key) > MaxIdempotencyKey {
+		return nil, &records.FieldError{Field: "idempotency_key", Rule: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)}
+	}
+	return dedupKey(l.cfg.DedupSecret, "idempotency", []byte(principal), []byte(key)), nil
+}
+
+func unknownFields(field string, m proto.Message) error {
+	if m != nil && records.HasUnknownFields(m) {
+		return &records.FieldError{Field: field, Rule: "must not hold fields unknown to this server"}
+	}
+	return nil
+}
+
+// PublishLetter appends a letter.
+func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, idempotencyKey string) (*WriteResult, error) {
+	if err := unknownFields("letter", lt); err != nil {
+		return nil, err
+	}
+	var revised *pb.Letter
+	if r := l.letter(lt.GetRevises()); r != nil {
+		revised = r.letter
+	}
+	if err := records.CheckLetter(l.origin, lt, revised); err != nil {
+		return nil, err
+	}
+	if err := c.mayWrite(lt.GetId()); err != nil {
+		return nil, err
+	}
+	w := &write{
+		principal: c.principal(),
+		kind:      KindLetter,
+		letterID:  lt.GetId(),
+		rec:       &pb.Record{Kind: &pb.Record_Letter{Letter: proto.CloneOf(lt)}},
+		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "letter", []byte(lt.GetId()))},
+		unique:    true,
+	}
+	if idempotencyKey != "" {
+		k, err := l.idempotencyKey(w.principal, idempotencyKey)
+		if err != nil {
+			return nil, err
+		}
+		w.keys = append(w.keys, k)
+	}
+	return l.write(ctx, w)
+}
+
+// Fold returns s folded for search: NFD without combining marks, lower
+// case, white space collapsed.
+func Fold(s string) string {
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	folded, _, err := transform.String(t, s)
+	if err != nil {
+		folded = s
+	}
+	return strings.Join(strings.Fields(strings.ToLower(folded)), " ")
+}
+
+// Endorse appends an endorsement. A caller without a token may endorse an
+// open letter with a valid signer signature.
+func (l *Ledger) Endorse(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*WriteResult, error) {
+	w, err := l.prepareEndorsement(c, e, d, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return l.write(ctx, w)
+}
+
+func (l *Ledger) prepareEndorsement(c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*write, error) {
+	if err := unknownFields("endorsement", e); err != nil {
+		return nil, err
+	}
+	if err := unknownFields("disclosure", d); err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, &records.FieldError{Field: "endorsement", Rule: "is required"}
+	}
+	if err := records.CheckLetterID("endorsement.letter_id", e.GetLetterId()); err != nil {
+		return nil, err
+	}
+	ls := l.letter(e.GetLetterId())
+	if ls == nil {
+		return nil, &records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"}
+	}
+	if err := records.CheckEndorsement(l.origin, ls.letter, e); err != nil {
+		return nil, err
+	}
+	if err := records.CheckDisclosure(e, d); err != nil {
+		return nil, err
+	}
+	principal := c.principal()
+	if err := c.mayWrite(e.GetLetterId()); err != nil {
+		if c.Token != nil || ls.letter.GetPolicy() != pb.Policy_POLICY_OPEN || e.GetSigner() == nil {
+			return nil, err
+		}
+		if err := c.limit(e.GetLetterId()); err != nil {
+			return nil, err
+		}
+		principal = "signer:" + base64.StdEncoding.EncodeToString(e.GetSigner().GetPublicKey())
+	}
+	w := &write{
+		principal:  principal,
+		kind:       KindEndorsement,
+		letterID:   e.GetLetterId(),
+		rec:        &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: proto.CloneOf(e)}},
+		disclosure: proto.CloneOf(d),
+		folded:     Fold(d.GetName()),
+	}
+	if idempotencyKey != "" {
+		k, err := l.idempotencyKey(principal, idempotencyKey)
+		if err != nil {
+			return nil, err
+		}
+		w.keys = append(w.keys, k)
+	}
+	if s := e.GetSigner(); s != nil {
+		w.keys = append(w.keys, dedupKey(l.cfg.DedupSecret, "signer", []byte(e.GetLetterId()), s.GetPublicKey()))
+	} else {
+		w.keys = append(w.keys, dedupKey(l.cfg.DedupSecret, "fields", []byte(e.GetLetterId()),
+			[]byte(d.GetName()), []byte(d.GetAffiliation()), []byte(d.GetCountry())))
+	}
+	if e.Supersedes != nil {
+		t := e.GetSupersedes()
+		w.target = &t
+	}
+	return w, nil
+}
+
+// Withdraw appends a withdrawal. A caller without a token may withdraw with
+// the signer's signature or withdrawal secret.
+func (l *Ledger) Withdraw(ctx context.Context, c Caller, wd *pb.Withdrawal) (*WriteResult, error) {
+	if err := unknownFields("withdrawal", wd); err != nil {
+		return nil, err
+	}
+	if wd == nil {
+		return nil, &records.FieldError{Field: "withdrawal", Rule: "is required"}
+	}
+	target, lt, err := l.actionTarget(ctx, "withdrawal", wd.GetTargetIndex())
+	if err != nil {
+		return nil, err
+	}
+	auth, err := records.CheckWithdrawal(l.origin, lt, target.Endorsement, target.LeafHash, wd)
+	if err != nil {
+		return nil, err
+	}
+	w := &write{
+		kind:      KindWithdrawal,
+		letterID:  target.LetterID,
+		rec:       &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: proto.CloneOf(wd)}},
+		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "withdrawal", u64(wd.GetTargetIndex()))},
+		unique:    true,
+		target:    &target.index,
+		authority: auth,
+	}
+	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
+		return nil, err
+	}
+	return l.write(ctx, w)
+}
+
+// Redact appends a redaction and purges the disclosure. A caller without a
+// token may redact with the signer's signature or withdrawal secret.
+func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*WriteResult, error) {
+	if err := unknownFields("redaction", rd); err != nil {
+		return nil, err
+	}
+	if rd == nil {
+		return nil, &records.FieldError{Field: "redaction", Rule: "is required"}
+	}
+	target, lt, err := l.actionTarget(ctx, "redaction", rd.GetTargetIndex())
+	if err != nil {
+		return nil, err
+	}
+	auth, err := records.CheckRedaction(l.origin, lt, target.Endorsement, target.LeafHash, rd)
+	if err != nil {
+		return nil, err
+	}
+	w := &write{
+		kind:      KindRedaction,
+		letterID:  target.LetterID,
+		rec:       &pb.Record{Kind: &pb.Record_Redaction{Redaction: proto.CloneOf(rd)}},
+		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "redaction", u64(rd.GetTargetIndex()))},
+		unique:    true,
+		target:    &target.index,
+		authority: auth,
+	}
+	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
+		return nil, err
+	}
+	res, err := l.write(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.cfg.Store.Purge(ctx); err != nil {
+		return nil, unavailable("the redaction is in the log but purging the store failed: %v", err)
+	}
+	return res, nil
+}
+
+type actionTarget struct {
+	*Entry
+	Endorsement *pb.Endorsement
+	index       uint64
+}
+
+func (l *Ledger) actionTarget(ctx context.Context, field string, index uint64) (*actionTarget, *pb.Letter, error) {
+	e, err := l.cfg.Store.EntryByIndex(ctx, index)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e == nil || e.Kind != KindEndorsement {
+		return nil, nil, &records.FieldError{Field: field + ".target_index", Rule: "must be the index of an endorsement"}
+	}
+	rec, err := records.Decode(e.Record)
+	if err != nil {
+		return nil, nil, fmt.Errorf("target %d: %w", index, err)
+	}
+	ls := l.letter(e.LetterID)
+	if ls == nil {
+		return nil, nil, fmt.Errorf("target %d: letter %q is not loaded", index, e.LetterID)
+	}
+	return &actionTarget{Entry: e, Endorsement: rec.GetEndorsement(), index: index}, ls.letter, nil
+}
+
+// actionPrincipal decides whether the caller may make an action with
+// authority auth, and under which principal.
+func actionPrincipal(c Caller, auth records.Authority, t *actionTarget) (string, error) {
+	if c.Token == nil && (auth == records.AuthoritySigner || auth == records.AuthoritySecret) {
+		if err := c.limit(t.LetterID); err != nil {
+			return "", err
+		}
+		if auth == records.AuthoritySigner {
+			return "signer:" + base64.StdEncoding.EncodeToString(t.Endorsement.GetSigner().GetPublicKey()), nil
+		}
+		return "secret:" + hex.EncodeToString(t.Endorsement.GetWithdrawalLock()), nil
+	}
+	if err := c.mayWrite(t.LetterID); err != nil {
+		return "", err
+	}
+	return c.principal(), nil
+}
+
+// SetLetterStatus appends a letter status.
+func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStatus) (*WriteResult, error) {
+	if err := unknownFields("status", s); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, &records.FieldError{Field: "status", Rule: "is required"}
+	}
+	if err := records.CheckLetterID("status.letter_id", s.GetLetterId()); err != nil {
+		return nil, err
+	}
+	ls := l.letter(s.GetLetterId())
+	if ls == nil {
+		return nil, &records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"}
+	}
+	if err := records.CheckStatus(l.origin, ls.letter, s); err != nil {
+		return nil, err
+	}
+	if err := c.mayWrite(s.GetLetterId()); err != nil {
+		return nil, err
+	}
+	w := &write{
+		principal: c.principal(),
+		kind:      KindStatus,
+		letterID:  s.GetLetterId(),
+		rec:       &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: proto.CloneOf(s)}},
+		keys: [][]byte{dedupKey(l.cfg.DedupSecret, "status", []byte(s.GetLetterId()),
+			[]byte{byte(s.GetStatus())}, []byte(s.GetNote()))},
+	}
+	return l.write(ctx, w)
+}
+
+// write admits w, waits for its index and a checkpoint that includes it,
+// and builds its receipt.
+func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
+	a, err := l.submit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	index := a.index
+	if a.pending != nil {
+		select {
+		case <-a.pending.done:
+		case <-ctx.Done():
+			return nil, unavailable("gave up waiting for the log: %v; the write is admitted and will appear, and a retry returns it", ctx.Err())
+		}
+		if a.pending.err != nil {
+			return nil, a.pending.err
+		}
+		index = a.pending.index
+	}
+	var disclosure *pb.Disclosure
+	switch {
+	case w.kind == KindEndorsement && !a.duplicate && w.rec.GetEndorsement().GetVisibility() == pb.Visibility_VISIBILITY_PUBLIC:
+		disclosure = w.disclosure
+	case w.kind == KindEndorsement && a.duplicate:
+		rows, err := l.cfg.Store.Disclosures(ctx, index, index+1)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 1 {
+			disclosure = rows[0].Disclosure
+		}
+	}
+	r, err := l.Receipt(ctx, index, a.record, disclosure)
+	if err != nil {
+		return nil, err
+	}
+	return &WriteResult{Receipt: r, Index: index, Duplicate: a.duplicate}, nil
+}
+
+// Receipt builds the receipt of the record at index: it waits for a
+// published checkpoint that includes it and proves the inclusion.
+func (l *Ledger) Receipt(ctx context.Context, index uint64, record []byte, d *pb.Disclosure) ([]byte, error) {
+	cp, err := l.cfg.Log.AwaitCheckpoint(ctx, index)
+	if err != nil {
+		return nil, unavailable("waiting for a checkpoint: %v; the write is in the log, and a retry returns it", err)
+	}
+	proof, err := l.cfg.Log.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, cp.Size, err)
+	}
+	r := &receipt.Receipt{
+		Index:      index,
+		Proof:      proof,
+		Checkpoint: cp.Raw,
+		Extra:      &pb.ReceiptExtra{Record: record, Disclosure: d},
+	}
+	return r.Marshal()
+}

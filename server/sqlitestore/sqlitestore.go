@@ -1,0 +1,544 @@
+// Package sqlitestore keeps the embedded engine's state beside the log in a
+// SQLite database (pure Go, modernc.org/sqlite): admitted entries, the dedup
+// index, public disclosures, the indexes that answer reads, and API tokens.
+//
+// The database runs in WAL mode with synchronous=FULL, so that an admitted
+// entry survives a crash, and with secure_delete, so that a redacted name is
+// overwritten rather than left in free pages; [Store.Purge] also truncates
+// the WAL after a redaction.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+	_ "modernc.org/sqlite"
+
+	"github.com/undersigned/undersigned/server/ledger"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// schemaVersion is the version of the schema below. Open refuses a database
+// of another version.
+const schemaVersion = 1
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS entries (
+		seq INTEGER PRIMARY KEY,
+		idx INTEGER UNIQUE,
+		leaf_hash BLOB NOT NULL,
+		kind INTEGER NOT NULL,
+		letter_id TEXT NOT NULL,
+		record BLOB NOT NULL,
+		principal TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS endorsements (
+		seq INTEGER PRIMARY KEY,
+		letter_id TEXT NOT NULL,
+		visibility INTEGER NOT NULL,
+		verification INTEGER NOT NULL,
+		signer_key BLOB,
+		withdrawn_by INTEGER NOT NULL DEFAULT 0,
+		redacted_by INTEGER NOT NULL DEFAULT 0,
+		superseded_by INTEGER NOT NULL DEFAULT 0,
+		secret_spent INTEGER NOT NULL DEFAULT 0,
+		dedup_keys BLOB
+	)`,
+	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
+	`CREATE TABLE IF NOT EXISTS disclosures (
+		seq INTEGER PRIMARY KEY,
+		salt BLOB NOT NULL,
+		name TEXT NOT NULL,
+		affiliation TEXT NOT NULL,
+		country TEXT NOT NULL,
+		folded TEXT NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS letters (
+		letter_id TEXT PRIMARY KEY,
+		seq INTEGER NOT NULL,
+		closed_seq INTEGER NOT NULL DEFAULT 0,
+		delivered_seq INTEGER NOT NULL DEFAULT 0
+	) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS tokens (
+		id TEXT PRIMARY KEY,
+		hash BLOB NOT NULL UNIQUE,
+		name TEXT NOT NULL,
+		letters TEXT NOT NULL,
+		created INTEGER NOT NULL,
+		revoked INTEGER NOT NULL DEFAULT 0
+	)`,
+}
+
+// Store is a [ledger.Store] in one SQLite file.
+type Store struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers
+
+	purgeMu sync.Mutex
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// Open opens or creates the database at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(ON)&_txlock=immediate"
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	s := &Store{w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(ON)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	s.r = r
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range schema {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	var v int64
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema_version'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('watermark', 0)`, schemaVersion); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("migrate: %w", err)
+	case v != schemaVersion:
+		return fmt.Errorf("migrate: database schema version %d, this server knows %d", v, schemaVersion)
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Admit runs fn in one immediate transaction.
+func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("admit: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(&admitTx{tx: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("admit: commit: %w", err)
+	}
+	return nil
+}
+
+type admitTx struct {
+	tx *sql.Tx
+}
+
+func (a *admitTx) LookupDedup(ctx context.Context, key []byte) (int64, bool, error) {
+	var seq int64
+	err := a.tx.QueryRowContext(ctx, `SELECT seq FROM dedup WHERE key = ?`, key).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("lookup dedup: %w", err)
+	}
+	return seq, true, nil
+}
+
+const entryColumns = `seq, COALESCE(idx, -1), leaf_hash, kind, letter_id, record, principal`
+
+func scanEntry(row interface{ Scan(...any) error }) (*ledger.Entry, error) {
+	e := new(ledger.Entry)
+	err := row.Scan(&e.Seq, &e.Index, &e.LeafHash, &e.Kind, &e.LetterID, &e.Record, &e.Principal)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (a *admitTx) EntryBySeq(ctx context.Context, seq int64) (*ledger.Entry, error) {
+	e, err := scanEntry(a.tx.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE seq = ?`, seq))
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+func (a *admitTx) EndorsementByIndex(ctx context.Context, index uint64) (*ledger.Endorsement, error) {
+	row := a.tx.QueryRowContext(ctx, `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
+		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
+		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`, int64(index))
+	var e ledger.Endorsement
+	err := row.Scan(&e.Seq, &e.Index, &e.LeafHash, &e.Kind, &e.LetterID, &e.Record, &e.Principal,
+		&e.WithdrawnBy, &e.RedactedBy, &e.SupersededBy, &e.SecretSpent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("endorsement at %d: %w", index, err)
+	}
+	r := new(pb.Record)
+	if err := proto.Unmarshal(e.Record, r); err != nil {
+		return nil, fmt.Errorf("endorsement at %d: %w", index, err)
+	}
+	e.Endorsement = r.GetEndorsement()
+	return &e, nil
+}
+
+func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error) {
+	res, err := a.tx.ExecContext(ctx, `INSERT INTO entries (leaf_hash, kind, letter_id, record, principal) VALUES (?, ?, ?, ?, ?)`,
+		n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal)
+	if err != nil {
+		return 0, fmt.Errorf("insert entry: %w", err)
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("insert entry: %w", err)
+	}
+	for _, k := range n.DedupKeys {
+		if _, err := a.tx.ExecContext(ctx, `INSERT INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
+			return 0, fmt.Errorf("insert dedup key: %w", err)
+		}
+	}
+	switch n.Kind {
+	case ledger.KindLetter:
+		if _, err := a.tx.ExecContext(ctx, `INSERT INTO letters (letter_id, seq) VALUES (?, ?)`, n.LetterID, seq); err != nil {
+			return 0, fmt.Errorf("insert letter: %w", err)
+		}
+	case ledger.KindEndorsement:
+		if _, err := a.tx.ExecContext(ctx, `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES (?, ?, ?, ?, ?, ?)`,
+			seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey, joinKeys(n.DedupKeys)); err != nil {
+			return 0, fmt.Errorf("insert endorsement: %w", err)
+		}
+		if d := n.Disclosure; d != nil {
+			if _, err := a.tx.ExecContext(ctx, `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES (?, ?, ?, ?, ?, ?)`,
+				seq, d.GetSalt(), d.GetName(), d.GetAffiliation(), d.GetCountry(), n.FoldedName); err != nil {
+				return 0, fmt.Errorf("insert disclosure: %w", err)
+			}
+		}
+	}
+	return seq, nil
+}
+
+// joinKeys packs dedup keys, all of one length, into one blob.
+func joinKeys(keys [][]byte) []byte {
+	var b []byte
+	for _, k := range keys {
+		b = append(b, k...)
+	}
+	return b
+}
+
+func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq int64, spent bool) error {
+	column := map[ledger.Target]string{
+		ledger.TargetWithdrawn:  "withdrawn_by",
+		ledger.TargetRedacted:   "redacted_by",
+		ledger.TargetSuperseded: "superseded_by",
+	}[what]
+	if column == "" {
+		return fmt.Errorf("mark %d: unknown target %d", seq, what)
+	}
+	var keys []byte
+	if err := a.tx.QueryRowContext(ctx, `SELECT dedup_keys FROM endorsements WHERE seq = ?`, seq).Scan(&keys); err != nil {
+		return fmt.Errorf("mark %d: %w", seq, err)
+	}
+	for len(keys) >= ledger.DedupKeySize {
+		if _, err := a.tx.ExecContext(ctx, `DELETE FROM dedup WHERE key = ? AND seq = ?`, keys[:ledger.DedupKeySize], seq); err != nil {
+			return fmt.Errorf("mark %d: %w", seq, err)
+		}
+		keys = keys[ledger.DedupKeySize:]
+	}
+	q := `UPDATE endorsements SET ` + column + ` = ?, dedup_keys = NULL`
+	if spent {
+		q += `, secret_spent = 1`
+	}
+	if _, err := a.tx.ExecContext(ctx, q+` WHERE seq = ?`, bySeq, seq); err != nil {
+		return fmt.Errorf("mark %d: %w", seq, err)
+	}
+	if what == ledger.TargetRedacted {
+		if _, err := a.tx.ExecContext(ctx, `DELETE FROM disclosures WHERE seq = ?`, seq); err != nil {
+			return fmt.Errorf("redact %d: %w", seq, err)
+		}
+	}
+	return nil
+}
+
+func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error {
+	var q string
+	switch status {
+	case pb.Status_STATUS_CLOSED:
+		q = `UPDATE letters SET closed_seq = ? WHERE letter_id = ? AND closed_seq = 0`
+	case pb.Status_STATUS_DELIVERED:
+		q = `UPDATE letters SET delivered_seq = ? WHERE letter_id = ? AND delivered_seq = 0`
+	default:
+		return fmt.Errorf("letter status %v", status)
+	}
+	if _, err := a.tx.ExecContext(ctx, q, seq, letterID); err != nil {
+		return fmt.Errorf("letter status: %w", err)
+	}
+	return nil
+}
+
+// Purge makes deleted rows unrecoverable from the files: secure_delete has
+// overwritten them in the database pages, and a truncating checkpoint
+// removes the WAL frames that still held them.
+func (s *Store) Purge(ctx context.Context) error {
+	s.purgeMu.Lock()
+	defer s.purgeMu.Unlock()
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	return nil
+}
+
+// Assign records log indexes.
+func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark uint64) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("assign: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE entries SET idx = ? WHERE seq = ?`)
+	if err != nil {
+		return fmt.Errorf("assign: %w", err)
+	}
+	defer stmt.Close()
+	for _, a := range as {
+		if _, err := stmt.ExecContext(ctx, int64(a.Index), a.Seq); err != nil {
+			return fmt.Errorf("assign %d to %d: %w", a.Index, a.Seq, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, int64(watermark)); err != nil {
+		return fmt.Errorf("assign: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Watermark returns the indexed prefix of the log.
+func (s *Store) Watermark(ctx context.Context) (uint64, error) {
+	var v int64
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("watermark: %w", err)
+	}
+	return uint64(v), nil
+}
+
+// Unassigned returns the entries without an index, or with one at least
+// from, in seq order.
+func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL OR idx >= ? ORDER BY seq`, int64(from))
+	if err != nil {
+		return nil, fmt.Errorf("unassigned: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("unassigned: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// Letters returns every letter.
+func (s *Store) Letters(ctx context.Context) ([]ledger.LetterRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
+		FROM letters l JOIN entries x ON x.seq = l.seq ORDER BY l.seq`)
+	if err != nil {
+		return nil, fmt.Errorf("letters: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.LetterRow
+	for rows.Next() {
+		var l ledger.LetterRow
+		if err := rows.Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq); err != nil {
+			return nil, fmt.Errorf("letters: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// EntryByIndex returns the entry at index.
+func (s *Store) EntryByIndex(ctx context.Context, index uint64) (*ledger.Entry, error) {
+	e, err := scanEntry(s.r.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx = ?`, int64(index)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("entry at %d: %w", index, err)
+	}
+	return e, nil
+}
+
+// IndexOfSeq returns the index of seq.
+func (s *Store) IndexOfSeq(ctx context.Context, seq int64) (int64, error) {
+	var idx int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(idx, -1) FROM entries WHERE seq = ?`, seq).Scan(&idx)
+	if err != nil {
+		return 0, fmt.Errorf("index of %d: %w", seq, err)
+	}
+	return idx, nil
+}
+
+// Disclosures returns public disclosures in [from, to).
+func (s *Store) Disclosures(ctx context.Context, from, to uint64) ([]ledger.DisclosureRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, d.salt, d.name, d.affiliation, d.country
+		FROM entries x JOIN disclosures d ON d.seq = x.seq
+		WHERE x.idx >= ? AND x.idx < ? ORDER BY x.idx`, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("disclosures: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.DisclosureRow
+	for rows.Next() {
+		var r ledger.DisclosureRow
+		d := new(pb.Disclosure)
+		if err := rows.Scan(&r.Index, &d.Salt, &d.Name, &d.Affiliation, &d.Country); err != nil {
+			return nil, fmt.Errorf("disclosures: %w", err)
+		}
+		r.Disclosure = d
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Redacted returns the redacted endorsements in [from, to).
+func (s *Store) Redacted(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT x.idx FROM entries x JOIN endorsements e ON e.seq = x.seq
+		WHERE x.idx >= ? AND x.idx < ? AND e.redacted_by != 0`, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("redacted: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint64]bool{}
+	for rows.Next() {
+		var i uint64
+		if err := rows.Scan(&i); err != nil {
+			return nil, fmt.Errorf("redacted: %w", err)
+		}
+		out[i] = true
+	}
+	return out, rows.Err()
+}
+
+// rosterFrom selects a letter's endorsements with the indexes of what
+// withdrew and superseded them; ?1 is the letter and ?2 the tree size.
+const rosterFrom = ` FROM endorsements e
+	JOIN entries x ON x.seq = e.seq
+	LEFT JOIN entries w ON w.seq = e.withdrawn_by
+	LEFT JOIN entries s ON s.seq = e.superseded_by
+	WHERE e.letter_id = ?1 AND x.idx IS NOT NULL AND x.idx < ?2`
+
+// counted holds for an endorsement that counts at tree size ?2.
+const counted = ` (w.idx IS NULL OR w.idx >= ?2) AND (s.idx IS NULL OR s.idx >= ?2)`
+
+// Roster returns a page of a letter's roster at size.
+func (s *Store) Roster(ctx context.Context, letterID string, size uint64, after int64, limit int) ([]ledger.RosterRow, ledger.Counts, error) {
+	var c ledger.Counts
+	err := s.r.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 1 AND e.redacted_by = 0 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 2 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 1 AND e.redacted_by != 0 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN w.idx IS NOT NULL AND w.idx < ?2 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN (w.idx IS NULL OR w.idx >= ?2) AND s.idx IS NOT NULL AND s.idx < ?2 THEN 1 ELSE 0 END), 0)`+
+		rosterFrom, letterID, int64(size)).Scan(&c.Public, &c.Private, &c.Redacted, &c.Withdrawn, &c.Superseded)
+	if err != nil {
+		return nil, c, fmt.Errorf("roster counts: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country`+
+		rosterFrom+` AND `+counted+` AND x.idx > ?3 ORDER BY x.idx LIMIT ?4`,
+		letterID, int64(size), after, limit)
+	if err != nil {
+		return nil, c, fmt.Errorf("roster: %w", err)
+	}
+	out, err := scanRoster(rows)
+	return out, c, err
+}
+
+func scanRoster(rows *sql.Rows) ([]ledger.RosterRow, error) {
+	defer rows.Close()
+	var out []ledger.RosterRow
+	for rows.Next() {
+		var r ledger.RosterRow
+		var salt []byte
+		var name, affiliation, country sql.NullString
+		if err := rows.Scan(&r.Index, &r.Record, &r.Redacted, &salt, &name, &affiliation, &country); err != nil {
+			return nil, fmt.Errorf("roster: %w", err)
+		}
+		if name.Valid {
+			r.Disclosure = &pb.Disclosure{Salt: salt, Name: name.String, Affiliation: affiliation.String, Country: country.String}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Find searches a letter's public endorsements by folded name.
+func (s *Store) Find(ctx context.Context, letterID, folded string, size uint64, limit int) ([]ledger.RosterRow, error) {
+	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(folded) + "%"
+	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country
+		FROM endorsements e
+		JOIN entries x ON x.seq = e.seq
+		JOIN disclosures d ON d.seq = e.seq
+		LEFT JOIN entries w ON w.seq = e.withdrawn_by
+		LEFT JOIN entries s ON s.seq = e.superseded_by
+		WHERE e.letter_id = ?1 AND x.idx IS NOT NULL AND x.idx < ?2 AND `+counted+`
+		AND d.folded LIKE ?3 ESCAPE '\' ORDER BY x.idx LIMIT ?4`, letterID, int64(size), pattern, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find: %w", err)
+	}
+	return scanRoster(rows)
+}
+
+// Endorsement returns the state of the endorsement at index as of size.
+func (s *Store) Endorsement(ctx context.Context, index, size uint64) (*ledger.EndorsementState, error) {
+	st := &ledger.EndorsementState{Index: index}
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(w.idx, -1), COALESCE(r.idx, -1), COALESCE(s.idx, -1)
+		FROM entries x JOIN endorsements e ON e.seq = x.seq
+		LEFT JOIN entries w ON w.seq = e.withdrawn_by
+		LEFT JOIN entries r ON r.seq = e.redacted_by
+		LEFT JOIN entries s ON s.seq = e.superseded_by
+		WHERE x.idx = ? AND x.idx < ?`, int64(index), int64(size)).Scan(&st.WithdrawnBy, &st.RedactedBy, &st.SupersededBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("endorsement %d: %w", index, err)
+	}
+	for _, p := range []*int64{&st.WithdrawnBy, &st.RedactedBy, &st.SupersededBy} {
+		if *p >= int64(size) {
+			*p = -1
+		}
+	}
+	return st, nil
+}
