@@ -247,4 +247,3 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	defer d.Close()
 	return d.Sync()
 }
-

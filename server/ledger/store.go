@@ -144,8 +144,8 @@ type DisclosureRow struct {
 
 // EndorsementState is what became of an endorsement by a tree size.
 type EndorsementState struct {
-	Index                                  uint64
-	WithdrawnBy, RedactedBy, SupersededBy  int64 // log indexes, or -1
+	Index                                 uint64
+	WithdrawnBy, RedactedBy, SupersededBy int64 // log indexes, or -1
 }
 
 // Store keeps everything beside the log: admitted entries (the intents),

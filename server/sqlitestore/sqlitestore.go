@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite"
 
-	"github.com/undersigned/undersigned/server/ledger"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/ledger"
 )
 
 // schemaVersion is the version of the schema below. Open refuses a database
