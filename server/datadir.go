@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/server/guard"
+	"github.com/undersigned/undersigned/client/atomicfile"
 	"github.com/undersigned/undersigned/server/ledger"
 )
 
@@ -76,10 +76,10 @@ func openKeys(dir, origin string) (*keys, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("generate the log key: %w", err)
 		}
-		if err := guard.WriteFileAtomic(filepath.Join(dir, LogPubFile), []byte(vk+"\n"), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, LogPubFile), []byte(vk+"\n"), 0o644); err != nil {
 			return nil, false, fmt.Errorf("write %s: %w", LogPubFile, err)
 		}
-		if err := guard.WriteFileAtomic(keyPath, []byte(sk+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(keyPath, []byte(sk+"\n"), 0o600); err != nil {
 			return nil, false, fmt.Errorf("write %s: %w", LogKeyFile, err)
 		}
 		skey = []byte(sk)
@@ -132,7 +132,7 @@ func readOrCreateSecret(path string) ([]byte, error) {
 		s := make([]byte, 32)
 		rand.Read(s)
 		enc := []byte(base64.StdEncoding.EncodeToString(s) + "\n")
-		if err := guard.WriteFileAtomic(path, enc, 0o600); err != nil {
+		if err := atomicfile.Write(path, enc, 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", path, err)
 		}
 		return s, nil
@@ -186,7 +186,7 @@ func ensureFirstToken(ctx context.Context, dir string, ts ledger.TokenStore) (st
 	if err != nil {
 		return "", false, fmt.Errorf("create the first token: %w", err)
 	}
-	if err := guard.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return path, true, nil

@@ -177,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.ledger, err = ledger.New(ctx, ledger.Config{
 		Origin:      k.origin,
 		Verifier:    k.verifier,
+		VerifierKey: k.verifierKey,
 		Engine:      "embedded",
 		Log:         s.tlog,
 		Store:       s.store,

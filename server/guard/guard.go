@@ -17,13 +17,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/client/atomicfile"
 )
 
 // ErrInconsistent is wrapped by the error of a signer that refused to sign
@@ -209,41 +210,5 @@ func (f File) Load(context.Context) ([]byte, error) {
 // Store atomically replaces the file: a temporary file written and synced,
 // renamed over it, and the folder synced.
 func (f File) Store(_ context.Context, _, next []byte) error {
-	return WriteFileAtomic(string(f), next, 0o644)
-}
-
-// WriteFileAtomic writes data to path so that a crash leaves either the old
-// content or the new, never a mixture, and the new content is durable when
-// it returns.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(string(f), next, 0o644)
 }

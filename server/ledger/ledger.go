@@ -72,8 +72,10 @@ type Log interface {
 type Config struct {
 	// Origin is the log's origin, which every signed statement names.
 	Origin string
-	// Verifier verifies the log's checkpoints.
-	Verifier note.Verifier
+	// Verifier verifies the log's checkpoints, and VerifierKey is its
+	// signed-note encoding.
+	Verifier    note.Verifier
+	VerifierKey string
 	// Engine names the engine for GetLogInfo: "embedded" or "trillian".
 	Engine string
 	// Log and Store are the engine.

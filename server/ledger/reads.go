@@ -22,14 +22,7 @@ func (l *Ledger) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Origin: l.origin, VerifierKey: l.verifierKey(), Engine: l.cfg.Engine, Size: cp.Size}, nil
-}
-
-func (l *Ledger) verifierKey() string {
-	if v, ok := l.cfg.Verifier.(interface{ String() string }); ok {
-		return v.String()
-	}
-	return ""
+	return Info{Origin: l.origin, VerifierKey: l.cfg.VerifierKey, Engine: l.cfg.Engine, Size: cp.Size}, nil
 }
 
 // Checkpoint returns the latest published checkpoint.

@@ -475,8 +475,12 @@ func (s *Store) Roster(ctx context.Context, letterID string, size uint64, after 
 	if err != nil {
 		return nil, c, fmt.Errorf("roster counts: %w", err)
 	}
+	if limit <= 0 {
+		return nil, c, nil
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country`+
-		rosterFrom+` AND `+counted+` AND x.idx > ?3 ORDER BY x.idx LIMIT ?4`,
+		strings.Replace(rosterFrom, "WHERE", "LEFT JOIN disclosures d ON d.seq = e.seq WHERE", 1)+
+		` AND `+counted+` AND x.idx > ?3 ORDER BY x.idx LIMIT ?4`,
 		letterID, int64(size), after, limit)
 	if err != nil {
 		return nil, c, fmt.Errorf("roster: %w", err)

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/receipt"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+func runKeygen(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	out := fs.String("out", "", "the file to create")
+	if _, err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("keygen: --out is required")
+	}
+	if err := client.GenerateSignerSeed(*out); err != nil {
+		return usagef("keygen: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "created the signer key %s; a separate key is derived from it for each letter, so your endorsements of different letters cannot be linked by key\n", *out)
+	return nil
+}
+
+func runLog(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("log", flag.ContinueOnError)
+	if _, err := parse(e, fs, args); err != nil {
+		return err
+	}
+	c, err := e.dial(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	info, err := c.API().GetLogInfo(ctx, &pb.GetLogInfoRequest{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "origin:       %s\nverifier key: %s\nengine:       %s\nsize:         %d\n", info.GetOrigin(), c.VerifierKey(), info.GetEngine(), info.GetSize())
+	return nil
+}
+
+func parseReason(s string) (pb.Reason, error) {
+	v, ok := pb.Reason_value["REASON_"+strings.ToUpper(s)]
+	if !ok || v == 0 {
+		return 0, usagef("--reason must be signer_request, not_signed, duplicate or organiser_error (withdraw), or signer_request, safety or legal (redact)")
+	}
+	return pb.Reason(v), nil
+}
+
+func runWithdraw(ctx context.Context, e *env, args []string) error { return runAction(ctx, e, "withdraw", args) }
+func runRedact(ctx context.Context, e *env, args []string) error   { return runAction(ctx, e, "redact", args) }
+
+// runAction withdraws or redacts, authorised by a receipt (the signer) or,
+// with --index, by the organiser key.
+func runAction(ctx context.Context, e *env, verb string, args []string) error {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	receiptFile := fs.String("receipt", "", "the endorsement's receipt: authorised by its withdrawal secret (or --key)")
+	index := fs.Int64("index", -1, "the endorsement's index: authorised by the organiser key")
+	reason := fs.String("reason", "signer_request", "why")
+	keyFile := fs.String("key", "", "with --receipt: the signer key, if the receipt holds no withdrawal secret")
+	out := fs.String("out", "", "where to write the receipt of the "+verb+" (default "+verb+"-INDEX.tlog-proof)")
+	if _, err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if (*receiptFile == "") == (*index < 0) {
+		return usagef("%s: give exactly one of --receipt and --index", verb)
+	}
+	r, err := parseReason(*reason)
+	if err != nil {
+		return err
+	}
+	c, err := e.dial(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var a client.Action
+	if *receiptFile != "" {
+		b, err := os.ReadFile(*receiptFile)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		rc, v, err := client.VerifyOffline(b, c.Verifier())
+		if err != nil {
+			return err
+		}
+		var seed []byte
+		if *keyFile != "" {
+			if seed, err = client.LoadSignerSeed(*keyFile); err != nil {
+				return usagef("%v", err)
+			}
+		}
+		if a, err = client.ActionFromReceipt(c.Origin(), v, rc, seed); err != nil {
+			return usagef("%s: %v", verb, err)
+		}
+	} else {
+		key, err := e.organiserKey()
+		if err != nil {
+			return err
+		}
+		leaf, err := c.TargetOf(ctx, uint64(*index))
+		if err != nil {
+			return err
+		}
+		a = client.Action{TargetIndex: uint64(*index), TargetLeafHash: leaf, OrganiserKey: key}
+	}
+	a.Reason = r
+	var res *client.Result
+	if verb == "withdraw" {
+		res, err = c.Withdraw(ctx, a)
+	} else {
+		res, err = c.Redact(ctx, a)
+	}
+	if err != nil {
+		return err
+	}
+	path := *out
+	if path == "" {
+		path = fmt.Sprintf("%s-%d%s", verb, a.TargetIndex, receipt.Extension)
+	}
+	if err := writeFileAtomic(path, res.Receipt, 0o644); err != nil {
+		return err
+	}
+	done := map[string]string{"withdraw": "withdrew", "redact": "redacted"}[verb]
+	fmt.Fprintf(e.stdout, "%s the endorsement at %d (record at index %d); receipt: %s\n", done, a.TargetIndex, res.Verified.Index, path)
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/receipt"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+func runVerify(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	offline := fs.Bool("offline", false, "verify with the log's key only, without contacting the server")
+	logKey := fs.String("log-key", "", "the log's verifier key file (log.pub); default: the key pinned for the receipt's origin")
+	requireCounted := fs.Bool("require-counted", false, "fail (exit 1) for a withdrawn endorsement")
+	files, err := parse(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usagef("verify: want at least one receipt file")
+	}
+	var c *client.Client
+	if !*offline {
+		if c, err = e.dial(ctx, *logKey); err != nil {
+			return err
+		}
+		defer c.Close()
+	}
+	failed := 0
+	for _, f := range files {
+		line, err := verifyOne(ctx, e, c, f, *logKey, *requireCounted)
+		if err != nil {
+			var ee *exitError
+			if !errors.As(err, &ee) && exitCode(err) != exitFailed {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			failed++
+			fmt.Fprintf(e.stdout, "%s: FAILED: %s\n", f, message(err))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s: %s\n", f, line)
+	}
+	if failed > 0 {
+		return failedf("%d of %d receipts failed", failed, len(files))
+	}
+	return nil
+}
+
+// verifierFor returns the verifier for a receipt: from --log-key, or the
+// key pinned for the origin named in its checkpoint.
+func verifierFor(e *env, b []byte, logKey string) (note.Verifier, error) {
+	var key string
+	if logKey != "" {
+		k, err := os.ReadFile(logKey)
+		if err != nil {
+			return nil, usagef("log key: %v", err)
+		}
+		key = strings.TrimSpace(string(k))
+	} else {
+		r, err := receipt.Parse(b)
+		if err != nil {
+			return nil, err
+		}
+		origin, _, _ := strings.Cut(string(r.Checkpoint), "\n")
+		path, err := e.knownLogs()
+		if err != nil {
+			return nil, err
+		}
+		if key, err = (client.KnownLogs{Path: path}).Lookup(origin); err != nil {
+			return nil, err
+		}
+		if key == "" {
+			return nil, usagef("no key is pinned for log %q: give its verifier key with --log-key (the file log.pub its operator publishes)", origin)
+		}
+	}
+	v, err := note.NewVerifier(key)
+	if err != nil {
+		return nil, usagef("log key: %v", err)
+	}
+	return v, nil
+}
+
+func describe(v *receipt.Verified) string {
+	switch k := v.Record.GetKind().(type) {
+	case *pb.Record_Letter:
+		return fmt.Sprintf("letter %s", k.Letter.GetId())
+	case *pb.Record_Endorsement:
+		s := fmt.Sprintf("endorsement of %s", k.Endorsement.GetLetterId())
+		if v.Disclosure != nil {
+			s += fmt.Sprintf(" by %q", v.Disclosure.GetName())
+		} else {
+			s += " (no disclosure in the receipt)"
+		}
+		return s
+	case *pb.Record_Withdrawal:
+		return fmt.Sprintf("withdrawal of %d", k.Withdrawal.GetTargetIndex())
+	case *pb.Record_Redaction:
+		return fmt.Sprintf("redaction of %d", k.Redaction.GetTargetIndex())
+	case *pb.Record_LetterStatus:
+		return fmt.Sprintf("status of %s", k.LetterStatus.GetLetterId())
+	}
+	return "record"
+}
+
+func verifyOne(ctx context.Context, e *env, c *client.Client, path, logKey string, requireCounted bool) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	if c == nil {
+		v, err := verifierFor(e, b, logKey)
+		if err != nil {
+			return "", err
+		}
+		_, out, err := client.VerifyOffline(b, v)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("verified offline: %s, index %d, in the checkpoint of size %d; state unknown offline", describe(out), out.Index, out.Checkpoint.Size), nil
+	}
+	st, err := c.Verify(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	line := fmt.Sprintf("%s: %s, index %d; the log (size %d) is consistent with the receipt's checkpoint (size %d)",
+		st.State, describe(st.Verified), st.Index, st.Latest.Size, st.Checkpoint.Size)
+	if st.By != nil {
+		line += fmt.Sprintf("; see index %d", *st.By)
+	}
+	if requireCounted && st.State == client.StateWithdrawn {
+		return "", failedf("%s", line)
+	}
+	return line, nil
+}

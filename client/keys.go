@@ -1,0 +1,142 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/undersigned/undersigned/client/records"
+)
+
+// pemSignerSeed is the PEM block type of a signer key file: one 32-byte
+// seed from which a key per letter is derived.
+const pemSignerSeed = "UNDERSIGNED SIGNER SEED"
+
+// DefaultConfigDir returns the folder of the user's undersigned files:
+// $XDG_CONFIG_HOME/undersigned or its platform equivalent.
+func DefaultConfigDir() (string, error) {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("config folder: %w", err)
+	}
+	return filepath.Join(d, "undersigned"), nil
+}
+
+// LoadOrCreateOrganiserKey reads an Ed25519 organiser key (PKCS #8, PEM)
+// from path, creating it (mode 0600) if it does not exist. created reports
+// whether it did.
+func LoadOrCreateOrganiserKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, false, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, err
+		}
+		out := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, false, fmt.Errorf("create organiser key: %w", err)
+		}
+		if _, err := f.Write(out); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return k, true, f.Close()
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read organiser key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, false, fmt.Errorf("%s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, false, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return ek, false, nil
+}
+
+// GenerateSignerSeed writes a new signer key file to path (mode 0600); it
+// refuses to overwrite one.
+func GenerateSignerSeed(path string) error {
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	out := pem.EncodeToMemory(&pem.Block{Type: pemSignerSeed, Bytes: seed})
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create signer key: %w", err)
+	}
+	if _, err := f.Write(out); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// LoadSignerSeed reads a signer key file.
+func LoadSignerSeed(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signer key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != pemSignerSeed || len(blk.Bytes) != 32 {
+		return nil, fmt.Errorf("%s: not an undersigned signer key (run undersigned keygen)", path)
+	}
+	return blk.Bytes, nil
+}
+
+// SignerKey returns the signer's key for one letter of one log, derived
+// from the seed of a signer key file (see records.SignerKeyForLetter).
+func SignerKey(seed []byte, origin, letterID string) ed25519.PrivateKey {
+	return records.SignerKeyForLetter(seed, origin, letterID)
+}
+
+// ClientSecret derives, from an organiser key, the secret that
+// [DeriveSecrets] uses, so that an organiser's reruns rebuild the same
+// receipts.
+func ClientSecret(organiser ed25519.PrivateKey) []byte {
+	m := hmac.New(sha256.New, organiser.Seed())
+	m.Write([]byte("undersigned/v1/client-secret\n"))
+	return m.Sum(nil)
+}
+
+// DeriveSecrets returns the salt and withdrawal secret of an endorsement
+// from a client secret: the same secret, log, letter and fields always give
+// the same values, so that a rerun rebuilds the same receipt. Anyone with
+// the client secret can test guesses of a name against a commitment: keep
+// it as safe as the organiser key it comes from.
+func DeriveSecrets(clientSecret []byte, origin, letterID string, f records.Fields) (salt, withdrawalSecret []byte) {
+	mac := func(label string) []byte {
+		m := hmac.New(sha256.New, clientSecret)
+		m.Write([]byte("undersigned/v1/" + label + "\n"))
+		for _, s := range []string{origin, letterID, f.Name, f.Affiliation, f.Country} {
+			var n [4]byte
+			binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+			m.Write(n[:])
+			m.Write([]byte(s))
+		}
+		return m.Sum(nil)
+	}
+	return mac("salt"), mac("withdrawal-secret")
+}
