@@ -54,8 +54,12 @@ func parseReason(s string) (pb.Reason, error) {
 	return pb.Reason(v), nil
 }
 
-func runWithdraw(ctx context.Context, e *env, args []string) error { return runAction(ctx, e, "withdraw", args) }
-func runRedact(ctx context.Context, e *env, args []string) error   { return runAction(ctx, e, "redact", args) }
+func runWithdraw(ctx context.Context, e *env, args []string) error {
+	return runAction(ctx, e, "withdraw", args)
+}
+func runRedact(ctx context.Context, e *env, args []string) error {
+	return runAction(ctx, e, "redact", args)
+}
 
 // runAction withdraws or redacts, authorised by a receipt (the signer) or,
 // with --index, by the organiser key.

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
+)
+
+// The test binary doubles as the server: with this variable set, TestMain
+// runs main instead of the tests, so the crash test needs no separate
+// build.
+const childEnv = "UNDERSIGNED_CRASHTEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// child is a server process that the test can kill.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServer starts the server on dir; killAfterAdmit > 0 makes it kill
+// itself after that many admitted batches, between intent and append.
+func startServer(t *testing.T, dir, origin string, killAfterAdmit int, logw io.Writer) *child {
+	t.Helper()
+	c := &child{addr: freePort(t), done: make(chan error, 1)}
+	c.cmd = exec.Command(os.Args[0], "serve", "--data", dir, "--grpc", c.addr, "--http", freePort(t),
+		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms")
+	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	if killAfterAdmit > 0 {
+		c.cmd.Env = append(c.cmd.Env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
+	}
+	c.cmd.Stdout, c.cmd.Stderr = logw, logw
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	return c
+}
+
+func (c *child) kill() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+	c.done <- nil // later kills return at once
+}
+
+// dial waits for the server to answer, or for it to die.
+func (c *child) dial(t *testing.T, token string, knownLogs string) *client.Client {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cl, err := client.Dial(ctx, client.Config{Addr: c.addr, Token: token, KnownLogs: knownLogs})
+		cancel()
+		if err == nil {
+			return cl
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("the server exited before answering: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// receipts collects every receipt handed out, across crashes.
+type receipts struct {
+	mu   sync.Mutex
+	byID map[int][]byte
+}
+
+func (r *receipts) put(id int, b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[id] = b
+}
+
+func (r *receipts) has(id int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.byID[id]
+	return ok
+}
+
+func (r *receipts) all() map[int][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int][]byte, len(r.byID))
+	for k, v := range r.byID {
+		out[k] = v
+	}
+	return out
+}
+
+// importRows streams the endorsements of the signers that have no receipt
+// yet, as a rerun of an import does, and stops at the first error (the
+// server was killed).
+func importRows(ctx context.Context, cl *client.Client, l *pb.Letter, key ed25519.PrivateKey, secret []byte, names []string, got *receipts) (int, error) {
+	stream, err := cl.EndorseStream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var todo []int
+	for i := range names {
+		if !got.has(i) {
+			todo = append(todo, i)
+		}
+	}
+	go func() {
+		for _, i := range todo {
+			e := client.NewEndorsement(cl.Origin(), l, client.Signer{
+				Fields:       records.Fields{Name: names[i]},
+				OrganiserKey: key,
+				ClientSecret: secret,
+			})
+			if stream.Send(e, "") != nil {
+				return
+			}
+		}
+		stream.CloseSend()
+	}()
+	n := 0
+	for _, i := range todo {
+		res, rej, err := stream.Recv()
+		if err != nil {
+			return n, err
+		}
+		if rej != nil {
+			return n, fmt.Errorf("row %d rejected: %s", i, rej.GetMessage())
+		}
+		got.put(i, res.Receipt)
+		n++
+	}
+	return n, nil
+}
+
+// checkAll verifies every receipt handed out so far against the server's
+// latest checkpoint (with a consistency proof) and checks that each still
+// counts.
+func checkAll(t *testing.T, ctx context.Context, cl *client.Client, got *receipts) {
+	t.Helper()
+	all := got.all()
+	ids := make(chan int)
+	errs := make(chan error, len(all))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				st, err := cl.Verify(ctx, all[id])
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("receipt of row %d no longer verifies: %w", id, err)
+				case st.State != client.StateCounted:
+					errs <- fmt.Errorf("receipt of row %d: state %v, want counted", id, st.State)
+				}
+			}
+		}()
+	}
+	for id := range all {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashDuringImport kills the server with SIGKILL at several moments of
+// a bulk import (between an intent and its append, in the middle of the
+// stream, at random times), restarts it on the same folder and reruns the
+// import each time. Every receipt handed out before a kill must verify
+// against the new checkpoint, and at the end the roster must hold each
+// name exactly once.
+func TestCrashDuringImport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills server processes")
+	}
+	dir := t.TempDir()
+	knownLogs := filepath.Join(t.TempDir(), "known_logs")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			logf.Seek(0, 0)
+			b, _ := io.ReadAll(logf)
+			t.Logf("server log:\n%s", b)
+		}
+		logf.Close()
+	}()
+	const origin = "crash.test/undersigned"
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	secret := client.ClientSecret(key)
+	// Each cycle adds new rows to the import, so that there is always work
+	// in flight when the server dies.
+	const rowsPerCycle = 300
+	ctx := context.Background()
+
+	srv := startServer(t, dir, origin, 0, logf)
+	srv.dial(t, "", knownLogs).Close()
+	tokenBytes, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tokenBytes))
+	cl := srv.dial(t, token, knownLogs)
+	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "crash", Title: "Crash test", Text: "Sign here.\n"}, key)
+	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	srv.kill()
+
+	got := &receipts{byID: map[int][]byte{}}
+	// Each cycle: how the server dies. killAfterAdmit kills it between an
+	// intent and its append; afterReceipts kills it once that many more
+	// receipts arrived; afterTime kills it after a delay.
+	type cycle struct {
+		name           string
+		killAfterAdmit int
+		afterReceipts  int
+		afterTime      time.Duration
+	}
+	cycles := []cycle{
+		{name: "between intent and append, first batch", killAfterAdmit: 1},
+		{name: "between intent and append, later batch", killAfterAdmit: 3},
+		{name: "mid-stream after receipts", afterReceipts: 100},
+		{name: "at a random time", afterTime: 150 * time.Millisecond},
+		{name: "between intent and append again", killAfterAdmit: 2},
+		{name: "right after start", afterTime: time.Millisecond},
+		{name: "mid-stream again", afterReceipts: 50},
+	}
+	names := make([]string, rowsPerCycle*(len(cycles)+1))
+	for i := range names {
+		names[i] = fmt.Sprintf("Signer %04d Łapińska", i)
+	}
+	for i, c := range cycles {
+		before := len(got.all())
+		srv = startServer(t, dir, origin, c.killAfterAdmit, logf)
+		cl = srv.dial(t, token, knownLogs)
+		// Every receipt handed out before the last kill verifies now.
+		checkAll(t, ctx, cl, got)
+		ictx, cancel := context.WithCancel(ctx)
+		var timer *time.Timer
+		if c.afterTime > 0 {
+			timer = time.AfterFunc(c.afterTime, srv.kill)
+		}
+		if c.afterReceipts > 0 {
+			go func() {
+				deadline := time.Now().Add(60 * time.Second)
+				for len(got.all()) < before+c.afterReceipts && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				srv.kill()
+			}()
+		}
+		n, err := importRows(ictx, cl, l, key, secret, names[:(i+1)*rowsPerCycle], got)
+		cancel()
+		if timer != nil {
+			timer.Stop()
+		}
+		srv.kill()
+		cl.Close()
+		t.Logf("%s: %d receipts before the kill (%v)", c.name, n, err)
+	}
+
+	// A clean run finishes the import; everything verifies; each name is
+	// in the roster exactly once.
+	srv = startServer(t, dir, origin, 0, logf)
+	defer srv.kill()
+	cl = srv.dial(t, token, knownLogs)
+	defer cl.Close()
+	checkAll(t, ctx, cl, got)
+	if _, err := importRows(ctx, cl, l, key, secret, names, got); err != nil {
+		t.Fatalf("the final import: %v", err)
+	}
+	if n := len(got.all()); n != len(names) {
+		t.Fatalf("%d receipts, want %d", n, len(names))
+	}
+	checkAll(t, ctx, cl, got)
+	seen := map[string]int{}
+	token2 := ""
+	for {
+		resp, err := cl.API().GetRoster(ctx, &pb.GetRosterRequest{LetterId: "crash", PageSize: 1000, PageToken: token2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range resp.GetEntries() {
+			seen[e.GetDisclosure().GetName()]++
+		}
+		if token2 = resp.GetNextPageToken(); token2 == "" {
+			if c := resp.GetCounts(); c.GetPublic() != uint64(len(names)) {
+				t.Errorf("roster counts %d public, want %d", c.GetPublic(), len(names))
+			}
+			break
+		}
+	}
+	for _, n := range names {
+		if seen[n] != 1 {
+			t.Errorf("%q is in the roster %d times, want once", n, seen[n])
+		}
+	}
+	if len(seen) != len(names) {
+		t.Errorf("the roster has %d names, want %d", len(seen), len(names))
+	}
+	// The kills between intent and append left admitted writes that only
+	// the reconciliation at start could append: check that it did.
+	logText, err := os.ReadFile(logf.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`appended_again=[1-9]`).Match(logText) {
+		t.Error("no restart appended admitted writes again: the kill between intent and append was not exercised")
+	}
+	info, err := cl.API().GetLogInfo(ctx, &pb.GetLogInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(len(names) + 1); info.GetSize() != want {
+		t.Errorf("the log has %d entries, want %d (the letter and one per name): something was appended twice", info.GetSize(), want)
+	}
+}
