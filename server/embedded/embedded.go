@@ -50,7 +50,7 @@ type Log struct {
 	appender *tessera.Appender
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
-	tiles    *tileCache
+	nodes    *nodes
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -61,8 +61,6 @@ type Log struct {
 	latest  ledger.Checkpoint
 	changed chan struct{}
 	readErr error
-
-	proofs proofCache
 }
 
 var _ ledger.Log = (*Log)(nil)
@@ -104,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	l.appender, l.shutdown, l.reader, l.cancel = appender, shutdown, reader, cancel
-	l.tiles = newTileCache(reader.ReadTile)
+	l.nodes = newNodes(reader.ReadTile)
 	if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
 		cancel()
 		return nil, fmt.Errorf("open log: %w", err)
@@ -226,21 +224,19 @@ func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
 
 // InclusionProof proves the entry at index in the tree of size.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	return l.proofs.get(ctx, size, l.tiles.read).inclusion(ctx, index)
+	return l.nodes.inclusion(ctx, index, size)
 }
 
 // ConsistencyProof proves that the tree of size to extends that of size
 // from.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return l.proofs.get(ctx, to, l.tiles.read).consistency(ctx, from, to)
+	return l.nodes.consistency(ctx, from, to)
 }
 
+// proveConsistency is the guard's prover. It reads the tiles afresh rather
+// than from the cache: the guard checks what is on disk.
 func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	pb, err := tclient.NewProofBuilder(ctx, to, l.tiles.read)
-	if err != nil {
-		return nil, err
-	}
-	return pb.ConsistencyProof(ctx, from, to)
+	return newNodes(l.reader.ReadTile).consistency(ctx, from, to)
 }
 
 // ReadLeaves returns the entries [start, end), which must be integrated.
@@ -271,7 +267,7 @@ func (l *Log) ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, erro
 
 // ReadTile returns a tile for the tlog-tiles API.
 func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return l.tiles.read(ctx, level, index, p)
+	return l.reader.ReadTile(ctx, level, index, p)
 }
 
 // ReadEntryBundle returns an entry bundle for the tlog-tiles API.

@@ -107,13 +107,25 @@ type globals struct {
 	tlsServer    string
 }
 
+// defaultGlobals returns the globals' values before any flag: from the
+// environment, or built in.
+func defaultGlobals() globals {
+	return globals{
+		server:    envOr(envServer, defaultAddr),
+		tokenFile: os.Getenv(envTokenFile),
+		configDir: os.Getenv(envConfigDir),
+	}
+}
+
+// register adds the global flags to fs, with the values already set as
+// defaults, so that they can come before or after the command.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.server, "server", envOr(envServer, defaultAddr), "the server's gRPC address (env "+envServer+")")
-	fs.StringVar(&g.tokenFile, "token-file", os.Getenv(envTokenFile), "a file holding an organiser token (env "+envTokenFile+")")
-	fs.StringVar(&g.organiserKey, "organiser-key", "", "the organiser key file (default: organiser.key in the config folder, created on first use)")
-	fs.StringVar(&g.configDir, "config-dir", os.Getenv(envConfigDir), "the folder of known_logs and the default organiser key (env "+envConfigDir+")")
-	fs.StringVar(&g.tlsCA, "tls-ca", "", "dial with TLS, trusting this CA certificate file (PEM); default: plaintext")
-	fs.StringVar(&g.tlsServer, "tls-server-name", "", "with --tls-ca: the server name to expect")
+	fs.StringVar(&g.server, "server", g.server, "the server's gRPC address (env "+envServer+")")
+	fs.StringVar(&g.tokenFile, "token-file", g.tokenFile, "a file holding an organiser token (env "+envTokenFile+")")
+	fs.StringVar(&g.organiserKey, "organiser-key", g.organiserKey, "the organiser key file (default: organiser.key in the config folder, created on first use)")
+	fs.StringVar(&g.configDir, "config-dir", g.configDir, "the folder of known_logs and the default organiser key (env "+envConfigDir+")")
+	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "dial with TLS, trusting this CA certificate file (PEM); default: plaintext")
+	fs.StringVar(&g.tlsServer, "tls-server-name", g.tlsServer, "with --tls-ca: the server name to expect")
 }
 
 func envOr(name, def string) string {
@@ -162,7 +174,7 @@ func usage(w io.Writer) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	e := &env{stdout: stdout, stderr: stderr}
+	e := &env{stdout: stdout, stderr: stderr, g: defaultGlobals()}
 	// Global flags may come before the command.
 	pre := flag.NewFlagSet("undersigned", flag.ContinueOnError)
 	pre.SetOutput(io.Discard)

@@ -27,7 +27,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +57,7 @@ type options struct {
 	checkpointInterval time.Duration
 	dir                string
 	jsonOut            string
+	cpuProfile         string
 }
 
 // measurement is one timed run.
@@ -82,6 +85,7 @@ func main() {
 	flag.DurationVar(&o.checkpointInterval, "checkpoint-interval", 100*time.Millisecond, "Tessera checkpoint interval, both sides")
 	flag.StringVar(&o.dir, "dir", "", "a folder for the logs (default a temporary folder)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the full-path runs to this file")
 	flag.Parse()
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
 	if err := run(context.Background(), o); err != nil {
@@ -176,6 +180,13 @@ func cpuTime() time.Duration {
 // drive runs op on c goroutines: unmeasured for warmup, then measured for
 // d. It returns the count, the latencies and the CPU of the process.
 func drive(ctx context.Context, name string, o options, op func(ctx context.Context, worker int, seq int64) error) measurement {
+	if o.cpuProfile != "" && strings.HasPrefix(name, "undersigned") {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	var measuring atomic.Bool
 	var ops, errs atomic.Int64
 	var mu sync.Mutex
