@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -65,6 +66,7 @@ func Parse(b []byte) (*Receipt, error) {
 		return nil, malformed("larger than %d bytes", MaxSize)
 	}
 	rest := b
+	badLine := false
 	line := func() (string, bool) {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -72,6 +74,9 @@ func Parse(b []byte) (*Receipt, error) {
 		}
 		l := string(rest[:i])
 		rest = rest[i+1:]
+		// Go's base64 skips CR and LF even when strict: refuse them here, so
+		// that a receipt has one spelling.
+		badLine = badLine || strings.IndexByte(l, '\r') >= 0
 		return l, true
 	}
 	l, ok := line()
@@ -91,6 +96,15 @@ func Parse(b []byte) (*Receipt, error) {
 		r.Extra = new(pb.ReceiptExtra)
 		if err := proto.Unmarshal(raw, r.Extra); err != nil {
 			return nil, malformed("extra: %v", err)
+		}
+		// One meaning, one encoding: no unknown fields, and the bytes are
+		// the deterministic encoding of what they hold.
+		if records.HasUnknownFields(r.Extra) {
+			return nil, malformed("extra: unknown fields")
+		}
+		again, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Extra)
+		if err != nil || !bytes.Equal(again, raw) {
+			return nil, malformed("extra: not canonically encoded")
 		}
 		if l, ok = line(); !ok {
 			return nil, malformed("truncated after the extra line")
@@ -124,6 +138,9 @@ func Parse(b []byte) (*Receipt, error) {
 			return nil, malformed("proof line %d is not a base64 SHA-256 hash", len(r.Proof)+1)
 		}
 		r.Proof = append(r.Proof, h)
+	}
+	if badLine {
+		return nil, malformed("a line holds a carriage return")
 	}
 	if len(rest) == 0 {
 		return nil, malformed("missing the checkpoint")

@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -51,9 +52,16 @@ func LeafHash(record []byte) []byte {
 // the withdrawal secret it carries. It fails with an error wrapping
 // [ErrVerification] when the receipt is false.
 func (r *Receipt) Verify(v note.Verifier) (*Verified, error) {
-	cp, _, _, err := log.ParseCheckpoint(r.Checkpoint, v.Name(), v)
+	cp, _, n, err := log.ParseCheckpoint(r.Checkpoint, v.Name(), v)
 	if err != nil {
 		return nil, failed("checkpoint: %v", err)
+	}
+	// note.Open reads signatures with lenient base64: insist on the one
+	// spelling, so that a receipt cannot be changed and still verify.
+	for _, s := range n.Sigs {
+		if _, err := base64.StdEncoding.Strict().DecodeString(s.Base64); err != nil {
+			return nil, failed("checkpoint: signature of %s is not canonical base64", s.Name)
+		}
 	}
 	if r.Extra == nil || len(r.Extra.GetRecord()) == 0 {
 		return nil, failed("the receipt carries no record")

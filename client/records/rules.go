@@ -77,8 +77,11 @@ func CanonicalText(s string) string {
 	return norm.NFC.String(s)
 }
 
-// assigned lists every general category but Cn (unassigned).
-var assigned = []*unicode.RangeTable{unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.C}
+// assigned lists every general category but Cn (unassigned). It names the
+// subcategories of C, because Go's unicode.C also holds the unassigned code
+// points.
+var assigned = []*unicode.RangeTable{unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z,
+	unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs}
 
 // forbiddenRune reports whether r belongs to Cc, Cf (except U+200C and
 // U+200D), Cs, Co or Cn, and names the category.
