@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -127,5 +129,62 @@ func (c *Client) Verify(ctx context.Context, b []byte) (*Status, error) {
 	default:
 		return nil, fmt.Errorf("the server reports an unknown state %v for %d", e.GetState(), v.Index)
 	}
+	if st.By != nil {
+		if err := c.checkBy(ctx, st, latest); err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
+}
+
+// checkBy checks the server's claim that the record at st.By withdrew,
+// redacted or superseded the receipt's endorsement: the record must be in
+// the latest checkpoint's tree and say so.
+func (c *Client) checkBy(ctx context.Context, st *Status, latest *log.Checkpoint) error {
+	by := *st.By
+	if by <= st.Index || by >= latest.Size {
+		return fmt.Errorf("%w: the server says record %d changed endorsement %d, outside the log", receipt.ErrVerification, by, st.Index)
+	}
+	incl, err := c.api.GetInclusionProof(ctx, &pb.GetInclusionProofRequest{Index: by, TreeSize: latest.Size})
+	if err != nil {
+		return err
+	}
+	stream, err := c.api.GetEntries(ctx, &pb.GetEntriesRequest{Start: by, End: by + 1})
+	if err != nil {
+		return err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if len(resp.GetEntries()) != 1 || resp.GetEntries()[0].GetIndex() != by {
+		return fmt.Errorf("%w: the server did not return entry %d", receipt.ErrVerification, by)
+	}
+	data := resp.GetEntries()[0].GetRecord()
+	if err := verifyInclusion(by, latest, receipt.LeafHash(data), incl.GetHashes()); err != nil {
+		return err
+	}
+	rec, err := records.Decode(data)
+	if err != nil {
+		return fmt.Errorf("%w: record %d: %v", receipt.ErrVerification, by, err)
+	}
+	target := func(index uint64, leaf []byte) bool {
+		return index == st.Index && bytes.Equal(leaf, st.LeafHash)
+	}
+	ok := false
+	switch st.State {
+	case StateWithdrawn:
+		w := rec.GetWithdrawal()
+		ok = w != nil && target(w.GetTargetIndex(), w.GetTargetLeafHash())
+	case StateCountedRedacted:
+		r := rec.GetRedaction()
+		ok = r != nil && target(r.GetTargetIndex(), r.GetTargetLeafHash())
+	case StateSuperseded:
+		e := rec.GetEndorsement()
+		ok = e != nil && e.Supersedes != nil && e.GetSupersedes() == st.Index
+	}
+	if !ok {
+		return fmt.Errorf("%w: the server says record %d made endorsement %d %v, but that record does not", receipt.ErrVerification, by, st.Index, st.State)
+	}
+	return nil
 }
