@@ -247,6 +247,12 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 		if err != nil {
 			return admission{}, nil, err
 		}
+		if w.kind == KindEndorsement && w.target != nil && first.Index == int64(*w.target) {
+			// A correction shares a key (the signer key, or the fields)
+			// with the endorsement it supersedes: it is not a duplicate,
+			// and the key passes to it when it is inserted.
+			continue
+		}
 		if first.Principal != w.principal || first.Kind != w.kind {
 			if i == 0 && w.unique {
 				return admission{}, nil, reject(uniqueError(w))

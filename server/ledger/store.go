@@ -97,7 +97,9 @@ type AdmitTx interface {
 	EntryBySeq(ctx context.Context, seq int64) (*Entry, error)
 	// EndorsementByIndex returns the endorsement at a log index, or nil.
 	EndorsementByIndex(ctx context.Context, index uint64) (*Endorsement, error)
-	// Insert admits an entry and returns its seq.
+	// Insert admits an entry and returns its seq. A dedup key already in
+	// the index passes to the new entry: a correction takes over the keys
+	// it shares with the endorsement it supersedes.
 	Insert(ctx context.Context, e *NewEntry) (int64, error)
 	// Mark records that the endorsement at seq was withdrawn, redacted or
 	// superseded by the entry bySeq; spent records that its withdrawal

@@ -223,7 +223,9 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 		return 0, fmt.Errorf("insert entry: %w", err)
 	}
 	for _, k := range n.DedupKeys {
-		if _, err := a.tx.ExecContext(ctx, `INSERT INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
+		// A key held by the endorsement a correction supersedes passes to
+		// the correction; the ledger looked up every other key first.
+		if _, err := a.tx.ExecContext(ctx, `INSERT OR REPLACE INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
 			return 0, fmt.Errorf("insert dedup key: %w", err)
 		}
 	}
@@ -308,12 +310,20 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 
 // Purge makes deleted rows unrecoverable from the files: secure_delete has
 // overwritten them in the database pages, and a truncating checkpoint
-// removes the WAL frames that still held them.
+// removes the WAL frames that still held them. It fails if readers kept
+// the checkpoint from completing within the busy timeout.
 func (s *Store) Purge(ctx context.Context) error {
 	s.purgeMu.Lock()
 	defer s.purgeMu.Unlock()
-	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	// The checkpoint waits for readers up to the busy timeout; if they
+	// still hold old pages it reports busy rather than an error, and the
+	// deleted rows may still be in the files.
+	var busy, frames, checkpointed int64
+	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &checkpointed); err != nil {
 		return fmt.Errorf("purge: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("purge: readers kept the WAL from being checkpointed and truncated (%d of %d frames copied)", checkpointed, frames)
 	}
 	return nil
 }

@@ -1,0 +1,371 @@
+package sqlitestore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/sqlitestore"
+)
+
+func open(t *testing.T, path string) *sqlitestore.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func key(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// admitEndorsement admits a public endorsement of letter "l" named name,
+// with the dedup keys given, and returns its seq.
+func admitEndorsement(t *testing.T, s *sqlitestore.Store, name string, keys ...[]byte) int64 {
+	t.Helper()
+	rec, err := records.Encode(&pb.Record{Version: records.Version, Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{
+		LetterId: "l", Commitment: key("commitment of " + name), Visibility: pb.Visibility_VISIBILITY_PUBLIC,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	err = s.Admit(context.Background(), func(tx ledger.AdmitTx) error {
+		var err error
+		seq, err = tx.Insert(context.Background(), &ledger.NewEntry{
+			Entry:      ledger.Entry{Kind: ledger.KindEndorsement, LetterID: "l", Record: rec, LeafHash: key(name), Principal: "token:t"},
+			DedupKeys:  keys,
+			Disclosure: &pb.Disclosure{Salt: key("salt"), Name: name, Affiliation: "Affiliation of " + name},
+			FoldedName: strings.ToLower(name),
+			Visibility: pb.Visibility_VISIBILITY_PUBLIC,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("admit %q: %v", name, err)
+	}
+	return seq
+}
+
+func admitWithdrawal(t *testing.T, s *sqlitestore.Store, target int64) int64 {
+	t.Helper()
+	var seq int64
+	err := s.Admit(context.Background(), func(tx ledger.AdmitTx) error {
+		var err error
+		seq, err = tx.Insert(context.Background(), &ledger.NewEntry{Entry: ledger.Entry{Kind: ledger.KindWithdrawal, LetterID: "l", Record: []byte("w"), LeafHash: key("w")}})
+		if err != nil {
+			return err
+		}
+		return tx.Mark(context.Background(), target, ledger.TargetWithdrawn, seq, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func assign(t *testing.T, s *sqlitestore.Store, seqs ...int64) {
+	t.Helper()
+	w, err := s.Watermark(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as []ledger.Assignment
+	for i, seq := range seqs {
+		as = append(as, ledger.Assignment{Seq: seq, Index: w + uint64(i)})
+	}
+	if err := s.Assign(context.Background(), as, w+uint64(len(seqs))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lookup(t *testing.T, s *sqlitestore.Store, k []byte) (int64, bool) {
+	t.Helper()
+	var seq int64
+	var found bool
+	err := s.Admit(context.Background(), func(tx ledger.AdmitTx) error {
+		var err error
+		seq, found, err = tx.LookupDedup(context.Background(), k)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq, found
+}
+
+func TestTokens(t *testing.T) {
+	ctx := context.Background()
+	ts := open(t, filepath.Join(t.TempDir(), "state.db")).Tokens()
+	a := ledger.Token{ID: "a", Hash: key("token a"), Name: "all letters", Created: 1}
+	b := ledger.Token{ID: "b", Hash: key("token b"), Name: "two letters", Letters: []string{"one", "two"}, Created: 2}
+	for _, tok := range []ledger.Token{a, b} {
+		if err := ts.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ts.Create(ctx, ledger.Token{ID: "c", Hash: key("token a"), Name: "same hash"}); err == nil {
+		t.Error("a second token with the same hash was stored")
+	}
+	got, err := ts.ByHash(ctx, key("token b"))
+	if err != nil || got == nil || got.ID != "b" || !slices.Equal(got.Letters, []string{"one", "two"}) {
+		t.Fatalf("ByHash(b) = %+v, %v", got, err)
+	}
+	if got, err := ts.ByHash(ctx, key("unknown")); got != nil || err != nil {
+		t.Errorf("ByHash(unknown) = %+v, %v; want nil, nil", got, err)
+	}
+	if ok, err := ts.Revoke(ctx, "a", 100); !ok || err != nil {
+		t.Fatalf("Revoke(a) = %v, %v", ok, err)
+	}
+	if ok, err := ts.Revoke(ctx, "a", 200); ok || err != nil {
+		t.Errorf("a second Revoke(a) = %v, %v; want false", ok, err)
+	}
+	if got, err := ts.ByHash(ctx, key("token a")); got != nil || err != nil {
+		t.Errorf("ByHash of a revoked token = %+v, %v; want nil", got, err)
+	}
+	all, err := ts.List(ctx)
+	if err != nil || len(all) != 2 || all[0].ID != "a" || all[0].Revoked != 100 || all[1].Revoked != 0 {
+		t.Errorf("List = %+v, %v", all, err)
+	}
+}
+
+func TestSchemaVersionIsChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE meta SET value = 99 WHERE key = 'schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = sqlitestore.Open(context.Background(), path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a database of schema version 99 was opened")
+	}
+	if !strings.Contains(err.Error(), "99") {
+		t.Errorf("the error %q does not give the version", err)
+	}
+}
+
+// TestRedactionIsPurgedFromTheFiles marks an endorsement redacted, purges,
+// and checks that no file of the folder still holds its disclosure.
+func TestRedactionIsPurgedFromTheFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, filepath.Join(dir, "state.db"))
+	name := "Purgeable Ŭnique Name"
+	var seqs []int64
+	for i := range 50 {
+		seqs = append(seqs, admitEndorsement(t, s, fmt.Sprintf("Neighbour %02d", i)))
+	}
+	target := admitEndorsement(t, s, name, key("dedup of "+name))
+	seqs = append(seqs, target)
+	assign(t, s, seqs...)
+	if err := s.Purge(ctx); err != nil { // moves everything into the main file
+		t.Fatal(err)
+	}
+	needles := [][]byte{[]byte(name), []byte(strings.ToLower(name)), []byte("Affiliation of " + name)}
+	if len(holding(t, dir, needles...)) == 0 {
+		t.Fatal("before the redaction no file holds the name: the search cannot fail")
+	}
+	err := s.Admit(ctx, func(tx ledger.AdmitTx) error {
+		by, err := tx.Insert(ctx, &ledger.NewEntry{Entry: ledger.Entry{Kind: ledger.KindRedaction, LetterID: "l", Record: []byte("r"), LeafHash: key("r")}})
+		if err != nil {
+			return err
+		}
+		return tx.Mark(ctx, target, ledger.TargetRedacted, by, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if found := holding(t, dir, needles...); len(found) > 0 {
+		t.Errorf("after the redaction and a purge: %v", found)
+	}
+	targetIndex := uint64(len(seqs) - 1)
+	ds, err := s.Disclosures(ctx, 0, targetIndex+1)
+	if err != nil || len(ds) != 50 {
+		t.Errorf("Disclosures = %d rows, %v; want the 50 others", len(ds), err)
+	}
+	if red, err := s.Redacted(ctx, 0, targetIndex+1); err != nil || !red[targetIndex] || len(red) != 1 {
+		t.Errorf("Redacted = %v, %v; want only %d", red, err, targetIndex)
+	}
+	if _, found := lookup(t, s, key("dedup of "+name)); found {
+		t.Error("the redacted endorsement's dedup key is still in the index")
+	}
+}
+
+// TestPurgeFailsWhileReadersHoldOldPages keeps a read transaction open
+// across a redaction: the purge cannot checkpoint the WAL, the name is
+// still in the files, and Purge must say so rather than succeed. It waits
+// out the store's busy timeout (10 s).
+func TestPurgeFailsWhileReadersHoldOldPages(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	s := open(t, path)
+	name := "Held By A Reader"
+	other := admitEndorsement(t, s, "Another Name")
+	target := admitEndorsement(t, s, name)
+	assign(t, s, other, target)
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM disclosures`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the reader sees %d disclosures (%v)", n, err)
+	}
+	err = s.Admit(ctx, func(atx ledger.AdmitTx) error {
+		by, err := atx.Insert(ctx, &ledger.NewEntry{Entry: ledger.Entry{Kind: ledger.KindRedaction, LetterID: "l", Record: []byte("r"), LeafHash: key("r")}})
+		if err != nil {
+			return err
+		}
+		return atx.Mark(ctx, target, ledger.TargetRedacted, by, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Purge(ctx)
+	if found := holding(t, dir, []byte(name)); len(found) > 0 && err == nil {
+		t.Errorf("Purge succeeded but %v", found)
+	}
+	// Once the reader is gone, a purge completes.
+	tx.Rollback()
+	if err := s.Purge(ctx); err != nil {
+		t.Fatalf("purge without readers: %v", err)
+	}
+	if found := holding(t, dir, []byte(name)); len(found) > 0 {
+		t.Errorf("after a purge without readers: %v", found)
+	}
+}
+
+func holding(t *testing.T, dir string, needles ...[]byte) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if bytes.Contains(b, n) {
+				found = append(found, fmt.Sprintf("%s holds %q", filepath.Base(path), n))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestDedupKeyPassesToCorrection checks the rule the ledger relies on for
+// corrections: inserting a key another entry holds gives it to the new
+// entry, and marking the old entry superseded does not remove it.
+func TestDedupKeyPassesToCorrection(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	shared, own := key("signer key"), key("old fields")
+	old := admitEndorsement(t, s, "Old", shared, own)
+	correction := admitEndorsement(t, s, "Correction", shared)
+	if seq, found := lookup(t, s, shared); !found || seq != correction {
+		t.Fatalf("the shared key gives seq %d (found %v), want the correction %d", seq, found, correction)
+	}
+	err := s.Admit(context.Background(), func(tx ledger.AdmitTx) error {
+		return tx.Mark(context.Background(), old, ledger.TargetSuperseded, correction, false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, found := lookup(t, s, shared); !found || seq != correction {
+		t.Errorf("after the mark, the shared key gives seq %d (found %v), want the correction %d", seq, found, correction)
+	}
+	if _, found := lookup(t, s, own); found {
+		t.Error("the superseded entry's own key is still in the index")
+	}
+}
+
+// TestRosterAsOfTreeSize checks that the roster and the state of an
+// endorsement are those of the tree size asked for.
+func TestRosterAsOfTreeSize(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	a := admitEndorsement(t, s, "Alpha")
+	b := admitEndorsement(t, s, "Beta")
+	assign(t, s, a, b)            // indexes 0 and 1
+	w := admitWithdrawal(t, s, a) // index 2
+	assign(t, s, w)
+	for _, tc := range []struct {
+		size        uint64
+		names       []string
+		withdrawn   uint64
+		withdrawnBy int64
+	}{
+		{1, []string{"Alpha"}, 0, -1},
+		{2, []string{"Alpha", "Beta"}, 0, -1},
+		{3, []string{"Beta"}, 1, 2},
+	} {
+		t.Run(fmt.Sprintf("size %d", tc.size), func(t *testing.T) {
+			rows, c, err := s.Roster(ctx, "l", tc.size, -1, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, r := range rows {
+				names = append(names, r.Disclosure.GetName())
+			}
+			if !slices.Equal(names, tc.names) || c.Public != uint64(len(tc.names)) || c.Withdrawn != tc.withdrawn {
+				t.Errorf("roster %v with counts %+v, want %v and %d withdrawn", names, c, tc.names, tc.withdrawn)
+			}
+			st, err := s.Endorsement(ctx, 0, tc.size)
+			if err != nil || st == nil || st.WithdrawnBy != tc.withdrawnBy {
+				t.Errorf("Endorsement(0) at %d = %+v, %v; want withdrawn by %d", tc.size, st, err, tc.withdrawnBy)
+			}
+		})
+	}
+	if st, err := s.Endorsement(ctx, 1, 1); st != nil || err != nil {
+		t.Errorf("Endorsement(1) at size 1 = %+v, %v; want nil: it is not in that tree", st, err)
+	}
+	// Paging: after index 0 at size 2.
+	rows, _, err := s.Roster(ctx, "l", 2, 0, 100)
+	if err != nil || len(rows) != 1 || rows[0].Index != 1 {
+		t.Errorf("the page after index 0 = %+v, %v", rows, err)
+	}
+}
