@@ -220,6 +220,10 @@ func (s *Server) Origin() string { return s.keys.origin }
 // VerifierKey returns the log's verifier key.
 func (s *Server) VerifierKey() string { return s.keys.verifierKey }
 
+// Tokens returns the store of API tokens, to create, list and revoke them
+// while serving.
+func (s *Server) Tokens() ledger.TokenStore { return s.store.Tokens() }
+
 // Ledger returns the server's ledger.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -108,6 +109,31 @@ func TestTokenFreeWrites(t *testing.T) {
 		if got := logSize(t, c); got != before {
 			t.Errorf("the log grew from %d to %d", before, got)
 		}
+	})
+
+	t.Run("a revealed lock cannot open a new endorsement", func(t *testing.T) {
+		// The same person endorsed again after withdrawing, with the secret
+		// derived as before: the lock is the withdrawn endorsement's, whose
+		// secret is public, so it is refused and nothing is appended.
+		secret := []byte("organiser's client secret for reuse")
+		first := endorse(t, c, client.NewEndorsement(origin, curated, client.Signer{
+			Fields: records.Fields{Name: "Comes Back"}, OrganiserKey: ts.Org, ClientSecret: secret}))
+		if _, err := anon.Withdraw(ctx, actionOf(t, anon, first)); err != nil {
+			t.Fatal(err)
+		}
+		before := logSize(t, c)
+		_, err := c.Endorse(ctx, client.NewEndorsement(origin, curated, client.Signer{
+			Fields: records.Fields{Name: "Comes Back"}, OrganiserKey: ts.Org, ClientSecret: secret}), "")
+		wantCode(t, err, codes.InvalidArgument)
+		if err == nil || !strings.Contains(err.Error(), "endorsement.withdrawal_lock") {
+			t.Errorf("the refusal does not name the lock: %v", err)
+		}
+		if got := logSize(t, c); got != before {
+			t.Errorf("the log grew from %d to %d", before, got)
+		}
+		// With a fresh secret the person is endorsed again.
+		endorse(t, c, client.NewEndorsement(origin, curated, client.Signer{
+			Fields: records.Fields{Name: "Comes Back"}, OrganiserKey: ts.Org}))
 	})
 
 	t.Run("a spent secret authorises nothing more", func(t *testing.T) {

@@ -24,6 +24,9 @@ type write struct {
 	// (the letter id, the target of an action), if unique is set.
 	keys   [][]byte
 	unique bool
+	// lockKey, for an endorsement, is the key of its withdrawal lock: kept
+	// for good, so that no later endorsement reuses the lock.
+	lockKey []byte
 
 	disclosure *pb.Disclosure // kept when public
 	folded     string
@@ -266,6 +269,24 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 		return a, nil, nil
 	}
 
+	if w.lockKey != nil {
+		seq, found, err := tx.LookupDedup(ctx, w.lockKey)
+		if err != nil {
+			return admission{}, nil, err
+		}
+		if found {
+			first, err := tx.EntryBySeq(ctx, seq)
+			if err != nil {
+				return admission{}, nil, err
+			}
+			where := "an earlier endorsement"
+			if first.Index != NoIndex {
+				where = fmt.Sprintf("the endorsement at %d", first.Index)
+			}
+			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.withdrawal_lock", Rule: "must not repeat the lock of " + where + ": choose a new withdrawal secret"})
+		}
+	}
+
 	ne := &NewEntry{Entry: Entry{Kind: w.kind, LetterID: w.letterID, Principal: w.principal}}
 	var target *Endorsement
 	switch w.kind {
@@ -335,6 +356,9 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 	ne.Record = data
 	ne.LeafHash = rfc6962.DefaultHasher.HashLeaf(data)
 	ne.DedupKeys = w.keys
+	if w.lockKey != nil {
+		ne.PermanentKeys = [][]byte{w.lockKey}
+	}
 	seq, err := tx.Insert(ctx, ne)
 	if err != nil {
 		return admission{}, nil, err

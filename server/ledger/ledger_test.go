@@ -288,10 +288,10 @@ func TestFold(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"Müller", "muller"},
 		{"MU\u0308LLER", "muller"},
-		{"Łapińska", "łapinska"},
+		{"Łapińska", "lapinska"},
 		{"  Ana   María \t", "ana maria"},
 		{"Ўладыка", "уладыка"},
-		{"Zoë O'Connor-Łukasz", "zoe o'connor-łukasz"},
+		{"Zoë O'Connor-Łukasz", "zoe o'connor-lukasz"},
 		{"Ｆｕｌｌ", "ｆｕｌｌ"},
 	} {
 		if got := ledger.Fold(tc.in); got != tc.want {

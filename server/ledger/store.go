@@ -65,8 +65,11 @@ type Endorsement struct {
 // NewEntry is an entry to admit.
 type NewEntry struct {
 	Entry
-	// DedupKeys are the keys under which the entry is found again.
+	// DedupKeys are the keys under which the entry is found again, until
+	// it is withdrawn, redacted or superseded.
 	DedupKeys [][]byte
+	// PermanentKeys are dedup keys that are never freed.
+	PermanentKeys [][]byte
 	// Disclosure is kept for a public endorsement; nil otherwise.
 	Disclosure *pb.Disclosure
 	// FoldedName is the disclosure's name folded for search.

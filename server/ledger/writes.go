@@ -121,12 +121,16 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 // case, white space collapsed.
 func Fold(s string) string {
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(t, s)
+	folded, _, err := transform.String(t, strings.ToLower(s))
 	if err != nil {
-		folded = s
+		folded = strings.ToLower(s)
 	}
-	return strings.Join(strings.Fields(strings.ToLower(folded)), " ")
+	return strings.Join(strings.Fields(unmarked.Replace(folded)), " ")
 }
+
+// unmarked spells, without their stroke or ligature, the Latin letters
+// that do not decompose into a base letter and a mark.
+var unmarked = strings.NewReplacer("ł", "l", "ø", "o", "đ", "d", "ħ", "h", "ŧ", "t", "ß", "ss", "æ", "ae", "œ", "oe", "þ", "th", "ð", "d", "ı", "i")
 
 // Endorse appends an endorsement. A caller without a token may endorse an
 // open letter with a valid signer signature.
@@ -196,6 +200,9 @@ func (l *Ledger) prepareEndorsement(c Caller, e *pb.Endorsement, d *pb.Disclosur
 		t := e.GetSupersedes()
 		w.target = &t
 	}
+	// A withdrawal lock is used once in the log: its secret, once
+	// revealed, must not open another endorsement.
+	w.lockKey = dedupKey(l.cfg.DedupSecret, "lock", e.GetWithdrawalLock())
 	return w, nil
 }
 

@@ -229,6 +229,11 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 			return 0, fmt.Errorf("insert dedup key: %w", err)
 		}
 	}
+	for _, k := range n.PermanentKeys {
+		if _, err := a.tx.ExecContext(ctx, `INSERT INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
+			return 0, fmt.Errorf("insert dedup key: %w", err)
+		}
+	}
 	switch n.Kind {
 	case ledger.KindLetter:
 		if _, err := a.tx.ExecContext(ctx, `INSERT INTO letters (letter_id, seq) VALUES (?, ?)`, n.LetterID, seq); err != nil {

@@ -84,6 +84,12 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 		s.ClientSecret = client.ClientSecret(key)
 	}
 	r, err := c.Endorse(ctx, client.NewEndorsement(c.Origin(), l, s), "")
+	if err != nil && s.ClientSecret != nil && strings.Contains(err.Error(), "endorsement.withdrawal_lock") {
+		// Endorsed before and withdrawn with the derived secret, which is
+		// public now: endorse again with fresh random secrets.
+		s.ClientSecret = nil
+		r, err = c.Endorse(ctx, client.NewEndorsement(c.Origin(), l, s), "")
+	}
 	if err != nil {
 		return err
 	}
