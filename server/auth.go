@@ -31,7 +31,7 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	if !ok {
 		return ledger.Caller{}, status.Error(codes.Unauthenticated, "authorization: must be \"Bearer <token>\"")
 	}
-	t, err := s.store.Tokens().ByHash(ctx, HashToken(strings.TrimSpace(tok)))
+	t, err := s.tokens.lookup(ctx, HashToken(strings.TrimSpace(tok)))
 	if err != nil {
 		return ledger.Caller{}, s.toStatus(ctx, err)
 	}
@@ -144,4 +144,69 @@ func (l *limiter) allow(ctx context.Context, letterID string) (time.Duration, bo
 		return wait, false
 	}
 	return 0, true
+}
+
+// tokenCacheLife is how long a token found in the store is trusted without
+// asking the store again: a revocation takes effect within it.
+const tokenCacheLife = 5 * time.Second
+
+// tokenCache remembers the tokens recently found in the store, so that a
+// write does not cost a query to authenticate.
+type tokenCache struct {
+	store ledger.TokenStore
+
+	mu     sync.Mutex
+	tokens map[string]cachedToken
+}
+
+type cachedToken struct {
+	t     *ledger.Token
+	until time.Time
+}
+
+func newTokenCache(store ledger.TokenStore) *tokenCache {
+	return &tokenCache{store: store, tokens: map[string]cachedToken{}}
+}
+
+// lookup returns the unrevoked token with this hash, or nil.
+func (c *tokenCache) lookup(ctx context.Context, hash []byte) (*ledger.Token, error) {
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.tokens[string(hash)]
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.t, nil
+	}
+	t, err := c.store.ByHash(ctx, hash)
+	if err != nil || t == nil {
+		return t, err
+	}
+	c.mu.Lock()
+	if len(c.tokens) > 10000 {
+		clear(c.tokens)
+	}
+	c.tokens[string(hash)] = cachedToken{t: t, until: now.Add(tokenCacheLife)}
+	c.mu.Unlock()
+	return t, nil
+}
+
+// The cache is the server's token store: a revocation through it takes
+// effect at once; one by another process (undersigned-server token revoke)
+// within tokenCacheLife.
+var _ ledger.TokenStore = (*tokenCache)(nil)
+
+func (c *tokenCache) Create(ctx context.Context, t ledger.Token) error { return c.store.Create(ctx, t) }
+
+func (c *tokenCache) ByHash(ctx context.Context, hash []byte) (*ledger.Token, error) {
+	return c.lookup(ctx, hash)
+}
+
+func (c *tokenCache) List(ctx context.Context) ([]ledger.Token, error) { return c.store.List(ctx) }
+
+func (c *tokenCache) Revoke(ctx context.Context, id string, at int64) (bool, error) {
+	ok, err := c.store.Revoke(ctx, id, at)
+	c.mu.Lock()
+	clear(c.tokens)
+	c.mu.Unlock()
+	return ok, err
 }

@@ -117,6 +117,7 @@ type Server struct {
 	ledger *ledger.Ledger
 	health *health.Server
 	limits *limiter
+	tokens *tokenCache
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -193,6 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
+	s.tokens = newTokenCache(s.store.Tokens())
 	cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -222,7 +224,7 @@ func (s *Server) VerifierKey() string { return s.keys.verifierKey }
 
 // Tokens returns the store of API tokens, to create, list and revoke them
 // while serving.
-func (s *Server) Tokens() ledger.TokenStore { return s.store.Tokens() }
+func (s *Server) Tokens() ledger.TokenStore { return s.tokens }
 
 // Ledger returns the server's ledger.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }

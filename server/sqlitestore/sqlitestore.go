@@ -76,13 +76,109 @@ var schema = []string{
 	)`,
 }
 
+// The statements of admission, prepared once on the writer connection
+// when the store opens: a transaction cannot prepare on another connection.
+const (
+	qLookupDedup        = `SELECT seq FROM dedup WHERE key = ?`
+	qEntryBySeq         = `SELECT ` + entryColumns + ` FROM entries WHERE seq = ?`
+	qInsertEntry        = `INSERT INTO entries (leaf_hash, kind, letter_id, record, principal) VALUES (?, ?, ?, ?, ?)`
+	qPutDedup           = `INSERT OR REPLACE INTO dedup (key, seq) VALUES (?, ?)`
+	qInsertDedup        = `INSERT INTO dedup (key, seq) VALUES (?, ?)`
+	qInsertLetter       = `INSERT INTO letters (letter_id, seq) VALUES (?, ?)`
+	qInsertEndorsement  = `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES (?, ?, ?, ?, ?, ?)`
+	qInsertDisclosure   = `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES (?, ?, ?, ?, ?, ?)`
+	qDedupKeysOf        = `SELECT dedup_keys FROM endorsements WHERE seq = ?`
+	qDeleteDedup        = `DELETE FROM dedup WHERE key = ? AND seq = ?`
+	qDeleteDisclosure   = `DELETE FROM disclosures WHERE seq = ?`
+	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
+		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
+		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`
+)
+
+// writeQueries lists the statements prepared at open.
+var writeQueries = []string{
+	qLookupDedup,
+	qEntryBySeq,
+	qInsertEntry,
+	qPutDedup,
+	qInsertDedup,
+	qInsertLetter,
+	qInsertEndorsement,
+	qInsertDisclosure,
+	qDedupKeysOf,
+	qDeleteDedup,
+	qDeleteDisclosure,
+	qEndorsementByIndex,
+}
+
+func init() {
+	for _, column := range []string{"withdrawn_by", "redacted_by", "superseded_by"} {
+		for _, spent := range []bool{false, true} {
+			writeQueries = append(writeQueries, markQuery(column, spent))
+		}
+	}
+}
+
+// markQuery is the statement that marks an endorsement.
+func markQuery(column string, spent bool) string {
+	q := `UPDATE endorsements SET ` + column + ` = ?, dedup_keys = NULL`
+	if spent {
+		q += `, secret_spent = 1`
+	}
+	return q + ` WHERE seq = ?`
+}
+
 // Store is a [ledger.Store] in one SQLite file.
 type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers
 
+	// Prepared statements by query text: parsing SQL costs more than
+	// running these small statements.
+	wstmts, rstmts sync.Map
+
 	purgeMu sync.Mutex
 }
+
+// prepared returns the statement for q prepared on db, from cache.
+func prepared(ctx context.Context, db *sql.DB, cache *sync.Map, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := cache.LoadOrStore(q, st); loaded {
+		st.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// query runs a read query with a prepared statement.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := prepared(ctx, s.r, &s.rstmts, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow runs a one-row read query with a prepared statement.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) rowScanner {
+	st, err := prepared(ctx, s.r, &s.rstmts, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
 
 var _ ledger.Store = (*Store)(nil)
 
@@ -98,6 +194,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
+	}
+	for _, q := range writeQueries {
+		if _, err := prepared(ctx, w, &s.wstmts, q); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(ON)")
 	if err != nil {
@@ -137,6 +239,9 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	for _, m := range []*sync.Map{&s.wstmts, &s.rstmts} {
+		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -147,7 +252,7 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 		return fmt.Errorf("admit: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(&admitTx{tx: tx}); err != nil {
+	if err := fn(&admitTx{tx: tx, s: s}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -158,11 +263,35 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 
 type admitTx struct {
 	tx *sql.Tx
+	s  *Store
+}
+
+func (a *admitTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := a.s.wstmts.Load(q); ok {
+		return a.tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	return a.tx.PrepareContext(ctx, q)
+}
+
+func (a *admitTx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := a.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (a *admitTx) queryRow(ctx context.Context, q string, args ...any) rowScanner {
+	st, err := a.stmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 func (a *admitTx) LookupDedup(ctx context.Context, key []byte) (int64, bool, error) {
 	var seq int64
-	err := a.tx.QueryRowContext(ctx, `SELECT seq FROM dedup WHERE key = ?`, key).Scan(&seq)
+	err := a.queryRow(ctx, qLookupDedup, key).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -184,7 +313,7 @@ func scanEntry(row interface{ Scan(...any) error }) (*ledger.Entry, error) {
 }
 
 func (a *admitTx) EntryBySeq(ctx context.Context, seq int64) (*ledger.Entry, error) {
-	e, err := scanEntry(a.tx.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE seq = ?`, seq))
+	e, err := scanEntry(a.queryRow(ctx, qEntryBySeq, seq))
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, err)
 	}
@@ -192,9 +321,7 @@ func (a *admitTx) EntryBySeq(ctx context.Context, seq int64) (*ledger.Entry, err
 }
 
 func (a *admitTx) EndorsementByIndex(ctx context.Context, index uint64) (*ledger.Endorsement, error) {
-	row := a.tx.QueryRowContext(ctx, `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
-		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
-		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`, int64(index))
+	row := a.queryRow(ctx, qEndorsementByIndex, int64(index))
 	var e ledger.Endorsement
 	err := row.Scan(&e.Seq, &e.Index, &e.LeafHash, &e.Kind, &e.LetterID, &e.Record, &e.Principal,
 		&e.WithdrawnBy, &e.RedactedBy, &e.SupersededBy, &e.SecretSpent)
@@ -213,7 +340,7 @@ func (a *admitTx) EndorsementByIndex(ctx context.Context, index uint64) (*ledger
 }
 
 func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error) {
-	res, err := a.tx.ExecContext(ctx, `INSERT INTO entries (leaf_hash, kind, letter_id, record, principal) VALUES (?, ?, ?, ?, ?)`,
+	res, err := a.exec(ctx, qInsertEntry,
 		n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal)
 	if err != nil {
 		return 0, fmt.Errorf("insert entry: %w", err)
@@ -225,27 +352,27 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 	for _, k := range n.DedupKeys {
 		// A key held by the endorsement a correction supersedes passes to
 		// the correction; the ledger looked up every other key first.
-		if _, err := a.tx.ExecContext(ctx, `INSERT OR REPLACE INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
+		if _, err := a.exec(ctx, qPutDedup, k, seq); err != nil {
 			return 0, fmt.Errorf("insert dedup key: %w", err)
 		}
 	}
 	for _, k := range n.PermanentKeys {
-		if _, err := a.tx.ExecContext(ctx, `INSERT INTO dedup (key, seq) VALUES (?, ?)`, k, seq); err != nil {
+		if _, err := a.exec(ctx, qInsertDedup, k, seq); err != nil {
 			return 0, fmt.Errorf("insert dedup key: %w", err)
 		}
 	}
 	switch n.Kind {
 	case ledger.KindLetter:
-		if _, err := a.tx.ExecContext(ctx, `INSERT INTO letters (letter_id, seq) VALUES (?, ?)`, n.LetterID, seq); err != nil {
+		if _, err := a.exec(ctx, qInsertLetter, n.LetterID, seq); err != nil {
 			return 0, fmt.Errorf("insert letter: %w", err)
 		}
 	case ledger.KindEndorsement:
-		if _, err := a.tx.ExecContext(ctx, `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES (?, ?, ?, ?, ?, ?)`,
+		if _, err := a.exec(ctx, qInsertEndorsement,
 			seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey, joinKeys(n.DedupKeys)); err != nil {
 			return 0, fmt.Errorf("insert endorsement: %w", err)
 		}
 		if d := n.Disclosure; d != nil {
-			if _, err := a.tx.ExecContext(ctx, `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES (?, ?, ?, ?, ?, ?)`,
+			if _, err := a.exec(ctx, qInsertDisclosure,
 				seq, d.GetSalt(), d.GetName(), d.GetAffiliation(), d.GetCountry(), n.FoldedName); err != nil {
 				return 0, fmt.Errorf("insert disclosure: %w", err)
 			}
@@ -273,24 +400,20 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 		return fmt.Errorf("mark %d: unknown target %d", seq, what)
 	}
 	var keys []byte
-	if err := a.tx.QueryRowContext(ctx, `SELECT dedup_keys FROM endorsements WHERE seq = ?`, seq).Scan(&keys); err != nil {
+	if err := a.queryRow(ctx, qDedupKeysOf, seq).Scan(&keys); err != nil {
 		return fmt.Errorf("mark %d: %w", seq, err)
 	}
 	for len(keys) >= ledger.DedupKeySize {
-		if _, err := a.tx.ExecContext(ctx, `DELETE FROM dedup WHERE key = ? AND seq = ?`, keys[:ledger.DedupKeySize], seq); err != nil {
+		if _, err := a.exec(ctx, qDeleteDedup, keys[:ledger.DedupKeySize], seq); err != nil {
 			return fmt.Errorf("mark %d: %w", seq, err)
 		}
 		keys = keys[ledger.DedupKeySize:]
 	}
-	q := `UPDATE endorsements SET ` + column + ` = ?, dedup_keys = NULL`
-	if spent {
-		q += `, secret_spent = 1`
-	}
-	if _, err := a.tx.ExecContext(ctx, q+` WHERE seq = ?`, bySeq, seq); err != nil {
+	if _, err := a.exec(ctx, markQuery(column, spent), bySeq, seq); err != nil {
 		return fmt.Errorf("mark %d: %w", seq, err)
 	}
 	if what == ledger.TargetRedacted {
-		if _, err := a.tx.ExecContext(ctx, `DELETE FROM disclosures WHERE seq = ?`, seq); err != nil {
+		if _, err := a.exec(ctx, qDeleteDisclosure, seq); err != nil {
 			return fmt.Errorf("redact %d: %w", seq, err)
 		}
 	}
@@ -307,7 +430,7 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 	default:
 		return fmt.Errorf("letter status %v", status)
 	}
-	if _, err := a.tx.ExecContext(ctx, q, seq, letterID); err != nil {
+	if _, err := a.exec(ctx, q, seq, letterID); err != nil {
 		return fmt.Errorf("letter status: %w", err)
 	}
 	return nil
@@ -359,7 +482,7 @@ func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark ui
 // Watermark returns the indexed prefix of the log.
 func (s *Store) Watermark(ctx context.Context) (uint64, error) {
 	var v int64
-	if err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&v); err != nil {
+	if err := s.queryRow(ctx, `SELECT value FROM meta WHERE key = 'watermark'`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("watermark: %w", err)
 	}
 	return uint64(v), nil
@@ -368,7 +491,7 @@ func (s *Store) Watermark(ctx context.Context) (uint64, error) {
 // Unassigned returns the entries without an index, or with one at least
 // from, in seq order.
 func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL OR idx >= ? ORDER BY seq`, int64(from))
+	rows, err := s.query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL OR idx >= ? ORDER BY seq`, int64(from))
 	if err != nil {
 		return nil, fmt.Errorf("unassigned: %w", err)
 	}
@@ -386,7 +509,7 @@ func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, er
 
 // Letters returns every letter.
 func (s *Store) Letters(ctx context.Context) ([]ledger.LetterRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
+	rows, err := s.query(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
 		FROM letters l JOIN entries x ON x.seq = l.seq ORDER BY l.seq`)
 	if err != nil {
 		return nil, fmt.Errorf("letters: %w", err)
@@ -405,7 +528,7 @@ func (s *Store) Letters(ctx context.Context) ([]ledger.LetterRow, error) {
 
 // EntryByIndex returns the entry at index.
 func (s *Store) EntryByIndex(ctx context.Context, index uint64) (*ledger.Entry, error) {
-	e, err := scanEntry(s.r.QueryRowContext(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx = ?`, int64(index)))
+	e, err := scanEntry(s.queryRow(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx = ?`, int64(index)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -418,7 +541,7 @@ func (s *Store) EntryByIndex(ctx context.Context, index uint64) (*ledger.Entry, 
 // IndexOfSeq returns the index of seq.
 func (s *Store) IndexOfSeq(ctx context.Context, seq int64) (int64, error) {
 	var idx int64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(idx, -1) FROM entries WHERE seq = ?`, seq).Scan(&idx)
+	err := s.queryRow(ctx, `SELECT COALESCE(idx, -1) FROM entries WHERE seq = ?`, seq).Scan(&idx)
 	if err != nil {
 		return 0, fmt.Errorf("index of %d: %w", seq, err)
 	}
@@ -427,7 +550,7 @@ func (s *Store) IndexOfSeq(ctx context.Context, seq int64) (int64, error) {
 
 // Disclosures returns public disclosures in [from, to).
 func (s *Store) Disclosures(ctx context.Context, from, to uint64) ([]ledger.DisclosureRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, d.salt, d.name, d.affiliation, d.country
+	rows, err := s.query(ctx, `SELECT x.idx, d.salt, d.name, d.affiliation, d.country
 		FROM entries x JOIN disclosures d ON d.seq = x.seq
 		WHERE x.idx >= ? AND x.idx < ? ORDER BY x.idx`, int64(from), int64(to))
 	if err != nil {
@@ -449,7 +572,7 @@ func (s *Store) Disclosures(ctx context.Context, from, to uint64) ([]ledger.Disc
 
 // Redacted returns the redacted endorsements in [from, to).
 func (s *Store) Redacted(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT x.idx FROM entries x JOIN endorsements e ON e.seq = x.seq
+	rows, err := s.query(ctx, `SELECT x.idx FROM entries x JOIN endorsements e ON e.seq = x.seq
 		WHERE x.idx >= ? AND x.idx < ? AND e.redacted_by != 0`, int64(from), int64(to))
 	if err != nil {
 		return nil, fmt.Errorf("redacted: %w", err)
@@ -480,7 +603,7 @@ const counted = ` (w.idx IS NULL OR w.idx >= ?2) AND (s.idx IS NULL OR s.idx >= 
 // Roster returns a page of a letter's roster at size.
 func (s *Store) Roster(ctx context.Context, letterID string, size uint64, after int64, limit int) ([]ledger.RosterRow, ledger.Counts, error) {
 	var c ledger.Counts
-	err := s.r.QueryRowContext(ctx, `SELECT
+	err := s.queryRow(ctx, `SELECT
 		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 1 AND e.redacted_by = 0 THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 2 THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN `+counted+` AND e.visibility = 1 AND e.redacted_by != 0 THEN 1 ELSE 0 END), 0),
@@ -493,7 +616,7 @@ func (s *Store) Roster(ctx context.Context, letterID string, size uint64, after 
 	if limit <= 0 {
 		return nil, c, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country`+
+	rows, err := s.query(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country`+
 		strings.Replace(rosterFrom, "WHERE", "LEFT JOIN disclosures d ON d.seq = e.seq WHERE", 1)+
 		` AND `+counted+` AND x.idx > ?3 ORDER BY x.idx LIMIT ?4`,
 		letterID, int64(size), after, limit)
@@ -525,7 +648,7 @@ func scanRoster(rows *sql.Rows) ([]ledger.RosterRow, error) {
 // Find searches a letter's public endorsements by folded name.
 func (s *Store) Find(ctx context.Context, letterID, folded string, size uint64, limit int) ([]ledger.RosterRow, error) {
 	pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(folded) + "%"
-	rows, err := s.r.QueryContext(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country
+	rows, err := s.query(ctx, `SELECT x.idx, x.record, e.redacted_by != 0, d.salt, d.name, d.affiliation, d.country
 		FROM endorsements e
 		JOIN entries x ON x.seq = e.seq
 		JOIN disclosures d ON d.seq = e.seq
@@ -542,7 +665,7 @@ func (s *Store) Find(ctx context.Context, letterID, folded string, size uint64, 
 // Endorsement returns the state of the endorsement at index as of size.
 func (s *Store) Endorsement(ctx context.Context, index, size uint64) (*ledger.EndorsementState, error) {
 	st := &ledger.EndorsementState{Index: index}
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(w.idx, -1), COALESCE(r.idx, -1), COALESCE(s.idx, -1)
+	err := s.queryRow(ctx, `SELECT COALESCE(w.idx, -1), COALESCE(r.idx, -1), COALESCE(s.idx, -1)
 		FROM entries x JOIN endorsements e ON e.seq = x.seq
 		LEFT JOIN entries w ON w.seq = e.withdrawn_by
 		LEFT JOIN entries r ON r.seq = e.redacted_by

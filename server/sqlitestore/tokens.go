@@ -37,7 +37,7 @@ func scanToken(row interface{ Scan(...any) error }) (*ledger.Token, error) {
 }
 
 func (t tokenStore) ByHash(ctx context.Context, hash []byte) (*ledger.Token, error) {
-	tok, err := scanToken(t.s.r.QueryRowContext(ctx, `SELECT id, hash, name, letters, created, revoked FROM tokens WHERE hash = ? AND revoked = 0`, hash))
+	tok, err := scanToken(t.s.queryRow(ctx, `SELECT id, hash, name, letters, created, revoked FROM tokens WHERE hash = ? AND revoked = 0`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -48,7 +48,7 @@ func (t tokenStore) ByHash(ctx context.Context, hash []byte) (*ledger.Token, err
 }
 
 func (t tokenStore) List(ctx context.Context) ([]ledger.Token, error) {
-	rows, err := t.s.r.QueryContext(ctx, `SELECT id, hash, name, letters, created, revoked FROM tokens ORDER BY created, id`)
+	rows, err := t.s.query(ctx, `SELECT id, hash, name, letters, created, revoked FROM tokens ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
