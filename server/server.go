@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -44,6 +46,8 @@ type Config struct {
 	// Origin is the log's origin, fixed at first start; default
 	// localhost/undersigned/<8 random hex digits>.
 	Origin string
+	// TLS configures TLS for both ports; the zero value serves plaintext.
+	TLS TLSConfig
 	// Logger receives the server's logs; default discards them.
 	Logger *slog.Logger
 	// Registry receives the metrics served at /metrics; default a new one.
@@ -118,6 +122,7 @@ type Server struct {
 	health *health.Server
 	limits *limiter
 	tokens *tokenCache
+	tls    *tls.Config
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -131,11 +136,15 @@ type Server struct {
 // store with the log, and returns a server ready to serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	tlsConfig, err := cfg.TLS.load()
+	if err != nil {
+		return nil, err
+	}
 	k, first, err := openKeys(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, keys: k}
+	s := &Server{cfg: cfg, log: cfg.Logger, keys: k, tls: tlsConfig}
 	if first {
 		s.log.Info("created a new log", slog.String("origin", k.origin),
 			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
@@ -238,11 +247,15 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 
 // NewGRPCServer returns a gRPC server with the services registered.
 func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	opts = append([]grpc.ServerOption{
+	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	}, opts...)
+	}
+	if s.tls != nil {
+		base = append(base, grpc.Creds(credentials.NewTLS(s.tls)))
+	}
+	opts = append(base, opts...)
 	g := grpc.NewServer(opts...)
 	s.RegisterGRPC(g)
 	return g
@@ -283,7 +296,10 @@ func Run(ctx context.Context, cfg Config) error {
 // gracefully and closes the server.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	g := s.NewGRPCServer()
-	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.tls}
+	if s.tls != nil {
+		hl = tls.NewListener(hl, s.tls)
+	}
 	s.log.Info("serving", slog.String("origin", s.keys.origin), slog.String("grpc", gl.Addr().String()),
 		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.keys.verifierKey),
 		slog.String("token_file", s.TokenPath))

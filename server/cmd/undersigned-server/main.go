@@ -73,6 +73,10 @@ func serve(args []string) error {
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
 	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
 	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
+	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
+	fs.BoolVar(&cfg.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
