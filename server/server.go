@@ -123,6 +123,8 @@ type Server struct {
 	limits *limiter
 	tokens *tokenCache
 	tls    *tls.Config
+	// verified is the log as checked at start.
+	verified *embedded.Verified
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -181,6 +183,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	// What changed since the last clean stop: the entries beyond the
+	// verified state must give the tree Tessera keeps.
+	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
+	verified, err := embedded.LoadVerified(verifiedPath)
+	if err == nil {
+		start := time.Now()
+		var checked *embedded.Verified
+		if checked, err = s.tlog.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
+			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
+				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
+			s.verified = checked
+			err = embedded.SaveVerified(verifiedPath, checked)
+		}
+	}
+	if err != nil {
+		s.tlog.Close(ctx)
+		s.store.Close()
+		return nil, fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
+	}
 	if err := s.checkAgainstLastSigned(ctx, g); err != nil {
 		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
 	}
@@ -225,6 +246,16 @@ func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) er
 	return g.Check(ctx, cp.Size, cp.Hash)
 }
 
+// saveVerified checks, at a clean stop, the entries appended since the
+// start, so that the next start checks only what changes after this stop.
+func (s *Server) saveVerified(ctx context.Context) error {
+	v, err := s.tlog.Check(ctx, s.verified, embedded.CheckOptions{})
+	if err != nil {
+		return fmt.Errorf("checking the log at stop: %w", err)
+	}
+	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, LogVerifiedFile), v)
+}
+
 // Origin returns the log's origin.
 func (s *Server) Origin() string { return s.keys.origin }
 
@@ -265,7 +296,7 @@ func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.health.Shutdown()
-		s.closeErr = errors.Join(s.ledger.Close(), s.tlog.Close(ctx), s.store.Close())
+		s.closeErr = errors.Join(s.ledger.Close(), s.tlog.Close(ctx), s.saveVerified(ctx), s.store.Close())
 	})
 	return s.closeErr
 }

@@ -145,3 +145,4 @@ func (n *nodes) consistency(ctx context.Context, from, to uint64) ([][]byte, err
 	}
 	return n.build(ctx, ns, to)
 }
+

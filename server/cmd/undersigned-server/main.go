@@ -4,6 +4,7 @@
 //
 //	undersigned-server [serve] [flags]      serve the ledger (the default)
 //	undersigned-server token create|list|revoke [flags]
+//	undersigned-server fsck --data DIR      check a stopped data folder in full
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -54,11 +55,13 @@ func run(args []string) error {
 		return serve(args)
 	case "token":
 		return token(args)
+	case "fsck":
+		return fsck(args)
 	case "help":
 		fmt.Println("usage: undersigned-server [serve|token] [flags]; undersigned-server serve -h lists the flags")
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve or token)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token or fsck)", cmd)}
 }
 
 func serve(args []string) error {
@@ -181,6 +184,24 @@ func token(args []string) error {
 		fmt.Fprintf(os.Stderr, "revoked token %s\n", fs.Arg(0))
 	default:
 		return usageError{fmt.Errorf("token: unknown command %q", sub)}
+	}
+	return nil
+}
+
+// fsck checks a stopped data folder in full; exit 1 when it finds a
+// problem.
+func fsck(args []string) error {
+	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
+	data := fs.String("data", "undersigned-data", "the data folder (the server must be stopped)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	n, err := server.Fsck(context.Background(), *data, os.Stdout)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%d problems found", n)
 	}
 	return nil
 }
