@@ -145,4 +145,3 @@ func (n *nodes) consistency(ctx context.Context, from, to uint64) ([][]byte, err
 	}
 	return n.build(ctx, ns, to)
 }
-
