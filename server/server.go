@@ -202,9 +202,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
 	}
-	if err := s.checkAgainstLastSigned(ctx, g); err != nil {
-		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
-	}
 	s.ledger, err = ledger.New(ctx, ledger.Config{
 		Origin:      k.origin,
 		Verifier:    k.verifier,
@@ -222,6 +219,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	// Once reconciled, the log must have caught up with the last
+	// checkpoint it signed, and extend it.
+	if err := s.checkAgainstLastSigned(ctx, g); err != nil {
+		if errors.Is(err, guard.ErrBehind) {
+			s.ledger.Close()
+			s.tlog.Close(ctx)
+			s.store.Close()
+			return nil, fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
+		}
+		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
 	s.tokens = newTokenCache(s.store.Tokens())
@@ -232,18 +240,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // checkAgainstLastSigned checks, at start, that the log's tree extends the
 // last checkpoint signed.
 func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) error {
-	size, err := s.tlog.IntegratedSize(ctx)
+	size, root, err := s.tlog.TreeState(ctx)
 	if err != nil {
 		return err
 	}
-	cp, err := s.tlog.Checkpoint(ctx)
-	if err != nil {
-		return nil // nothing published yet
-	}
-	if cp.Size > size {
-		return fmt.Errorf("the published checkpoint has %d entries, the tree %d", cp.Size, size)
-	}
-	return g.Check(ctx, cp.Size, cp.Hash)
+	return g.Check(ctx, size, root)
 }
 
 // saveVerified checks, at a clean stop, the entries appended since the

@@ -137,6 +137,9 @@ func (l *Log) Check(ctx context.Context, from *Verified, opts CheckOptions) (*Ve
 	return &Verified{Size: size, Hashes: r.Hashes()}, nil
 }
 
+// TreeState returns the integrated size and root Tessera keeps.
+func (l *Log) TreeState(ctx context.Context) (uint64, []byte, error) { return l.treeState(ctx) }
+
 // treeState reads the integrated size and root Tessera keeps.
 func (l *Log) treeState(ctx context.Context) (uint64, []byte, error) {
 	b, err := os.ReadFile(l.cfg.Dir + "/.state/treeState")

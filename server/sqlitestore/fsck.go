@@ -92,17 +92,32 @@ func (s *Store) ForEachEndorsement(ctx context.Context, fn func(EndorsementRow) 
 	return rows.Err()
 }
 
-// ApplyRedactions deletes every disclosure whose endorsement was redacted
-// and returns how many it deleted: a store restored from an older copy
-// must not bring a redacted name back.
-func (s *Store) ApplyRedactions(ctx context.Context) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM disclosures WHERE seq IN (SELECT seq FROM endorsements WHERE redacted_by != 0)`)
+// ApplyRedactions deletes the disclosure of every endorsement the store
+// marks redacted and of every endorsement at the given indexes (the
+// targets of the log's redaction records), and returns how many it
+// deleted: a store restored from a copy must not bring a redacted name
+// back.
+func (s *Store) ApplyRedactions(ctx context.Context, targets []uint64) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("apply redactions: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM disclosures WHERE seq IN (SELECT seq FROM endorsements WHERE redacted_by != 0)`)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("apply redactions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	for _, idx := range targets {
+		res, err := tx.ExecContext(ctx, `DELETE FROM disclosures WHERE seq = (SELECT seq FROM entries WHERE idx = ?)`, int64(idx))
+		if err != nil {
+			return n, fmt.Errorf("apply redactions: %w", err)
+		}
+		m, _ := res.RowsAffected()
+		n += m
+	}
+	if err := tx.Commit(); err != nil {
+		return n, fmt.Errorf("apply redactions: %w", err)
 	}
 	if n > 0 {
 		if err := s.Purge(ctx); err != nil {

@@ -539,6 +539,22 @@ func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark ui
 	return tx.Commit()
 }
 
+// Unassign forgets the indexes from from on.
+func (s *Store) Unassign(ctx context.Context, from uint64) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("unassign: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE entries SET idx = NULL WHERE idx >= ?`, int64(from)); err != nil {
+		return fmt.Errorf("unassign: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, int64(from)); err != nil {
+		return fmt.Errorf("unassign: %w", err)
+	}
+	return tx.Commit()
+}
+
 // Watermark returns the indexed prefix of the log.
 func (s *Store) Watermark(ctx context.Context) (uint64, error) {
 	var v int64

@@ -5,6 +5,8 @@
 //	undersigned-server [serve] [flags]      serve the ledger (the default)
 //	undersigned-server token create|list|revoke [flags]
 //	undersigned-server fsck --data DIR      check a stopped data folder in full
+//	undersigned-server backup --data DIR --out DIR2   a consistent copy, while serving
+//	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -57,11 +59,15 @@ func run(args []string) error {
 		return token(args)
 	case "fsck":
 		return fsck(args)
+	case "backup":
+		return backup(args)
+	case "restore":
+		return restore(args)
 	case "help":
 		fmt.Println("usage: undersigned-server [serve|token] [flags]; undersigned-server serve -h lists the flags")
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token or fsck)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup or restore)", cmd)}
 }
 
 func serve(args []string) error {
@@ -203,5 +209,42 @@ func fsck(args []string) error {
 	if n > 0 {
 		return fmt.Errorf("%d problems found", n)
 	}
+	return nil
+}
+
+// backup copies a data folder, while it may be served.
+func backup(args []string) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	data := fs.String("data", "undersigned-data", "the data folder")
+	out := fs.String("out", "", "the new folder for the copy")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *out == "" {
+		return usageError{errors.New("backup: --out is required")}
+	}
+	if err := server.Backup(context.Background(), *data, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "backed up %s to %s\n", *data, *out)
+	return nil
+}
+
+// restore makes a new data folder from a copy.
+func restore(args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	from := fs.String("from", "", "the copy made by backup")
+	data := fs.String("data", "undersigned-data", "the new data folder")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *from == "" {
+		return usageError{errors.New("restore: --from is required")}
+	}
+	n, err := server.Restore(context.Background(), *from, *data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "restored %s into %s; %d redacted disclosures deleted again; the server appends the admitted writes the copy's log lacks when it starts\n", *from, *data, n)
 	return nil
 }
