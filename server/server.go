@@ -8,6 +8,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/transparency-dev/formats/log"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -229,6 +231,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
 		}
 		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+	} else if err := s.awaitPublished(ctx, g); err != nil {
+		s.ledger.Close()
+		s.tlog.Close(ctx)
+		s.store.Close()
+		return nil, fmt.Errorf("refusing to serve: %w", err)
 	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
@@ -245,6 +252,44 @@ func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) er
 		return err
 	}
 	return g.Check(ctx, size, root)
+}
+
+// awaitPublished waits until the published checkpoint covers the last one
+// signed: a restored log must not serve a checkpoint older than one it
+// handed out before.
+func (s *Server) awaitPublished(ctx context.Context, g *guard.Signer) error {
+	last := g.Last()
+	if last == nil {
+		return nil
+	}
+	var want log.Checkpoint
+	if _, err := want.Unmarshal(firstParagraph(last)); err != nil {
+		return fmt.Errorf("the last signed checkpoint: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cp, err := s.tlog.Checkpoint(ctx)
+		if err == nil && cp.Size >= want.Size {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no checkpoint covering the last one signed (size %d) was published", want.Size)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// firstParagraph returns a signed note's text: everything before the blank
+// line.
+func firstParagraph(n []byte) []byte {
+	if i := bytes.Index(n, []byte("\n\n")); i >= 0 {
+		return n[:i+1]
+	}
+	return n
 }
 
 // saveVerified checks, at a clean stop, the entries appended since the
