@@ -103,6 +103,16 @@ func readPublished(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	names, err := parsePublished(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return names, nil
+}
+
+// parsePublished parses a published list: CSV with a header naming a name
+// column, or one name per line.
+func parsePublished(b []byte) ([]string, error) {
 	b = bytes.TrimPrefix(b, []byte("\uFEFF"))
 	first, _, _ := bytes.Cut(b, []byte("\n"))
 	if head, err := csv.NewReader(bytes.NewReader(first)).Read(); err == nil && len(head) >= 1 {
@@ -117,7 +127,7 @@ func readPublished(path string) ([]string, error) {
 			cr.FieldsPerRecord = -1
 			recs, err := cr.ReadAll()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+				return nil, err
 			}
 			var names []string
 			for _, rec := range recs[1:] {
