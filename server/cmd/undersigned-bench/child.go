@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/client"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
 )
 
@@ -76,6 +78,10 @@ type child struct {
 	token    string
 	dir      string
 	done     chan error
+
+	// The letter the benchmark endorses, and its organiser key.
+	letter *pb.Letter
+	key    ed25519.PrivateKey
 }
 
 func freeAddr() (string, error) {

@@ -184,18 +184,21 @@ func benchTessera(ctx context.Context, o options, dir string, size int) (measure
 
 // organiserClient dials a child server with its token and publishes a
 // letter.
+// The letter is published once per server; later calls reuse it.
 func organiserClient(ctx context.Context, srv *child) (*client.Client, *pb.Letter, ed25519.PrivateKey, error) {
 	cl, err := client.Dial(ctx, client.Config{Addr: srv.grpcAddr, Token: srv.token})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "bench", Title: "Bench", Text: "Text.\n"}, key)
-	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
-		cl.Close()
-		return nil, nil, nil, err
+	if srv.letter == nil {
+		_, srv.key, _ = ed25519.GenerateKey(rand.Reader)
+		srv.letter = client.NewLetter(cl.Origin(), client.LetterDraft{ID: "bench", Title: "Bench", Text: "Text.\n"}, srv.key)
+		if _, err := cl.PublishLetter(ctx, srv.letter, ""); err != nil {
+			cl.Close()
+			return nil, nil, nil, err
+		}
 	}
-	return cl, l, key, nil
+	return cl, srv.letter, srv.key, nil
 }
 
 // endorsements pre-builds signed endorsements, so that signing is not
