@@ -24,9 +24,11 @@ type write struct {
 	// (the letter id, the target of an action), if unique is set.
 	keys   [][]byte
 	unique bool
-	// lockKey, for an endorsement, is the key of its withdrawal lock: kept
-	// for good, so that no later endorsement reuses the lock.
-	lockKey []byte
+	// lockKey, for an endorsement, is the key of its withdrawal lock: an
+	// endorsement whose lock was revealed before is refused. revealedLock,
+	// for an action authorised by the withdrawal secret, is the key of the
+	// lock it reveals, kept for good.
+	lockKey, revealedLock []byte
 
 	disclosure *pb.Disclosure // kept when public
 	folded     string
@@ -279,11 +281,12 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 			if err != nil {
 				return admission{}, nil, err
 			}
-			where := "an earlier endorsement"
+			where := "an earlier record"
 			if first.Index != NoIndex {
-				where = fmt.Sprintf("the endorsement at %d", first.Index)
+				where = fmt.Sprintf("the record at %d", first.Index)
 			}
-			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.withdrawal_lock", Rule: "must not repeat the lock of " + where + ": choose a new withdrawal secret"})
+			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.withdrawal_lock",
+				Rule: "must not be a lock whose secret was revealed (by " + where + "): choose a new withdrawal secret"})
 		}
 	}
 
@@ -356,8 +359,8 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 	ne.Record = data
 	ne.LeafHash = rfc6962.DefaultHasher.HashLeaf(data)
 	ne.DedupKeys = w.keys
-	if w.lockKey != nil {
-		ne.PermanentKeys = [][]byte{w.lockKey}
+	if w.revealedLock != nil {
+		ne.PermanentKeys = [][]byte{w.revealedLock}
 	}
 	seq, err := tx.Insert(ctx, ne)
 	if err != nil {

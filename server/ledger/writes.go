@@ -200,8 +200,7 @@ func (l *Ledger) prepareEndorsement(c Caller, e *pb.Endorsement, d *pb.Disclosur
 		t := e.GetSupersedes()
 		w.target = &t
 	}
-	// A withdrawal lock is used once in the log: its secret, once
-	// revealed, must not open another endorsement.
+	// A lock whose secret was revealed must not lock another endorsement.
 	w.lockKey = dedupKey(l.cfg.DedupSecret, "lock", e.GetWithdrawalLock())
 	return w, nil
 }
@@ -235,6 +234,7 @@ func (l *Ledger) Withdraw(ctx context.Context, c Caller, wd *pb.Withdrawal) (*Wr
 	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
 		return nil, err
 	}
+	l.noteRevealedLock(w, target)
 	return l.write(ctx, w)
 }
 
@@ -267,6 +267,7 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
 		return nil, err
 	}
+	l.noteRevealedLock(w, target)
 	res, err := l.write(ctx, w)
 	if err != nil {
 		return nil, err
@@ -275,6 +276,15 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 		return nil, unavailable("the redaction is in the log but purging the store failed: %v", err)
 	}
 	return res, nil
+}
+
+// noteRevealedLock keeps, for an action authorised by the withdrawal
+// secret, the key of the lock it reveals, so that no later endorsement
+// uses that lock.
+func (l *Ledger) noteRevealedLock(w *write, t *actionTarget) {
+	if w.authority == records.AuthoritySecret {
+		w.revealedLock = dedupKey(l.cfg.DedupSecret, "lock", t.Endorsement.GetWithdrawalLock())
+	}
 }
 
 type actionTarget struct {
