@@ -51,6 +51,10 @@ var schema = []string{
 		dedup_keys BLOB
 	)`,
 	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
+	// For the Trillian engine, which matches log entries to intents by leaf
+	// hash, and waits for a letter's entries to have indexes.
+	`CREATE INDEX IF NOT EXISTS entries_by_leaf_hash ON entries(leaf_hash)`,
+	`CREATE INDEX IF NOT EXISTS entries_by_letter ON entries(letter_id, seq)`,
 	`CREATE TABLE IF NOT EXISTS disclosures (
 		seq INTEGER PRIMARY KEY,
 		salt BLOB NOT NULL,
@@ -93,6 +97,8 @@ const (
 	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
 		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
 		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`
+	qLetterState = `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq
+		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ?`
 )
 
 // writeQueries lists the statements prepared at open.
@@ -109,6 +115,7 @@ var writeQueries = []string{
 	qDeleteDedup,
 	qDeleteDisclosure,
 	qEndorsementByIndex,
+	qLetterState,
 }
 
 func init() {
@@ -420,6 +427,19 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 	return nil
 }
 
+// Letter returns a letter's state as this transaction sees it.
+func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	var r ledger.LetterRow
+	err := a.queryRow(ctx, qLetterState, id).Scan(&r.Seq, &r.Index, &r.ClosedSeq, &r.DeliveredSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("letter %q: %w", id, err)
+	}
+	return &r, nil
+}
+
 func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error {
 	var q string
 	switch status {
@@ -456,7 +476,7 @@ func (s *Store) Purge(ctx context.Context) error {
 	return nil
 }
 
-// Assign records log indexes.
+// Assign records log indexes; the watermark never moves back.
 func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark uint64) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -473,7 +493,7 @@ func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark ui
 			return fmt.Errorf("assign %d to %d: %w", a.Index, a.Seq, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, int64(watermark)); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = max(value, ?) WHERE key = 'watermark'`, int64(watermark)); err != nil {
 		return fmt.Errorf("assign: %w", err)
 	}
 	return tx.Commit()
