@@ -63,6 +63,10 @@ type Config struct {
 	// admitted and before it is appended: crash tests kill the process
 	// there.
 	AfterAdmit func()
+
+	// Trillian, when set, runs the server as a Trillian personality
+	// (DESIGN.md §7) instead of on the embedded engine.
+	Trillian *TrillianConfig
 }
 
 // RateLimits are the limits on the writes that need no token.
@@ -107,13 +111,23 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// engineLog is what the server needs of an engine's log: the ledger's
+// Log, the tlog-tiles resources, and a way to stop it.
+type engineLog interface {
+	ledger.Log
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+	Close(ctx context.Context) error
+}
+
 // Server is an open data folder with its engine and ledger.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	keys   *keys
-	store  *sqlitestore.Store
-	tlog   *embedded.Log
+	engine string
+	store  ledger.Store
+	tlog   engineLog
 	ledger *ledger.Ledger
 	health *health.Server
 	limits *limiter
@@ -141,12 +155,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
 			slog.String("verifier_key", filepath.Join(cfg.DataDir, LogPubFile)))
 	}
-	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+	if cfg.Trillian != nil {
+		err = s.openTrillian(ctx)
+	} else {
+		err = s.openEmbedded(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	path, created, err := ensureFirstToken(ctx, cfg.DataDir, s.store.Tokens())
 	if err != nil {
+		s.tlog.Close(ctx)
 		s.store.Close()
 		return nil, err
 	}
@@ -154,32 +173,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if created {
 		s.log.Info("created the first organiser token", slog.String("file", path))
 	}
-	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
-	if err != nil {
-		s.store.Close()
-		return nil, err
-	}
-	s.tlog, err = embedded.Open(ctx, embedded.Config{
-		Dir:                filepath.Join(cfg.DataDir, LogDir),
-		Signer:             g,
-		Verifier:           k.verifier,
-		BatchMaxSize:       cfg.BatchMaxSize,
-		BatchMaxAge:        cfg.BatchMaxAge,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Logger:             s.log,
-	})
-	if err != nil {
-		s.store.Close()
-		return nil, err
-	}
-	if err := s.checkAgainstLastSigned(ctx, g); err != nil {
-		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
-	}
 	s.ledger, err = ledger.New(ctx, ledger.Config{
 		Origin:      k.origin,
 		Verifier:    k.verifier,
 		VerifierKey: k.verifierKey,
-		Engine:      "embedded",
+		Engine:      s.engine,
 		Log:         s.tlog,
 		Store:       s.store,
 		DedupSecret: k.dedupSecret,
@@ -199,14 +197,49 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// checkAgainstLastSigned checks, at start, that the log's tree extends the
-// last checkpoint signed.
-func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) error {
-	size, err := s.tlog.IntegratedSize(ctx)
+// openEmbedded opens the embedded engine in the data folder: the SQLite
+// store and the Tessera log.
+func (s *Server) openEmbedded(ctx context.Context) error {
+	cfg, k := s.cfg, s.keys
+	var err error
+	s.engine = "embedded"
+	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
 	if err != nil {
 		return err
 	}
-	cp, err := s.tlog.Checkpoint(ctx)
+	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	tlog, err := embedded.Open(ctx, embedded.Config{
+		Dir:                filepath.Join(cfg.DataDir, LogDir),
+		Signer:             g,
+		Verifier:           k.verifier,
+		BatchMaxSize:       cfg.BatchMaxSize,
+		BatchMaxAge:        cfg.BatchMaxAge,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Logger:             s.log,
+	})
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	s.tlog = tlog
+	if err := checkAgainstLastSigned(ctx, tlog, g); err != nil {
+		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+	}
+	return nil
+}
+
+// checkAgainstLastSigned checks, at start, that the log's tree extends the
+// last checkpoint signed.
+func checkAgainstLastSigned(ctx context.Context, tlog ledger.Log, g *guard.Signer) error {
+	size, err := tlog.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	cp, err := tlog.Checkpoint(ctx)
 	if err != nil {
 		return nil // nothing published yet
 	}
