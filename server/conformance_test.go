@@ -19,7 +19,7 @@ import (
 
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/conformance"
-	"github.com/undersigned/undersigned/server/internal/trilliantest"
+	"github.com/undersigned/undersigned/server/trilliantest"
 	"github.com/undersigned/undersigned/server/trillianmem"
 )
 

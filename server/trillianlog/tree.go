@@ -10,7 +10,8 @@ import (
 
 // CreateTree creates a tree of the given type (trillian.TreeType_LOG, or
 // trillian.TreeType_PREORDERED_LOG for a migration), active, initialises
-// it, and returns its id.
+// it, and returns its id. Trillian's SQL storages keep at most 20
+// characters of name.
 func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc trillian.TrillianLogClient, treeType trillian.TreeType, name string) (int64, error) {
 	tree, err := admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeType:        treeType,

@@ -28,7 +28,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/sqlitestore"
 )
 
 func main() {
@@ -74,7 +73,12 @@ func serve(args []string) error {
 	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
 	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
 	verbose := fs.Bool("v", false, "log debug messages")
+	tf := addTrillianFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	var err error
+	if cfg.Trillian, err = tf.config(); err != nil {
 		return usageError{err}
 	}
 	level := slog.LevelInfo
@@ -122,16 +126,16 @@ func token(args []string) error {
 	data := fs.String("data", "undersigned-data", "the data folder")
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	letters := fs.String("letters", "", "create: comma-separated letter ids the token may write to (default: all)")
+	postgres := fs.String("postgres", "", "the Trillian engine's PostgreSQL database, which holds its tokens")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, *data+"/"+server.StateFile)
+	ts, closeTokens, err := openTokens(ctx, *data, *postgres)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ts := st.Tokens()
+	defer closeTokens()
 	switch sub {
 	case "create":
 		var ls []string

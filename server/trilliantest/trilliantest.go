@@ -63,7 +63,7 @@ func (e *Env) NewTree(t testing.TB, treeType trillian.TreeType) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id, err := trillianlog.CreateTree(ctx, e.Admin, e.Log, treeType, "undersigned test "+t.Name())
+	id, err := trillianlog.CreateTree(ctx, e.Admin, e.Log, treeType, "undersigned-test")
 	if err != nil {
 		t.Fatalf("create a tree: %v", err)
 	}
