@@ -4,6 +4,7 @@
 //
 //	undersigned-server [serve] [flags]      serve the ledger (the default)
 //	undersigned-server token create|list|revoke [flags]
+//	undersigned-server migrate --from DIR --data DIR --trillian ADDR --postgres URI
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -53,11 +54,13 @@ func run(args []string) error {
 		return serve(args)
 	case "token":
 		return token(args)
+	case "migrate":
+		return migrateCommand(args)
 	case "help":
-		fmt.Println("usage: undersigned-server [serve|token] [flags]; undersigned-server serve -h lists the flags")
+		fmt.Println("usage: undersigned-server [serve|token|migrate] [flags]; undersigned-server serve -h lists the flags")
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve or token)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token or migrate)", cmd)}
 }
 
 func serve(args []string) error {
