@@ -19,8 +19,8 @@ import (
 
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/conformance"
-	"github.com/undersigned/undersigned/server/trilliantest"
 	"github.com/undersigned/undersigned/server/trillianmem"
+	"github.com/undersigned/undersigned/server/trilliantest"
 )
 
 func init() {
