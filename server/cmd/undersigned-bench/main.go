@@ -13,6 +13,12 @@
 // line "ratio X" (full path over raw Tessera). Usage:
 //
 //	undersigned-bench [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
+//
+// With --engine trillian it measures the Trillian engine instead (see
+// trillian.go), on the Trillian and PostgreSQL that deploy/trillian/up.sh
+// started in DIR:
+//
+//	undersigned-bench --engine trillian --trillian-dir DIR [--concurrency 256]
 package main
 
 import (
@@ -58,6 +64,8 @@ type options struct {
 	dir                string
 	jsonOut            string
 	cpuProfile         string
+	engine             string
+	trillianDir        string
 }
 
 // measurement is one timed run.
@@ -86,9 +94,15 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "a folder for the logs (default a temporary folder)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the full-path runs to this file")
+	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
+	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
 	flag.Parse()
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
-	if err := run(context.Background(), o); err != nil {
+	measure := run
+	if o.engine == "trillian" {
+		measure = runTrillian
+	}
+	if err := measure(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "undersigned-bench:", err)
 		os.Exit(1)
 	}
