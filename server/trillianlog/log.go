@@ -366,10 +366,17 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 	for attempt := 0; ; attempt++ {
 		last, raw := g.LastCheckpoint()
 		switch {
-		case last != nil && last.Size > size:
-			// Another frontend signed a larger tree: serve it once the
-			// builder reproduces it.
+		case last != nil && last.Size > size && attempt > 0:
+			// Another frontend signed a larger tree since this step read
+			// Trillian's size: serve it once the builder reproduces it.
 			return nil
+		case last != nil && last.Size > size:
+			// The builder is at the size Trillian gave this step, and a
+			// checkpoint was signed for a larger tree before: Trillian lost
+			// entries (restored from an older copy?). Nothing is signed
+			// until it has them again; after failAfter the log reports
+			// itself unhealthy.
+			return fmt.Errorf("Trillian's tree has %d entries, the last checkpoint signed %d: Trillian lost entries", size, last.Size)
 		case last != nil && last.Size == size:
 			if !bytes.Equal(last.Hash, root) {
 				return l.stop(fmt.Errorf("%w: the checkpoint signed at size %d has root %x, the tree %x", guard.ErrInconsistent, size, last.Hash, root))
