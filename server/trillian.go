@@ -117,6 +117,7 @@ type trillianEngine struct {
 	closeConn func() error
 }
 
+// Close stops the log and closes the connection to Trillian.
 func (e *trillianEngine) Close(ctx context.Context) error {
 	err := e.Log.Close(ctx)
 	if e.closeConn != nil {
