@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -30,6 +31,9 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok {
 		return ledger.Caller{}, status.Error(codes.Unauthenticated, "authorization: must be \"Bearer <token>\"")
+	}
+	if s.cfg.TLS.RequireClientCertForTokens && !hasClientCert(ctx) {
+		return ledger.Caller{}, status.Error(codes.Unauthenticated, "a token is accepted only with a verified client certificate")
 	}
 	t, err := s.tokens.lookup(ctx, HashToken(strings.TrimSpace(tok)))
 	if err != nil {
@@ -52,6 +56,17 @@ func (s *Server) withLimit(ctx context.Context, c ledger.Caller) ledger.Caller {
 		}
 	}
 	return c
+}
+
+// hasClientCert reports whether the call came with a client certificate
+// that the TLS handshake verified.
+func hasClientCert(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && len(ti.State.VerifiedChains) > 0
 }
 
 func callerOf(ctx context.Context) ledger.Caller {

@@ -31,6 +31,9 @@ const (
 	TokenFile = "organiser.token"
 	// LastCheckpointFile holds the last checkpoint the log signed.
 	LastCheckpointFile = "checkpoint.signed"
+	// LogVerifiedFile holds the state of the embedded log as last checked,
+	// so that a start checks only what changed since the last clean stop.
+	LogVerifiedFile = "log.verified"
 	// LogDir is the folder of the embedded engine's log.
 	LogDir = "log"
 	// StateFile is the embedded engine's SQLite database.

@@ -8,7 +8,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +22,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/transparency-dev/formats/log"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -44,6 +48,8 @@ type Config struct {
 	// Origin is the log's origin, fixed at first start; default
 	// localhost/undersigned/<8 random hex digits>.
 	Origin string
+	// TLS configures TLS for both ports; the zero value serves plaintext.
+	TLS TLSConfig
 	// Logger receives the server's logs; default discards them.
 	Logger *slog.Logger
 	// Registry receives the metrics served at /metrics; default a new one.
@@ -132,6 +138,13 @@ type Server struct {
 	health *health.Server
 	limits *limiter
 	tokens *tokenCache
+	tls    *tls.Config
+
+	// On the embedded engine: its log, its guard, and the log as checked
+	// at start.
+	emb      *embedded.Log
+	guard    *guard.Signer
+	verified *embedded.Verified
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -145,11 +158,15 @@ type Server struct {
 // store with the log, and returns a server ready to serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	tlsConfig, err := cfg.TLS.load()
+	if err != nil {
+		return nil, err
+	}
 	k, first, err := openKeys(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, keys: k}
+	s := &Server{cfg: cfg, log: cfg.Logger, keys: k, tls: tlsConfig}
 	if first {
 		s.log.Info("created a new log", slog.String("origin", k.origin),
 			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
@@ -190,6 +207,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	// (The Trillian engine's tile builder checks the tree against the last
+	// checkpoint signed before it signs another.)
+	if s.emb != nil {
+		if err := s.checkEmbeddedAtStart(ctx); err != nil {
+			s.ledger.Close()
+			s.tlog.Close(ctx)
+			s.store.Close()
+			return nil, err
+		}
+	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
 	s.tokens = newTokenCache(s.store.Tokens())
@@ -198,21 +225,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // openEmbedded opens the embedded engine in the data folder: the SQLite
-// store and the Tessera log.
+// store and the Tessera log, checked since the last clean stop.
 func (s *Server) openEmbedded(ctx context.Context) error {
 	cfg, k := s.cfg, s.keys
 	var err error
 	s.engine = "embedded"
-	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
 	if err != nil {
 		return err
 	}
+	s.store = st
 	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
 	if err != nil {
-		s.store.Close()
+		st.Close()
 		return err
 	}
-	tlog, err := embedded.Open(ctx, embedded.Config{
+	s.guard = g
+	s.emb, err = embedded.Open(ctx, embedded.Config{
 		Dir:                filepath.Join(cfg.DataDir, LogDir),
 		Signer:             g,
 		Verifier:           k.verifier,
@@ -222,31 +251,111 @@ func (s *Server) openEmbedded(ctx context.Context) error {
 		Logger:             s.log,
 	})
 	if err != nil {
-		s.store.Close()
+		st.Close()
 		return err
 	}
-	s.tlog = tlog
-	if err := checkAgainstLastSigned(ctx, tlog, g); err != nil {
+	s.tlog = s.emb
+	// What changed since the last clean stop: the entries beyond the
+	// verified state must give the tree Tessera keeps.
+	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
+	verified, err := embedded.LoadVerified(verifiedPath)
+	if err == nil {
+		start := time.Now()
+		var checked *embedded.Verified
+		if checked, err = s.emb.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
+			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
+				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
+			s.verified = checked
+			err = embedded.SaveVerified(verifiedPath, checked)
+		}
+	}
+	if err != nil {
+		s.emb.Close(ctx)
+		st.Close()
+		return fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
+	}
+	return nil
+}
+
+// checkEmbeddedAtStart checks, once the store is reconciled, that the
+// embedded log caught up with the last checkpoint it signed and extends
+// it, and waits for a published checkpoint that covers it. An error means
+// the server must not serve; a log that does not extend the checkpoint is
+// served with writes refused.
+func (s *Server) checkEmbeddedAtStart(ctx context.Context) error {
+	if err := s.checkAgainstLastSigned(ctx, s.guard); err != nil {
+		if errors.Is(err, guard.ErrBehind) {
+			return fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
+		}
 		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+		return nil
+	}
+	if err := s.awaitPublished(ctx, s.guard); err != nil {
+		return fmt.Errorf("refusing to serve: %w", err)
 	}
 	return nil
 }
 
 // checkAgainstLastSigned checks, at start, that the log's tree extends the
 // last checkpoint signed.
-func checkAgainstLastSigned(ctx context.Context, tlog ledger.Log, g *guard.Signer) error {
-	size, err := tlog.IntegratedSize(ctx)
+func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) error {
+	size, root, err := s.emb.TreeState(ctx)
 	if err != nil {
 		return err
 	}
-	cp, err := tlog.Checkpoint(ctx)
+	return g.Check(ctx, size, root)
+}
+
+// awaitPublished waits until the published checkpoint covers the last one
+// signed: a restored log must not serve a checkpoint older than one it
+// handed out before.
+func (s *Server) awaitPublished(ctx context.Context, g *guard.Signer) error {
+	last := g.Last()
+	if last == nil {
+		return nil
+	}
+	var want log.Checkpoint
+	if _, err := want.Unmarshal(firstParagraph(last)); err != nil {
+		return fmt.Errorf("the last signed checkpoint: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cp, err := s.tlog.Checkpoint(ctx)
+		if err == nil && cp.Size >= want.Size {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no checkpoint covering the last one signed (size %d) was published", want.Size)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// firstParagraph returns a signed note's text: everything before the blank
+// line.
+func firstParagraph(n []byte) []byte {
+	if i := bytes.Index(n, []byte("\n\n")); i >= 0 {
+		return n[:i+1]
+	}
+	return n
+}
+
+// saveVerified checks, at a clean stop, the entries appended since the
+// start, so that the next start checks only what changes after this stop.
+// The Trillian engine has no such state in the data folder.
+func (s *Server) saveVerified(ctx context.Context) error {
+	if s.emb == nil {
+		return nil
+	}
+	v, err := s.emb.Check(ctx, s.verified, embedded.CheckOptions{})
 	if err != nil {
-		return nil // nothing published yet
+		return fmt.Errorf("checking the log at stop: %w", err)
 	}
-	if cp.Size > size {
-		return fmt.Errorf("the published checkpoint has %d entries, the tree %d", cp.Size, size)
-	}
-	return g.Check(ctx, cp.Size, cp.Hash)
+	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, LogVerifiedFile), v)
 }
 
 // Origin returns the log's origin.
@@ -271,11 +380,15 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 
 // NewGRPCServer returns a gRPC server with the services registered.
 func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	opts = append([]grpc.ServerOption{
+	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	}, opts...)
+	}
+	if s.tls != nil {
+		base = append(base, grpc.Creds(credentials.NewTLS(s.tls)))
+	}
+	opts = append(base, opts...)
 	g := grpc.NewServer(opts...)
 	s.RegisterGRPC(g)
 	return g
@@ -285,7 +398,7 @@ func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.health.Shutdown()
-		s.closeErr = errors.Join(s.ledger.Close(), s.tlog.Close(ctx), s.store.Close())
+		s.closeErr = errors.Join(s.ledger.Close(), s.tlog.Close(ctx), s.saveVerified(ctx), s.store.Close())
 	})
 	return s.closeErr
 }
@@ -316,7 +429,10 @@ func Run(ctx context.Context, cfg Config) error {
 // gracefully and closes the server.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	g := s.NewGRPCServer()
-	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.tls}
+	if s.tls != nil {
+		hl = tls.NewListener(hl, s.tls)
+	}
 	s.log.Info("serving", slog.String("origin", s.keys.origin), slog.String("grpc", gl.Addr().String()),
 		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.keys.verifierKey),
 		slog.String("token_file", s.TokenPath))

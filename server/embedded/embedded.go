@@ -227,6 +227,12 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 	return l.nodes.inclusion(ctx, index, size)
 }
 
+// LeafHash returns the leaf hash of the entry at index, from the level-0
+// tile of the tree of size.
+func (l *Log) LeafHash(ctx context.Context, index, size uint64) ([]byte, error) {
+	return l.nodes.node(ctx, 0, index, size)
+}
+
 // ConsistencyProof proves that the tree of size to extends that of size
 // from.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {

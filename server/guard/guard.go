@@ -9,7 +9,8 @@
 // it with a consistency proof before signing; a smaller tree, a different
 // root at the same size or a failed proof stops the signer for good, and
 // [Signer.Err] says why, so that writes stop with Unavailable and the
-// operator is told.
+// operator is told. A smaller tree ([ErrBehind]) is refused without
+// stopping, so that a restored log can catch up.
 package guard
 
 import (
@@ -32,6 +33,12 @@ import (
 // ErrInconsistent is wrapped by the error of a signer that refused to sign
 // a tree inconsistent with the last checkpoint it signed.
 var ErrInconsistent = errors.New("refusing to sign a checkpoint inconsistent with the last one signed")
+
+// ErrBehind is wrapped by the error of a signer asked to sign a tree smaller
+// than the last one it signed. It does not stop the signer: a log restored
+// from a copy may still catch up with admitted writes; until it does,
+// nothing is signed.
+var ErrBehind = errors.New("refusing to sign a tree smaller than the last one signed")
 
 // ErrConflict is wrapped by the error of a shared [Persister]'s Store when
 // the checkpoint it was to replace is no longer the last one: another
@@ -147,7 +154,7 @@ func (s *Signer) check(ctx context.Context, size uint64, root []byte) error {
 	last := s.last
 	switch {
 	case size < last.Size:
-		return s.stop(fmt.Errorf("%w: the tree has %d entries, the last checkpoint signed had %d", ErrInconsistent, size, last.Size))
+		return fmt.Errorf("%w: the tree has %d entries, the last checkpoint signed had %d", ErrBehind, size, last.Size)
 	case size == last.Size:
 		if !bytes.Equal(root, last.Hash) {
 			return s.stop(fmt.Errorf("%w: at size %d the root is %x, the last checkpoint signed %x", ErrInconsistent, size, root, last.Hash))

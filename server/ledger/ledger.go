@@ -377,7 +377,16 @@ func (l *Ledger) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	if size < watermark {
-		return fmt.Errorf("reconcile: the log has %d entries but the store indexed %d: the log lost entries (restored from an older copy?)", size, watermark)
+		// The log lost entries the store had indexed (a restored copy, a
+		// disk rolled back). The store has their exact bytes, in the
+		// log's order: append them again. The checkpoint signer then
+		// checks the result against the last checkpoint it signed.
+		l.log.Warn("the log has fewer entries than the store indexed: appending the missing ones again from the store",
+			slog.Uint64("log_size", size), slog.Uint64("indexed", watermark))
+		if err := l.cfg.Store.Unassign(ctx, size); err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		watermark = size
 	}
 	unassigned, err := l.cfg.Store.Unassigned(ctx, watermark)
 	if err != nil {

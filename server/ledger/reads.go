@@ -46,6 +46,13 @@ func (l *Ledger) sizeOrLatest(ctx context.Context, size uint64) (uint64, *Checkp
 	return size, nil, nil
 }
 
+// leafHasher is a Log that reads leaf hashes cheaply.
+type leafHasher interface {
+	// LeafHash returns the RFC 6962 leaf hash of the entry at index, in
+	// the tree of size.
+	LeafHash(ctx context.Context, index, size uint64) ([]byte, error)
+}
+
 // InclusionProof proves the entry at index in the tree of size, or in the
 // latest checkpoint's tree when size is 0 (which it then returns).
 func (l *Ledger) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, uint64, *Checkpoint, []byte, error) {
@@ -60,11 +67,26 @@ func (l *Ledger) InclusionProof(ctx context.Context, index, size uint64) ([][]by
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	leaves, err := l.cfg.Log.ReadLeaves(ctx, index, index+1)
+	// The log may know the leaf hash; otherwise the store has it, which is
+	// cheaper than reading the entry bundle.
+	if lh, ok := l.cfg.Log.(leafHasher); ok {
+		h, err := lh.LeafHash(ctx, index, size)
+		if err != nil {
+			return nil, 0, nil, nil, err
+		}
+		return p, size, cp, h, nil
+	}
+	if err := l.waitIndexed(ctx, index+1); err != nil {
+		return nil, 0, nil, nil, err
+	}
+	e, err := l.cfg.Store.EntryByIndex(ctx, index)
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	return p, size, cp, leafHash(leaves[0]), nil
+	if e == nil {
+		return nil, 0, nil, nil, fmt.Errorf("entry %d is in the log but not in the store", index)
+	}
+	return p, size, cp, e.LeafHash, nil
 }
 
 // ConsistencyProof proves that the tree of size to extends that of size

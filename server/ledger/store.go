@@ -187,6 +187,10 @@ type Store interface {
 	// Assign records the log indexes of admitted entries, and that every
 	// entry below watermark has its index.
 	Assign(ctx context.Context, a []Assignment, watermark uint64) error
+	// Unassign forgets the indexes from from on, and moves the watermark
+	// back to from: the log lost those entries and they will be appended
+	// again.
+	Unassign(ctx context.Context, from uint64) error
 	// Watermark returns the size of the log prefix whose entries all have
 	// their index recorded.
 	Watermark(ctx context.Context) (uint64, error)

@@ -518,3 +518,16 @@ func decodeEndorsement(record []byte) (*pb.Endorsement, error) {
 	}
 	return r.GetEndorsement(), nil
 }
+
+// Unassign forgets the indexes from from on and moves the watermark back
+// to from. The Trillian engine does not call it (Trillian does not lose
+// entries it integrated), but a store must offer it.
+func (s *Store) Unassign(ctx context.Context, from uint64) error {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE entries SET idx = NULL WHERE idx >= $1`, int64(from))
+	b.Queue(`UPDATE meta SET value = $1 WHERE key = 'watermark'`, int64(from))
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("unassign from %d: %w", from, err)
+	}
+	return nil
+}

@@ -85,12 +85,6 @@ var schema = []string{
 const (
 	qLookupDedup        = `SELECT seq FROM dedup WHERE key = ?`
 	qEntryBySeq         = `SELECT ` + entryColumns + ` FROM entries WHERE seq = ?`
-	qInsertEntry        = `INSERT INTO entries (leaf_hash, kind, letter_id, record, principal) VALUES (?, ?, ?, ?, ?)`
-	qPutDedup           = `INSERT OR REPLACE INTO dedup (key, seq) VALUES (?, ?)`
-	qInsertDedup        = `INSERT INTO dedup (key, seq) VALUES (?, ?)`
-	qInsertLetter       = `INSERT INTO letters (letter_id, seq) VALUES (?, ?)`
-	qInsertEndorsement  = `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES (?, ?, ?, ?, ?, ?)`
-	qInsertDisclosure   = `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES (?, ?, ?, ?, ?, ?)`
 	qDedupKeysOf        = `SELECT dedup_keys FROM endorsements WHERE seq = ?`
 	qDeleteDedup        = `DELETE FROM dedup WHERE key = ? AND seq = ?`
 	qDeleteDisclosure   = `DELETE FROM disclosures WHERE seq = ?`
@@ -105,12 +99,6 @@ const (
 var writeQueries = []string{
 	qLookupDedup,
 	qEntryBySeq,
-	qInsertEntry,
-	qPutDedup,
-	qInsertDedup,
-	qInsertLetter,
-	qInsertEndorsement,
-	qInsertDisclosure,
 	qDedupKeysOf,
 	qDeleteDedup,
 	qDeleteDisclosure,
@@ -259,8 +247,15 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 		return fmt.Errorf("admit: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(&admitTx{tx: tx, s: s}); err != nil {
+	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, entries: map[int64]*ledger.Entry{}}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&a.nextSeq); err != nil {
+		return fmt.Errorf("admit: %w", err)
+	}
+	if err := fn(a); err != nil {
 		return err
+	}
+	if err := a.flush(ctx); err != nil {
+		return fmt.Errorf("admit: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("admit: commit: %w", err)
@@ -268,9 +263,61 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 	return nil
 }
 
+// admitTx buffers the rows it inserts and writes them with multi-row
+// statements when the batch commits (or before a statement that must see
+// them): a batch of a thousand endorsements costs tens of statements, not
+// thousands. Reads look at the buffer first.
 type admitTx struct {
 	tx *sql.Tx
 	s  *Store
+
+	nextSeq int64
+	// dedup and entries are the buffered dedup keys and entries, for reads.
+	dedup   map[string]int64
+	entries map[int64]*ledger.Entry
+	// rows are the buffered rows of each table, in insertion order.
+	rows [numTables][][]any
+}
+
+// The buffered tables, in the order they are written.
+const (
+	tEntries = iota
+	tDedup
+	tLetters
+	tEndorsements
+	tDisclosures
+	numTables
+)
+
+var bufferedInserts = [numTables]string{
+	tEntries:      `INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal) VALUES `,
+	tDedup:        `INSERT OR REPLACE INTO dedup (key, seq) VALUES `,
+	tLetters:      `INSERT INTO letters (letter_id, seq) VALUES `,
+	tEndorsements: `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES `,
+	tDisclosures:  `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES `,
+}
+
+// flush writes the buffered rows, at most flushChunk rows a statement.
+func (a *admitTx) flush(ctx context.Context) error {
+	const flushChunk = 128
+	for t, rows := range a.rows {
+		for len(rows) > 0 {
+			n := min(len(rows), flushChunk)
+			cols := len(rows[0])
+			one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+			q := bufferedInserts[t] + strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+			args := make([]any, 0, n*cols)
+			for _, r := range rows[:n] {
+				args = append(args, r...)
+			}
+			if _, err := a.tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			rows = rows[n:]
+		}
+		a.rows[t] = nil
+	}
+	return nil
 }
 
 func (a *admitTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -280,7 +327,12 @@ func (a *admitTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	return a.tx.PrepareContext(ctx, q)
 }
 
+// exec runs a statement after writing the buffered rows, which it may need
+// to see.
 func (a *admitTx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if err := a.flush(ctx); err != nil {
+		return nil, err
+	}
 	st, err := a.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -297,6 +349,9 @@ func (a *admitTx) queryRow(ctx context.Context, q string, args ...any) rowScanne
 }
 
 func (a *admitTx) LookupDedup(ctx context.Context, key []byte) (int64, bool, error) {
+	if seq, ok := a.dedup[string(key)]; ok {
+		return seq, true, nil
+	}
 	var seq int64
 	err := a.queryRow(ctx, qLookupDedup, key).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -320,6 +375,10 @@ func scanEntry(row interface{ Scan(...any) error }) (*ledger.Entry, error) {
 }
 
 func (a *admitTx) EntryBySeq(ctx context.Context, seq int64) (*ledger.Entry, error) {
+	if e, ok := a.entries[seq]; ok {
+		c := *e
+		return &c, nil
+	}
 	e, err := scanEntry(a.queryRow(ctx, qEntryBySeq, seq))
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", seq, err)
@@ -327,6 +386,8 @@ func (a *admitTx) EntryBySeq(ctx context.Context, seq int64) (*ledger.Entry, err
 	return e, nil
 }
 
+// EndorsementByIndex reads an endorsement with an index, which was
+// admitted by an earlier transaction: never a buffered one.
 func (a *admitTx) EndorsementByIndex(ctx context.Context, index uint64) (*ledger.Endorsement, error) {
 	row := a.queryRow(ctx, qEndorsementByIndex, int64(index))
 	var e ledger.Endorsement
@@ -347,42 +408,28 @@ func (a *admitTx) EndorsementByIndex(ctx context.Context, index uint64) (*ledger
 }
 
 func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error) {
-	res, err := a.exec(ctx, qInsertEntry,
-		n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal)
-	if err != nil {
-		return 0, fmt.Errorf("insert entry: %w", err)
-	}
-	seq, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("insert entry: %w", err)
-	}
-	for _, k := range n.DedupKeys {
-		// A key held by the endorsement a correction supersedes passes to
-		// the correction; the ledger looked up every other key first.
-		if _, err := a.exec(ctx, qPutDedup, k, seq); err != nil {
-			return 0, fmt.Errorf("insert dedup key: %w", err)
-		}
-	}
-	for _, k := range n.PermanentKeys {
-		if _, err := a.exec(ctx, qInsertDedup, k, seq); err != nil {
-			return 0, fmt.Errorf("insert dedup key: %w", err)
-		}
+	seq := a.nextSeq
+	a.nextSeq++
+	e := n.Entry
+	e.Seq, e.Index = seq, ledger.NoIndex
+	a.entries[seq] = &e
+	a.rows[tEntries] = append(a.rows[tEntries], []any{seq, n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal})
+	// A key held by the endorsement a correction supersedes passes to the
+	// correction (INSERT OR REPLACE); the ledger looked up every other key
+	// first.
+	for _, k := range append(append([][]byte(nil), n.DedupKeys...), n.PermanentKeys...) {
+		a.dedup[string(k)] = seq
+		a.rows[tDedup] = append(a.rows[tDedup], []any{k, seq})
 	}
 	switch n.Kind {
 	case ledger.KindLetter:
-		if _, err := a.exec(ctx, qInsertLetter, n.LetterID, seq); err != nil {
-			return 0, fmt.Errorf("insert letter: %w", err)
-		}
+		a.rows[tLetters] = append(a.rows[tLetters], []any{n.LetterID, seq})
 	case ledger.KindEndorsement:
-		if _, err := a.exec(ctx, qInsertEndorsement,
-			seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey, joinKeys(n.DedupKeys)); err != nil {
-			return 0, fmt.Errorf("insert endorsement: %w", err)
-		}
+		a.rows[tEndorsements] = append(a.rows[tEndorsements],
+			[]any{seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey, joinKeys(n.DedupKeys)})
 		if d := n.Disclosure; d != nil {
-			if _, err := a.exec(ctx, qInsertDisclosure,
-				seq, d.GetSalt(), d.GetName(), d.GetAffiliation(), d.GetCountry(), n.FoldedName); err != nil {
-				return 0, fmt.Errorf("insert disclosure: %w", err)
-			}
+			a.rows[tDisclosures] = append(a.rows[tDisclosures],
+				[]any{seq, d.GetSalt(), d.GetName(), d.GetAffiliation(), d.GetCountry(), n.FoldedName})
 		}
 	}
 	return seq, nil
@@ -429,6 +476,12 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 
 // Letter returns a letter's state as this transaction sees it.
 func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	// A letter admitted earlier in the batch may still be buffered.
+	if len(a.rows[tLetters]) > 0 {
+		if err := a.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var r ledger.LetterRow
 	err := a.queryRow(ctx, qLetterState, id).Scan(&r.Seq, &r.Index, &r.ClosedSeq, &r.DeliveredSeq)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -476,25 +529,55 @@ func (s *Store) Purge(ctx context.Context) error {
 	return nil
 }
 
-// Assign records log indexes; the watermark never moves back.
+// Assign records log indexes; the watermark never moves back. Entries
+// admitted together sit at consecutive seqs and get consecutive indexes,
+// so each such run is one statement. The commit is not synced on its own:
+// indexes can be recovered from the log, and the next synced commit makes
+// it durable.
 func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark uint64) error {
+	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return fmt.Errorf("assign: %w", err)
+	}
+	defer s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("assign: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE entries SET idx = ? WHERE seq = ?`)
-	if err != nil {
-		return fmt.Errorf("assign: %w", err)
-	}
-	defer stmt.Close()
-	for _, a := range as {
-		if _, err := stmt.ExecContext(ctx, int64(a.Index), a.Seq); err != nil {
-			return fmt.Errorf("assign %d to %d: %w", a.Index, a.Seq, err)
+	for i := 0; i < len(as); {
+		j := i + 1
+		for j < len(as) && as[j].Seq == as[j-1].Seq+1 && as[j].Index == as[j-1].Index+1 {
+			j++
 		}
+		first, last := as[i], as[j-1]
+		res, err := tx.ExecContext(ctx, `UPDATE entries SET idx = seq + ? WHERE seq BETWEEN ? AND ?`,
+			int64(first.Index)-first.Seq, first.Seq, last.Seq)
+		if err != nil {
+			return fmt.Errorf("assign %d.. to %d..: %w", first.Index, first.Seq, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(j-i) {
+			return fmt.Errorf("assign %d.. to %d..: %d rows changed, want %d", first.Index, first.Seq, n, j-i)
+		}
+		i = j
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = max(value, ?) WHERE key = 'watermark'`, int64(watermark)); err != nil {
 		return fmt.Errorf("assign: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Unassign forgets the indexes from from on.
+func (s *Store) Unassign(ctx context.Context, from uint64) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("unassign: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE entries SET idx = NULL WHERE idx >= ?`, int64(from)); err != nil {
+		return fmt.Errorf("unassign: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, int64(from)); err != nil {
+		return fmt.Errorf("unassign: %w", err)
 	}
 	return tx.Commit()
 }

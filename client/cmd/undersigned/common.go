@@ -48,6 +48,13 @@ func (e *env) dial(ctx context.Context, logKeyFile string) (*client.Client, erro
 			return nil, usagef("tls: %s holds no PEM certificate", e.g.tlsCA)
 		}
 		cfg.TLS = &tls.Config{RootCAs: pool, ServerName: e.g.tlsServer, MinVersion: tls.VersionTLS12}
+		if e.g.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(e.g.tlsCert, e.g.tlsKey)
+			if err != nil {
+				return nil, usagef("tls: %v", err)
+			}
+			cfg.TLS.Certificates = []tls.Certificate{cert}
+		}
 	}
 	c, err := client.Dial(ctx, cfg)
 	if err != nil {

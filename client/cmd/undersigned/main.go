@@ -1,6 +1,8 @@
 // Command undersigned is the command line of undersigned: organisers
 // publish letters and import signatures, signers keep and check their
-// receipts, and anyone can read a letter's roster.
+// receipts, anyone can read a letter's roster, and auditors mirror and
+// verify the whole log, compare a published list with it, and deliver a
+// letter with its roster.
 //
 // Run "undersigned help" for the commands. Exit codes: 0 success; 1 a
 // verification failed, a violation was found or rows were rejected; 2 a
@@ -105,6 +107,8 @@ type globals struct {
 	configDir    string
 	tlsCA        string
 	tlsServer    string
+	tlsCert      string
+	tlsKey       string
 }
 
 // defaultGlobals returns the globals' values before any flag: from the
@@ -126,6 +130,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.configDir, "config-dir", g.configDir, "the folder of known_logs and the default organiser key (env "+envConfigDir+")")
 	fs.StringVar(&g.tlsCA, "tls-ca", g.tlsCA, "dial with TLS, trusting this CA certificate file (PEM); default: plaintext")
 	fs.StringVar(&g.tlsServer, "tls-server-name", g.tlsServer, "with --tls-ca: the server name to expect")
+	fs.StringVar(&g.tlsCert, "tls-cert", g.tlsCert, "with --tls-ca: a client certificate (PEM), for servers that want organisers to present one")
+	fs.StringVar(&g.tlsKey, "tls-key", g.tlsKey, "with --tls-cert: its private key (PEM)")
 }
 
 func envOr(name, def string) string {
@@ -158,7 +164,12 @@ func init() {
 		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted]", "verify receipts", runVerify},
 		{"withdraw", "(--receipt FILE | --index N) [--reason R]", "withdraw an endorsement", runWithdraw},
 		{"redact", "(--receipt FILE | --index N) [--reason R]", "redact an endorsement's name", runRedact},
-		{"roster", "--letter ID [--at SIZE] [--format csv|json]", "print a letter's roster", runRoster},
+		{"roster", "--letter ID [--at SIZE] [--offline|--state DIR] [--format csv|json]", "print a letter's roster", runRoster},
+		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--checkpoint FILE]", "verify the whole log since the last audit; print what changed", runAudit},
+		{"changes", "--letter ID (--from SIZE [--to SIZE] | --after RFC3339)", "every record that changed a letter's roster (from the audit state)", runChanges},
+		{"diff", "--letter ID --published FILE [--offline]", "compare a published list of names with the roster", runDiff},
+		{"deliver", "--letter ID --out DIR", "write a delivery bundle for the addressee (from the audit state)", runDeliver},
+		{"monitor", "[--interval D] [--state DIR] [--tiles URL]", "audit again and again; one line per new checkpoint", runMonitor},
 	}
 }
 

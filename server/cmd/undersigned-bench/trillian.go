@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -157,12 +156,12 @@ func readTrillianEnv(dir string) (*trillianEnv, error) {
 	return e, nil
 }
 
-// ticks is the clock tick of /proc/PID/stat.
-const ticks = 100
+// clockTicks is the clock tick of /proc/PID/stat (USER_HZ).
+const clockTicks = 100
 
-// procCPU returns a process's CPU time: its own, and with reaped children
+// procStatCPU returns a process's CPU time: its own, and with reaped children
 // (cutime and cstime) when children is set.
-func procCPU(pid int, children bool) (time.Duration, int, error) {
+func procStatCPU(pid int, children bool) (time.Duration, int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err
@@ -180,7 +179,7 @@ func procCPU(pid int, children bool) (time.Duration, int, error) {
 		v, _ := strconv.ParseInt(f[i], 10, 64)
 		sum += v
 	}
-	return time.Duration(sum) * time.Second / ticks, ppid, nil
+	return time.Duration(sum) * time.Second / clockTicks, ppid, nil
 }
 
 // postgresCPU is the CPU of the postmaster and every backend, live or
@@ -188,14 +187,14 @@ func procCPU(pid int, children bool) (time.Duration, int, error) {
 // databases (PostgreSQL names a backend's database in its process title:
 // "postgres: USER DATABASE HOST ACTIVITY").
 func postgresCPU(postmaster int) (total, undersigned time.Duration) {
-	total, _, _ = procCPU(postmaster, true)
+	total, _, _ = procStatCPU(postmaster, true)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == postmaster {
 			continue
 		}
-		cpu, ppid, err := procCPU(pid, true)
+		cpu, ppid, err := procStatCPU(pid, true)
 		if err != nil || ppid != postmaster {
 			continue
 		}
@@ -216,10 +215,10 @@ type cpuSample struct {
 func (e *trillianEnv) sample(undersignedPID int) cpuSample {
 	var s cpuSample
 	if undersignedPID != 0 {
-		s.undersigned, _, _ = procCPU(undersignedPID, true)
+		s.undersigned, _, _ = procStatCPU(undersignedPID, true)
 	}
-	s.logServer, _, _ = procCPU(e.serverPID, true)
-	s.logSigner, _, _ = procCPU(e.signerPID, true)
+	s.logServer, _, _ = procStatCPU(e.serverPID, true)
+	s.logSigner, _, _ = procStatCPU(e.signerPID, true)
 	s.postgres, s.postgresUndersigned = postgresCPU(e.postmasterPID)
 	return s
 }
@@ -438,15 +437,6 @@ func newDatabase(ctx context.Context, uri, name string) (string, error) {
 	}
 	u.Path = "/" + name
 	return u.String(), nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // benchUndersignedTrillian measures gRPC Endorse with receipts against an

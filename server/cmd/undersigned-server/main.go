@@ -4,7 +4,11 @@
 //
 //	undersigned-server [serve] [flags]      serve the ledger (the default)
 //	undersigned-server token create|list|revoke [flags]
-//	undersigned-server migrate --from DIR --data DIR --trillian ADDR --postgres URI
+//	undersigned-server fsck --data DIR      check a stopped data folder in full
+//	undersigned-server backup --data DIR --out DIR2   a consistent copy, while serving
+//	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
+//	undersigned-server migrate --from DIR --data DIR2 --trillian ADDR --postgres URI
+//	                                        an embedded log into a new Trillian tree
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -54,13 +58,19 @@ func run(args []string) error {
 		return serve(args)
 	case "token":
 		return token(args)
+	case "fsck":
+		return fsck(args)
+	case "backup":
+		return backup(args)
+	case "restore":
+		return restore(args)
 	case "migrate":
 		return migrateCommand(args)
 	case "help":
-		fmt.Println("usage: undersigned-server [serve|token|migrate] [flags]; undersigned-server serve -h lists the flags")
+		fmt.Println("usage: undersigned-server [serve|token|fsck|backup|restore|migrate] [flags]; undersigned-server serve -h lists the flags")
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token or migrate)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
 }
 
 func serve(args []string) error {
@@ -75,6 +85,10 @@ func serve(args []string) error {
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
 	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
 	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
+	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
+	fs.BoolVar(&cfg.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
 	verbose := fs.Bool("v", false, "log debug messages")
 	tf := addTrillianFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -185,5 +199,60 @@ func token(args []string) error {
 	default:
 		return usageError{fmt.Errorf("token: unknown command %q", sub)}
 	}
+	return nil
+}
+
+// fsck checks a stopped data folder in full; exit 1 when it finds a
+// problem.
+func fsck(args []string) error {
+	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
+	data := fs.String("data", "undersigned-data", "the data folder (the server must be stopped)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	n, err := server.Fsck(context.Background(), *data, os.Stdout)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%d problems found", n)
+	}
+	return nil
+}
+
+// backup copies a data folder, while it may be served.
+func backup(args []string) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	data := fs.String("data", "undersigned-data", "the data folder")
+	out := fs.String("out", "", "the new folder for the copy")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *out == "" {
+		return usageError{errors.New("backup: --out is required")}
+	}
+	if err := server.Backup(context.Background(), *data, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "backed up %s to %s\n", *data, *out)
+	return nil
+}
+
+// restore makes a new data folder from a copy.
+func restore(args []string) error {
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	from := fs.String("from", "", "the copy made by backup")
+	data := fs.String("data", "undersigned-data", "the new data folder")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *from == "" {
+		return usageError{errors.New("restore: --from is required")}
+	}
+	n, err := server.Restore(context.Background(), *from, *data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "restored %s into %s; %d redacted disclosures deleted again; the server appends the admitted writes the copy's log lacks when it starts\n", *from, *data, n)
 	return nil
 }

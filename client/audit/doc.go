@@ -1,0 +1,63 @@
+// Package audit mirrors and verifies a whole undersigned log, as a
+// journalist, a watchdog or a letter's addressee would, against a server
+// they do not trust.
+//
+// An [Auditor] reads the log from a [Source] (the gRPC API, see
+// [NewGRPCSource], or plain HTTP with the tlog-tiles API and the disclosure
+// bundles, see [NewHTTPSource], which also reads a mirror or a CDN copy),
+// from the last checkpoint it trusted to the latest one. It recomputes the
+// Merkle tree and checks it against the new signed checkpoint, checks that
+// checkpoint's consistency with the old one, decodes every record and
+// checks every rule of DESIGN.md §3 and §4, and keeps what it learnt in a
+// [State] folder, so that the next audit fetches only the new entries.
+//
+// # What is checked
+//
+// For every entry: that it is a canonical version 1 record (see
+// records.Decode) and that its leaf is in the signed tree. Then, by kind:
+//
+//   - a letter: its fields and its organiser's signature
+//     (records.CheckLetter), a unique id, and that a revised letter exists;
+//   - an endorsement: that its letter exists and was not closed, the digest
+//     and the signatures its letter's policy requires
+//     (records.CheckEndorsement), and a supersedes that points at an
+//     earlier endorsement of the same letter that was neither withdrawn nor
+//     superseded, signed by the same signer key when that one was;
+//   - a withdrawal or a redaction: that its target is an earlier
+//     endorsement, its authorisation (records.CheckWithdrawal,
+//     records.CheckRedaction), that the target was not already withdrawn
+//     (or superseded) or redacted, that a withdrawal secret is revealed
+//     only once, and that only a public endorsement is redacted;
+//   - a status change: its letter, its signature (records.CheckStatus) and
+//     that a letter is closed only once.
+//
+// Every public endorsement must have a disclosure that opens its
+// commitment, or a redaction: otherwise it is withheld ([RuleWithheld]). A
+// disclosure must not be served for a private endorsement, nor once its
+// endorsement was redacted. These are the rules the server enforces when
+// it admits a write, so an honest log never breaks one.
+//
+// # Violations, forks and evidence
+//
+// A broken rule is a [Violation] naming the index of the entry and the
+// [Rule]. A checkpoint that does not extend the last trusted one (a fork, a
+// rewritten history) is reported with both signed checkpoints written to an
+// evidence file, which can be published: anyone can check the two
+// signatures.
+//
+// # The state
+//
+// A [State] folder holds the last trusted checkpoint, the compact range of
+// its tree, and a mirror of every entry with its disclosure; redacted
+// disclosures are erased from the mirror too. The checkpoint and the
+// range are in a small JSON file replaced atomically after the mirror is
+// synced, so that a crash leaves the state as it was before or after an
+// audit. One audit at a time holds a folder ([OpenState]); readers open it
+// with [ReadState]. Rosters at any tree size ([State.Roster]) and the
+// changes between two sizes ([State.Changes]) are computed from it offline.
+//
+// # Names
+//
+// [Fold] and [TransliterationKey] compare names the way people read them;
+// [CompareNames] compares a published list with a roster.
+package audit

@@ -1,0 +1,105 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// maxMessage is the largest gRPC message the sources accept: a batch of
+// entries may hold several letters of up to 48 KiB each.
+const maxMessage = 64 << 20
+
+// grpcSource reads the log through the gRPC API.
+type grpcSource struct {
+	api pb.LedgerServiceClient
+}
+
+// NewGRPCSource returns a [Source] that reads the log through the gRPC API
+// (GetCheckpoint, GetEntries, GetConsistencyProof), for example the API of
+// a client.Client.
+func NewGRPCSource(api pb.LedgerServiceClient) Source {
+	return &grpcSource{api: api}
+}
+
+func (s *grpcSource) Checkpoint(ctx context.Context) ([]byte, error) {
+	resp, err := s.api.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("get checkpoint: %w", err)
+	}
+	return resp.GetCheckpoint(), nil
+}
+
+func (s *grpcSource) Entries(ctx context.Context, start, end uint64, fn func([]Entry) error) error {
+	if start >= end {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := s.api.GetEntries(ctx, &pb.GetEntriesRequest{Start: start, End: end}, grpc.MaxCallRecvMsgSize(maxMessage))
+	if err != nil {
+		return fmt.Errorf("get entries [%d, %d): %w", start, end, err)
+	}
+	next := start
+	for next < end {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("get entries: the stream ended at %d, before %d", next, end)
+		}
+		if err != nil {
+			return fmt.Errorf("get entries from %d: %w", next, err)
+		}
+		batch := make([]Entry, len(resp.GetEntries()))
+		for i, e := range resp.GetEntries() {
+			if e.GetIndex() != next {
+				return fmt.Errorf("get entries: the server sent index %d where %d was due", e.GetIndex(), next)
+			}
+			if next >= end {
+				return fmt.Errorf("get entries: the server sent index %d beyond %d", next, end)
+			}
+			batch[i] = Entry{Index: next, Record: e.GetRecord(), Disclosure: e.GetDisclosure(), Redacted: e.GetRedacted()}
+			next++
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *grpcSource) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	resp, err := s.api.GetConsistencyProof(ctx, &pb.GetConsistencyProofRequest{FromSize: from, ToSize: to})
+	if err != nil {
+		return nil, fmt.Errorf("get consistency proof from %d to %d: %w", from, to, err)
+	}
+	if resp.GetFromSize() != from || resp.GetToSize() != to {
+		return nil, fmt.Errorf("get consistency proof: asked for %d to %d, got %d to %d", from, to, resp.GetFromSize(), resp.GetToSize())
+	}
+	return resp.GetHashes(), nil
+}
+
+func (s *grpcSource) Disclosures(ctx context.Context, size uint64, indexes []uint64) (map[uint64]*pb.Disclosure, error) {
+	out := map[uint64]*pb.Disclosure{}
+	for _, i := range indexes {
+		if i >= size {
+			return nil, fmt.Errorf("disclosure of %d: beyond the tree of size %d", i, size)
+		}
+		err := s.Entries(ctx, i, i+1, func(b []Entry) error {
+			for _, e := range b {
+				if e.Disclosure != nil {
+					out[e.Index] = e.Disclosure
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,503 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Kinds of entry, as the model keeps them.
+const (
+	kindInvalid uint8 = iota
+	kindLetter
+	kindEndorsement
+	kindWithdrawal
+	kindRedaction
+	kindStatus
+)
+
+// discState is what is known of a public endorsement's disclosure.
+type discState uint8
+
+const (
+	// discNone: private, or not an endorsement.
+	discNone discState = iota
+	// discServed: a disclosure that opens the commitment.
+	discServed
+	// discMissing: none served; withheld unless a redaction follows.
+	discMissing
+	// discPending: none served, and the source says it was redacted by a
+	// record beyond the audited tree.
+	discPending
+	// discWithheld: none served and no redaction: a violation.
+	discWithheld
+	// discNotChecked: the source serves no disclosures.
+	discNotChecked
+	// discErased: redacted.
+	discErased
+	// discBad: the served disclosure does not open the commitment.
+	discBad
+)
+
+// ref is one entry of the log as the model keeps it.
+type ref struct {
+	kind uint8
+	// i indexes the slice of the entry's kind, or is -1.
+	i  int32
+	at int64 // accepted_at
+}
+
+type letterState struct {
+	index        uint64
+	letter       *pb.Letter
+	closedBy     int64
+	deliveredBy  int64
+	statuses     []uint64
+	endorsements []uint64
+	// folded maps the hash of a folded name to the index of a named
+	// endorsement; built when first needed.
+	folded map[uint64]uint64
+}
+
+type endorsement struct {
+	index        uint64
+	letter       int32
+	visibility   pb.Visibility
+	verification pb.Verification
+	signerKey    []byte
+	lock         [32]byte
+	leaf         [32]byte
+	supersedes   int64
+	withdrawnBy  int64
+	redactedBy   int64
+	supersededBy int64
+	secretSpent  bool
+	disc         discState
+	disclosure   *pb.Disclosure
+	foldHash     uint64
+	offset       int64
+	// redactReason and withdrawReason are the reasons of the records that
+	// did so.
+	withdrawReason, redactReason pb.Reason
+}
+
+type action struct {
+	kind        uint8
+	targetIndex uint64
+	target      int32 // in endorsements, or -1
+	reason      pb.Reason
+}
+
+type statusRecord struct {
+	letter int32
+	status pb.Status
+	note   string
+}
+
+// model is the state of the log as the audit rebuilt it.
+type model struct {
+	origin       string
+	refs         []ref
+	letters      []*letterState
+	byID         map[string]int32
+	endorsements []endorsement
+	actions      []action
+	statuses     []statusRecord
+}
+
+func newModel(origin string) *model {
+	return &model{origin: origin, byID: map[string]int32{}}
+}
+
+func (m *model) size() uint64 { return uint64(len(m.refs)) }
+
+// endorsementAt returns the endorsement at index, or nil.
+func (m *model) endorsementAt(index uint64) *endorsement {
+	if index >= uint64(len(m.refs)) || m.refs[index].kind != kindEndorsement {
+		return nil
+	}
+	return &m.endorsements[m.refs[index].i]
+}
+
+func (m *model) letterOf(e *endorsement) *letterState {
+	if e == nil || e.letter < 0 {
+		return nil
+	}
+	return m.letters[e.letter]
+}
+
+// item is one entry on its way through an audit: decoded in parallel,
+// applied in order, its signatures checked in parallel.
+type item struct {
+	entry     Entry
+	rec       *pb.Record
+	leaf      [32]byte
+	decodeErr error
+	// disclosure outcome, decided in parallel
+	disc     discState
+	discErr  error
+	foldHash uint64
+	// check runs the signature checks once the entry was applied.
+	check func() *Violation
+}
+
+// decode decodes an entry and checks what needs no state: the leaf hash,
+// the record's encoding and the served disclosure against the commitment.
+func (it *item) decode() {
+	it.leaf = leafHash(it.entry.Record)
+	it.rec, it.decodeErr = records.Decode(it.entry.Record)
+	if it.decodeErr != nil {
+		return
+	}
+	e := it.rec.GetEndorsement()
+	d := it.entry.Disclosure
+	switch {
+	case e == nil:
+		it.disc = discNone
+	case e.GetVisibility() != pb.Visibility_VISIBILITY_PUBLIC:
+		it.disc = discNone
+	case d != nil:
+		if err := records.CheckDisclosure(e, d); err != nil {
+			it.disc, it.discErr = discBad, err
+		} else {
+			it.disc = discServed
+			it.foldHash = hashString(Fold(d.GetName()))
+		}
+	case it.entry.NoDisclosures:
+		it.disc = discNotChecked
+	case it.entry.Redacted:
+		it.disc = discPending
+	default:
+		it.disc = discMissing
+	}
+}
+
+// applier applies decoded entries to a model in index order: it enforces
+// the rules that depend on the log's state, applies each record's effect,
+// and prepares the signature checks. Effects never depend on signatures, so
+// that replaying a mirror without checking them rebuilds the same model.
+type applier struct {
+	m          *model
+	replay     bool
+	roundStart uint64
+	violations []Violation
+	warnings   []Warning
+	// refetch lists earlier endorsements redacted in this round, whose
+	// disclosure must no longer be served.
+	refetch []uint64
+	// erase lists endorsements whose mirrored disclosure must be erased.
+	erase []uint64
+	// cur is the item being applied.
+	cur *item
+}
+
+func (a *applier) violate(index uint64, rule Rule, format string, args ...any) {
+	if a.replay {
+		return
+	}
+	a.violations = append(a.violations, Violation{Index: index, Rule: rule, Message: fmt.Sprintf(format, args...)})
+}
+
+func fieldViolation(index uint64, rule Rule, err error) *Violation {
+	return &Violation{Index: index, Rule: rule, Message: err.Error()}
+}
+
+// apply applies the entry at the model's next index.
+func (a *applier) apply(it *item, offset int64) {
+	m := a.m
+	index := uint64(len(m.refs))
+	a.cur = it
+	defer func() { a.cur = nil }()
+	if it.decodeErr != nil {
+		m.refs = append(m.refs, ref{kind: kindInvalid, i: -1})
+		a.violate(index, RuleRecord, "not a valid record: %v", it.decodeErr)
+		if it.entry.Disclosure != nil {
+			a.violate(index, RulePrivateDisclosed, "a disclosure is served for an entry that is not an endorsement")
+		}
+		return
+	}
+	rec := it.rec
+	at := rec.GetAcceptedAt()
+	if rec.GetEndorsement() == nil && it.entry.Disclosure != nil {
+		a.violate(index, RulePrivateDisclosed, "a disclosure is served for a record that is not an endorsement")
+	}
+	switch k := rec.GetKind().(type) {
+	case *pb.Record_Letter:
+		m.refs = append(m.refs, ref{kind: kindLetter, i: -1, at: at})
+		a.applyLetter(index, k.Letter)
+	case *pb.Record_Endorsement:
+		m.refs = append(m.refs, ref{kind: kindEndorsement, i: int32(len(m.endorsements)), at: at})
+		a.applyEndorsement(index, k.Endorsement, it, offset)
+	case *pb.Record_Withdrawal:
+		m.refs = append(m.refs, ref{kind: kindWithdrawal, i: int32(len(m.actions)), at: at})
+		w := k.Withdrawal
+		a.applyAction(index, kindWithdrawal, w.GetTargetIndex(), w.GetReason(), w.GetAuthorisation(), it,
+			func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error {
+				_, err := records.CheckWithdrawal(m.origin, l, t, leaf, w)
+				return err
+			})
+	case *pb.Record_Redaction:
+		m.refs = append(m.refs, ref{kind: kindRedaction, i: int32(len(m.actions)), at: at})
+		r := k.Redaction
+		a.applyAction(index, kindRedaction, r.GetTargetIndex(), r.GetReason(), r.GetAuthorisation(), it,
+			func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error {
+				_, err := records.CheckRedaction(m.origin, l, t, leaf, r)
+				return err
+			})
+	case *pb.Record_LetterStatus:
+		m.refs = append(m.refs, ref{kind: kindStatus, i: int32(len(m.statuses)), at: at})
+		a.applyStatus(index, k.LetterStatus, it)
+	}
+}
+
+func (a *applier) applyLetter(index uint64, l *pb.Letter) {
+	m := a.m
+	var revised *pb.Letter
+	if i, ok := m.byID[l.GetRevises()]; ok && l.GetRevises() != "" {
+		revised = m.letters[i].letter
+	}
+	if first, taken := m.byID[l.GetId()]; taken {
+		a.violate(index, RuleLetter, "letter.id: must be unique in the log; %q was published at index %d", l.GetId(), m.letters[first].index)
+	} else {
+		m.byID[l.GetId()] = int32(len(m.letters))
+		m.refs[index].i = int32(len(m.letters))
+		m.letters = append(m.letters, &letterState{index: index, letter: l, closedBy: -1, deliveredBy: -1})
+	}
+	if !a.replay {
+		a.setCheck(index, func() *Violation {
+			if err := records.CheckLetter(m.origin, l, revised); err != nil {
+				return fieldViolation(index, RuleLetter, err)
+			}
+			return nil
+		})
+	}
+}
+
+// setCheck sets the signature check of the item being applied.
+func (a *applier) setCheck(index uint64, f func() *Violation) {
+	if a.cur != nil {
+		a.cur.check = f
+	}
+}
+
+func (a *applier) applyEndorsement(index uint64, e *pb.Endorsement, it *item, offset int64) {
+	m := a.m
+	en := endorsement{
+		index: index, letter: -1, visibility: e.GetVisibility(), verification: e.GetVerification(),
+		supersedes: -1, withdrawnBy: -1, redactedBy: -1, supersededBy: -1, offset: offset,
+		leaf: it.leaf, disc: it.disc, foldHash: it.foldHash,
+	}
+	copy(en.lock[:], e.GetWithdrawalLock())
+	if s := e.GetSigner(); s != nil && len(s.GetPublicKey()) == ed25519.PublicKeySize {
+		en.signerKey = bytes.Clone(s.GetPublicKey())
+	}
+	if it.disc == discServed {
+		en.disclosure = it.entry.Disclosure
+	}
+	if it.disc == discBad {
+		a.violate(index, RuleDisclosure, "the served disclosure is wrong: %v", it.discErr)
+	}
+	if e.GetVisibility() != pb.Visibility_VISIBILITY_PUBLIC && it.entry.Disclosure != nil {
+		a.violate(index, RulePrivateDisclosed, "a disclosure is served for a private endorsement")
+	}
+	li, ok := m.byID[e.GetLetterId()]
+	var ls *letterState
+	if !ok {
+		a.violate(index, RuleEndorsement, "endorsement.letter_id: must name a letter in the log; %q is not", e.GetLetterId())
+	} else {
+		ls = m.letters[li]
+		en.letter = li
+		if ls.closedBy >= 0 {
+			a.violate(index, RuleEndorsement, "letter %q was closed at index %d: it takes no more endorsements", e.GetLetterId(), ls.closedBy)
+		}
+	}
+	if e.Supersedes != nil {
+		a.applySupersedes(index, e, &en, ls)
+	}
+	m.endorsements = append(m.endorsements, en)
+	if ls != nil {
+		ls.endorsements = append(ls.endorsements, index)
+		if !a.replay && en.disc == discServed {
+			a.checkDuplicate(index, ls, &m.endorsements[len(m.endorsements)-1])
+		}
+	}
+	if !a.replay && ls != nil {
+		l := ls.letter
+		a.setCheck(index, func() *Violation {
+			if err := records.CheckEndorsement(m.origin, l, e); err != nil {
+				return fieldViolation(index, RuleEndorsement, err)
+			}
+			return nil
+		})
+	}
+}
+
+// applySupersedes checks and applies a correction: the rules of the
+// server's checkSupersedes.
+func (a *applier) applySupersedes(index uint64, e *pb.Endorsement, en *endorsement, ls *letterState) {
+	m := a.m
+	ti := e.GetSupersedes()
+	t := m.endorsementAt(ti)
+	switch {
+	case ti >= index || t == nil:
+		a.violate(index, RuleSupersedes, "endorsement.supersedes: must be the index of an earlier endorsement; %d is not", ti)
+		return
+	case ls == nil || t.letter != en.letter:
+		a.violate(index, RuleSupersedes, "endorsement.supersedes: must be an endorsement of the same letter; %d is not", ti)
+		return
+	case t.withdrawnBy >= 0:
+		a.violate(index, RuleSupersedes, "the endorsement at %d was withdrawn at index %d and cannot be corrected", ti, t.withdrawnBy)
+	case t.supersededBy >= 0:
+		a.violate(index, RuleSupersedes, "the endorsement at %d was already superseded at index %d", ti, t.supersededBy)
+		return
+	case t.signerKey != nil && !bytes.Equal(t.signerKey, e.GetSigner().GetPublicKey()):
+		a.violate(index, RuleSupersedes, "endorsement.signer: must be signed by the signer key of the superseded endorsement %d", ti)
+	}
+	en.supersedes = int64(ti)
+	t.supersededBy = int64(index)
+}
+
+// checkDuplicate warns when a named endorsement repeats a name that still
+// counts in its letter, after folding case, diacritics and spacing.
+func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement) {
+	m := a.m
+	if ls.folded == nil {
+		ls.folded = map[uint64]uint64{}
+		for _, i := range ls.endorsements[:len(ls.endorsements)-1] {
+			o := m.endorsementAt(i)
+			if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 {
+				if _, seen := ls.folded[o.foldHash]; !seen {
+					ls.folded[o.foldHash] = i
+				}
+			}
+		}
+	}
+	if first, seen := ls.folded[en.foldHash]; seen && int64(first) != en.supersedes {
+		o := m.endorsementAt(first)
+		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && Fold(o.disclosure.GetName()) == Fold(en.disclosure.GetName()) {
+			a.warnings = append(a.warnings, Warning{Index: index, Message: fmt.Sprintf(
+				"probable duplicate in letter %q: %q looks like %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), o.disclosure.GetName(), first)})
+			return
+		}
+	}
+	ls.folded[en.foldHash] = index
+}
+
+func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Reason, auth *pb.Authorisation, it *item,
+	check func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error) {
+	m := a.m
+	rule, name := RuleWithdrawal, "withdrawal"
+	if kind == kindRedaction {
+		rule, name = RuleRedaction, "redaction"
+	}
+	act := action{kind: kind, targetIndex: ti, target: -1, reason: reason}
+	t := m.endorsementAt(ti)
+	if ti >= index || t == nil {
+		m.actions = append(m.actions, act)
+		a.violate(index, rule, "%s.target_index: must be the index of an earlier endorsement; %d is not", name, ti)
+		return
+	}
+	act.target = m.refs[ti].i
+	m.actions = append(m.actions, act)
+	// The withdrawal secret needs no signature: whether it was revealed,
+	// and so spent, is decided here.
+	bySecret := false
+	if s, ok := auth.GetBy().(*pb.Authorisation_WithdrawalSecret); ok && len(s.WithdrawalSecret) == records.SecretSize {
+		bySecret = bytes.Equal(records.WithdrawalLock(s.WithdrawalSecret), t.lock[:])
+	}
+	if bySecret && t.secretSpent {
+		a.violate(index, RuleSpentSecret, "the withdrawal secret of the endorsement at %d was already revealed and is spent", ti)
+	}
+	if bySecret {
+		t.secretSpent = true
+	}
+	switch kind {
+	case kindWithdrawal:
+		switch {
+		case t.withdrawnBy >= 0:
+			a.violate(index, rule, "the endorsement at %d was already withdrawn at index %d", ti, t.withdrawnBy)
+		case t.supersededBy >= 0:
+			a.violate(index, rule, "the endorsement at %d was superseded at index %d: withdraw the correction", ti, t.supersededBy)
+		}
+		if t.withdrawnBy < 0 {
+			t.withdrawnBy, t.withdrawReason = int64(index), reason
+		}
+	case kindRedaction:
+		switch {
+		case t.redactedBy >= 0:
+			a.violate(index, rule, "the endorsement at %d was already redacted at index %d", ti, t.redactedBy)
+		case t.visibility != pb.Visibility_VISIBILITY_PUBLIC:
+			a.violate(index, rule, "the endorsement at %d is private: there is no disclosure to redact", ti)
+		}
+		if t.redactedBy < 0 {
+			t.redactedBy, t.redactReason = int64(index), reason
+			if t.disc == discServed && ti >= a.roundStart && !a.replay {
+				a.violate(ti, RuleRedactionIgnored, "its disclosure is still served, though it was redacted at index %d", index)
+			}
+			if t.disc == discServed || t.disc == discBad {
+				a.erase = append(a.erase, ti)
+			}
+			if ti < a.roundStart && !a.replay {
+				a.refetch = append(a.refetch, ti)
+			}
+			if t.visibility == pb.Visibility_VISIBILITY_PUBLIC {
+				t.disc, t.disclosure = discErased, nil
+			}
+		}
+	}
+	if !a.replay {
+		ls := m.letterOf(t)
+		if ls == nil {
+			return
+		}
+		l := ls.letter
+		target := &pb.Endorsement{WithdrawalLock: t.lock[:]}
+		if t.signerKey != nil {
+			target.Signer = &pb.Signature{PublicKey: t.signerKey}
+		}
+		leaf := t.leaf[:]
+		a.setCheck(index, func() *Violation {
+			if err := check(l, target, leaf); err != nil {
+				return fieldViolation(index, rule, err)
+			}
+			return nil
+		})
+	}
+}
+
+func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
+	m := a.m
+	li, ok := m.byID[s.GetLetterId()]
+	if !ok {
+		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote()})
+		a.violate(index, RuleStatus, "status.letter_id: must name a letter in the log; %q is not", s.GetLetterId())
+		return
+	}
+	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote()})
+	ls := m.letters[li]
+	ls.statuses = append(ls.statuses, index)
+	switch s.GetStatus() {
+	case pb.Status_STATUS_CLOSED:
+		if ls.closedBy >= 0 {
+			a.violate(index, RuleStatus, "letter %q was already closed at index %d", s.GetLetterId(), ls.closedBy)
+		} else {
+			ls.closedBy = int64(index)
+		}
+	case pb.Status_STATUS_DELIVERED:
+		if ls.deliveredBy < 0 {
+			ls.deliveredBy = int64(index)
+		}
+	}
+	if !a.replay {
+		l := ls.letter
+		a.setCheck(index, func() *Violation {
+			if err := records.CheckStatus(m.origin, l, s); err != nil {
+				return fieldViolation(index, RuleStatus, err)
+			}
+			return nil
+		})
+	}
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+const (
+	nameRaw  = "raw Tessera POSIX, awaited publication"
+	nameFull = "Endorse over gRPC, receipt returned"
+)
+
+func benchWrites(ctx context.Context, o options, res *results) error {
+	size, err := endorsementSize()
+	if err != nil {
+		return err
+	}
+	res.Extra["entry_size_bytes"] = size
+	for i := range o.runs {
+		m, err := benchTessera(ctx, o, filepath.Join(o.dir, fmt.Sprintf("tessera-%d", i)), size)
+		if err != nil {
+			return fmt.Errorf("raw tessera: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "run %d: %s %.0f/s\n", i+1, nameRaw, m.Rate)
+		res.record(m)
+		profile := ""
+		if i == 0 {
+			profile = o.cpuProfile
+		}
+		m, err = benchEndorse(ctx, o, filepath.Join(o.dir, fmt.Sprintf("server-%d", i)), profile)
+		if err != nil {
+			return fmt.Errorf("full path: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "run %d: %s %.0f/s\n", i+1, nameFull, m.Rate)
+		res.record(m)
+	}
+	med := res.finish(nameRaw, nameFull)
+	res.Ratio = med[nameFull].Rate / med[nameRaw].Rate
+	return nil
+}
+
+// endorsementSize is the size of a typical endorsement record, so that raw
+// Tessera appends entries of the same size.
+func endorsementSize() (int, error) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	origin := "bench.example/undersigned"
+	l := client.NewLetter(origin, client.LetterDraft{ID: "bench", Title: "Bench", Text: "Text.\n"}, key)
+	e := client.NewEndorsement(origin, l, client.Signer{Fields: records.Fields{Name: "Signer 000000 Łapińska", Affiliation: "Bench"}, OrganiserKey: key})
+	b, err := records.Encode(&pb.Record{Version: 1, AcceptedAt: time.Now().Unix(), Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}})
+	return len(b), err
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// drive runs op on c goroutines: unmeasured for the warm-up, then measured
+// for the duration. serverCPU, when set, reads the server process's CPU.
+func drive(ctx context.Context, name, unit string, o options, c int, serverCPU func() time.Duration, op func(ctx context.Context, seq int64) error) measurement {
+	var measuring atomic.Bool
+	var ops, errs atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				start := time.Now()
+				err := op(ctx, seq.Add(1))
+				if !measuring.Load() || ctx.Err() != nil {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				ops.Add(1)
+				mine = append(mine, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(o.warmup)
+	measuring.Store(true)
+	var s0 time.Duration
+	if serverCPU != nil {
+		s0 = serverCPU()
+	}
+	cpu0, t0 := cpuTime(), time.Now()
+	time.Sleep(o.duration)
+	n, cpu1, elapsed := ops.Load(), cpuTime(), time.Since(t0)
+	var s1 time.Duration
+	if serverCPU != nil {
+		s1 = serverCPU()
+	}
+	measuring.Store(false)
+	cancel()
+	wg.Wait()
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	m := measurement{Name: name, Unit: unit, Ops: n, Seconds: elapsed.Seconds(), Rate: float64(n) / elapsed.Seconds(),
+		P50: q(0.5), P95: q(0.95), P99: q(0.99), Errors: errs.Load()}
+	if n > 0 {
+		m.CPUPerOp = (cpu1 - cpu0) / time.Duration(n)
+		if serverCPU != nil {
+			m.ServerCPUPerOp = (s1 - s0) / time.Duration(n)
+		}
+	}
+	return m
+}
+
+// benchTessera measures raw Tessera POSIX with awaited publication, in
+// this process.
+func benchTessera(ctx context.Context, o options, dir string, size int) (measurement, error) {
+	skey, _, err := note.GenerateKey(rand.Reader, "bench.example/tessera")
+	if err != nil {
+		return measurement{}, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return measurement{}, err
+	}
+	driver, err := posix.New(ctx, posix.Config{Path: dir})
+	if err != nil {
+		return measurement{}, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	appender, shutdown, reader, err := tessera.NewAppender(rctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(o.batchSize, o.batchAge).
+		WithCheckpointInterval(o.checkpointInterval).
+		WithPushback(4*o.batchSize))
+	if err != nil {
+		return measurement{}, err
+	}
+	// The same poll interval as the embedded engine's.
+	awaiter := tessera.NewPublicationAwaiter(rctx, reader.ReadCheckpoint, 5*time.Millisecond)
+	m := drive(ctx, nameRaw, "entries/s", o, o.concurrency, nil, func(ctx context.Context, _ int64) error {
+		data := make([]byte, size)
+		rand.Read(data)
+		_, _, err := awaiter.Await(ctx, appender.Add(ctx, tessera.NewEntry(data)))
+		return err
+	})
+	m.ServerCPUPerOp = m.CPUPerOp
+	m.CPUPerOp = 0
+	m.Note = "one process: the CPU is Tessera's and the load generator's"
+	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+	defer scancel()
+	shutdown(sctx)
+	return m, nil
+}
+
+// organiserClient dials a child server with its token and publishes a
+// letter.
+func organiserClient(ctx context.Context, srv *child) (*client.Client, *pb.Letter, ed25519.PrivateKey, error) {
+	cl, err := client.Dial(ctx, client.Config{Addr: srv.grpcAddr, Token: srv.token})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "bench", Title: "Bench", Text: "Text.\n"}, key)
+	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
+		cl.Close()
+		return nil, nil, nil, err
+	}
+	return cl, l, key, nil
+}
+
+// endorsements pre-builds signed endorsements, so that signing is not
+// measured as the load generator's work; more are built on demand.
+type endorsements struct {
+	origin string
+	letter *pb.Letter
+	key    ed25519.PrivateKey
+	pool   []*client.Endorsement
+	next   atomic.Int64
+}
+
+func newEndorsements(origin string, l *pb.Letter, key ed25519.PrivateKey, n int) *endorsements {
+	e := &endorsements{origin: origin, letter: l, key: key, pool: make([]*client.Endorsement, n)}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				e.pool[i] = e.build(int64(i))
+			}
+		}()
+	}
+	wg.Wait()
+	return e
+}
+
+func (e *endorsements) build(i int64) *client.Endorsement {
+	return client.NewEndorsement(e.origin, e.letter, client.Signer{
+		Fields:       records.Fields{Name: fmt.Sprintf("Signer %07d Łapińska", i), Affiliation: "Bench"},
+		OrganiserKey: e.key,
+	})
+}
+
+func (e *endorsements) get() *client.Endorsement {
+	i := e.next.Add(1) - 1
+	if int(i) < len(e.pool) {
+		return e.pool[i]
+	}
+	return e.build(i)
+}
+
+// benchEndorse measures gRPC Endorse, with an organiser signature and the
+// receipt returned, against an embedded server in a process of its own.
+func benchEndorse(ctx context.Context, o options, dir, profile string) (measurement, error) {
+	var extra []string
+	if profile != "" {
+		extra = []string{"--cpuprofile", profile}
+	}
+	srv, err := startChild(ctx, o, dir, extra...)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer srv.stop()
+	cl, l, key, err := organiserClient(ctx, srv)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer cl.Close()
+	expected := int(float64(o.concurrency) / 0.2 * (o.warmup + o.duration).Seconds())
+	pool := newEndorsements(cl.Origin(), l, key, min(expected, 200_000))
+	api := cl.API()
+	if profile != "" {
+		time.AfterFunc(o.warmup, func() { srv.profile(true) })
+		defer srv.profile(false)
+	}
+	return drive(ctx, nameFull, "endorsements/s", o, o.concurrency, srv.cpu, func(ctx context.Context, _ int64) error {
+		e := pool.get()
+		_, err := api.Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure})
+		return err
+	}), nil
+}
