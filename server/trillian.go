@@ -102,6 +102,7 @@ func (s *Server) openTrillian(ctx context.Context) (err error) {
 		Tiles:        tiles,
 		PollInterval: tc.PollInterval,
 		Logger:       s.log,
+		Registry:     cfg.Registry,
 	})
 	if err != nil {
 		return err

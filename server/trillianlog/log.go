@@ -42,6 +42,7 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
@@ -71,13 +72,16 @@ type Config struct {
 	ReadBatch int
 	// Logger receives the log's logs; nil discards them.
 	Logger *slog.Logger
+	// Registry receives the log's metrics; nil means none.
+	Registry prometheus.Registerer
 }
 
 // Log is a ledger.UnorderedLog on a Trillian tree.
 type Log struct {
-	cfg    Config
-	origin string
-	log    *slog.Logger
+	cfg     Config
+	origin  string
+	log     *slog.Logger
+	metrics *metrics
 
 	// follow is the ledger's follower; stepMu serialises the builder's
 	// steps.
@@ -116,7 +120,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, changed: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, metrics: newMetrics(cfg.Registry),
+		changed: make(chan struct{}), done: make(chan struct{})}
 	if _, err := l.latestRoot(ctx); err != nil {
 		return nil, fmt.Errorf("open the Trillian tree %d: %w", cfg.TreeID, err)
 	}
@@ -226,6 +231,7 @@ func (l *Log) run(ctx context.Context) {
 		if err == nil {
 			l.failing, l.stepErr = time.Time{}, nil
 		} else {
+			l.metrics.stepFailures.Inc()
 			if l.failing.IsZero() {
 				l.failing = time.Now()
 				l.log.Warn("following the Trillian tree failed; retrying", slog.Any("error", err))
@@ -260,6 +266,7 @@ func (l *Log) step(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.metrics.trillianSize.Set(float64(root.TreeSize))
 	b := l.builder
 	if root.TreeSize < b.size() {
 		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed", root.TreeSize, b.size()))
@@ -287,6 +294,7 @@ func (l *Log) step(ctx context.Context) error {
 			}
 		}
 	}
+	l.metrics.followedSize.Set(float64(b.size()))
 	if got := b.root(); !bytes.Equal(got, root.RootHash) {
 		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
 	}
@@ -303,6 +311,7 @@ func (l *Log) storeTiles(ctx context.Context, b *builder) error {
 		}
 		return fmt.Errorf("store tiles: %w", err)
 	}
+	l.metrics.tilesStored.Add(float64(len(tiles) + len(bundles)))
 	return nil
 }
 
@@ -386,6 +395,7 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 		}
 		signed, err := g.SignTree(ctx, size, root)
 		if err == nil {
+			l.metrics.signed.Inc()
 			l.serve(signed, size, root, b.view())
 			return nil
 		}
@@ -402,6 +412,7 @@ func (l *Log) serve(raw []byte, size uint64, root []byte, v *view) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.published = ledger.Checkpoint{Raw: raw, Size: size, Hash: root}
+	l.metrics.publishedSize.Set(float64(size))
 	l.view = v
 	close(l.changed)
 	l.changed = make(chan struct{})

@@ -239,6 +239,17 @@ func TestTwoFrontends(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	for _, f := range []*frontend{a, b} {
+		resp, err := http.Get("http://" + f.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if line := fmt.Sprintf("undersigned_trillian_published_size %d\n", want); !strings.Contains(string(body), line) {
+			t.Errorf("%s/metrics does not say %q", f.http, line)
+		}
+	}
 	rosters := make([][]byte, 2)
 	for i, c := range []*client.Client{ca, cb} {
 		resp, err := c.API().GetRoster(ctx, &pb.GetRosterRequest{LetterId: "two-frontends", PageSize: 1000, TreeSize: want})
