@@ -271,4 +271,7 @@ type UnorderedStore interface {
 	UnindexedBefore(ctx context.Context, letterID string, seq int64) (bool, error)
 	// LetterByID returns the admitted letter with this id, or nil.
 	LetterByID(ctx context.Context, id string) (*LetterRow, error)
+	// Unindexed returns, in seq order, the entries whose index is not
+	// recorded.
+	Unindexed(ctx context.Context) ([]Entry, error)
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 )
 
-// unassignedOnly, given to [Store.Unassigned], selects only the entries
-// without an index.
-const unassignedOnly = 1 << 62
-
 // The timings of an unordered log.
 const (
 	// recheckInterval is how often held entries are checked against the
@@ -75,7 +71,7 @@ func (u *unordered) start(ctx context.Context) error {
 	if err := u.log.Follow(ctx, u.onLeaves); err != nil {
 		return fmt.Errorf("reconcile: follow the log: %w", err)
 	}
-	pending, err := u.store.Unassigned(ctx, unassignedOnly)
+	pending, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -340,7 +336,7 @@ func (u *unordered) recheck(ctx context.Context) error {
 // recently: those of a frontend that stopped between admitting and
 // queuing, and those of this process that waited too long.
 func (u *unordered) sweep(ctx context.Context) error {
-	entries, err := u.store.Unassigned(ctx, unassignedOnly)
+	entries, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return err
 	}

@@ -263,6 +263,24 @@ func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, er
 	return out, rows.Err()
 }
 
+// Unindexed returns the entries without an index, in seq order.
+func (s *Store) Unindexed(ctx context.Context) ([]ledger.Entry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("entries without an index: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("entries without an index: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
 const letterColumns = `l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq`
 
 // Letters returns every letter.

@@ -41,6 +41,24 @@ func (s *Store) UnindexedBefore(ctx context.Context, letterID string, seq int64)
 	return n > 0, nil
 }
 
+// Unindexed returns the entries without an index, in seq order.
+func (s *Store) Unindexed(ctx context.Context) ([]ledger.Entry, error) {
+	rows, err := s.query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("entries without an index: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("entries without an index: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
 // LetterByID returns a letter.
 func (s *Store) LetterByID(ctx context.Context, id string) (*ledger.LetterRow, error) {
 	var l ledger.LetterRow
