@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/ledger"
 )
 
@@ -74,7 +75,26 @@ func callerOf(ctx context.Context) ledger.Caller {
 	return c
 }
 
+// writeMethods are the unary calls that append to the log.
+var writeMethods = map[string]bool{
+	pb.LedgerService_PublishLetter_FullMethodName:   true,
+	pb.LedgerService_Endorse_FullMethodName:         true,
+	pb.LedgerService_Withdraw_FullMethodName:        true,
+	pb.LedgerService_Redact_FullMethodName:          true,
+	pb.LedgerService_SetLetterStatus_FullMethodName: true,
+}
+
+// overloadRetry is the retry hint given when too many writes are in
+// progress: about the time a batch takes to get its receipts.
+const overloadRetry = 500 * time.Millisecond
+
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if writeMethods[info.FullMethod] {
+		if !s.writes.TryAcquire(1) {
+			return nil, s.toStatus(ctx, &ledger.OverloadedError{RetryAfter: overloadRetry, What: "too many writes in progress"})
+		}
+		defer s.writes.Release(1)
+	}
 	c, err := s.authenticate(ctx)
 	if err != nil {
 		return nil, err

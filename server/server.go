@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/transparency-dev/formats/log"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -65,6 +66,17 @@ type Config struct {
 	// withdrawals and redactions, open-letter endorsements).
 	OpenRate RateLimits
 
+	// MaxStreamsPerConnection bounds the calls one connection has open at
+	// once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): more wait on the
+	// client, rather than as goroutines on the server. 0 means 512.
+	MaxStreamsPerConnection uint32
+
+	// MaxInflightWrites bounds the writes in progress at once, whoever
+	// sends them; more are answered ResourceExhausted with a retry hint
+	// rather than queued, so that memory stays bounded under any load. 0
+	// means 4,096.
+	MaxInflightWrites int
+
 	// AfterAdmit, when set, is called after each batch of writes is
 	// admitted and before it is appended: crash tests kill the process
 	// there.
@@ -103,6 +115,12 @@ func (c *Config) setDefaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.MaxStreamsPerConnection == 0 {
+		c.MaxStreamsPerConnection = 512
+	}
+	if c.MaxInflightWrites <= 0 {
+		c.MaxInflightWrites = 4096
+	}
 	if c.OpenRate.PerAddress == 0 {
 		c.OpenRate.PerAddress = 1
 	}
@@ -138,6 +156,7 @@ type Server struct {
 	health *health.Server
 	limits *limiter
 	tokens *tokenCache
+	writes *semaphore.Weighted
 	tls    *tls.Config
 
 	// On the embedded engine: its log, its guard, and the log as checked
@@ -219,6 +238,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
+	s.writes = semaphore.NewWeighted(int64(cfg.MaxInflightWrites))
 	s.tokens = newTokenCache(s.store.Tokens())
 	cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
@@ -382,6 +402,7 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.MaxConcurrentStreams(s.cfg.MaxStreamsPerConnection),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}

@@ -69,7 +69,13 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 			case <-ctx.Done():
 				return
 			}
+			// A bulk import waits for room rather than being refused: its
+			// window already bounds what it has in flight.
+			if err := v.s.writes.Acquire(ctx, 1); err != nil {
+				return
+			}
 			go func() {
+				defer v.s.writes.Release(1)
 				r, err := v.s.ledger.Endorse(ctx, c, req.GetEndorsement(), req.GetDisclosure(), req.GetIdempotencyKey())
 				if err != nil {
 					slot <- &pb.EndorseStreamResponse{Result: &pb.EndorseStreamResponse_Rejected{Rejected: v.rejection(ctx, err)}}

@@ -36,7 +36,9 @@ var schema = []string{
 		kind INTEGER NOT NULL,
 		letter_id TEXT NOT NULL,
 		record BLOB NOT NULL,
-		principal TEXT NOT NULL
+		principal TEXT NOT NULL,
+		dedup_keys BLOB,
+		permanent_keys BLOB
 	)`,
 	`CREATE TABLE IF NOT EXISTS endorsements (
 		seq INTEGER PRIMARY KEY,
@@ -47,8 +49,7 @@ var schema = []string{
 		withdrawn_by INTEGER NOT NULL DEFAULT 0,
 		redacted_by INTEGER NOT NULL DEFAULT 0,
 		superseded_by INTEGER NOT NULL DEFAULT 0,
-		secret_spent INTEGER NOT NULL DEFAULT 0,
-		dedup_keys BLOB
+		secret_spent INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
 	// For the Trillian engine, which matches log entries to intents by leaf
@@ -63,7 +64,6 @@ var schema = []string{
 		country TEXT NOT NULL,
 		folded TEXT NOT NULL
 	)`,
-	`CREATE TABLE IF NOT EXISTS dedup (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS letters (
 		letter_id TEXT PRIMARY KEY,
 		seq INTEGER NOT NULL,
@@ -83,10 +83,9 @@ var schema = []string{
 // The statements of admission, prepared once on the writer connection
 // when the store opens: a transaction cannot prepare on another connection.
 const (
-	qLookupDedup        = `SELECT seq FROM dedup WHERE key = ?`
 	qEntryBySeq         = `SELECT ` + entryColumns + ` FROM entries WHERE seq = ?`
-	qDedupKeysOf        = `SELECT dedup_keys FROM endorsements WHERE seq = ?`
-	qDeleteDedup        = `DELETE FROM dedup WHERE key = ? AND seq = ?`
+	qDedupKeysOf        = `SELECT dedup_keys FROM entries WHERE seq = ?`
+	qFreeDedupKeys      = `UPDATE entries SET dedup_keys = NULL WHERE seq = ?`
 	qDeleteDisclosure   = `DELETE FROM disclosures WHERE seq = ?`
 	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
 		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
@@ -97,10 +96,9 @@ const (
 
 // writeQueries lists the statements prepared at open.
 var writeQueries = []string{
-	qLookupDedup,
 	qEntryBySeq,
 	qDedupKeysOf,
-	qDeleteDedup,
+	qFreeDedupKeys,
 	qDeleteDisclosure,
 	qEndorsementByIndex,
 	qLetterState,
@@ -116,7 +114,7 @@ func init() {
 
 // markQuery is the statement that marks an endorsement.
 func markQuery(column string, spent bool) string {
-	q := `UPDATE endorsements SET ` + column + ` = ?, dedup_keys = NULL`
+	q := `UPDATE endorsements SET ` + column + ` = ?`
 	if spent {
 		q += `, secret_spent = 1`
 	}
@@ -131,6 +129,11 @@ type Store struct {
 	// Prepared statements by query text: parsing SQL costs more than
 	// running these small statements.
 	wstmts, rstmts sync.Map
+
+	// dedup is the dedup index, in memory: its keys are random, and a
+	// B-tree of random keys would cost a page written per key. It is
+	// rebuilt at open from the keys each entry row carries.
+	dedup *dedupIndex
 
 	purgeMu sync.Mutex
 }
@@ -187,6 +190,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	s := &Store{w: w}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if s.dedup, err = loadDedup(ctx, w); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -247,7 +254,7 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 		return fmt.Errorf("admit: %w", err)
 	}
 	defer tx.Rollback()
-	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, entries: map[int64]*ledger.Entry{}}
+	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, freed: map[string]int64{}, entries: map[int64]*ledger.Entry{}}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&a.nextSeq); err != nil {
 		return fmt.Errorf("admit: %w", err)
 	}
@@ -260,6 +267,7 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("admit: commit: %w", err)
 	}
+	s.dedup.apply(a.freed, a.dedup)
 	return nil
 }
 
@@ -272,8 +280,11 @@ type admitTx struct {
 	s  *Store
 
 	nextSeq int64
-	// dedup and entries are the buffered dedup keys and entries, for reads.
+	// dedup and entries are the buffered dedup keys and entries, for reads;
+	// freed, the keys freed from the entries they point at. The index
+	// takes them once the transaction commits.
 	dedup   map[string]int64
+	freed   map[string]int64
 	entries map[int64]*ledger.Entry
 	// rows are the buffered rows of each table, in insertion order.
 	rows [numTables][][]any
@@ -282,7 +293,6 @@ type admitTx struct {
 // The buffered tables, in the order they are written.
 const (
 	tEntries = iota
-	tDedup
 	tLetters
 	tEndorsements
 	tDisclosures
@@ -290,10 +300,9 @@ const (
 )
 
 var bufferedInserts = [numTables]string{
-	tEntries:      `INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal) VALUES `,
-	tDedup:        `INSERT OR REPLACE INTO dedup (key, seq) VALUES `,
+	tEntries:      `INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal, dedup_keys, permanent_keys) VALUES `,
 	tLetters:      `INSERT INTO letters (letter_id, seq) VALUES `,
-	tEndorsements: `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key, dedup_keys) VALUES `,
+	tEndorsements: `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key) VALUES `,
 	tDisclosures:  `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES `,
 }
 
@@ -352,15 +361,13 @@ func (a *admitTx) LookupDedup(ctx context.Context, key []byte) (int64, bool, err
 	if seq, ok := a.dedup[string(key)]; ok {
 		return seq, true, nil
 	}
-	var seq int64
-	err := a.queryRow(ctx, qLookupDedup, key).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+	seq, ok := a.s.dedup.get(key)
+	if ok {
+		if by, freed := a.freed[string(key)]; freed && by == seq {
+			return 0, false, nil
+		}
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("lookup dedup: %w", err)
-	}
-	return seq, true, nil
+	return seq, ok, nil
 }
 
 const entryColumns = `seq, COALESCE(idx, -1), leaf_hash, kind, letter_id, record, principal`
@@ -413,20 +420,19 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 	e := n.Entry
 	e.Seq, e.Index = seq, ledger.NoIndex
 	a.entries[seq] = &e
-	a.rows[tEntries] = append(a.rows[tEntries], []any{seq, n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal})
+	a.rows[tEntries] = append(a.rows[tEntries], []any{seq, n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal,
+		joinKeys(n.DedupKeys), joinKeys(n.PermanentKeys)})
 	// A key held by the endorsement a correction supersedes passes to the
-	// correction (INSERT OR REPLACE); the ledger looked up every other key
-	// first.
+	// correction; the ledger looked up every other key first.
 	for _, k := range append(append([][]byte(nil), n.DedupKeys...), n.PermanentKeys...) {
 		a.dedup[string(k)] = seq
-		a.rows[tDedup] = append(a.rows[tDedup], []any{k, seq})
 	}
 	switch n.Kind {
 	case ledger.KindLetter:
 		a.rows[tLetters] = append(a.rows[tLetters], []any{n.LetterID, seq})
 	case ledger.KindEndorsement:
 		a.rows[tEndorsements] = append(a.rows[tEndorsements],
-			[]any{seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey, joinKeys(n.DedupKeys)})
+			[]any{seq, n.LetterID, int32(n.Visibility), int32(n.Verification), n.SignerKey})
 		if d := n.Disclosure; d != nil {
 			a.rows[tDisclosures] = append(a.rows[tDisclosures],
 				[]any{seq, d.GetSalt(), d.GetName(), d.GetAffiliation(), d.GetCountry(), n.FoldedName})
@@ -457,11 +463,17 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 	if err := a.queryRow(ctx, qDedupKeysOf, seq).Scan(&keys); err != nil {
 		return fmt.Errorf("mark %d: %w", seq, err)
 	}
-	for len(keys) >= ledger.DedupKeySize {
-		if _, err := a.exec(ctx, qDeleteDedup, keys[:ledger.DedupKeySize], seq); err != nil {
-			return fmt.Errorf("mark %d: %w", seq, err)
+	for ; len(keys) >= ledger.DedupKeySize; keys = keys[ledger.DedupKeySize:] {
+		k := keys[:ledger.DedupKeySize]
+		// Free the key only where it still points at seq: a correction
+		// may have taken it over.
+		if now, found, _ := a.LookupDedup(ctx, k); found && now == seq {
+			a.freed[string(k)] = seq
+			delete(a.dedup, string(k))
 		}
-		keys = keys[ledger.DedupKeySize:]
+	}
+	if _, err := a.exec(ctx, qFreeDedupKeys, seq); err != nil {
+		return fmt.Errorf("mark %d: %w", seq, err)
 	}
 	if _, err := a.exec(ctx, markQuery(column, spent), bySeq, seq); err != nil {
 		return fmt.Errorf("mark %d: %w", seq, err)

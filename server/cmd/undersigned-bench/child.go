@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/server"
@@ -34,6 +37,7 @@ func runChild(args []string) error {
 	fs.UintVar(&cfg.BatchMaxSize, "batch-size", 0, "")
 	fs.DurationVar(&cfg.BatchMaxAge, "batch-age", 0, "")
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 0, "")
+	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 0, "")
 	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -57,6 +61,8 @@ func runChild(args []string) error {
 			}
 		}()
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	klog.SetSlogLogger(cfg.Logger.With(slog.String("component", "tessera")))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return server.Run(ctx, cfg)
@@ -98,7 +104,10 @@ func startChild(ctx context.Context, o options, dir string, extra ...string) (*c
 	}
 	args := append([]string{childCommand, "--data", dir, "--grpc", g, "--http", h, "--origin", "bench.example/undersigned",
 		"--batch-size", fmt.Sprint(o.batchSize), "--batch-age", o.batchAge.String(),
-		"--checkpoint-interval", o.checkpointInterval.String()}, extra...)
+		"--checkpoint-interval", o.checkpointInterval.String(),
+		// Room for every writer: the benchmark measures throughput, not
+		// pushback.
+		"--max-inflight-writes", fmt.Sprint(2 * max(o.concurrency, 1024))}, extra...)
 	c := &child{cmd: exec.Command(self, args...), grpcAddr: g, httpAddr: h, dir: dir, done: make(chan error, 1)}
 	logf, err := os.Create(filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".log"))
 	if err != nil {

@@ -256,16 +256,27 @@ func benchEndorse(ctx context.Context, o options, dir, profile string) (measurem
 		return measurement{}, err
 	}
 	defer cl.Close()
+	// A connection carries at most 512 calls at once (the server's
+	// MaxStreamsPerConnection): one connection per 256 writers.
+	conns := []*client.Client{cl}
+	for len(conns)*256 < o.concurrency {
+		c, err := client.Dial(ctx, client.Config{Addr: srv.grpcAddr, Token: srv.token})
+		if err != nil {
+			return measurement{}, err
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
 	expected := int(float64(o.concurrency) / 0.2 * (o.warmup + o.duration).Seconds())
 	pool := newEndorsements(cl.Origin(), l, key, min(expected, 200_000))
-	api := cl.API()
 	if profile != "" {
 		time.AfterFunc(o.warmup, func() { srv.profile(true) })
 		defer srv.profile(false)
 	}
-	return drive(ctx, nameFull, "endorsements/s", o, o.concurrency, srv.cpu, func(ctx context.Context, _ int64) error {
+	return drive(ctx, nameFull, "endorsements/s", o, o.concurrency, srv.cpu, func(ctx context.Context, seq int64) error {
 		e := pool.get()
-		_, err := api.Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure})
+		c := conns[int(seq)%len(conns)]
+		_, err := c.API().Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure})
 		return err
 	}), nil
 }

@@ -55,12 +55,12 @@ func freePort(t *testing.T) string {
 
 // startServer starts the server on dir; killAfterAdmit > 0 makes it kill
 // itself after that many admitted batches, between intent and append.
-func startServer(t *testing.T, dir, origin string, killAfterAdmit int, logw io.Writer) *child {
+func startServer(t *testing.T, dir, origin string, killAfterAdmit int, logw io.Writer, extra ...string) *child {
 	t.Helper()
 	c := &child{addr: freePort(t), done: make(chan error, 1)}
-	c.cmd = exec.Command(os.Args[0], "serve", "--data", dir, "--grpc", c.addr, "--http", freePort(t),
-		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms")
-	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	c.cmd = exec.Command(os.Args[0], append([]string{"serve", "--data", dir, "--grpc", c.addr, "--http", freePort(t),
+		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms"}, extra...)...)
+	c.cmd.Env = append(os.Environ(), childEnv+"=1", "GODEBUG=gctrace=1")
 	if killAfterAdmit > 0 {
 		c.cmd.Env = append(c.cmd.Env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
 	}

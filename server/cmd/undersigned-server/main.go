@@ -21,6 +21,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -85,10 +87,13 @@ func serve(args []string) error {
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
 	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
 	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	maxStreams := fs.Uint("max-streams-per-connection", 512, "calls one connection may have open at once")
+	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
 	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
 	fs.BoolVar(&cfg.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
+	debugAddr := fs.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	verbose := fs.Bool("v", false, "log debug messages")
 	tf := addTrillianFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +103,7 @@ func serve(args []string) error {
 	if cfg.Trillian, err = tf.config(); err != nil {
 		return usageError{err}
 	}
+	cfg.MaxStreamsPerConnection = uint32(*maxStreams)
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -106,6 +112,14 @@ func serve(args []string) error {
 	klog.SetSlogLogger(logger.With(slog.String("component", "tessera")))
 	cfg.Logger = logger
 	cfg.AfterAdmit = killSwitch()
+	if *debugAddr != "" {
+		go func() {
+			logger.Info("serving profiles", slog.String("debug", *debugAddr))
+			if err := http.ListenAndServe(*debugAddr, nil); err != nil {
+				logger.Error("profiles", slog.Any("error", err))
+			}
+		}()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
