@@ -249,6 +249,9 @@ func TestTwoFrontends(t *testing.T) {
 		if line := fmt.Sprintf("undersigned_trillian_published_size %d\n", want); !strings.Contains(string(body), line) {
 			t.Errorf("%s/metrics does not say %q", f.http, line)
 		}
+		if m := regexp.MustCompile(`undersigned_trillian_checkpoints_signed_total (\d+)`).FindSubmatch(body); m != nil {
+			t.Logf("frontend %s signed %s checkpoints itself", f.http, m[1])
+		}
 	}
 	rosters := make([][]byte, 2)
 	for i, c := range []*client.Client{ca, cb} {
