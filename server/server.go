@@ -81,6 +81,10 @@ type Config struct {
 	// admitted and before it is appended: crash tests kill the process
 	// there.
 	AfterAdmit func()
+
+	// Trillian, when set, runs the server as a Trillian personality
+	// (DESIGN.md §7) instead of on the embedded engine.
+	Trillian *TrillianConfig
 }
 
 // RateLimits are the limits on the writes that need no token.
@@ -131,20 +135,34 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// engineLog is what the server needs of an engine's log: the ledger's
+// Log, the tlog-tiles resources, and a way to stop it.
+type engineLog interface {
+	ledger.Log
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+	Close(ctx context.Context) error
+}
+
 // Server is an open data folder with its engine and ledger.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	keys   *keys
-	store  *sqlitestore.Store
-	tlog   *embedded.Log
+	engine string
+	store  ledger.Store
+	tlog   engineLog
 	ledger *ledger.Ledger
 	health *health.Server
 	limits *limiter
 	tokens *tokenCache
 	writes *semaphore.Weighted
 	tls    *tls.Config
-	// verified is the log as checked at start.
+
+	// On the embedded engine: its log, its guard, and the log as checked
+	// at start.
+	emb      *embedded.Log
+	guard    *guard.Signer
 	verified *embedded.Verified
 
 	// TokenPath is the file holding the first organiser token.
@@ -173,12 +191,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
 			slog.String("verifier_key", filepath.Join(cfg.DataDir, LogPubFile)))
 	}
-	s.store, err = sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+	if cfg.Trillian != nil {
+		err = s.openTrillian(ctx)
+	} else {
+		err = s.openEmbedded(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	path, created, err := ensureFirstToken(ctx, cfg.DataDir, s.store.Tokens())
 	if err != nil {
+		s.tlog.Close(ctx)
 		s.store.Close()
 		return nil, err
 	}
@@ -186,48 +209,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if created {
 		s.log.Info("created the first organiser token", slog.String("file", path))
 	}
-	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
-	if err != nil {
-		s.store.Close()
-		return nil, err
-	}
-	s.tlog, err = embedded.Open(ctx, embedded.Config{
-		Dir:                filepath.Join(cfg.DataDir, LogDir),
-		Signer:             g,
-		Verifier:           k.verifier,
-		BatchMaxSize:       cfg.BatchMaxSize,
-		BatchMaxAge:        cfg.BatchMaxAge,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Logger:             s.log,
-	})
-	if err != nil {
-		s.store.Close()
-		return nil, err
-	}
-	// What changed since the last clean stop: the entries beyond the
-	// verified state must give the tree Tessera keeps.
-	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
-	verified, err := embedded.LoadVerified(verifiedPath)
-	if err == nil {
-		start := time.Now()
-		var checked *embedded.Verified
-		if checked, err = s.tlog.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
-			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
-				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
-			s.verified = checked
-			err = embedded.SaveVerified(verifiedPath, checked)
-		}
-	}
-	if err != nil {
-		s.tlog.Close(ctx)
-		s.store.Close()
-		return nil, fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
-	}
 	s.ledger, err = ledger.New(ctx, ledger.Config{
 		Origin:      k.origin,
 		Verifier:    k.verifier,
 		VerifierKey: k.verifierKey,
-		Engine:      "embedded",
+		Engine:      s.engine,
 		Log:         s.tlog,
 		Store:       s.store,
 		DedupSecret: k.dedupSecret,
@@ -240,21 +226,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
-	// Once reconciled, the log must have caught up with the last
-	// checkpoint it signed, and extend it.
-	if err := s.checkAgainstLastSigned(ctx, g); err != nil {
-		if errors.Is(err, guard.ErrBehind) {
+	// (The Trillian engine's tile builder checks the tree against the last
+	// checkpoint signed before it signs another.)
+	if s.emb != nil {
+		if err := s.checkEmbeddedAtStart(ctx); err != nil {
 			s.ledger.Close()
 			s.tlog.Close(ctx)
 			s.store.Close()
-			return nil, fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
+			return nil, err
 		}
-		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
-	} else if err := s.awaitPublished(ctx, g); err != nil {
-		s.ledger.Close()
-		s.tlog.Close(ctx)
-		s.store.Close()
-		return nil, fmt.Errorf("refusing to serve: %w", err)
 	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
@@ -264,10 +244,82 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// openEmbedded opens the embedded engine in the data folder: the SQLite
+// store and the Tessera log, checked since the last clean stop.
+func (s *Server) openEmbedded(ctx context.Context) error {
+	cfg, k := s.cfg, s.keys
+	var err error
+	s.engine = "embedded"
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+	if err != nil {
+		return err
+	}
+	s.store = st
+	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	s.guard = g
+	s.emb, err = embedded.Open(ctx, embedded.Config{
+		Dir:                filepath.Join(cfg.DataDir, LogDir),
+		Signer:             g,
+		Verifier:           k.verifier,
+		BatchMaxSize:       cfg.BatchMaxSize,
+		BatchMaxAge:        cfg.BatchMaxAge,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Logger:             s.log,
+	})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	s.tlog = s.emb
+	// What changed since the last clean stop: the entries beyond the
+	// verified state must give the tree Tessera keeps.
+	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
+	verified, err := embedded.LoadVerified(verifiedPath)
+	if err == nil {
+		start := time.Now()
+		var checked *embedded.Verified
+		if checked, err = s.emb.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
+			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
+				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
+			s.verified = checked
+			err = embedded.SaveVerified(verifiedPath, checked)
+		}
+	}
+	if err != nil {
+		s.emb.Close(ctx)
+		st.Close()
+		return fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
+	}
+	return nil
+}
+
+// checkEmbeddedAtStart checks, once the store is reconciled, that the
+// embedded log caught up with the last checkpoint it signed and extends
+// it, and waits for a published checkpoint that covers it. An error means
+// the server must not serve; a log that does not extend the checkpoint is
+// served with writes refused.
+func (s *Server) checkEmbeddedAtStart(ctx context.Context) error {
+	if err := s.checkAgainstLastSigned(ctx, s.guard); err != nil {
+		if errors.Is(err, guard.ErrBehind) {
+			return fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
+		}
+		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+		return nil
+	}
+	if err := s.awaitPublished(ctx, s.guard); err != nil {
+		return fmt.Errorf("refusing to serve: %w", err)
+	}
+	return nil
+}
+
 // checkAgainstLastSigned checks, at start, that the log's tree extends the
 // last checkpoint signed.
 func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) error {
-	size, root, err := s.tlog.TreeState(ctx)
+	size, root, err := s.emb.TreeState(ctx)
 	if err != nil {
 		return err
 	}
@@ -314,8 +366,12 @@ func firstParagraph(n []byte) []byte {
 
 // saveVerified checks, at a clean stop, the entries appended since the
 // start, so that the next start checks only what changes after this stop.
+// The Trillian engine has no such state in the data folder.
 func (s *Server) saveVerified(ctx context.Context) error {
-	v, err := s.tlog.Check(ctx, s.verified, embedded.CheckOptions{})
+	if s.emb == nil {
+		return nil
+	}
+	v, err := s.emb.Check(ctx, s.verified, embedded.CheckOptions{})
 	if err != nil {
 		return fmt.Errorf("checking the log at stop: %w", err)
 	}

@@ -3,7 +3,9 @@
 // which it persists before the signature leaves it.
 //
 // The last signed checkpoint is kept by a [Persister]: an fsynced file in
-// the data folder for the embedded engine. Each new tree is checked against
+// the data folder for the embedded engine, a PostgreSQL row updated by
+// compare-and-swap for the Trillian engine, where several frontends sign
+// for one tree. Each new tree is checked against
 // it with a consistency proof before signing; a smaller tree, a different
 // root at the same size or a failed proof stops the signer for good, and
 // [Signer.Err] says why, so that writes stop with Unavailable and the
@@ -38,6 +40,12 @@ var ErrInconsistent = errors.New("refusing to sign a checkpoint inconsistent wit
 // nothing is signed.
 var ErrBehind = errors.New("refusing to sign a tree smaller than the last one signed")
 
+// ErrConflict is wrapped by the error of a shared [Persister]'s Store when
+// the checkpoint it was to replace is no longer the last one: another
+// signer stored one first. The signer keeps its state; [Signer.Reload]
+// adopts the other signer's checkpoint once it is checked.
+var ErrConflict = errors.New("another signer stored a checkpoint first")
+
 // Persister keeps the last signed checkpoint.
 type Persister interface {
 	// Load returns the last signed checkpoint, or nil if none was ever
@@ -45,7 +53,8 @@ type Persister interface {
 	Load(ctx context.Context) ([]byte, error)
 	// Store durably replaces the last signed checkpoint. prev is the one it
 	// replaces (nil for the first): an implementation shared by several
-	// signers stores only if prev is still current, and otherwise fails.
+	// signers stores only if prev is still current, and otherwise fails
+	// with an error wrapping [ErrConflict].
 	Store(ctx context.Context, prev, next []byte) error
 }
 
@@ -171,9 +180,6 @@ func (s *Signer) check(ctx context.Context, size uint64, root []byte) error {
 // extension lines, after checking it against the last signed checkpoint
 // and persisting the signed checkpoint.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	ctx := context.Background()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var cp log.Checkpoint
 	rest, err := cp.Unmarshal(msg)
 	if err != nil {
@@ -182,6 +188,27 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 	if len(rest) != 0 {
 		return nil, errors.New("sign: checkpoints carry no extension lines")
 	}
+	if _, err := s.sign(context.Background(), &cp, msg); err != nil {
+		return nil, err
+	}
+	// Ed25519 is deterministic: this is the signature inside the note.
+	return s.inner.Sign(msg)
+}
+
+// SignTree signs the checkpoint of the tree of size and root, with no
+// extension lines, after checking it against the last signed checkpoint
+// and persisting it, and returns the signed note. Two signers with the
+// same key produce the same bytes for the same tree. An error wrapping
+// [ErrConflict] means another signer persisted a checkpoint first: call
+// [Signer.Reload].
+func (s *Signer) SignTree(ctx context.Context, size uint64, root []byte) ([]byte, error) {
+	cp := log.Checkpoint{Origin: s.inner.Name(), Size: size, Hash: root}
+	return s.sign(ctx, &cp, cp.Marshal())
+}
+
+func (s *Signer) sign(ctx context.Context, cp *log.Checkpoint, msg []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if cp.Origin != s.inner.Name() {
 		return nil, fmt.Errorf("sign: origin %q is not this log's %q", cp.Origin, s.inner.Name())
 	}
@@ -197,9 +224,42 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 			return nil, fmt.Errorf("sign: persist the checkpoint: %w", err)
 		}
 	}
-	s.last, s.raw = &cp, signed
-	// Ed25519 is deterministic: this is the signature inside signed.
-	return s.inner.Sign(msg)
+	s.last, s.raw = cp, signed
+	return signed, nil
+}
+
+// Reload reads the last signed checkpoint from the Persister, which
+// another signer sharing it may have replaced, and adopts it once it
+// verifies with the log's key and extends the one this signer knew. It
+// returns the checkpoint now last. A checkpoint that does not extend the
+// last one stops the signer, as a fork would.
+func (s *Signer) Reload(ctx context.Context) (*log.Checkpoint, []byte, error) {
+	raw, err := s.persist.Load(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reload the last signed checkpoint: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if raw == nil || bytes.Equal(raw, s.raw) {
+		return s.last, s.raw, nil
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, s.inner.Name(), s.verifier)
+	if err != nil {
+		return nil, nil, s.stop(fmt.Errorf("%w: the stored checkpoint does not verify with the log's key: %v", ErrInconsistent, err))
+	}
+	if err := s.check(ctx, cp.Size, cp.Hash); err != nil {
+		return nil, nil, err
+	}
+	s.last, s.raw = cp, raw
+	return cp, raw, nil
+}
+
+// LastCheckpoint returns the last signed checkpoint, parsed and raw, or
+// nils.
+func (s *Signer) LastCheckpoint() (*log.Checkpoint, []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.raw
 }
 
 // File is a [Persister] that keeps the checkpoint in an fsynced file.

@@ -60,6 +60,11 @@ type batchEntry struct {
 	seq     int64
 	record  []byte
 	pending *pendingEntry
+	// On an unordered log, what the entry waits for before it is queued:
+	// the entry afterSeq to have an index, and every entry of the letter
+	// afterLetter admitted before it to have one.
+	afterSeq    int64
+	afterLetter string
 }
 
 // submit queues a write for admission and waits for the outcome.
@@ -131,13 +136,18 @@ func (l *Ledger) admitBatch(ws []*write) {
 	now := l.cfg.Now().UTC().Truncate(time.Minute).Unix()
 	results := make([]admission, len(ws))
 	b := &batch{}
-	// Letters changed by this batch, applied to the cache as we go so that
-	// later writes of the batch see them, and undone if the commit fails.
-	undo := map[string]*letterState{}
+	// Letters admitted by this batch, cached once it commits.
+	var letters map[string]*letterState
 	err := l.cfg.Store.Admit(l.ctx, func(tx AdmitTx) error {
 		b.entries = b.entries[:0]
+		letters = map[string]*letterState{}
+		if p, ok := tx.(Prefetcher); ok {
+			if err := p.Prefetch(l.ctx, prefetchOf(ws)); err != nil {
+				return err
+			}
+		}
 		for i, w := range ws {
-			a, entry, err := l.admitOne(tx, w, now, undo)
+			a, entry, err := l.admitOne(tx, w, now)
 			if err != nil {
 				if !isRejection(err) {
 					return err
@@ -147,25 +157,22 @@ func (l *Ledger) admitBatch(ws []*write) {
 			results[i] = a
 			if entry != nil {
 				b.entries = append(b.entries, *entry)
+				if w.kind == KindLetter {
+					letters[w.letterID] = &letterState{seq: entry.seq, letter: w.rec.GetLetter()}
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		l.log.Error("admission failed", slog.Any("error", err), slog.Int("writes", len(ws)))
-		l.mu.Lock()
-		for id, old := range undo {
-			if old == nil {
-				delete(l.letters, id)
-			} else {
-				l.letters[id] = old
-			}
-		}
-		l.mu.Unlock()
 		for _, w := range ws {
 			w.admitted <- admission{err: unavailable("could not store the write: %v", err)}
 		}
 		return
+	}
+	for id, ls := range letters {
+		l.addLetter(id, ls)
 	}
 	l.pendingMu.Lock()
 	for i := range b.entries {
@@ -197,9 +204,38 @@ func (l *Ledger) admitBatch(ws []*write) {
 	if len(b.entries) > 0 && l.cfg.AfterAdmit != nil {
 		l.cfg.AfterAdmit()
 	}
-	if len(b.entries) > 0 {
-		l.batches <- b
+	if len(b.entries) == 0 {
+		return
 	}
+	if l.unordered != nil {
+		l.unordered.dispatch(b.entries)
+		return
+	}
+	l.batches <- b
+}
+
+// prefetchOf lists what the writes of a batch will look up.
+func prefetchOf(ws []*write) Prefetch {
+	var p Prefetch
+	seen := map[string]bool{}
+	for _, w := range ws {
+		p.DedupKeys = append(p.DedupKeys, w.keys...)
+		if w.lockKey != nil {
+			p.DedupKeys = append(p.DedupKeys, w.lockKey)
+		}
+		if !seen[w.letterID] {
+			seen[w.letterID] = true
+			p.Letters = append(p.Letters, w.letterID)
+		}
+		if lt := w.rec.GetLetter(); lt.GetRevises() != "" && !seen[lt.GetRevises()] {
+			seen[lt.GetRevises()] = true
+			p.Letters = append(p.Letters, lt.GetRevises())
+		}
+		if w.target != nil {
+			p.Targets = append(p.Targets, *w.target)
+		}
+	}
+	return p
 }
 
 // lookupLater returns a pending entry resolved from the store.
@@ -238,7 +274,7 @@ func isRejection(err error) bool {
 
 // admitOne checks one write against the state and, if it passes, admits
 // it. It returns a rejection for a write the state forbids.
-func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*letterState) (admission, *batchEntry, error) {
+func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64) (admission, *batchEntry, error) {
 	ctx := l.ctx
 	for i, key := range w.keys {
 		seq, found, err := tx.LookupDedup(ctx, key)
@@ -291,16 +327,35 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 	}
 
 	ne := &NewEntry{Entry: Entry{Kind: w.kind, LetterID: w.letterID, Principal: w.principal}}
+	out := &batchEntry{}
 	var target *Endorsement
 	switch w.kind {
 	case KindLetter:
+		if revises := w.rec.GetLetter().GetRevises(); revises != "" {
+			row, err := tx.Letter(ctx, revises)
+			if err != nil {
+				return admission{}, nil, err
+			}
+			if row == nil {
+				return admission{}, nil, reject(&records.FieldError{Field: "letter.revises", Rule: "must name a letter in the log"})
+			}
+			if row.Index == NoIndex {
+				out.afterSeq = row.Seq
+			}
+		}
 	case KindEndorsement:
-		ls := l.letters[w.letterID]
-		if ls == nil {
+		row, err := tx.Letter(ctx, w.letterID)
+		if err != nil {
+			return admission{}, nil, err
+		}
+		if row == nil {
 			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"})
 		}
-		if ls.closed {
+		if row.ClosedSeq != 0 {
 			return admission{}, nil, reject(precondition("letter %q is closed", w.letterID))
+		}
+		if row.Index == NoIndex {
+			out.afterSeq = row.Seq
 		}
 		e := w.rec.GetEndorsement()
 		ne.Visibility, ne.Verification = e.GetVisibility(), e.GetVerification()
@@ -340,13 +395,17 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 		}
 		target = t
 	case KindStatus:
-		ls := l.letters[w.letterID]
-		if ls == nil {
+		row, err := tx.Letter(ctx, w.letterID)
+		if err != nil {
+			return admission{}, nil, err
+		}
+		if row == nil {
 			return admission{}, nil, reject(&records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"})
 		}
-		if ls.closed && w.rec.GetLetterStatus().GetStatus() == pb.Status_STATUS_CLOSED {
+		if row.ClosedSeq != 0 && w.rec.GetLetterStatus().GetStatus() == pb.Status_STATUS_CLOSED {
 			return admission{}, nil, reject(precondition("letter %q is already closed", w.letterID))
 		}
+		out.afterLetter = w.letterID
 	}
 
 	rec := w.rec
@@ -367,11 +426,6 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 		return admission{}, nil, err
 	}
 	switch w.kind {
-	case KindLetter:
-		undo[w.letterID] = nil
-		l.mu.Lock()
-		l.letters[w.letterID] = &letterState{seq: seq, letter: rec.GetLetter()}
-		l.mu.Unlock()
 	case KindEndorsement:
 		if target != nil {
 			if err := tx.Mark(ctx, target.Seq, TargetSuperseded, seq, false); err != nil {
@@ -391,21 +445,9 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64, undo map[string]*lett
 		if err := tx.SetLetterStatus(ctx, w.letterID, st, seq); err != nil {
 			return admission{}, nil, err
 		}
-		l.mu.Lock()
-		old := l.letters[w.letterID]
-		if _, saved := undo[w.letterID]; !saved {
-			undo[w.letterID] = old
-		}
-		next := *old
-		if st == pb.Status_STATUS_CLOSED {
-			next.closed = true
-		} else {
-			next.delivered = true
-		}
-		l.letters[w.letterID] = &next
-		l.mu.Unlock()
 	}
-	return admission{seq: seq, record: data}, &batchEntry{seq: seq, record: data}, nil
+	out.seq, out.record = seq, data
+	return admission{seq: seq, record: data}, out, nil
 }
 
 func fieldOfKind(k Kind) string {

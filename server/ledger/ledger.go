@@ -8,13 +8,29 @@
 // records.Check*, then the log's state: an open letter, a live target, no
 // duplicate), and its intent (dedup keys, the exact record bytes, the
 // disclosure if public) is committed to the [Store]. Only then are exactly
-// those bytes appended to the [Log]. One goroutine admits batches in order
-// and hands each batch to the log only once the previous one has its
-// indexes, so the order of the log is the order of admission. At start, and
-// after a failed append, [Ledger] reconciles the store with the log: it
-// matches the log's entries to the admitted intents and appends again those
-// that are missing, in order. A crash at any moment neither loses an
+// those bytes appended to the [Log]. A crash at any moment neither loses an
 // admitted write nor appends one twice.
+//
+// # Two kinds of log
+//
+// On a [Log] that appends in the order it is given (the embedded engine),
+// one goroutine admits batches in order and hands each batch to the log
+// only once the previous one has its indexes, so the order of the log is
+// the order of admission. At start, and after a failed append, the ledger
+// reconciles the store with the log: it matches the log's entries to the
+// admitted intents and appends again those that are missing, in order.
+//
+// An [UnorderedLog] (Trillian) decides the order itself, and several
+// frontends may write to it through one shared [UnorderedStore]. The ledger
+// then relies on no order: the log reports every integrated entry, in log
+// order, before it publishes a checkpoint that covers it, and the ledger
+// matches entries to intents by leaf hash. The meaning of the log is kept
+// by ordering dependencies explicitly: an endorsement is queued only once
+// its letter has an index, a status change only once every entry of its
+// letter admitted before it has one, and an endorsement admitted after a
+// letter was closed is refused, so that no auditor sees an endorsement
+// before its letter or after the close that preceded it. Reconciling is
+// queuing every intent without an index again, which the log deduplicates.
 //
 // A write returns once its record is in a published checkpoint, with a
 // receipt.
@@ -68,6 +84,28 @@ type Log interface {
 	Healthy() error
 }
 
+// UnorderedLog is a [Log] that orders its entries itself, as Trillian does:
+// the ledger queues entries with [UnorderedLog.Queue] instead of
+// [Log.Append], and learns their indexes from [UnorderedLog.Follow].
+type UnorderedLog interface {
+	Log
+	// Queue hands data to the log, which gives it an index of its own
+	// choosing later. Queuing data the log already holds or has queued is
+	// harmless: the log keeps one copy (its identity is the SHA-256 of
+	// data).
+	Queue(ctx context.Context, data []byte) error
+	// Follow registers fn, which the log then calls with every run of
+	// integrated entries, in log order, before it publishes a checkpoint
+	// that covers them; a run may be given again after a restart. Follow
+	// returns once fn has seen every entry integrated when it was called.
+	// An error from fn stops the log from publishing further until fn
+	// accepts the run.
+	Follow(ctx context.Context, fn FollowFunc) error
+}
+
+// FollowFunc receives the entries [start, start+len(leaves)) of the log.
+type FollowFunc func(ctx context.Context, start uint64, leaves [][]byte) error
+
 // Config configures a [Ledger].
 type Config struct {
 	// Origin is the log's origin, which every signed statement names.
@@ -110,10 +148,13 @@ type Ledger struct {
 	queue   chan *write
 	batches chan *batch
 
-	// letters caches every admitted letter; written only by the admission
-	// goroutine, under mu.
+	// letters caches admitted letters, which never change; their state
+	// (closed, delivered) is read from the store.
 	mu      sync.RWMutex
 	letters map[string]*letterState
+
+	// unordered is set when the log orders entries itself.
+	unordered *unordered
 
 	// pending holds the admitted entries whose index is not known yet.
 	pendingMu sync.Mutex
@@ -135,10 +176,8 @@ type Ledger struct {
 }
 
 type letterState struct {
-	seq       int64
-	letter    *pb.Letter
-	closed    bool
-	delivered bool
+	seq    int64
+	letter *pb.Letter
 }
 
 type pendingEntry struct {
@@ -185,6 +224,22 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 		cancel()
 		return nil, err
 	}
+	if ul, ok := cfg.Log.(UnorderedLog); ok {
+		us, ok := cfg.Store.(UnorderedStore)
+		if !ok {
+			cancel()
+			return nil, errors.New("ledger: a log that orders entries itself needs a store that matches them by leaf hash")
+		}
+		l.unordered = newUnordered(l, ul, us)
+		if err := l.unordered.start(ctx); err != nil {
+			cancel()
+			l.wg.Wait()
+			return nil, err
+		}
+		l.wg.Add(1)
+		go l.admitLoop()
+		return l, nil
+	}
 	if err := l.reconcile(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -218,7 +273,7 @@ func (l *Ledger) loadLetters(ctx context.Context) error {
 			return fmt.Errorf("load letter at seq %d: %w", row.Seq, err)
 		}
 		lt := rec.GetLetter()
-		letters[lt.GetId()] = &letterState{seq: row.Seq, letter: lt, closed: row.ClosedSeq != 0, delivered: row.DeliveredSeq != 0}
+		letters[lt.GetId()] = &letterState{seq: row.Seq, letter: lt}
 	}
 	l.mu.Lock()
 	l.letters = letters
@@ -226,10 +281,34 @@ func (l *Ledger) loadLetters(ctx context.Context) error {
 	return nil
 }
 
-func (l *Ledger) letter(id string) *letterState {
+// letter returns an admitted letter, or nil. With a shared store, a letter
+// another frontend admitted is loaded from the store on first use.
+func (l *Ledger) letter(ctx context.Context, id string) (*letterState, error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.letters[id]
+	ls := l.letters[id]
+	l.mu.RUnlock()
+	if ls != nil || l.unordered == nil || records.CheckLetterID("letter_id", id) != nil {
+		return ls, nil
+	}
+	row, err := l.unordered.store.LetterByID(ctx, id)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	rec, err := records.Decode(row.Record)
+	if err != nil {
+		return nil, fmt.Errorf("letter %q: %w", id, err)
+	}
+	ls = &letterState{seq: row.Seq, letter: rec.GetLetter()}
+	l.addLetter(id, ls)
+	return ls, nil
+}
+
+func (l *Ledger) addLetter(id string, ls *letterState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.letters[id] == nil {
+		l.letters[id] = ls
+	}
 }
 
 func (l *Ledger) halt(err error) {

@@ -290,10 +290,14 @@ func (l *Ledger) Roster(ctx context.Context, letterID string, size uint64, after
 	if err := records.CheckLetterID("letter_id", letterID); err != nil {
 		return nil, Counts{}, 0, err
 	}
-	if l.letter(letterID) == nil {
+	ls, err := l.letter(ctx, letterID)
+	if err != nil {
+		return nil, Counts{}, 0, err
+	}
+	if ls == nil {
 		return nil, Counts{}, 0, fmt.Errorf("%w: no letter %q", ErrNotFound, letterID)
 	}
-	size, _, err := l.sizeOrLatest(ctx, size)
+	size, _, err = l.sizeOrLatest(ctx, size)
 	if err != nil {
 		return nil, Counts{}, 0, err
 	}

@@ -39,8 +39,8 @@ func KindOf(r *pb.Record) Kind {
 const NoIndex = -1
 
 // Entry is an admitted record as the store keeps it. Seq is the admission
-// order, which is also the order of the log; Index is the log index, or
-// [NoIndex] while the entry is pending.
+// order (on the embedded engine also the order of the log); Index is the
+// log index, or [NoIndex] while the entry is pending.
 type Entry struct {
 	Seq       int64
 	Index     int64
@@ -111,6 +111,30 @@ type AdmitTx interface {
 	Mark(ctx context.Context, seq int64, what Target, bySeq int64, spent bool) error
 	// SetLetterStatus records a status of a letter.
 	SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error
+	// Letter returns the letter with this id as admitted so far (its
+	// Record may be left out), or nil when there is none. Admission reads
+	// a letter's state here, within the transaction, rather than from a
+	// cache: another frontend may have closed it.
+	Letter(ctx context.Context, id string) (*LetterRow, error)
+}
+
+// Prefetcher is an [AdmitTx] that can load, in a few round trips, the rows
+// a batch of writes is about to look up one by one. The ledger calls
+// Prefetch once per batch, before the writes, when the transaction offers
+// it; a store across a network (PostgreSQL) does, an embedded one need not.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, p Prefetch) error
+}
+
+// Prefetch lists what a batch of writes will look up.
+type Prefetch struct {
+	// DedupKeys are the keys the writes will look up, with the entries
+	// stored under them.
+	DedupKeys [][]byte
+	// Letters are the letter ids whose state the writes will read.
+	Letters []string
+	// Targets are the log indexes of the endorsements the writes act on.
+	Targets []uint64
 }
 
 // Assignment is the log index of an admitted entry.
@@ -155,7 +179,8 @@ type EndorsementState struct {
 
 // Store keeps everything beside the log: admitted entries (the intents),
 // the dedup index, public disclosures and the indexes that answer reads.
-// Implementations: SQLite in the data folder (embedded engine).
+// Implementations: SQLite in the data folder (package sqlitestore, the
+// embedded engine), PostgreSQL (package pgstore, the Trillian engine).
 type Store interface {
 	// Admit runs fn in one transaction and commits it durably.
 	Admit(ctx context.Context, fn func(AdmitTx) error) error
@@ -223,4 +248,30 @@ type TokenStore interface {
 	List(ctx context.Context) ([]Token, error)
 	// Revoke revokes a token by id; it reports whether one was revoked.
 	Revoke(ctx context.Context, id string, at int64) (bool, error)
+}
+
+// LeafEntry is what a store knows of the entry with a given leaf hash.
+type LeafEntry struct {
+	// Seq is the entry's seq, or 0 when no admitted entry has that hash.
+	Seq int64
+	// Index is its recorded log index, or [NoIndex].
+	Index int64
+}
+
+// UnorderedStore is a [Store] for a log that orders entries itself
+// ([UnorderedLog]): indexes are matched to entries by leaf hash, and
+// several frontends may share the store, so what admission reads of a
+// letter comes from the store.
+type UnorderedStore interface {
+	Store
+	// LeafEntries returns, for each leaf hash, the entry that has it.
+	LeafEntries(ctx context.Context, leafHashes [][]byte) ([]LeafEntry, error)
+	// UnindexedBefore reports whether an entry of letterID admitted before
+	// seq has no index yet.
+	UnindexedBefore(ctx context.Context, letterID string, seq int64) (bool, error)
+	// LetterByID returns the admitted letter with this id, or nil.
+	LetterByID(ctx context.Context, id string) (*LetterRow, error)
+	// Unindexed returns, in seq order, the entries whose index is not
+	// recorded.
+	Unindexed(ctx context.Context) ([]Entry, error)
 }

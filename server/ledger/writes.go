@@ -90,8 +90,14 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 		return nil, err
 	}
 	var revised *pb.Letter
-	if r := l.letter(lt.GetRevises()); r != nil {
-		revised = r.letter
+	if lt.GetRevises() != "" {
+		r, err := l.letter(ctx, lt.GetRevises())
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			revised = r.letter
+		}
 	}
 	if err := records.CheckLetter(l.origin, lt, revised); err != nil {
 		return nil, err
@@ -135,14 +141,14 @@ var unmarked = strings.NewReplacer("ł", "l", "ø", "o", "đ", "d", "ħ", "h", "
 // Endorse appends an endorsement. A caller without a token may endorse an
 // open letter with a valid signer signature.
 func (l *Ledger) Endorse(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*WriteResult, error) {
-	w, err := l.prepareEndorsement(c, e, d, idempotencyKey)
+	w, err := l.prepareEndorsement(ctx, c, e, d, idempotencyKey)
 	if err != nil {
 		return nil, err
 	}
 	return l.write(ctx, w)
 }
 
-func (l *Ledger) prepareEndorsement(c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*write, error) {
+func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*write, error) {
 	if err := unknownFields("endorsement", e); err != nil {
 		return nil, err
 	}
@@ -155,7 +161,10 @@ func (l *Ledger) prepareEndorsement(c Caller, e *pb.Endorsement, d *pb.Disclosur
 	if err := records.CheckLetterID("endorsement.letter_id", e.GetLetterId()); err != nil {
 		return nil, err
 	}
-	ls := l.letter(e.GetLetterId())
+	ls, err := l.letter(ctx, e.GetLetterId())
+	if err != nil {
+		return nil, err
+	}
 	if ls == nil {
 		return nil, &records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"}
 	}
@@ -305,7 +314,10 @@ func (l *Ledger) actionTarget(ctx context.Context, field string, index uint64) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("target %d: %w", index, err)
 	}
-	ls := l.letter(e.LetterID)
+	ls, err := l.letter(ctx, e.LetterID)
+	if err != nil {
+		return nil, nil, err
+	}
 	if ls == nil {
 		return nil, nil, fmt.Errorf("target %d: letter %q is not loaded", index, e.LetterID)
 	}
@@ -341,7 +353,10 @@ func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStat
 	if err := records.CheckLetterID("status.letter_id", s.GetLetterId()); err != nil {
 		return nil, err
 	}
-	ls := l.letter(s.GetLetterId())
+	ls, err := l.letter(ctx, s.GetLetterId())
+	if err != nil {
+		return nil, err
+	}
 	if ls == nil {
 		return nil, &records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"}
 	}

@@ -52,6 +52,10 @@ var schema = []string{
 		secret_spent INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
+	// For the Trillian engine, which matches log entries to intents by leaf
+	// hash, and waits for a letter's entries to have indexes.
+	`CREATE INDEX IF NOT EXISTS entries_by_leaf_hash ON entries(leaf_hash)`,
+	`CREATE INDEX IF NOT EXISTS entries_by_letter ON entries(letter_id, seq)`,
 	`CREATE TABLE IF NOT EXISTS disclosures (
 		seq INTEGER PRIMARY KEY,
 		salt BLOB NOT NULL,
@@ -86,6 +90,8 @@ const (
 	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
 		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
 		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`
+	qLetterState = `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq
+		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ?`
 )
 
 // writeQueries lists the statements prepared at open.
@@ -95,6 +101,7 @@ var writeQueries = []string{
 	qFreeDedupKeys,
 	qDeleteDisclosure,
 	qEndorsementByIndex,
+	qLetterState,
 }
 
 func init() {
@@ -479,6 +486,25 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 	return nil
 }
 
+// Letter returns a letter's state as this transaction sees it.
+func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	// A letter admitted earlier in the batch may still be buffered.
+	if len(a.rows[tLetters]) > 0 {
+		if err := a.flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var r ledger.LetterRow
+	err := a.queryRow(ctx, qLetterState, id).Scan(&r.Seq, &r.Index, &r.ClosedSeq, &r.DeliveredSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("letter %q: %w", id, err)
+	}
+	return &r, nil
+}
+
 func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error {
 	var q string
 	switch status {
@@ -515,10 +541,11 @@ func (s *Store) Purge(ctx context.Context) error {
 	return nil
 }
 
-// Assign records log indexes. Entries admitted together sit at
-// consecutive seqs and get consecutive indexes, so each such run is one
-// statement. The commit is not synced on its own: indexes can be
-// recovered from the log, and the next synced commit makes it durable.
+// Assign records log indexes; the watermark never moves back. Entries
+// admitted together sit at consecutive seqs and get consecutive indexes,
+// so each such run is one statement. The commit is not synced on its own:
+// indexes can be recovered from the log, and the next synced commit makes
+// it durable.
 func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark uint64) error {
 	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
 		return fmt.Errorf("assign: %w", err)
@@ -545,7 +572,7 @@ func (s *Store) Assign(ctx context.Context, as []ledger.Assignment, watermark ui
 		}
 		i = j
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'watermark'`, int64(watermark)); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = max(value, ?) WHERE key = 'watermark'`, int64(watermark)); err != nil {
 		return fmt.Errorf("assign: %w", err)
 	}
 	return tx.Commit()

@@ -21,6 +21,12 @@
 // Usage:
 //
 //	undersigned-bench [--only writes|reads|verify|memory] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
+//
+// With --engine trillian it measures the Trillian engine instead (see
+// trillian.go), on the Trillian and PostgreSQL that deploy/trillian/up.sh
+// started in DIR:
+//
+//	undersigned-bench --engine trillian --trillian-dir DIR [--concurrency 256]
 package main
 
 import (
@@ -54,6 +60,8 @@ type options struct {
 	cpuProfile         string
 	readEntries        int
 	memoryEntries      int
+	engine             string
+	trillianDir        string
 }
 
 // measurement is one timed run of one thing.
@@ -106,9 +114,15 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "collect a CPU profile of the server during the first full-path run into this file")
 	flag.IntVar(&o.readEntries, "read-entries", 100_000, "entries in the log the reads part reads")
 	flag.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries in the log the memory part measures")
+	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
+	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
 	flag.Parse()
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
-	if err := run(context.Background(), o, os.Stdout); err != nil {
+	measure := func(ctx context.Context, o options) error { return run(ctx, o, os.Stdout) }
+	if o.engine == "trillian" {
+		measure = runTrillian
+	}
+	if err := measure(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "undersigned-bench:", err)
 		os.Exit(1)
 	}

@@ -7,6 +7,8 @@
 //	undersigned-server fsck --data DIR      check a stopped data folder in full
 //	undersigned-server backup --data DIR --out DIR2   a consistent copy, while serving
 //	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
+//	undersigned-server migrate --from DIR --data DIR2 --trillian ADDR --postgres URI
+//	                                        an embedded log into a new Trillian tree
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -33,7 +35,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/sqlitestore"
 )
 
 func main() {
@@ -65,11 +66,13 @@ func run(args []string) error {
 		return backup(args)
 	case "restore":
 		return restore(args)
+	case "migrate":
+		return migrateCommand(args)
 	case "help":
-		fmt.Println("usage: undersigned-server [serve|token] [flags]; undersigned-server serve -h lists the flags")
+		fmt.Println("usage: undersigned-server [serve|token|fsck|backup|restore|migrate] [flags]; undersigned-server serve -h lists the flags")
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup or restore)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
 }
 
 func serve(args []string) error {
@@ -92,7 +95,12 @@ func serve(args []string) error {
 	fs.BoolVar(&cfg.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
 	debugAddr := fs.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	verbose := fs.Bool("v", false, "log debug messages")
+	tf := addTrillianFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	var err error
+	if cfg.Trillian, err = tf.config(); err != nil {
 		return usageError{err}
 	}
 	cfg.MaxStreamsPerConnection = uint32(*maxStreams)
@@ -149,16 +157,16 @@ func token(args []string) error {
 	data := fs.String("data", "undersigned-data", "the data folder")
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	letters := fs.String("letters", "", "create: comma-separated letter ids the token may write to (default: all)")
+	postgres := fs.String("postgres", "", "the Trillian engine's PostgreSQL database, which holds its tokens")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, *data+"/"+server.StateFile)
+	ts, closeTokens, err := openTokens(ctx, *data, *postgres)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ts := st.Tokens()
+	defer closeTokens()
 	switch sub {
 	case "create":
 		var ls []string

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/google/trillian"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/undersigned/undersigned/server/migrate"
+)
+
+// migrateCommand copies a stopped embedded log into a new Trillian tree.
+func migrateCommand(args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	var cfg migrate.Config
+	fs.StringVar(&cfg.From, "from", "undersigned-data", "the embedded engine's data folder (its server stopped)")
+	fs.StringVar(&cfg.To, "data", "", "the new data folder of the Trillian engine (absent or empty)")
+	addr := fs.String("trillian", "", "the gRPC address of trillian_log_server")
+	fs.StringVar(&cfg.PostgresURI, "postgres", "", "a new, empty PostgreSQL database for undersigned's own tables")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 1000, "the most leaves per AddSequencedLeaves")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if cfg.To == "" || *addr == "" || cfg.PostgresURI == "" {
+		return usageError{errors.New("migrate needs --data, --trillian and --postgres")}
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", *addr, err)
+	}
+	defer conn.Close()
+	cfg.Log, cfg.Admin = trillian.NewTrillianLogClient(conn), trillian.NewTrillianAdminClient(conn)
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := migrate.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "migrated %d entries of %s into tree %d (roots checked at %d sizes); serve it with:\n",
+		res.Size, res.Origin, res.TreeID, len(res.Checked))
+	fmt.Fprintf(os.Stderr, "  undersigned-server serve --data %s --trillian %s --tree-id %d --postgres '%s'\n", cfg.To, *addr, res.TreeID, cfg.PostgresURI)
+	fmt.Println(res.TreeID)
+	return nil
+}

@@ -1,0 +1,75 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/undersigned/undersigned/server/ledger"
+)
+
+// The store also serves the Trillian engine in one process (Trillian's
+// memory storage in tests): it matches log entries to intents by leaf hash.
+var _ ledger.UnorderedStore = (*Store)(nil)
+
+// LeafEntries returns the entry of each leaf hash.
+func (s *Store) LeafEntries(ctx context.Context, leafHashes [][]byte) ([]ledger.LeafEntry, error) {
+	out := make([]ledger.LeafEntry, len(leafHashes))
+	for i, h := range leafHashes {
+		err := s.queryRow(ctx, `SELECT seq, COALESCE(idx, -1) FROM entries WHERE leaf_hash = ? ORDER BY seq LIMIT 1`, h).
+			Scan(&out[i].Seq, &out[i].Index)
+		if errors.Is(err, sql.ErrNoRows) {
+			out[i] = ledger.LeafEntry{Index: ledger.NoIndex}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entry of leaf %x: %w", h, err)
+		}
+	}
+	return out, nil
+}
+
+// UnindexedBefore reports whether an entry of the letter admitted before
+// seq has no index.
+func (s *Store) UnindexedBefore(ctx context.Context, letterID string, seq int64) (bool, error) {
+	var n int64
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM entries WHERE letter_id = ? AND seq < ? AND idx IS NULL`, letterID, seq).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("entries of %q without an index: %w", letterID, err)
+	}
+	return n > 0, nil
+}
+
+// Unindexed returns the entries without an index, in seq order.
+func (s *Store) Unindexed(ctx context.Context) ([]ledger.Entry, error) {
+	rows, err := s.query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("entries without an index: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("entries without an index: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// LetterByID returns a letter.
+func (s *Store) LetterByID(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	var l ledger.LetterRow
+	err := s.queryRow(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
+		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ?`, id).
+		Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("letter %q: %w", id, err)
+	}
+	return &l, nil
+}

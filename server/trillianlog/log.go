@@ -1,0 +1,598 @@
+// Package trillianlog is the Trillian engine's log: undersigned as a
+// Trillian personality (DESIGN.md §7). Entries go to trillian_log_server
+// with QueueLeaf, their identity hash the SHA-256 of the record bytes, so
+// that Trillian keeps one copy of each; trillian_log_signer integrates
+// them; inclusion and consistency proofs come from Trillian.
+//
+// # The tile builder
+//
+// A [Log] follows the tree: it reads the integrated leaves in order with
+// GetLeavesByRange, hashes them into a compact range, and so reproduces the
+// root of every tree size Trillian reports. The nodes the compact range
+// creates on its way are the rows of the C2SP tlog-tiles tiles: each full
+// tile and full entry bundle is stored once in a [TileStore] (PostgreSQL,
+// shared by the frontends), with the builder's state, so that a restarted
+// builder continues where the last full bundle ended; the incomplete tile
+// of each level is kept in memory. The tlog-tiles API serves only what a
+// published checkpoint covers.
+//
+// # Checkpoints
+//
+// The personality signs checkpoints, not Trillian, and only for roots the
+// builder reproduced: before it publishes a tree, the log hands its new
+// entries to the ledger ([ledger.UnorderedLog.Follow]), then signs with a
+// guard.Signer, which checks the tree against the last checkpoint signed
+// (with a consistency proof from Trillian) and persists it. Several
+// frontends share the guard's Persister, a row updated by compare-and-swap:
+// a frontend that loses the race adopts the other's checkpoint after
+// checking it, and, Ed25519 being deterministic and checkpoints carrying no
+// extension lines, two frontends signing one tree produce the same bytes.
+package trillianlog
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/undersigned/undersigned/server/guard"
+	"github.com/undersigned/undersigned/server/ledger"
+)
+
+// Config configures a [Log].
+type Config struct {
+	// Client talks to trillian_log_server.
+	Client trillian.TrillianLogClient
+	// TreeID is the tree, a LOG tree, active.
+	TreeID int64
+	// Signer signs checkpoints; its Persister is shared by every frontend
+	// of the tree.
+	Signer *guard.Signer
+	// Verifier verifies the log's checkpoints.
+	Verifier note.Verifier
+	// Tiles keeps the full tiles and the builder's state.
+	Tiles TileStore
+	// PollInterval is how often the tree's size is read; 0 means 50 ms.
+	PollInterval time.Duration
+	// ReadBatch is the most leaves read in one GetLeavesByRange; 0 means
+	// 1,024.
+	ReadBatch int
+	// Logger receives the log's logs; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the log's metrics; nil means none.
+	Registry prometheus.Registerer
+}
+
+// Log is a ledger.UnorderedLog on a Trillian tree.
+type Log struct {
+	cfg     Config
+	origin  string
+	log     *slog.Logger
+	metrics *metrics
+
+	// follow is the ledger's follower; stepMu serialises the builder's
+	// steps.
+	stepMu  sync.Mutex
+	follow  ledger.FollowFunc
+	builder *builder
+
+	// published is the latest checkpoint served, with the view of the
+	// tree at its size; changed is closed and replaced when it moves.
+	mu        sync.Mutex
+	published ledger.Checkpoint
+	view      *view
+	changed   chan struct{}
+	// fatal is why the log stopped for good; failing since when steps
+	// have failed, and stepErr the last failure.
+	fatal   error
+	failing time.Time
+	stepErr error
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ ledger.UnorderedLog = (*Log)(nil)
+
+// Open opens the log on a tree: it checks the tree answers, loads the
+// builder's state from the tile store and sets the guard's prover. The
+// builder starts following with [Log.Follow].
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	if cfg.ReadBatch <= 0 {
+		cfg.ReadBatch = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, metrics: newMetrics(cfg.Registry),
+		changed: make(chan struct{}), done: make(chan struct{})}
+	if _, err := l.latestRoot(ctx); err != nil {
+		return nil, fmt.Errorf("open the Trillian tree %d: %w", cfg.TreeID, err)
+	}
+	size, state, err := cfg.Tiles.TileState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open the Trillian tree %d: load the tile builder's state: %w", cfg.TreeID, err)
+	}
+	if l.builder, err = restoreBuilder(size, state); err != nil {
+		return nil, err
+	}
+	cfg.Signer.SetProver(l.trillianConsistency)
+	close(l.done)
+	return l, nil
+}
+
+// Close stops following the tree.
+func (l *Log) Close(context.Context) error {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	<-l.done
+	return nil
+}
+
+// latestRoot returns Trillian's latest root.
+func (l *Log) latestRoot(ctx context.Context) (*types.LogRootV1, error) {
+	resp, err := l.cfg.Client.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: l.cfg.TreeID})
+	if err != nil {
+		return nil, fmt.Errorf("latest root: %w", err)
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return nil, fmt.Errorf("latest root: %w", err)
+	}
+	return &root, nil
+}
+
+// IdentityHash is the identity of an entry in the tree: the SHA-256 of its
+// bytes, so that Trillian keeps one copy of each record.
+func IdentityHash(data []byte) []byte {
+	h := sha256.Sum256(data)
+	return h[:]
+}
+
+// Queue queues data in Trillian. A copy already queued or integrated is
+// not an error.
+func (l *Log) Queue(ctx context.Context, data []byte) error {
+	resp, err := l.cfg.Client.QueueLeaf(ctx, &trillian.QueueLeafRequest{
+		LogId: l.cfg.TreeID,
+		Leaf:  &trillian.LogLeaf{LeafValue: data, LeafIdentityHash: IdentityHash(data)},
+	})
+	if err != nil {
+		return fmt.Errorf("queue leaf: %w", err)
+	}
+	if st := resp.GetQueuedLeaf().GetStatus(); st != nil {
+		if c := codes.Code(st.GetCode()); c != codes.OK && c != codes.AlreadyExists {
+			return fmt.Errorf("queue leaf: %w", status.ErrorProto(st))
+		}
+	}
+	return nil
+}
+
+// Append is not how entries reach this log: the ledger queues them (see
+// [Log.Queue]). The returned function always fails.
+func (l *Log) Append(context.Context, []byte) func() (uint64, error) {
+	return func() (uint64, error) {
+		return 0, errors.New("trillianlog: the log orders entries itself; queue them")
+	}
+}
+
+// Follow registers the ledger's follower, brings the builder up to the
+// tree's current size, publishing its checkpoint, and keeps following in
+// the background until Close.
+func (l *Log) Follow(ctx context.Context, fn ledger.FollowFunc) error {
+	l.stepMu.Lock()
+	l.follow = fn
+	l.stepMu.Unlock()
+	if err := l.step(ctx); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	l.done = make(chan struct{})
+	go l.run(runCtx)
+	return nil
+}
+
+// failAfter is how long steps may fail before the log reports itself
+// unhealthy.
+const failAfter = 5 * time.Second
+
+func (l *Log) run(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := l.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		if err == nil {
+			l.failing, l.stepErr = time.Time{}, nil
+		} else {
+			l.metrics.stepFailures.Inc()
+			if l.failing.IsZero() {
+				l.failing = time.Now()
+				l.log.Warn("following the Trillian tree failed; retrying", slog.Any("error", err))
+			}
+			l.stepErr = err
+		}
+		l.mu.Unlock()
+	}
+}
+
+// stop records why the log stopped for good.
+func (l *Log) stop(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fatal == nil {
+		l.fatal = err
+		l.log.Error("the Trillian log stopped: writes are refused until an operator acts", slog.Any("error", err))
+	}
+	return l.fatal
+}
+
+// step follows the tree from the builder's size to Trillian's latest root,
+// hands the new entries to the follower, stores the full tiles, checks the
+// root and publishes a checkpoint.
+func (l *Log) step(ctx context.Context) error {
+	l.stepMu.Lock()
+	defer l.stepMu.Unlock()
+	if err := l.Healthy(); err != nil {
+		return err
+	}
+	root, err := l.latestRoot(ctx)
+	if err != nil {
+		return err
+	}
+	l.metrics.trillianSize.Set(float64(root.TreeSize))
+	b := l.builder
+	if root.TreeSize < b.size() {
+		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed", root.TreeSize, b.size()))
+	}
+	for b.size() < root.TreeSize {
+		start := b.size()
+		leaves, err := l.readTrillian(ctx, start, min(root.TreeSize, start+uint64(l.cfg.ReadBatch)))
+		if err != nil {
+			return err
+		}
+		if l.follow != nil {
+			if err := l.follow(ctx, start, leaves); err != nil {
+				return err
+			}
+		}
+		for _, leaf := range leaves {
+			if err := b.add(leaf); err != nil {
+				return l.stop(err)
+			}
+			if b.atBoundary() {
+				if err := l.storeTiles(ctx, b); err != nil {
+					l.rewind(ctx)
+					return err
+				}
+			}
+		}
+	}
+	l.metrics.followedSize.Set(float64(b.size()))
+	if got := b.root(); !bytes.Equal(got, root.RootHash) {
+		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
+	}
+	return l.publish(ctx, b)
+}
+
+// storeTiles stores the full tiles and bundles made so far and the
+// builder's state.
+func (l *Log) storeTiles(ctx context.Context, b *builder) error {
+	tiles, bundles := b.take()
+	if err := l.cfg.Tiles.PutTiles(ctx, tiles, bundles, b.size(), b.state()); err != nil {
+		if errors.Is(err, ErrTileMismatch) {
+			return l.stop(err)
+		}
+		return fmt.Errorf("store tiles: %w", err)
+	}
+	l.metrics.tilesStored.Add(float64(len(tiles) + len(bundles)))
+	return nil
+}
+
+// rewind puts the builder back at its stored state after a failure, so
+// that no full tile is lost.
+func (l *Log) rewind(ctx context.Context) {
+	size, state, err := l.cfg.Tiles.TileState(ctx)
+	if err == nil {
+		var b *builder
+		if b, err = restoreBuilder(size, state); err == nil {
+			// The published view keeps the old builder's slices.
+			l.builder = b
+			return
+		}
+	}
+	l.stop(fmt.Errorf("reload the tile builder's state: %w", err))
+}
+
+// readTrillian reads the integrated leaves [start, end) from Trillian,
+// checking their indexes and identity hashes.
+func (l *Log) readTrillian(ctx context.Context, start, end uint64) ([][]byte, error) {
+	out := make([][]byte, 0, end-start)
+	for next := start; next < end; {
+		resp, err := l.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(end - next),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read leaves [%d, %d): %w", next, end, err)
+		}
+		if len(resp.GetLeaves()) == 0 {
+			return nil, fmt.Errorf("read leaves [%d, %d): Trillian returned none", next, end)
+		}
+		for _, leaf := range resp.GetLeaves() {
+			if next == end {
+				break
+			}
+			if uint64(leaf.GetLeafIndex()) != next {
+				return nil, fmt.Errorf("read leaves: got index %d, want %d", leaf.GetLeafIndex(), next)
+			}
+			if !bytes.Equal(leaf.GetLeafIdentityHash(), IdentityHash(leaf.GetLeafValue())) {
+				return nil, l.stop(fmt.Errorf("leaf %d: its identity hash is not the SHA-256 of its value: not an undersigned leaf", next))
+			}
+			out = append(out, leaf.GetLeafValue())
+			next++
+		}
+	}
+	return out, nil
+}
+
+// publish signs, or adopts, the checkpoint of the builder's tree and
+// serves it with the builder's view.
+func (l *Log) publish(ctx context.Context, b *builder) error {
+	size, root := b.size(), b.root()
+	l.mu.Lock()
+	same := l.published.Raw != nil && l.published.Size == size
+	l.mu.Unlock()
+	if same {
+		return nil
+	}
+	g := l.cfg.Signer
+	for attempt := 0; ; attempt++ {
+		last, raw := g.LastCheckpoint()
+		switch {
+		case last != nil && last.Size > size && attempt > 0:
+			// Another frontend signed a larger tree since this step read
+			// Trillian's size: serve it once the builder reproduces it.
+			return nil
+		case last != nil && last.Size > size:
+			// The builder is at the size Trillian gave this step, and a
+			// checkpoint was signed for a larger tree before: Trillian lost
+			// entries (restored from an older copy?). Nothing is signed
+			// until it has them again; after failAfter the log reports
+			// itself unhealthy.
+			return fmt.Errorf("Trillian's tree has %d entries, the last checkpoint signed %d: Trillian lost entries", size, last.Size)
+		case last != nil && last.Size == size:
+			if !bytes.Equal(last.Hash, root) {
+				return l.stop(fmt.Errorf("%w: the checkpoint signed at size %d has root %x, the tree %x", guard.ErrInconsistent, size, last.Hash, root))
+			}
+			l.serve(raw, size, root, b.view())
+			return nil
+		}
+		signed, err := g.SignTree(ctx, size, root)
+		if err == nil {
+			l.metrics.signed.Inc()
+			l.serve(signed, size, root, b.view())
+			return nil
+		}
+		if !errors.Is(err, guard.ErrConflict) || attempt > 10 {
+			return err
+		}
+		if _, _, err := g.Reload(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *Log) serve(raw []byte, size uint64, root []byte, v *view) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.published = ledger.Checkpoint{Raw: raw, Size: size, Hash: root}
+	l.metrics.publishedSize.Set(float64(size))
+	l.view = v
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// AwaitCheckpoint waits for a published checkpoint that includes index.
+func (l *Log) AwaitCheckpoint(ctx context.Context, index uint64) (ledger.Checkpoint, error) {
+	for {
+		l.mu.Lock()
+		cp, ch := l.published, l.changed
+		l.mu.Unlock()
+		if cp.Raw != nil && cp.Size > index {
+			return cp, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ledger.Checkpoint{}, ctx.Err()
+		}
+	}
+}
+
+// Checkpoint returns the latest published checkpoint.
+func (l *Log) Checkpoint(context.Context) (ledger.Checkpoint, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.published.Raw == nil {
+		return ledger.Checkpoint{}, errors.New("no checkpoint published yet")
+	}
+	return l.published, nil
+}
+
+// Healthy returns why the log cannot publish, or nil.
+func (l *Log) Healthy() error {
+	if err := l.cfg.Signer.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fatal != nil {
+		return l.fatal
+	}
+	if !l.failing.IsZero() && time.Since(l.failing) > failAfter {
+		return fmt.Errorf("cannot follow the Trillian tree since %s: %w", l.failing.UTC().Format(time.RFC3339), l.stepErr)
+	}
+	return nil
+}
+
+// IntegratedSize returns the number of entries the builder has followed.
+func (l *Log) IntegratedSize(context.Context) (uint64, error) {
+	l.stepMu.Lock()
+	defer l.stepMu.Unlock()
+	return l.builder.size(), nil
+}
+
+// InclusionProof proves the entry at index in the tree of size, with
+// Trillian's proof.
+func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	resp, err := l.cfg.Client.GetInclusionProof(ctx, &trillian.GetInclusionProofRequest{
+		LogId: l.cfg.TreeID, LeafIndex: int64(index), TreeSize: int64(size),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, size, err)
+	}
+	if resp.GetProof() == nil {
+		return nil, fmt.Errorf("inclusion proof of %d in %d: Trillian's tree is smaller", index, size)
+	}
+	return resp.GetProof().GetHashes(), nil
+}
+
+// ConsistencyProof proves that the tree of size to extends that of size
+// from, with Trillian's proof.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	return l.trillianConsistency(ctx, from, to)
+}
+
+func (l *Log) trillianConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from == 0 || from == to {
+		return nil, nil
+	}
+	resp, err := l.cfg.Client.GetConsistencyProof(ctx, &trillian.GetConsistencyProofRequest{
+		LogId: l.cfg.TreeID, FirstTreeSize: int64(from), SecondTreeSize: int64(to),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof from %d to %d: %w", from, to, err)
+	}
+	if resp.GetProof() == nil {
+		return nil, fmt.Errorf("consistency proof from %d to %d: Trillian's tree is smaller", from, to)
+	}
+	return resp.GetProof().GetHashes(), nil
+}
+
+// ReadLeaves returns the entries [start, end): from the stored entry
+// bundles and the published view where they hold them, from Trillian
+// otherwise.
+func (l *Log) ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, error) {
+	out := make([][]byte, 0, end-start)
+	for i := start; i < end; {
+		k := i / layout.EntryBundleWidth
+		entries, err := l.bundle(ctx, k)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			rest, err := l.readTrillian(ctx, i, end)
+			if err != nil {
+				return nil, err
+			}
+			return append(out, rest...), nil
+		}
+		first := i - k*layout.EntryBundleWidth
+		if first >= uint64(len(entries)) {
+			rest, err := l.readTrillian(ctx, i, end)
+			if err != nil {
+				return nil, err
+			}
+			return append(out, rest...), nil
+		}
+		n := min(uint64(len(entries))-first, end-i)
+		out = append(out, entries[first:first+n]...)
+		i += n
+	}
+	return out, nil
+}
+
+// bundle returns the entries of entry bundle k: a stored full one, or the
+// incomplete one of the published view.
+func (l *Log) bundle(ctx context.Context, k uint64) ([][]byte, error) {
+	l.mu.Lock()
+	v := l.view
+	l.mu.Unlock()
+	if v != nil && k == v.size/layout.EntryBundleWidth {
+		return v.entries, nil
+	}
+	b, err := l.cfg.Tiles.EntryBundle(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return bundleEntries(b)
+}
+
+// ReadTile returns a tile for the tlog-tiles API: a stored full tile, or a
+// prefix of it, or a prefix of the incomplete tile of the published view.
+// A tile not built yet is an error wrapping os.ErrNotExist.
+func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	l.mu.Lock()
+	v := l.view
+	l.mu.Unlock()
+	if v != nil && index == v.size>>(layout.TileHeight*(level+1)) {
+		if level >= uint64(len(v.rows)) || p == 0 || int(p) > len(v.rows[level]) {
+			return nil, fmt.Errorf("tile %d/%d.p/%d: %w", level, index, p, os.ErrNotExist)
+		}
+		return bytes.Join(v.rows[level][:p], nil), nil
+	}
+	t, err := l.cfg.Tiles.Tile(ctx, level, index)
+	if err != nil {
+		return nil, err
+	}
+	return tilePrefix(t, uint64(p))
+}
+
+// ReadEntryBundle returns an entry bundle for the tlog-tiles API, like
+// ReadTile.
+func (l *Log) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	l.mu.Lock()
+	v := l.view
+	l.mu.Unlock()
+	if v != nil && index == v.size/layout.EntryBundleWidth {
+		if p == 0 || int(p) > len(v.entries) {
+			return nil, fmt.Errorf("entry bundle %d.p/%d: %w", index, p, os.ErrNotExist)
+		}
+		var b []byte
+		for _, e := range v.entries[:p] {
+			b = appendBundleEntry(b, e)
+		}
+		return b, nil
+	}
+	b, err := l.cfg.Tiles.EntryBundle(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	return bundlePrefix(b, uint64(p))
+}

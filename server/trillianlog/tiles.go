@@ -1,0 +1,167 @@
+package trillianlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// Tile is a full tile of the tlog-tiles layout: 256 hashes of one level.
+type Tile struct {
+	Level, Index uint64
+	Data         []byte
+}
+
+// Bundle is a full entry bundle: 256 entries, each with its 2-byte length.
+type Bundle struct {
+	Index uint64
+	Data  []byte
+}
+
+// ErrTileMismatch is wrapped by the error of a [TileStore] asked to store a
+// tile or bundle that differs from the one it holds at the same place: two
+// builders reproduced different trees.
+var ErrTileMismatch = errors.New("a different tile is already stored at this place")
+
+// TileStore keeps what the tile builder produces: each full tile and entry
+// bundle, stored once, and the builder's state at the end of the last full
+// entry bundle, so that a restarted builder continues from there. Several
+// builders (frontends) may share one store. Implementations: [MemoryTiles],
+// and PostgreSQL (package pgstore).
+type TileStore interface {
+	// TileState returns the size the builder reached and its state there,
+	// or 0 and nil when nothing was stored.
+	TileState(ctx context.Context) (size uint64, state []byte, err error)
+	// PutTiles stores full tiles and bundles, keeping any already stored
+	// (an error wrapping [ErrTileMismatch] if one differs), and the
+	// builder's state at size unless a larger size is stored.
+	PutTiles(ctx context.Context, tiles []Tile, bundles []Bundle, size uint64, state []byte) error
+	// Tile returns a full tile, or an error wrapping os.ErrNotExist.
+	Tile(ctx context.Context, level, index uint64) ([]byte, error)
+	// EntryBundle returns a full entry bundle, or an error wrapping
+	// os.ErrNotExist.
+	EntryBundle(ctx context.Context, index uint64) ([]byte, error)
+}
+
+// MemoryTiles is a [TileStore] in memory, for a Trillian that keeps its own
+// tree in memory (tests). The zero value is ready to use.
+type MemoryTiles struct {
+	mu      sync.Mutex
+	tiles   map[[2]uint64][]byte
+	bundles map[uint64][]byte
+	size    uint64
+	state   []byte
+}
+
+var _ TileStore = (*MemoryTiles)(nil)
+
+// TileState returns the stored state.
+func (m *MemoryTiles) TileState(context.Context) (uint64, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.size, bytes.Clone(m.state), nil
+}
+
+// PutTiles stores tiles, bundles and the state.
+func (m *MemoryTiles) PutTiles(_ context.Context, tiles []Tile, bundles []Bundle, size uint64, state []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tiles == nil {
+		m.tiles, m.bundles = map[[2]uint64][]byte{}, map[uint64][]byte{}
+	}
+	for _, t := range tiles {
+		k := [2]uint64{t.Level, t.Index}
+		if old, ok := m.tiles[k]; ok && !bytes.Equal(old, t.Data) {
+			return fmt.Errorf("tile %d/%d: %w", t.Level, t.Index, ErrTileMismatch)
+		}
+		m.tiles[k] = bytes.Clone(t.Data)
+	}
+	for _, b := range bundles {
+		if old, ok := m.bundles[b.Index]; ok && !bytes.Equal(old, b.Data) {
+			return fmt.Errorf("entry bundle %d: %w", b.Index, ErrTileMismatch)
+		}
+		m.bundles[b.Index] = bytes.Clone(b.Data)
+	}
+	if size > m.size {
+		m.size, m.state = size, bytes.Clone(state)
+	}
+	return nil
+}
+
+// Tile returns a stored tile.
+func (m *MemoryTiles) Tile(_ context.Context, level, index uint64) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.tiles[[2]uint64{level, index}]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("tile %d/%d: %w", level, index, os.ErrNotExist)
+}
+
+// EntryBundle returns a stored bundle.
+func (m *MemoryTiles) EntryBundle(_ context.Context, index uint64) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b, ok := m.bundles[index]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("entry bundle %d: %w", index, os.ErrNotExist)
+}
+
+// appendBundleEntry appends one entry to an entry bundle.
+func appendBundleEntry(b, data []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(data)))
+	return append(b, data...)
+}
+
+// bundleEntries splits an entry bundle into its entries.
+func bundleEntries(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return nil, errors.New("entry bundle: a dangling byte")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+n {
+			return nil, errors.New("entry bundle: an entry runs past the end")
+		}
+		out = append(out, b[2:2+n])
+		b = b[2+n:]
+	}
+	return out, nil
+}
+
+// prefix returns the first width hashes of a tile, or the first width
+// entries of a bundle.
+func tilePrefix(tile []byte, width uint64) ([]byte, error) {
+	if width == 0 {
+		return tile, nil
+	}
+	if uint64(len(tile)) < width*32 {
+		return nil, fmt.Errorf("tile has %d hashes, want %d: %w", len(tile)/32, width, os.ErrNotExist)
+	}
+	return tile[:width*32], nil
+}
+
+func bundlePrefix(bundle []byte, width uint64) ([]byte, error) {
+	if width == 0 || width == layout.EntryBundleWidth {
+		return bundle, nil
+	}
+	off := 0
+	for range width {
+		if off+2 > len(bundle) {
+			return nil, fmt.Errorf("bundle is shorter than %d entries: %w", width, os.ErrNotExist)
+		}
+		off += 2 + int(binary.BigEndian.Uint16(bundle[off:]))
+	}
+	if off > len(bundle) {
+		return nil, fmt.Errorf("bundle is shorter than %d entries: %w", width, os.ErrNotExist)
+	}
+	return bundle[:off], nil
+}
