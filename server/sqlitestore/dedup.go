@@ -28,8 +28,7 @@ func short(k []byte) (out [dedupKeyLen]byte) {
 // loadDedup rebuilds the index from the keys each entry row carries.
 func loadDedup(ctx context.Context, db *sql.DB) (*dedupIndex, error) {
 	d := &dedupIndex{m: map[[dedupKeyLen]byte]int64{}}
-	rows, err := db.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entries
-		WHERE dedup_keys IS NOT NULL OR permanent_keys IS NOT NULL ORDER BY seq`)
+	rows, err := db.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entry_keys ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("load the dedup index: %w", err)
 	}

@@ -19,14 +19,14 @@ type Table struct {
 // Tables are the tables [Store.Export] gives, in an order a copy can load
 // them in. Most are this store's own; where the layouts differ the export
 // converts: an endorsement carries the dedup keys it still holds (here
-// they are on the entry), and the dedup table (here an index in memory,
+// they are in entry_keys), and the dedup table (here an index in memory,
 // rebuilt from the entries) maps each key to the entry holding it.
 var Tables = []Table{
 	{"entries", []string{"seq", "idx", "leaf_hash", "kind", "letter_id", "record", "principal"},
 		`SELECT seq, idx, leaf_hash, kind, letter_id, record, principal FROM entries ORDER BY seq`},
 	{"endorsements", []string{"seq", "letter_id", "visibility", "verification", "signer_key", "withdrawn_by", "redacted_by", "superseded_by", "secret_spent", "dedup_keys"},
-		`SELECT e.seq, e.letter_id, e.visibility, e.verification, e.signer_key, e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent, x.dedup_keys
-		FROM endorsements e JOIN entries x ON x.seq = e.seq ORDER BY e.seq`},
+		`SELECT e.seq, e.letter_id, e.visibility, e.verification, e.signer_key, e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent, k.dedup_keys
+		FROM endorsements e LEFT JOIN entry_keys k ON k.seq = e.seq ORDER BY e.seq`},
 	{"disclosures", []string{"seq", "salt", "name", "affiliation", "country", "folded"},
 		`SELECT seq, salt, name, affiliation, country, folded FROM disclosures ORDER BY seq`},
 	{"dedup", []string{"key", "seq"}, ""},
@@ -95,8 +95,7 @@ func (s *Store) exportTable(ctx context.Context, t Table, fn func(Table, [][]any
 // taking a key over from an earlier one (a correction), as the index is
 // rebuilt at open.
 func (s *Store) exportDedup(ctx context.Context, t Table, fn func(Table, [][]any) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entries
-		WHERE dedup_keys IS NOT NULL OR permanent_keys IS NOT NULL ORDER BY seq`)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entry_keys ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("export dedup: %w", err)
 	}

@@ -36,7 +36,12 @@ var schema = []string{
 		kind INTEGER NOT NULL,
 		letter_id TEXT NOT NULL,
 		record BLOB NOT NULL,
-		principal TEXT NOT NULL,
+		principal TEXT NOT NULL
+	)`,
+	// The dedup keys of the entries that have some, apart from the wide
+	// entries rows so that the index is rebuilt at open by reading little.
+	`CREATE TABLE IF NOT EXISTS entry_keys (
+		seq INTEGER PRIMARY KEY,
 		dedup_keys BLOB,
 		permanent_keys BLOB
 	)`,
@@ -84,8 +89,8 @@ var schema = []string{
 // when the store opens: a transaction cannot prepare on another connection.
 const (
 	qEntryBySeq         = `SELECT ` + entryColumns + ` FROM entries WHERE seq = ?`
-	qDedupKeysOf        = `SELECT dedup_keys FROM entries WHERE seq = ?`
-	qFreeDedupKeys      = `UPDATE entries SET dedup_keys = NULL WHERE seq = ?`
+	qDedupKeysOf        = `SELECT COALESCE((SELECT dedup_keys FROM entry_keys WHERE seq = ?), x'')`
+	qFreeDedupKeys      = `UPDATE entry_keys SET dedup_keys = NULL WHERE seq = ?`
 	qDeleteDisclosure   = `DELETE FROM disclosures WHERE seq = ?`
 	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
 		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
@@ -293,6 +298,7 @@ type admitTx struct {
 // The buffered tables, in the order they are written.
 const (
 	tEntries = iota
+	tKeys
 	tLetters
 	tEndorsements
 	tDisclosures
@@ -300,7 +306,8 @@ const (
 )
 
 var bufferedInserts = [numTables]string{
-	tEntries:      `INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal, dedup_keys, permanent_keys) VALUES `,
+	tEntries:      `INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal) VALUES `,
+	tKeys:         `INSERT INTO entry_keys (seq, dedup_keys, permanent_keys) VALUES `,
 	tLetters:      `INSERT INTO letters (letter_id, seq) VALUES `,
 	tEndorsements: `INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key) VALUES `,
 	tDisclosures:  `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES `,
@@ -420,8 +427,10 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 	e := n.Entry
 	e.Seq, e.Index = seq, ledger.NoIndex
 	a.entries[seq] = &e
-	a.rows[tEntries] = append(a.rows[tEntries], []any{seq, n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal,
-		joinKeys(n.DedupKeys), joinKeys(n.PermanentKeys)})
+	a.rows[tEntries] = append(a.rows[tEntries], []any{seq, n.LeafHash, n.Kind, n.LetterID, n.Record, n.Principal})
+	if len(n.DedupKeys)+len(n.PermanentKeys) > 0 {
+		a.rows[tKeys] = append(a.rows[tKeys], []any{seq, joinKeys(n.DedupKeys), joinKeys(n.PermanentKeys)})
+	}
 	// A key held by the endorsement a correction supersedes passes to the
 	// correction; the ledger looked up every other key first.
 	for _, k := range append(append([][]byte(nil), n.DedupKeys...), n.PermanentKeys...) {
@@ -606,7 +615,10 @@ func (s *Store) Watermark(ctx context.Context) (uint64, error) {
 // Unassigned returns the entries without an index, or with one at least
 // from, in seq order.
 func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, error) {
-	rows, err := s.query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx IS NULL OR idx >= ? ORDER BY seq`, int64(from))
+	// Two selects, each on the index of idx: with an OR, SQLite would read
+	// the whole table.
+	rows, err := s.query(ctx, `SELECT * FROM (SELECT `+entryColumns+` FROM entries WHERE idx IS NULL
+		UNION ALL SELECT `+entryColumns+` FROM entries WHERE idx >= ?) ORDER BY 1`, int64(from))
 	if err != nil {
 		return nil, fmt.Errorf("unassigned: %w", err)
 	}
