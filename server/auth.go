@@ -122,6 +122,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 // per letter.
 type limiter struct {
 	cfg RateLimits
+	// shared, when set, keeps the letters' buckets where every server of
+	// the tree shares them (PostgreSQL); the addresses' stay per server.
+	shared func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
 
 	mu        sync.Mutex
 	addresses map[string]*entry
@@ -171,6 +174,25 @@ func (l *limiter) allow(ctx context.Context, letterID string) (time.Duration, bo
 		return e.l
 	}
 	a := get(l.addresses, addr, l.cfg.PerAddress, l.cfg.AddressBurst).ReserveN(now, 1)
+	if l.shared != nil {
+		if wait := a.DelayFrom(now); wait > 0 {
+			a.CancelAt(now)
+			return wait, false
+		}
+		l.mu.Unlock()
+		wait, err := l.shared(ctx, letterID, l.cfg.PerLetter, l.cfg.LetterBurst)
+		l.mu.Lock()
+		if err != nil {
+			// The shared bucket cannot be read: refuse rather than let
+			// an open write through unlimited.
+			wait = time.Second
+		}
+		if wait > 0 {
+			a.CancelAt(now)
+			return wait, false
+		}
+		return 0, true
+	}
 	b := get(l.letters, letterID, l.cfg.PerLetter, l.cfg.LetterBurst).ReserveN(now, 1)
 	wait := max(a.DelayFrom(now), b.DelayFrom(now))
 	if wait > 0 {

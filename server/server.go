@@ -34,6 +34,7 @@ import (
 	"github.com/undersigned/undersigned/server/embedded"
 	"github.com/undersigned/undersigned/server/guard"
 	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/pgstore"
 	"github.com/undersigned/undersigned/server/sqlitestore"
 )
 
@@ -238,6 +239,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.health = health.NewServer()
 	s.limits = newLimiter(cfg.OpenRate)
+	if pg, ok := s.store.(*pgstore.Store); ok {
+		s.limits.shared = pg.TakeLetterToken
+	}
 	s.writes = semaphore.NewWeighted(int64(cfg.MaxInflightWrites))
 	s.tokens = newTokenCache(s.store.Tokens())
 	cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -112,6 +112,11 @@ var schema = []string{
 		id int PRIMARY KEY CHECK (id = 1),
 		raw bytea NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS letter_rates (
+		letter_id text PRIMARY KEY,
+		tokens double precision NOT NULL,
+		updated timestamptz NOT NULL
+	)`,
 }
 
 // Store is a ledger.UnorderedStore and a trillianlog.TileStore in a
