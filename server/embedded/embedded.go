@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -61,6 +62,29 @@ type Log struct {
 	latest  ledger.Checkpoint
 	changed chan struct{}
 	readErr error
+
+	probeMu  sync.Mutex
+	probedAt time.Time
+	probeErr error
+}
+
+// probeInterval is how long a check that the folder can be written holds.
+const probeInterval = 10 * time.Millisecond
+
+// writable checks, at most once per probeInterval, that a file of the
+// log's state folder can be opened for writing. (Not Tessera's lock file:
+// closing any descriptor of it would release the process's lock.)
+func (l *Log) writable() error {
+	l.probeMu.Lock()
+	defer l.probeMu.Unlock()
+	if now := time.Now(); now.Sub(l.probedAt) >= probeInterval {
+		f, err := os.OpenFile(filepath.Join(l.cfg.Dir, ".state", "writable"), os.O_RDWR|os.O_CREATE, 0o644)
+		if err == nil {
+			err = f.Close()
+		}
+		l.probedAt, l.probeErr = now, err
+	}
+	return l.probeErr
 }
 
 var _ ledger.Log = (*Log)(nil)
@@ -119,8 +143,13 @@ func (l *Log) Close(ctx context.Context) error {
 	return err
 }
 
-// Append queues data.
+// Append queues data. On a data folder that cannot be written, it fails at
+// once rather than hand the entry to Tessera, whose sequencer stops the
+// process when it cannot open its lock file.
 func (l *Log) Append(ctx context.Context, data []byte) func() (uint64, error) {
+	if err := l.writable(); err != nil {
+		return func() (uint64, error) { return 0, fmt.Errorf("the log's folder cannot be written: %w", err) }
+	}
 	f := l.appender.Add(ctx, tessera.NewEntry(data))
 	return func() (uint64, error) {
 		i, err := f()
