@@ -54,6 +54,9 @@ type admission struct {
 // batch is admitted entries handed to the log in one go.
 type batch struct {
 	entries []batchEntry
+	// barrier is set for a batch that holds a letter or a status change:
+	// later entries may depend on it (see appendLoop).
+	barrier bool
 }
 
 type batchEntry struct {
@@ -157,6 +160,7 @@ func (l *Ledger) admitBatch(ws []*write) {
 			results[i] = a
 			if entry != nil {
 				b.entries = append(b.entries, *entry)
+				b.barrier = b.barrier || w.kind == KindLetter || w.kind == KindStatus
 				if w.kind == KindLetter {
 					letters[w.letterID] = &letterState{seq: entry.seq, letter: w.rec.GetLetter()}
 				}
@@ -488,18 +492,63 @@ func checkSupersedes(t *Endorsement, e *pb.Endorsement, index uint64) error {
 	return nil
 }
 
-// appendLoop hands admitted batches to the log, one at a time, so that the
-// log's order is the order of admission.
+// maxInflightBatches is how many admitted batches may wait for their
+// indexes at once.
+const maxInflightBatches = 8
+
+// inflightBatch is a batch handed to the log, waiting for its indexes.
+type inflightBatch struct {
+	b       *batch
+	futures []func() (uint64, error)
+	start   time.Time
+	done    chan struct{}
+}
+
+// appendLoop hands admitted batches to the log in admission order, without
+// waiting for the batch before to get its indexes: the log keeps the order
+// of what it is handed. A batch holding a letter or a status change is a
+// barrier: it is handed over alone, once every batch before it has its
+// indexes, and the next waits for it. So if a batch fails, a later one
+// that made it into the log holds only entries whose letter and targets
+// have indexes, and the log's meaning does not depend on the failed one.
 func (l *Ledger) appendLoop() {
 	defer l.wg.Done()
+	inflight := make(chan *inflightBatch, maxInflightBatches)
+	completed := make(chan struct{})
+	go func() {
+		defer close(completed)
+		for f := range inflight {
+			l.completeInflight(f)
+		}
+	}()
+	var last *inflightBatch
 	for b := range l.batches {
 		if err := l.Healthy(); err != nil {
 			l.failBatch(b, err)
 			continue
 		}
-		if err := l.appendBatch(l.ctx, b); err != nil {
-			l.halt(fmt.Errorf("append to the log: %w", err))
-			l.failBatch(b, unavailable("the log could not append: %v; the write may still appear, and a retry returns it", err))
+		if b.barrier && last != nil {
+			<-last.done
+		}
+		f := l.handToLog(l.ctx, b)
+		inflight <- f
+		last = f
+		if b.barrier {
+			<-f.done
+		}
+	}
+	close(inflight)
+	<-completed
+}
+
+// completeInflight waits for a batch's indexes and records them; on a
+// failure it stops writes and starts the recovery.
+func (l *Ledger) completeInflight(f *inflightBatch) {
+	defer close(f.done)
+	defer l.inflight.Add(-1)
+	if err := l.complete(l.ctx, f); err != nil {
+		l.failBatch(f.b, unavailable("the log could not append: %v; the write may still appear, and a retry returns it", err))
+		if l.halt(fmt.Errorf("append to the log: %w", err)) {
 			go l.recover()
 		}
 	}
@@ -521,18 +570,25 @@ func (l *Ledger) failBatch(b *batch, err error) {
 	}
 }
 
-// appendBatch appends the entries of b in order, waits for their indexes
-// and records them.
-func (l *Ledger) appendBatch(ctx context.Context, b *batch) error {
-	start := time.Now()
-	futures := make([]func() (uint64, error), len(b.entries))
+// handToLog appends the entries of b in order and returns without waiting
+// for their indexes.
+func (l *Ledger) handToLog(ctx context.Context, b *batch) *inflightBatch {
+	f := &inflightBatch{b: b, futures: make([]func() (uint64, error), len(b.entries)), start: time.Now(), done: make(chan struct{})}
+	l.inflight.Add(1)
 	for i, e := range b.entries {
-		futures[i] = l.cfg.Log.Append(ctx, e.record)
+		f.futures[i] = l.cfg.Log.Append(ctx, e.record)
 	}
+	return f
+}
+
+// complete waits for the indexes of a batch handed to the log and records
+// them.
+func (l *Ledger) complete(ctx context.Context, f *inflightBatch) error {
+	b := f.b
 	as := make([]Assignment, 0, len(b.entries))
 	var last uint64
-	for i, f := range futures {
-		idx, err := f()
+	for i, fut := range f.futures {
+		idx, err := fut()
 		if err != nil {
 			return err
 		}
@@ -555,9 +611,17 @@ func (l *Ledger) appendBatch(ctx context.Context, b *batch) error {
 		delete(l.pending, e.seq)
 	}
 	l.pendingMu.Unlock()
-	l.cfg.Metrics.appendBatch.Observe(time.Since(start).Seconds())
+	l.cfg.Metrics.appendBatch.Observe(time.Since(f.start).Seconds())
 	l.cfg.Metrics.appended.Add(float64(len(b.entries)))
 	return nil
+}
+
+// appendBatch appends the entries of b, waits for their indexes and
+// records them.
+func (l *Ledger) appendBatch(ctx context.Context, b *batch) error {
+	f := l.handToLog(ctx, b)
+	l.inflight.Add(-1)
+	return l.complete(ctx, f)
 }
 
 // recover retries reconciliation until the log takes the admitted entries
@@ -568,6 +632,10 @@ func (l *Ledger) recover() {
 		case <-l.ctx.Done():
 			return
 		case <-time.After(delay):
+		}
+		// The batches still in flight settle first.
+		if n := l.inflight.Load(); n > 0 {
+			continue
 		}
 		if err := l.reconcile(l.ctx); err != nil {
 			l.log.Warn("recovery: reconcile failed", slog.Any("error", err))

@@ -38,11 +38,14 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -169,6 +172,10 @@ type Ledger struct {
 	// halted is why the ledger stopped appending, or nil.
 	haltMu sync.Mutex
 	halted error
+
+	// inflight counts the batches handed to the log whose indexes are
+	// not recorded yet.
+	inflight atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -311,13 +318,16 @@ func (l *Ledger) addLetter(id string, ls *letterState) {
 	}
 }
 
-func (l *Ledger) halt(err error) {
+// halt stops writes; it reports whether they were running.
+func (l *Ledger) halt(err error) bool {
 	l.haltMu.Lock()
 	defer l.haltMu.Unlock()
 	if l.halted == nil {
 		l.halted = err
 		l.log.Error("writes stopped", slog.Any("error", err))
+		return true
 	}
+	return false
 }
 
 // Healthy returns why the ledger cannot write now, or nil.
@@ -392,8 +402,16 @@ func (l *Ledger) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	// Match the log's entries to the admitted ones by their bytes. Batches
+	// are handed to the log without waiting for the one before, so after a
+	// failed append the log may hold a later batch and not an earlier one;
+	// every entry of such a batch depends only on entries with an index.
+	bySeq := make(map[string][]int, len(unassigned))
+	for i, e := range unassigned {
+		bySeq[string(e.LeafHash)] = append(bySeq[string(e.LeafHash)], i)
+	}
+	matched := make([]bool, len(unassigned))
 	var found []Assignment
-	next := 0
 	const chunk = 4096
 	for from := watermark; from < size; from += chunk {
 		to := min(from+chunk, size)
@@ -403,29 +421,39 @@ func (l *Ledger) reconcile(ctx context.Context) error {
 		}
 		for i, leaf := range leaves {
 			index := from + uint64(i)
-			if next == len(unassigned) {
+			candidates := bySeq[string(leafHash(leaf))]
+			j := -1
+			for _, c := range candidates {
+				if !matched[c] && bytes.Equal(unassigned[c].Record, leaf) {
+					j = c
+					break
+				}
+			}
+			if j < 0 {
 				return fmt.Errorf("reconcile: log entry %d was never admitted by this store", index)
 			}
-			e := unassigned[next]
-			if !bytes.Equal(e.Record, leaf) {
-				return fmt.Errorf("reconcile: log entry %d differs from the next admitted entry (seq %d)", index, e.Seq)
-			}
+			e := unassigned[j]
 			if e.Index != NoIndex && uint64(e.Index) != index {
 				return fmt.Errorf("reconcile: log entry %d is recorded at index %d", index, e.Index)
 			}
+			matched[j] = true
 			found = append(found, Assignment{Seq: e.Seq, Index: index})
-			next++
 		}
 	}
+	slices.SortFunc(found, func(a, b Assignment) int { return cmp.Compare(a.Seq, b.Seq) })
 	if err := l.cfg.Store.Assign(ctx, found, size); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	l.setIndexed(size)
-	missing := unassigned[next:]
-	for _, e := range missing {
+	var missing []Entry
+	for i, e := range unassigned {
+		if matched[i] {
+			continue
+		}
 		if e.Index != NoIndex {
 			return fmt.Errorf("reconcile: seq %d is recorded at index %d beyond the log's size %d", e.Seq, e.Index, size)
 		}
+		missing = append(missing, e)
 	}
 	if len(missing) > 0 {
 		b := &batch{}
