@@ -223,28 +223,11 @@ func (l *Ledger) Withdraw(ctx context.Context, c Caller, wd *pb.Withdrawal) (*Wr
 	if wd == nil {
 		return nil, &records.FieldError{Field: "withdrawal", Rule: "is required"}
 	}
-	target, lt, err := l.actionTarget(ctx, "withdrawal", wd.GetTargetIndex())
-	if err != nil {
-		return nil, err
-	}
-	auth, err := records.CheckWithdrawal(l.origin, lt, target.Endorsement, target.LeafHash, wd)
-	if err != nil {
-		return nil, err
-	}
-	w := &write{
-		kind:      KindWithdrawal,
-		letterID:  target.LetterID,
-		rec:       &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: proto.CloneOf(wd)}},
-		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "withdrawal", u64(wd.GetTargetIndex()))},
-		unique:    true,
-		target:    &target.index,
-		authority: auth,
-	}
-	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
-		return nil, err
-	}
-	l.noteRevealedLock(w, target)
-	return l.write(ctx, w)
+	return l.action(ctx, c, KindWithdrawal, wd.GetTargetIndex(),
+		&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: proto.CloneOf(wd)}},
+		func(lt *pb.Letter, t *actionTarget) (records.Authority, error) {
+			return records.CheckWithdrawal(l.origin, lt, t.Endorsement, t.LeafHash, wd)
+		})
 }
 
 // Redact appends a redaction and purges the disclosure. A caller without a
@@ -256,28 +239,11 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 	if rd == nil {
 		return nil, &records.FieldError{Field: "redaction", Rule: "is required"}
 	}
-	target, lt, err := l.actionTarget(ctx, "redaction", rd.GetTargetIndex())
-	if err != nil {
-		return nil, err
-	}
-	auth, err := records.CheckRedaction(l.origin, lt, target.Endorsement, target.LeafHash, rd)
-	if err != nil {
-		return nil, err
-	}
-	w := &write{
-		kind:      KindRedaction,
-		letterID:  target.LetterID,
-		rec:       &pb.Record{Kind: &pb.Record_Redaction{Redaction: proto.CloneOf(rd)}},
-		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "redaction", u64(rd.GetTargetIndex()))},
-		unique:    true,
-		target:    &target.index,
-		authority: auth,
-	}
-	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
-		return nil, err
-	}
-	l.noteRevealedLock(w, target)
-	res, err := l.write(ctx, w)
+	res, err := l.action(ctx, c, KindRedaction, rd.GetTargetIndex(),
+		&pb.Record{Kind: &pb.Record_Redaction{Redaction: proto.CloneOf(rd)}},
+		func(lt *pb.Letter, t *actionTarget) (records.Authority, error) {
+			return records.CheckRedaction(l.origin, lt, t.Endorsement, t.LeafHash, rd)
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -287,13 +253,36 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 	return res, nil
 }
 
-// noteRevealedLock keeps, for an action authorised by the withdrawal
-// secret, the key of the lock it reveals, so that no later endorsement
-// uses that lock.
-func (l *Ledger) noteRevealedLock(w *write, t *actionTarget) {
-	if w.authority == records.AuthoritySecret {
-		w.revealedLock = dedupKey(l.cfg.DedupSecret, "lock", t.Endorsement.GetWithdrawalLock())
+// action writes a withdrawal or a redaction of the endorsement at index,
+// once check has said who authorised it.
+func (l *Ledger) action(ctx context.Context, c Caller, kind Kind, index uint64, rec *pb.Record,
+	check func(*pb.Letter, *actionTarget) (records.Authority, error)) (*WriteResult, error) {
+	name := fieldOfKind(kind)
+	target, lt, err := l.actionTarget(ctx, name, index)
+	if err != nil {
+		return nil, err
 	}
+	auth, err := check(lt, target)
+	if err != nil {
+		return nil, err
+	}
+	w := &write{
+		kind:      kind,
+		letterID:  target.LetterID,
+		rec:       rec,
+		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, name, u64(index))},
+		unique:    true,
+		target:    &target.index,
+		authority: auth,
+	}
+	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
+		return nil, err
+	}
+	// A secret, once revealed, must not lock another endorsement.
+	if auth == records.AuthoritySecret {
+		w.revealedLock = dedupKey(l.cfg.DedupSecret, "lock", target.Endorsement.GetWithdrawalLock())
+	}
+	return l.write(ctx, w)
 }
 
 type actionTarget struct {
