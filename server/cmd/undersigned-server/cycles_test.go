@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/trillian"
+
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/audit"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/trilliantest"
 )
 
 // cycleReport is what TestCrashCycles saw, for docs/RELIABILITY.md.
@@ -50,6 +53,28 @@ func TestCrashCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills server processes")
 	}
+	runCrashCycles(t, func(dir string, killAfterAdmit int, logw io.Writer) *child {
+		return startServer(t, dir, "crash-cycles.test/undersigned", killAfterAdmit, logw)
+	})
+}
+
+// TestCrashCyclesTrillian is the crash harness on Trillian and PostgreSQL:
+// the server is killed, Trillian and PostgreSQL go on.
+func TestCrashCyclesTrillian(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills server processes")
+	}
+	env := trilliantest.Need(t)
+	tree, db := env.NewTree(t, trillian.TreeType_LOG), env.NewDatabase(t)
+	const origin = "crash-cycles-trillian.test/undersigned"
+	runCrashCycles(t, func(dir string, killAfterAdmit int, logw io.Writer) *child {
+		return startFrontend(t, env, dir, origin, tree, db, killAfterAdmit, logw).child
+	})
+}
+
+// runCrashCycles runs the cycles of TestCrashCycles against the servers
+// start starts.
+func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, logw io.Writer) *child) {
 	cycles := 10
 	if v := os.Getenv("UNDERSIGNED_CRASH_CYCLES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -76,14 +101,13 @@ func TestCrashCycles(t *testing.T) {
 		}
 		logf.Close()
 	}()
-	const origin = "crash-cycles.test/undersigned"
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	secret := client.ClientSecret(key)
 	ctx := context.Background()
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	rep := cycleReport{Cycles: cycles, Kills: map[string]int{}}
 
-	srv := startServer(t, dir, origin, 0, logf)
+	srv := start(dir, 0, logf)
 	srv.dial(t, "", knownLogs).Close()
 	tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
 	if err != nil {
@@ -134,7 +158,7 @@ func TestCrashCycles(t *testing.T) {
 		if kind == "between intent and append" {
 			killAfterAdmit = 1 + rng.IntN(3)
 		}
-		srv = startServer(t, dir, origin, killAfterAdmit, logf)
+		srv = start(dir, killAfterAdmit, logf)
 		cl = srv.dial(t, token, knownLogs)
 		// The receipts of the last cycle, and a sample of older ones,
 		// verify against the log as it is after the restart.
@@ -179,7 +203,7 @@ func TestCrashCycles(t *testing.T) {
 		}
 	}
 
-	srv = startServer(t, dir, origin, 0, logf)
+	srv = start(dir, 0, logf)
 	defer srv.kill()
 	cl = srv.dial(t, token, knownLogs)
 	defer cl.Close()
