@@ -99,7 +99,7 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 			revised = r.letter
 		}
 	}
-	if err := records.CheckLetter(l.origin, lt, revised); err != nil {
+	if err := check(func() error { return records.CheckLetter(l.origin, lt, revised) }); err != nil {
 		return nil, err
 	}
 	if err := c.mayWrite(lt.GetId()); err != nil {
@@ -168,7 +168,7 @@ func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorse
 	if ls == nil {
 		return nil, &records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"}
 	}
-	if err := records.CheckEndorsement(l.origin, ls.letter, e); err != nil {
+	if err := check(func() error { return records.CheckEndorsement(l.origin, ls.letter, e) }); err != nil {
 		return nil, err
 	}
 	if err := records.CheckDisclosure(e, d); err != nil {
@@ -254,15 +254,19 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 }
 
 // action writes a withdrawal or a redaction of the endorsement at index,
-// once check has said who authorised it.
+// once authorise has said who authorised it.
 func (l *Ledger) action(ctx context.Context, c Caller, kind Kind, index uint64, rec *pb.Record,
-	check func(*pb.Letter, *actionTarget) (records.Authority, error)) (*WriteResult, error) {
+	authorise func(*pb.Letter, *actionTarget) (records.Authority, error)) (*WriteResult, error) {
 	name := fieldOfKind(kind)
 	target, lt, err := l.actionTarget(ctx, name, index)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := check(lt, target)
+	var auth records.Authority
+	err = check(func() (err error) {
+		auth, err = authorise(lt, target)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +353,7 @@ func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStat
 	if ls == nil {
 		return nil, &records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"}
 	}
-	if err := records.CheckStatus(l.origin, ls.letter, s); err != nil {
+	if err := check(func() error { return records.CheckStatus(l.origin, ls.letter, s) }); err != nil {
 		return nil, err
 	}
 	if err := c.mayWrite(s.GetLetterId()); err != nil {

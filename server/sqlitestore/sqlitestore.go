@@ -187,7 +187,7 @@ var _ ledger.Store = (*Store)(nil)
 
 // Open opens or creates the database at path.
 func Open(ctx context.Context, path string) (*Store, error) {
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(ON)&_txlock=immediate"
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -313,20 +313,49 @@ var bufferedInserts = [numTables]string{
 	tDisclosures:  `INSERT INTO disclosures (seq, salt, name, affiliation, country, folded) VALUES `,
 }
 
-// flush writes the buffered rows, at most flushChunk rows a statement.
+// bufferedColumns is the number of columns of each buffered table.
+var bufferedColumns = [numTables]int{tEntries: 6, tKeys: 3, tLetters: 2, tEndorsements: 5, tDisclosures: 6}
+
+// maxFlushRows is the most rows one statement inserts. A flush writes its
+// rows with statements of 2^k rows, each prepared once at open: parsing a
+// statement of a hundred rows cost as much as running it.
+const maxFlushRows = 128
+
+// insertQuery is the statement that inserts n rows into table t.
+func insertQuery(t, n int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", bufferedColumns[t]), ", ") + ")"
+	return bufferedInserts[t] + strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}
+
+func init() {
+	for t := range numTables {
+		for n := 1; n <= maxFlushRows; n *= 2 {
+			writeQueries = append(writeQueries, insertQuery(t, n))
+		}
+	}
+}
+
+// flush writes the buffered rows.
 func (a *admitTx) flush(ctx context.Context) error {
-	const flushChunk = 128
+	var args []any
 	for t, rows := range a.rows {
 		for len(rows) > 0 {
-			n := min(len(rows), flushChunk)
-			cols := len(rows[0])
-			one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-			q := bufferedInserts[t] + strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
-			args := make([]any, 0, n*cols)
+			n := maxFlushRows
+			for n > len(rows) {
+				n /= 2
+			}
+			args = args[:0]
 			for _, r := range rows[:n] {
+				if len(r) != bufferedColumns[t] {
+					return fmt.Errorf("insert: %d values for the %d columns of %q", len(r), bufferedColumns[t], bufferedInserts[t])
+				}
 				args = append(args, r...)
 			}
-			if _, err := a.tx.ExecContext(ctx, q, args...); err != nil {
+			st, err := a.stmt(ctx, insertQuery(t, n))
+			if err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
 			rows = rows[n:]
