@@ -78,6 +78,7 @@ func cpuTime() time.Duration {
 func drive(ctx context.Context, name, unit string, o options, c int, serverCPU func() time.Duration, op func(ctx context.Context, seq int64) error) measurement {
 	var measuring atomic.Bool
 	var ops, errs atomic.Int64
+	var firstErr atomic.Value
 	var mu sync.Mutex
 	var lat []time.Duration
 	ctx, cancel := context.WithCancel(ctx)
@@ -96,6 +97,7 @@ func drive(ctx context.Context, name, unit string, o options, c int, serverCPU f
 				}
 				if err != nil {
 					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				ops.Add(1)
@@ -122,6 +124,9 @@ func drive(ctx context.Context, name, unit string, o options, c int, serverCPU f
 	measuring.Store(false)
 	cancel()
 	wg.Wait()
+	if v := firstErr.Load(); v != nil {
+		fmt.Fprintf(os.Stderr, "%s: %d errors, the first: %s\n", name, errs.Load(), v)
+	}
 	slices.Sort(lat)
 	q := func(p float64) time.Duration {
 		if len(lat) == 0 {
