@@ -92,7 +92,7 @@ func FuzzCheckField(f *testing.F) {
 // FuzzCanonicalText checks that a canonical text is stable and passes
 // CheckText unless it is empty or too long.
 func FuzzCanonicalText(f *testing.F) {
-	for _, s := range []string{"Dear council,\r\nKeep it open.\r\n", "\ufeffBOM", "e\u0301\rx", "\xfe\xff"} {
+	for _, s := range []string{"Dear council,\r\nKeep it open.\r\n", "\ufeffBOM", "\ufeff\ufeffBOM", "e\u0301\rx", "\xfe\xff"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

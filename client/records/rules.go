@@ -68,10 +68,10 @@ func CanonicalFields(f Fields) Fields {
 	}
 }
 
-// CanonicalText returns a letter text in canonical form: no byte order mark,
-// LF line endings, NFC.
+// CanonicalText returns a letter text in canonical form: no byte order mark
+// (however many an editor left), LF line endings, NFC.
 func CanonicalText(s string) string {
-	s = strings.TrimPrefix(s, "\uFEFF")
+	s = strings.TrimLeft(s, "\uFEFF")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	return norm.NFC.String(s)

@@ -272,6 +272,7 @@ func TestCanonicalText(t *testing.T) {
 		{"lone CR", "a\rb", "a\nb"},
 		{"CR CR LF", "a\r\r\nb", "a\n\nb"},
 		{"BOM stripped", "\uFEFFa\n", "a\n"},
+		{"two BOMs stripped", "\uFEFF\uFEFFa\n", "a\n"},
 		{"inner BOM kept", "a\uFEFFb", "a\uFEFFb"},
 		{"NFD to NFC", "Cafe\u0301\n", "Caf\u00e9\n"},
 		{"not trimmed", "  a  \n\n", "  a  \n\n"},

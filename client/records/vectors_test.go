@@ -85,7 +85,7 @@ var description = vectorDescription{
 		"status closed=1, delivered=2; action kind withdrawal=1, redaction=2. " +
 		"Vectors give both the number and its name.",
 	CanonicalText: "A letter text is canonical when it has no byte order mark, only LF line endings and is NFC. " +
-		"To canonicalise: remove one leading U+FEFF, replace each CR LF by LF, then each remaining CR by LF, then normalise to NFC. " +
+		"To canonicalise: remove every leading U+FEFF, replace each CR LF by LF, then each remaining CR by LF, then normalise to NFC. " +
 		"Nothing is trimmed. output = canonical(input).",
 	CanonicalField: "A disclosure field (name, affiliation, country) is canonical when it is NFC and has no leading or trailing white space. " +
 		"To canonicalise: normalise to NFC, then remove leading and trailing characters with the Unicode White_Space property " +
@@ -433,6 +433,7 @@ func buildVectors(t *testing.T) *vectorFile {
 		{Comment: "CR LF line endings become LF", Input: hexOfString("line one\r\nline two\r\n")},
 		{Comment: "a lone CR becomes LF; CR CR LF becomes LF LF", Input: hexOfString("a\rb\r\r\nc")},
 		{Comment: "a leading byte order mark is removed", Input: hexOfString("\uFEFFTo the council\n")},
+		{Comment: "every leading byte order mark is removed, not only the first", Input: hexOfString("\uFEFF\uFEFFTo the council\n")},
 		{Comment: "only a leading byte order mark is removed; one inside the text stays", Input: hexOfString("a\uFEFFb\n")},
 		{Comment: "NFD e + U+0301 becomes NFC U+00E9", Input: hexOfString("Cafe\u0301 Re\u0301sistance\n")},
 		{Comment: "NFD Cyrillic и + U+0306 becomes й", Input: hexOfString("Мы, ниже\u0438\u0306...\n")},
