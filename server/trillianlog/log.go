@@ -242,6 +242,17 @@ func (l *Log) run(ctx context.Context) {
 	}
 }
 
+// stopped returns why the log stopped for good, if it did: the signer
+// refused to sign, or the tree broke a rule.
+func (l *Log) stopped() error {
+	if err := l.cfg.Signer.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fatal
+}
+
 // stop records why the log stopped for good.
 func (l *Log) stop(err error) error {
 	l.mu.Lock()
@@ -259,7 +270,10 @@ func (l *Log) stop(err error) error {
 func (l *Log) step(ctx context.Context) error {
 	l.stepMu.Lock()
 	defer l.stepMu.Unlock()
-	if err := l.Healthy(); err != nil {
+	// Only a stop for good ends the following: steps that failed for a
+	// while (Trillian down, restarting) must not keep the next from trying,
+	// or the log would never recover from an outage.
+	if err := l.stopped(); err != nil {
 		return err
 	}
 	root, err := l.latestRoot(ctx)
@@ -447,14 +461,11 @@ func (l *Log) Checkpoint(context.Context) (ledger.Checkpoint, error) {
 
 // Healthy returns why the log cannot publish, or nil.
 func (l *Log) Healthy() error {
-	if err := l.cfg.Signer.Err(); err != nil {
+	if err := l.stopped(); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.fatal != nil {
-		return l.fatal
-	}
 	if !l.failing.IsZero() && time.Since(l.failing) > failAfter {
 		return fmt.Errorf("cannot follow the Trillian tree since %s: %w", l.failing.UTC().Format(time.RFC3339), l.stepErr)
 	}

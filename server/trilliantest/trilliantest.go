@@ -49,6 +49,14 @@ func Need(t testing.TB) *Env {
 		}
 		t.Skipf("skipping a test on Trillian and PostgreSQL: %s", how)
 	}
+	return Connect(t, addr, uri)
+}
+
+// Connect returns the environment of the Trillian at addr and the
+// PostgreSQL database at uri: for a test that starts its own with
+// deploy/trillian/up.sh.
+func Connect(t testing.TB, addr, uri string) *Env {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
