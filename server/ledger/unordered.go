@@ -45,6 +45,10 @@ type unordered struct {
 	// unseen are the intents without an index that the last sweep found
 	// and this process neither held nor queued.
 	unseen map[int64]bool
+	// lastQueueWarn is when a failure to queue was last logged as a
+	// warning, and queueFailures how many failed since.
+	lastQueueWarn time.Time
+	queueFailures int
 }
 
 func newUnordered(l *Ledger, log UnorderedLog, store UnorderedStore) *unordered {
@@ -179,7 +183,7 @@ func (u *unordered) queue(e batchEntry) {
 			if err == nil || ctx.Err() != nil {
 				return
 			}
-			u.l.log.Warn("queuing an admitted entry failed; retrying", slog.Int64("seq", e.seq), slog.Any("error", err))
+			u.queueFailed(e.seq, err)
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -187,6 +191,29 @@ func (u *unordered) queue(e batchEntry) {
 			}
 		}
 	}()
+}
+
+// queueWarnEvery is the least time between two warnings that queuing
+// failed: while Trillian is down every entry in flight fails at each retry.
+const queueWarnEvery = 5 * time.Second
+
+// queueFailed logs a failure to queue an entry: a warning at most every
+// queueWarnEvery, counting the failures since the last one, and the rest
+// at debug level.
+func (u *unordered) queueFailed(seq int64, err error) {
+	u.mu.Lock()
+	now := time.Now()
+	if now.Sub(u.lastQueueWarn) < queueWarnEvery {
+		u.queueFailures++
+		u.mu.Unlock()
+		u.l.log.Debug("queuing an admitted entry failed; retrying", slog.Int64("seq", seq), slog.Any("error", err))
+		return
+	}
+	n := u.queueFailures
+	u.lastQueueWarn, u.queueFailures = now, 0
+	u.mu.Unlock()
+	u.l.log.Warn("queuing an admitted entry failed; retrying", slog.Int64("seq", seq), slog.Any("error", err),
+		slog.Int("failures_since_last_warning", n))
 }
 
 // onLeaves is the log's follower: it matches integrated entries to
