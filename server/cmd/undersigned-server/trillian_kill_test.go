@@ -28,9 +28,10 @@ import (
 )
 
 // TestTrillianKilled kills Trillian itself under a bulk import: the log
-// server, the signer, or both, with SIGKILL at random moments, restarted
+// server, the signer, both, or PostgreSQL (every process of it, as a crash
+// of the database server would), with SIGKILL at random moments, restarted
 // after a random pause. The frontend is not restarted: it must ride out
-// Trillian's absence. Afterwards every receipt it handed out verifies, the
+// their absence. Afterwards every receipt it handed out verifies, the
 // log passes an audit, and each name is in the roster once and in the log
 // once.
 //
@@ -129,22 +130,32 @@ func TestTrillianKilled(t *testing.T) {
 	for range kills {
 		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		var which []string
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
 		case 0:
 			which = []string{"trillian_log_server"}
 		case 1:
 			which = []string{"trillian_log_signer"}
-		default:
+		case 2:
 			which = []string{"trillian_log_server", "trillian_log_signer"}
+		default:
+			which = []string{"postgres"}
 		}
 		victims[strings.Join(which, " and ")]++
 		var argvs [][]string
 		for _, n := range which {
-			argvs = append(argvs, tr.kill(t, n))
+			if n == "postgres" {
+				argvs = append(argvs, tr.killPostgres(t))
+			} else {
+				argvs = append(argvs, tr.kill(t, n))
+			}
 		}
 		time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
 		for i, n := range which {
-			tr.restart(t, n, argvs[i])
+			if n == "postgres" {
+				tr.restartPostgres(t, argvs[i])
+			} else {
+				tr.restart(t, n, argvs[i])
+			}
 		}
 	}
 	close(killing)
@@ -274,21 +285,7 @@ func (tr *privateTrillian) kill(t *testing.T, name string) []string {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill %s: %v", name, err)
 	}
-	// Gone, or a zombie nobody has reaped yet: either way its ports are
-	// closed.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			break
-		}
-		if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) still runs 10 s after SIGKILL", name, pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGone(t, name, pid)
 	return argv
 }
 
@@ -325,5 +322,132 @@ func (tr *privateTrillian) restart(t *testing.T, name string, argv []string) {
 			t.Fatalf("%s does not listen on %s 30 s after its restart", name, addr)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killPostgres kills every process of the PostgreSQL cluster with SIGKILL
+// and returns the postmaster's command line.
+func (tr *privateTrillian) killPostgres(t *testing.T) []string {
+	t.Helper()
+	data := filepath.Join(tr.dir, "pg", "data")
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	opts, err := os.ReadFile(filepath.Join(data, "postmaster.opts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The binary, then each argument in double quotes.
+	fields := strings.Split(strings.TrimSpace(string(opts)), " \"")
+	argv := []string{fields[0]}
+	for _, f := range fields[1:] {
+		argv = append(argv, strings.TrimSuffix(f, "\""))
+	}
+	pids := append([]int{pid}, childrenOf(pid)...)
+	for _, p := range pids {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	for _, p := range pids {
+		waitGone(t, "postgres", p)
+	}
+	// A new postmaster refuses to start while the old one's pid answers,
+	// and a zombie's does until init reaps it. Once every process is dead
+	// the lock file may go, as an operator would remove it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			if err := os.Remove(filepath.Join(data, "postmaster.pid")); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return argv
+}
+
+// restartPostgres starts the postmaster again as the cluster's owner; it
+// recovers from its write-ahead log.
+func (tr *privateTrillian) restartPostgres(t *testing.T, argv []string) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(tr.dir, "pg", "postgres.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--"}, argv...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("restart postgres: %v", err)
+	}
+	go cmd.Wait()
+	port := ""
+	for i, a := range argv {
+		if a == "-p" && i+1 < len(argv) {
+			port = argv[i+1]
+		}
+	}
+	if port == "" {
+		t.Fatalf("no -p in the postmaster's command line %q", argv)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if out, err := exec.Command(filepath.Join(filepath.Dir(argv[0]), "pg_isready"), "-q", "-h", "127.0.0.1", "-p", port, "-U", "postgres").CombinedOutput(); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("postgres is not ready 60 s after its restart: %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// childrenOf returns the pids of the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// waitGone waits until pid has exited (or is a zombie nobody reaped yet).
+func waitGone(t *testing.T, name string, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if _, rest, ok := strings.Cut(string(stat), ") "); ok && strings.HasPrefix(rest, "Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) still runs 10 s after SIGKILL", name, pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
