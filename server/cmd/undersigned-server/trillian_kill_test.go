@@ -21,8 +21,6 @@ import (
 	"github.com/google/trillian"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/audit"
-	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/trilliantest"
 )
@@ -164,49 +162,10 @@ func TestTrillianKilled(t *testing.T) {
 	}
 
 	checkAll(t, ctx, cl, got)
-	st, err := audit.OpenState(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	a, err := audit.New(audit.Config{Source: audit.NewGRPCSource(cl.API()), VerifierKey: cl.VerifierKey(), State: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := a.Run(ctx)
-	if err != nil {
-		t.Fatalf("audit: %v", err)
-	}
-	if !r.OK() {
-		t.Fatalf("audit: %v", r.Violations)
-	}
-	seen := map[string]int{}
-	for page := ""; ; {
-		resp, err := cl.API().GetRoster(ctx, &pb.GetRosterRequest{LetterId: "killed", PageSize: 10000, PageToken: page})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range resp.GetEntries() {
-			seen[e.GetDisclosure().GetName()]++
-		}
-		if page = resp.GetNextPageToken(); page == "" {
-			break
-		}
-	}
-	for _, n := range names {
-		if seen[n] != 1 {
-			t.Errorf("%q is in the roster %d times, want once", n, seen[n])
-		}
-	}
-	info, err := cl.API().GetLogInfo(ctx, &pb.GetLogInfoRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := uint64(len(names) + 1); info.GetSize() != want {
-		t.Errorf("the log has %d entries, want %d: something was appended twice", info.GetSize(), want)
-	}
+	auditOnce(t, ctx, cl, t.TempDir())
+	_, size := checkOnceEach(t, ctx, cl, "killed", names)
 	t.Logf("Trillian killed: %d times (%v) under an import of %d rows (%d chunks failed and were rerun); %d receipts, all verify; log size %d",
-		kills, victims, len(names), retries, len(got.all()), info.GetSize())
+		kills, victims, len(names), retries, len(got.all()), size)
 }
 
 // privateTrillian is a Trillian and PostgreSQL that deploy/trillian/up.sh
