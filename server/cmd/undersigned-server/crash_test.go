@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,9 +40,79 @@ func TestMain(m *testing.M) {
 
 // child is a server process that the test can kill.
 type child struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan error
+	cmd        *exec.Cmd
+	addr, http string
+	done       chan error
+	// out is what the process wrote, kept to tell why it exited.
+	out *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// newChild prepares a server process with args, on two free ports, its
+// output to logw.
+func newChild(t *testing.T, logw io.Writer, env []string, args ...string) *child {
+	t.Helper()
+	c := &child{addr: freePort(t), http: freePort(t), done: make(chan error, 1), out: &syncBuffer{}}
+	c.cmd = exec.Command(os.Args[0], append([]string{"serve", "--grpc", c.addr, "--http", c.http}, args...)...)
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stdout = io.MultiWriter(logw, c.out)
+	c.cmd.Stderr = c.cmd.Stdout
+	return c
+}
+
+func (c *child) start(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+}
+
+// startAgainOnNewPorts starts a process that exited because one of its
+// free ports was taken between freePort and its bind (another process's
+// outgoing connection may take it), on two new ones. It reports whether
+// that was why.
+func (c *child) startAgainOnNewPorts(t *testing.T) bool {
+	t.Helper()
+	if !strings.Contains(c.out.String(), "address already in use") {
+		return false
+	}
+	oldAddr, oldHTTP := c.addr, c.http
+	c.addr, c.http = freePort(t), freePort(t)
+	t.Logf("a port of the server was taken before it could listen; starting it again on %s and %s", c.addr, c.http)
+	args := slices.Clone(c.cmd.Args[1:])
+	for i, a := range args {
+		switch a {
+		case oldAddr:
+			args[i] = c.addr
+		case oldHTTP:
+			args[i] = c.http
+		}
+	}
+	cmd := exec.Command(c.cmd.Path, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr
+	c.cmd, c.out = cmd, &syncBuffer{}
+	cmd.Stdout = io.MultiWriter(cmd.Stdout, c.out)
+	cmd.Stderr = cmd.Stdout
+	c.start(t)
+	return true
 }
 
 func freePort(t *testing.T) string {
@@ -57,18 +129,13 @@ func freePort(t *testing.T) string {
 // itself after that many admitted batches, between intent and append.
 func startServer(t *testing.T, dir, origin string, killAfterAdmit int, logw io.Writer, extra ...string) *child {
 	t.Helper()
-	c := &child{addr: freePort(t), done: make(chan error, 1)}
-	c.cmd = exec.Command(os.Args[0], append([]string{"serve", "--data", dir, "--grpc", c.addr, "--http", freePort(t),
-		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms"}, extra...)...)
-	c.cmd.Env = append(os.Environ(), childEnv+"=1", "GODEBUG=gctrace=1")
+	env := []string{childEnv + "=1", "GODEBUG=gctrace=1"}
 	if killAfterAdmit > 0 {
-		c.cmd.Env = append(c.cmd.Env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
+		env = append(env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
 	}
-	c.cmd.Stdout, c.cmd.Stderr = logw, logw
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- c.cmd.Wait() }()
+	c := newChild(t, logw, env, append([]string{"--data", dir,
+		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms"}, extra...)...)
+	c.start(t)
 	return c
 }
 
@@ -91,6 +158,9 @@ func (c *child) dial(t *testing.T, token string, knownLogs string) *client.Clien
 		}
 		select {
 		case err := <-c.done:
+			if c.startAgainOnNewPorts(t) {
+				continue
+			}
 			c.done <- err
 			t.Fatalf("the server exited before answering: %v", err)
 		default:

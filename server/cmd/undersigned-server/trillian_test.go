@@ -32,7 +32,6 @@ import (
 // frontend is an undersigned-server process on a Trillian tree.
 type frontend struct {
 	*child
-	http string
 }
 
 // startFrontend starts `undersigned-server serve --trillian ...` on dir;
@@ -40,18 +39,13 @@ type frontend struct {
 // batches, between intent and queuing.
 func startFrontend(t *testing.T, env *trilliantest.Env, dir, origin string, tree int64, postgres string, killAfterAdmit int, logw io.Writer) *frontend {
 	t.Helper()
-	f := &frontend{child: &child{addr: freePort(t), done: make(chan error, 1)}, http: freePort(t)}
-	f.cmd = exec.Command(os.Args[0], "serve", "--data", dir, "--grpc", f.addr, "--http", f.http, "--origin", origin,
-		"--trillian", env.TrillianAddr, "--tree-id", strconv.FormatInt(tree, 10), "--postgres", postgres)
-	f.cmd.Env = append(os.Environ(), childEnv+"=1")
+	vars := []string{childEnv + "=1"}
 	if killAfterAdmit > 0 {
-		f.cmd.Env = append(f.cmd.Env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
+		vars = append(vars, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
 	}
-	f.cmd.Stdout, f.cmd.Stderr = logw, logw
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { f.done <- f.cmd.Wait() }()
+	f := &frontend{child: newChild(t, logw, vars, "--data", dir, "--origin", origin,
+		"--trillian", env.TrillianAddr, "--tree-id", strconv.FormatInt(tree, 10), "--postgres", postgres)}
+	f.start(t)
 	t.Cleanup(f.kill)
 	return f
 }
