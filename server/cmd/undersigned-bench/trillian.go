@@ -38,7 +38,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -266,56 +265,11 @@ func (m trillianMeasurement) strictShare() float64 {
 // driveMeasured runs op like drive, sampling the processes' CPU over the
 // measured window.
 func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, pid int, op func(ctx context.Context, seq int64) error) trillianMeasurement {
-	var measuring atomic.Bool
-	var ops, errs atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	var firstErr atomic.Value
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var seq atomic.Int64
-	for range o.concurrency {
-		wg.Go(func() {
-			var mine []time.Duration
-			for ctx.Err() == nil {
-				start := time.Now()
-				err := op(ctx, seq.Add(1))
-				if !measuring.Load() || ctx.Err() != nil {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ops.Add(1)
-				mine = append(mine, time.Since(start))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
-	}
-	time.Sleep(o.warmup)
-	measuring.Store(true)
-	before, t0 := e.sample(pid), time.Now()
-	time.Sleep(o.duration)
-	n, after, elapsed := ops.Load(), e.sample(pid), time.Since(t0)
-	measuring.Store(false)
-	cancel()
-	wg.Wait()
-	if v := firstErr.Load(); v != nil {
-		fmt.Fprintf(os.Stderr, "%s: %d errors, the first: %s\n", name, errs.Load(), v)
-	}
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
-	m := trillianMeasurement{Name: name, Ops: n, Seconds: elapsed.Seconds(), Rate: float64(n) / elapsed.Seconds(),
-		P50: q(0.5), P99: q(0.99), Errors: errs.Load()}
+	var before, after cpuSample
+	r := runLoad(ctx, name, o, o.concurrency, func() { before = e.sample(pid) }, func() { after = e.sample(pid) }, op)
+	n := r.ops
+	m := trillianMeasurement{Name: name, Ops: n, Seconds: r.elapsed.Seconds(), Rate: float64(n) / r.elapsed.Seconds(),
+		P50: r.quantile(0.5), P99: r.quantile(0.99), Errors: r.errs}
 	if n > 0 {
 		per := func(a, b time.Duration) time.Duration { return (b - a) / time.Duration(n) }
 		m.Undersigned = per(before.undersigned, after.undersigned)

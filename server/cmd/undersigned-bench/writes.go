@@ -73,9 +73,26 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// drive runs op on c goroutines: unmeasured for the warm-up, then measured
-// for the duration. serverCPU, when set, reads the server process's CPU.
-func drive(ctx context.Context, name, unit string, o options, c int, serverCPU func() time.Duration, op func(ctx context.Context, seq int64) error) measurement {
+// loadResult is what a closed-loop load saw in its measured window.
+type loadResult struct {
+	ops, errs int64
+	elapsed   time.Duration
+	lat       []time.Duration // sorted
+}
+
+// quantile returns the p-quantile of the latencies.
+func (r loadResult) quantile(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+}
+
+// runLoad runs op on c goroutines, each calling it again as soon as it
+// returns: unmeasured for the warm-up, then measured for the duration.
+// begin runs as the measured window opens and end as it closes, to sample
+// the CPU of the processes involved.
+func runLoad(ctx context.Context, name string, o options, c int, begin, end func(), op func(ctx context.Context, seq int64) error) loadResult {
 	var measuring atomic.Bool
 	var ops, errs atomic.Int64
 	var firstErr atomic.Value
@@ -85,9 +102,7 @@ func drive(ctx context.Context, name, unit string, o options, c int, serverCPU f
 	var wg sync.WaitGroup
 	var seq atomic.Int64
 	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var mine []time.Duration
 			for ctx.Err() == nil {
 				start := time.Now()
@@ -106,21 +121,15 @@ func drive(ctx context.Context, name, unit string, o options, c int, serverCPU f
 			mu.Lock()
 			lat = append(lat, mine...)
 			mu.Unlock()
-		}()
+		})
 	}
 	time.Sleep(o.warmup)
 	measuring.Store(true)
-	var s0 time.Duration
-	if serverCPU != nil {
-		s0 = serverCPU()
-	}
-	cpu0, t0 := cpuTime(), time.Now()
+	begin()
+	t0 := time.Now()
 	time.Sleep(o.duration)
-	n, cpu1, elapsed := ops.Load(), cpuTime(), time.Since(t0)
-	var s1 time.Duration
-	if serverCPU != nil {
-		s1 = serverCPU()
-	}
+	n, elapsed := ops.Load(), time.Since(t0)
+	end()
 	measuring.Store(false)
 	cancel()
 	wg.Wait()
@@ -128,14 +137,27 @@ func drive(ctx context.Context, name, unit string, o options, c int, serverCPU f
 		fmt.Fprintf(os.Stderr, "%s: %d errors, the first: %s\n", name, errs.Load(), v)
 	}
 	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
+	return loadResult{ops: n, errs: errs.Load(), elapsed: elapsed, lat: lat}
+}
+
+// drive runs op on c goroutines (see runLoad) and measures the CPU of this
+// process and, when serverCPU is set, of the server's.
+func drive(ctx context.Context, name, unit string, o options, c int, serverCPU func() time.Duration, op func(ctx context.Context, seq int64) error) measurement {
+	var cpu0, cpu1, s0, s1 time.Duration
+	r := runLoad(ctx, name, o, c, func() {
+		if serverCPU != nil {
+			s0 = serverCPU()
 		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
-	m := measurement{Name: name, Unit: unit, Ops: n, Seconds: elapsed.Seconds(), Rate: float64(n) / elapsed.Seconds(),
-		P50: q(0.5), P95: q(0.95), P99: q(0.99), Errors: errs.Load()}
+		cpu0 = cpuTime()
+	}, func() {
+		cpu1 = cpuTime()
+		if serverCPU != nil {
+			s1 = serverCPU()
+		}
+	}, op)
+	n := r.ops
+	m := measurement{Name: name, Unit: unit, Ops: n, Seconds: r.elapsed.Seconds(), Rate: float64(n) / r.elapsed.Seconds(),
+		P50: r.quantile(0.5), P95: r.quantile(0.95), P99: r.quantile(0.99), Errors: r.errs}
 	if n > 0 {
 		m.CPUPerOp = (cpu1 - cpu0) / time.Duration(n)
 		if serverCPU != nil {
