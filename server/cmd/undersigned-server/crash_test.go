@@ -172,6 +172,19 @@ func (c *child) dial(t *testing.T, token string, knownLogs string) *client.Clien
 	}
 }
 
+// dialOrganiser waits for a first start on dir to have made the first
+// organiser token, and dials with it.
+func (c *child) dialOrganiser(t *testing.T, dir, knownLogs string) (*client.Client, string) {
+	t.Helper()
+	c.dial(t, "", knownLogs).Close()
+	b, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	return c.dial(t, token, knownLogs), token
+}
+
 // receipts collects every receipt handed out, across crashes.
 type receipts struct {
 	mu   sync.Mutex
@@ -311,13 +324,7 @@ func TestCrashDuringImport(t *testing.T) {
 	ctx := context.Background()
 
 	srv := startServer(t, dir, origin, 0, logf)
-	srv.dial(t, "", knownLogs).Close()
-	tokenBytes, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tokenBytes))
-	cl := srv.dial(t, token, knownLogs)
+	cl, token := srv.dialOrganiser(t, dir, knownLogs)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "crash", Title: "Crash test", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)

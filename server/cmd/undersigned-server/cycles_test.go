@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/audit"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/trilliantest"
 )
 
@@ -107,13 +105,7 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 	rep := cycleReport{Cycles: cycles, Kills: map[string]int{}}
 
 	srv := start(dir, 0, logf)
-	srv.dial(t, "", knownLogs).Close()
-	tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
-	cl := srv.dial(t, token, knownLogs)
+	cl, token := srv.dialOrganiser(t, dir, knownLogs)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "cycles", Title: "Crash cycles", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)

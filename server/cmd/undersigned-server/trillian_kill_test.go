@@ -21,7 +21,6 @@ import (
 	"github.com/google/trillian"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/trilliantest"
 )
 
@@ -69,12 +68,7 @@ func TestTrillianKilled(t *testing.T) {
 	}()
 	dir, knownLogs := t.TempDir(), filepath.Join(t.TempDir(), "known_logs")
 	f := startFrontend(t, env, dir, "trillian-killed.test/undersigned", tree, db, 0, logf)
-	f.dial(t, "", knownLogs).Close()
-	tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := f.dial(t, strings.TrimSpace(string(tok)), knownLogs)
+	cl, _ := f.dialOrganiser(t, dir, knownLogs)
 	defer cl.Close()
 	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
