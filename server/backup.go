@@ -14,8 +14,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client/records"
-	"github.com/undersigned/undersigned/server/embedded"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 )
 
 // Backup copies a data folder, which a server may be serving, to out, a

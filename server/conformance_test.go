@@ -18,9 +18,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/conformance"
-	"github.com/undersigned/undersigned/server/trillianmem"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/internal/conformance"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 func init() {

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/undersigned/undersigned/client/records"
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // RetryAfterTrailer is the trailer that carries a retry hint, in

@@ -17,8 +17,8 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/embedded"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 )
 
 // Fsck checks a stopped data folder in full and writes what it finds to w:

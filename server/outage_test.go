@@ -15,7 +15,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/trillianmem"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
 )
 
 // cuttableConn is a connection to Trillian that can be cut: while cut,

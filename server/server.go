@@ -31,11 +31,11 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/embedded"
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/pgstore"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
 )
 
 // Config configures a server. The zero value of each field is a sensible

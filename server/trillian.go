@@ -12,11 +12,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/pgstore"
-	"github.com/undersigned/undersigned/server/sqlitestore"
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // TrillianConfig runs the server as a Trillian personality (DESIGN.md

@@ -12,7 +12,7 @@ import (
 	"github.com/google/trillian"
 
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // TestSampleOnTrillianPostgres runs the sample of the quickstart through

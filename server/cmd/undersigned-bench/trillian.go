@@ -55,7 +55,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // childEnv, when set, makes this program an undersigned-server on the

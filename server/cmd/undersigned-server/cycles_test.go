@@ -20,7 +20,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/audit"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // cycleReport is what TestCrashCycles saw, for docs/RELIABILITY.md.

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/undersigned/undersigned/server/migrate"
+	"github.com/undersigned/undersigned/server/internal/migrate"
 )
 
 // migrateCommand copies a stopped embedded log into a new Trillian tree.

@@ -21,7 +21,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // TestMigrate fills an embedded log, stops it, migrates it with

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/pgstore"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
 )
 
 // trillianFlags are the flags of the Trillian engine.

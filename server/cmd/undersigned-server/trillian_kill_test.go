@@ -21,7 +21,7 @@ import (
 	"github.com/google/trillian"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // TestTrillianKilled kills Trillian itself under a bulk import: the log

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/undersigned/undersigned/server/pgstore"
-	"github.com/undersigned/undersigned/server/trilliantest"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
+	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // TestLetterRateIsShared checks that two stores on one database, as two

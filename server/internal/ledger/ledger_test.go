@@ -19,10 +19,10 @@ import (
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/embedded"
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 const testOrigin = "example.test/undersigned/ledger"

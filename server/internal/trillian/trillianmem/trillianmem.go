@@ -30,7 +30,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // Config configures an in-process Trillian. The zero value is usable.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 func open(t *testing.T, path string) *sqlitestore.Store {

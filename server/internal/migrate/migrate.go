@@ -35,10 +35,10 @@ import (
 
 	"github.com/undersigned/undersigned/client/atomicfile"
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/pgstore"
-	"github.com/undersigned/undersigned/server/sqlitestore"
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // Config configures a migration.

@@ -14,7 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/server/guard"
+	"github.com/undersigned/undersigned/server/internal/guard"
 )
 
 // row is a Persister shared by several signers: it stores by

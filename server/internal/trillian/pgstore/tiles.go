@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // TileState returns the tile builder's stored state.

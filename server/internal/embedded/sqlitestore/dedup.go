@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // dedupKeyLen is how much of a dedup key the index keeps: 128 bits of an

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // Admit runs fn in one transaction that holds the admission lock, so that

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // Table is a table of the store as a migration carries it to PostgreSQL

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // Env is a running Trillian and PostgreSQL.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // Tokens returns the token store.

@@ -20,8 +20,8 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // Config configures the log.

@@ -20,7 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // schemaVersion is the version of the schema below. Open refuses a database

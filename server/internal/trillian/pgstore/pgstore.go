@@ -28,8 +28,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/ledger"
-	"github.com/undersigned/undersigned/server/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // SchemaVersion is the version of the schema this package creates. Open

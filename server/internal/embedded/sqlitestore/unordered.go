@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // The store also serves the Trillian engine in one process (Trillian's

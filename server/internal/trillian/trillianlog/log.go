@@ -48,8 +48,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/undersigned/undersigned/server/guard"
-	"github.com/undersigned/undersigned/server/ledger"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // Config configures a [Log].
