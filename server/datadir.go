@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 

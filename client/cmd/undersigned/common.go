@@ -13,7 +13,7 @@ import (
 	"unicode"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 )
 
 // dial connects to the server and pins its key. logKeyFile, when set, is

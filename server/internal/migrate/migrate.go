@@ -33,7 +33,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/ledger"

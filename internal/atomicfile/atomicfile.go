@@ -1,5 +1,9 @@
 // Package atomicfile writes files that a crash leaves either as they were or
 // complete, never half-written.
+//
+// It is internal to the module: the command line keeps its receipts and
+// journals with it, the server its keys, secrets and last signed
+// checkpoint. It is no part of the client library's API.
 package atomicfile
 
 import (
