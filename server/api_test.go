@@ -154,7 +154,7 @@ func TestCheckpoint(t *testing.T) {
 
 func mustSigner(t *testing.T, ts *testServer) note.Signer {
 	t.Helper()
-	return ts.Srv.keys.signer
+	return ts.Srv.keys.Signer
 }
 
 // TestHTTPTiles checks the tlog-tiles API and /metrics over a log of more

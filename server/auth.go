@@ -36,7 +36,7 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	if s.cfg.TLS.RequireClientCertForTokens && !hasClientCert(ctx) {
 		return ledger.Caller{}, status.Error(codes.Unauthenticated, "a token is accepted only with a verified client certificate")
 	}
-	t, err := s.tokens.lookup(ctx, HashToken(strings.TrimSpace(tok)))
+	t, err := s.tokens.lookup(ctx, ledger.HashToken(strings.TrimSpace(tok)))
 	if err != nil {
 		return ledger.Caller{}, s.toStatus(ctx, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 )
@@ -45,14 +46,14 @@ func backupOnce(ctx context.Context, dir, out string) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	// The secrets, the keys and the last signed checkpoint first.
-	for _, f := range []string{LogKeyFile, LogPubFile, DedupSecretFile, TokenFile, LastCheckpointFile} {
+	for _, f := range []string{datadir.LogKeyFile, datadir.LogPubFile, datadir.DedupSecretFile, datadir.TokenFile, datadir.LastCheckpointFile} {
 		if err := copyFile(filepath.Join(dir, f), filepath.Join(out, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("backup: %w", err)
 		}
 	}
 	// The log: its tree state before everything else, so that every tile
 	// and bundle the state needs was written before it is copied.
-	src, dst := filepath.Join(dir, LogDir), filepath.Join(out, LogDir)
+	src, dst := filepath.Join(dir, datadir.LogDir), filepath.Join(out, datadir.LogDir)
 	if err := os.MkdirAll(filepath.Join(dst, ".state"), 0o755); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -83,16 +84,16 @@ func backupOnce(ctx context.Context, dir, out string) error {
 	}
 	// Then a snapshot of the store, which holds every intent admitted
 	// before it, so every entry of the copied log.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, StateFile)+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, datadir.StateFile)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(out, StateFile)); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(out, datadir.StateFile)); err != nil {
 		return fmt.Errorf("backup: snapshot the store: %w", err)
 	}
 	// Check the copy.
-	pub, err := os.ReadFile(filepath.Join(out, LogPubFile))
+	pub, err := os.ReadFile(filepath.Join(out, datadir.LogPubFile))
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -152,7 +153,7 @@ func Restore(ctx context.Context, backup, dir string) (int64, error) {
 	if err := os.CopyFS(dir, os.DirFS(backup)); err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
-	for _, f := range []string{LogKeyFile, DedupSecretFile, TokenFile, StateFile} {
+	for _, f := range []string{datadir.LogKeyFile, datadir.DedupSecretFile, datadir.TokenFile, datadir.StateFile} {
 		os.Chmod(filepath.Join(dir, f), 0o600)
 	}
 	n, err := reapplyRedactions(ctx, dir)
@@ -166,7 +167,7 @@ func Restore(ctx context.Context, backup, dir string) (int64, error) {
 // endorsement that a redaction record of the log, or the store itself,
 // says is redacted. It returns how many it deleted.
 func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
-	pub, err := os.ReadFile(filepath.Join(dir, LogPubFile))
+	pub, err := os.ReadFile(filepath.Join(dir, datadir.LogPubFile))
 	if err != nil {
 		return 0, err
 	}
@@ -174,7 +175,7 @@ func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	l, err := embedded.OpenReadOnly(filepath.Join(dir, LogDir), v)
+	l, err := embedded.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +195,7 @@ func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
 			}
 		}
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.StateFile))
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 // TestBackupRestore takes a backup while writes go on, restores it, and
@@ -111,7 +112,7 @@ func TestBackupRestore(t *testing.T) {
 		if err := os.CopyFS(old, os.DirFS(out)); err != nil {
 			t.Fatal(err)
 		}
-		db, err := sql.Open("sqlite", filepath.Join(old, StateFile))
+		db, err := sql.Open("sqlite", filepath.Join(old, datadir.StateFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +143,7 @@ func TestBackupRestore(t *testing.T) {
 		if _, err := Restore(ctx, early, dir); err != nil {
 			t.Fatal(err)
 		}
-		if err := copyFile(filepath.Join(out, LastCheckpointFile), filepath.Join(dir, LastCheckpointFile)); err != nil {
+		if err := copyFile(filepath.Join(out, datadir.LastCheckpointFile), filepath.Join(dir, datadir.LastCheckpointFile)); err != nil {
 			t.Fatal(err)
 		}
 		_, err := New(ctx, Config{DataDir: dir})

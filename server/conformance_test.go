@@ -19,6 +19,8 @@ import (
 
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/conformance"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
@@ -104,11 +106,11 @@ func (l *serverLog) Start(t *testing.T) *conformance.Target {
 		t.Fatal(err)
 	}
 	if l.otherToken == "" {
-		if l.otherToken, _, err = server.NewToken(ctx, s.Tokens(), "second organiser", nil); err != nil {
+		if l.otherToken, _, err = ledger.NewToken(ctx, s.Tokens(), "second organiser", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pub, err := os.ReadFile(filepath.Join(l.dir, server.LogPubFile))
+	pub, err := os.ReadFile(filepath.Join(l.dir, datadir.LogPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 )
@@ -35,15 +36,15 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 		problems++
 		fmt.Fprintf(w, "PROBLEM: "+format+"\n", args...)
 	}
-	pub, err := os.ReadFile(filepath.Join(dir, LogPubFile))
+	pub, err := os.ReadFile(filepath.Join(dir, datadir.LogPubFile))
 	if err != nil {
 		return 0, fmt.Errorf("fsck: %w", err)
 	}
 	v, err := note.NewVerifier(strings.TrimSpace(string(pub)))
 	if err != nil {
-		return 0, fmt.Errorf("fsck: %s: %w", LogPubFile, err)
+		return 0, fmt.Errorf("fsck: %s: %w", datadir.LogPubFile, err)
 	}
-	l, err := embedded.OpenReadOnly(filepath.Join(dir, LogDir), v)
+	l, err := embedded.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
 	if err != nil {
 		return 0, fmt.Errorf("fsck: open the log: %w", err)
 	}
@@ -59,7 +60,7 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 	}
 	if full != nil {
 		root, _ := rootOf(full)
-		for _, f := range []string{filepath.Join(LogDir, "checkpoint"), LastCheckpointFile} {
+		for _, f := range []string{filepath.Join(datadir.LogDir, "checkpoint"), datadir.LastCheckpointFile} {
 			raw, err := os.ReadFile(filepath.Join(dir, f))
 			if err != nil {
 				report("%s: %v", f, err)
@@ -67,7 +68,7 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 			}
 			cp, _, _, err := log.ParseCheckpoint(raw, v.Name(), v)
 			if err != nil {
-				report("%s does not verify with %s: %v", f, LogPubFile, err)
+				report("%s does not verify with %s: %v", f, datadir.LogPubFile, err)
 				continue
 			}
 			if err := consistent(ctx, l, cp, full.Size, root); err != nil {
@@ -76,7 +77,7 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 		}
 	}
 
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.StateFile))
 	if err != nil {
 		return problems, fmt.Errorf("fsck: %w", err)
 	}

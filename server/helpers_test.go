@@ -33,6 +33,8 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // testTimeout bounds every call a test makes; tests fail rather than hang.
@@ -148,8 +150,8 @@ func readToken(t *testing.T, path string) string {
 		t.Fatalf("read the token file: %v", err)
 	}
 	tok := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(tok, TokenPrefix) {
-		t.Fatalf("token file %s holds %q, want a token starting %q", path, tok, TokenPrefix)
+	if !strings.HasPrefix(tok, ledger.TokenPrefix) {
+		t.Fatalf("token file %s holds %q, want a token starting %q", path, tok, ledger.TokenPrefix)
 	}
 	return tok
 }
@@ -195,7 +197,7 @@ func (ts *testServer) conn(t *testing.T) *grpc.ClientConn {
 // logPub returns the verifier key the data folder publishes.
 func (ts *testServer) logPub(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(ts.Dir, LogPubFile))
+	b, err := os.ReadFile(filepath.Join(ts.Dir, datadir.LogPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}

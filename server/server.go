@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/guard"
@@ -149,7 +150,7 @@ type engineLog interface {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	keys   *keys
+	keys   *datadir.Folder
 	engine string
 	store  ledger.Store
 	tlog   engineLog
@@ -182,15 +183,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, first, err := openKeys(cfg.DataDir, cfg.Origin)
+	k, err := datadir.Open(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, keys: k, tls: tlsConfig}
-	if first {
-		s.log.Info("created a new log", slog.String("origin", k.origin),
-			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
-			slog.String("verifier_key", filepath.Join(cfg.DataDir, LogPubFile)))
+	if k.Created {
+		s.log.Info("created a new log", slog.String("origin", k.Origin),
+			slog.String("key", filepath.Join(cfg.DataDir, datadir.LogKeyFile)),
+			slog.String("verifier_key", filepath.Join(cfg.DataDir, datadir.LogPubFile)))
 	}
 	if cfg.Trillian != nil {
 		err = s.openTrillian(ctx)
@@ -200,7 +201,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	path, created, err := ensureFirstToken(ctx, cfg.DataDir, s.store.Tokens())
+	path, created, err := k.EnsureFirstToken(ctx, s.store.Tokens())
 	if err != nil {
 		s.tlog.Close(ctx)
 		s.store.Close()
@@ -211,13 +212,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("created the first organiser token", slog.String("file", path))
 	}
 	s.ledger, err = ledger.New(ctx, ledger.Config{
-		Origin:      k.origin,
-		Verifier:    k.verifier,
-		VerifierKey: k.verifierKey,
+		Origin:      k.Origin,
+		Verifier:    k.Verifier,
+		VerifierKey: k.VerifierKey,
 		Engine:      s.engine,
 		Log:         s.tlog,
 		Store:       s.store,
-		DedupSecret: k.dedupSecret,
+		DedupSecret: k.DedupSecret,
 		Logger:      s.log,
 		Metrics:     ledger.NewMetrics(cfg.Registry),
 		AfterAdmit:  cfg.AfterAdmit,
@@ -254,21 +255,21 @@ func (s *Server) openEmbedded(ctx context.Context) error {
 	cfg, k := s.cfg, s.keys
 	var err error
 	s.engine = "embedded"
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, datadir.StateFile))
 	if err != nil {
 		return err
 	}
 	s.store = st
-	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
+	g, err := guard.New(ctx, k.Signer, k.Verifier, guard.File(filepath.Join(cfg.DataDir, datadir.LastCheckpointFile)), nil, s.log)
 	if err != nil {
 		st.Close()
 		return err
 	}
 	s.guard = g
 	s.emb, err = embedded.Open(ctx, embedded.Config{
-		Dir:                filepath.Join(cfg.DataDir, LogDir),
+		Dir:                filepath.Join(cfg.DataDir, datadir.LogDir),
 		Signer:             g,
-		Verifier:           k.verifier,
+		Verifier:           k.Verifier,
 		BatchMaxSize:       cfg.BatchMaxSize,
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,
@@ -281,7 +282,7 @@ func (s *Server) openEmbedded(ctx context.Context) error {
 	s.tlog = s.emb
 	// What changed since the last clean stop: the entries beyond the
 	// verified state must give the tree Tessera keeps.
-	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
+	verifiedPath := filepath.Join(cfg.DataDir, datadir.LogVerifiedFile)
 	verified, err := embedded.LoadVerified(verifiedPath)
 	if err == nil {
 		start := time.Now()
@@ -379,14 +380,14 @@ func (s *Server) saveVerified(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("checking the log at stop: %w", err)
 	}
-	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, LogVerifiedFile), v)
+	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, datadir.LogVerifiedFile), v)
 }
 
 // Origin returns the log's origin.
-func (s *Server) Origin() string { return s.keys.origin }
+func (s *Server) Origin() string { return s.keys.Origin }
 
 // VerifierKey returns the log's verifier key.
-func (s *Server) VerifierKey() string { return s.keys.verifierKey }
+func (s *Server) VerifierKey() string { return s.keys.VerifierKey }
 
 // Tokens returns the store of API tokens, to create, list and revoke them
 // while serving.
@@ -458,8 +459,8 @@ func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	if s.tls != nil {
 		hl = tls.NewListener(hl, s.tls)
 	}
-	s.log.Info("serving", slog.String("origin", s.keys.origin), slog.String("grpc", gl.Addr().String()),
-		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.keys.verifierKey),
+	s.log.Info("serving", slog.String("origin", s.keys.Origin), slog.String("grpc", gl.Addr().String()),
+		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.keys.VerifierKey),
 		slog.String("token_file", s.TokenPath))
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(gl) }()

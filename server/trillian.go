@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -70,17 +71,17 @@ func (s *Server) openTrillian(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := st.Bind(ctx, k.origin, tc.TreeID); err != nil {
+		if err := st.Bind(ctx, k.Origin, tc.TreeID); err != nil {
 			st.Close()
 			return err
 		}
 		s.store, persist, tiles = st, st.Checkpoints(), st
 	} else {
-		st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
+		st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, datadir.StateFile))
 		if err != nil {
 			return err
 		}
-		s.store, persist, tiles = st, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), &trillianlog.MemoryTiles{}
+		s.store, persist, tiles = st, guard.File(filepath.Join(cfg.DataDir, datadir.LastCheckpointFile)), &trillianlog.MemoryTiles{}
 	}
 	defer func() {
 		if err != nil {
@@ -90,7 +91,7 @@ func (s *Server) openTrillian(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	g, err := guard.New(ctx, k.signer, k.verifier, persist, nil, s.log)
+	g, err := guard.New(ctx, k.Signer, k.Verifier, persist, nil, s.log)
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func (s *Server) openTrillian(ctx context.Context) (err error) {
 		Client:       trillian.NewTrillianLogClient(conn),
 		TreeID:       tc.TreeID,
 		Signer:       g,
-		Verifier:     k.verifier,
+		Verifier:     k.Verifier,
 		Tiles:        tiles,
 		PollInterval: tc.PollInterval,
 		Logger:       s.log,

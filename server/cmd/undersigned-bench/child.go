@@ -23,6 +23,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 // childCommand runs the server inside this binary, so that the benchmark
@@ -126,7 +127,7 @@ func startChild(ctx context.Context, o options, dir string, extra ...string) (*c
 	go func() { c.done <- c.cmd.Wait(); logf.Close() }()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 		if err == nil {
 			dctx, cancel := context.WithTimeout(ctx, time.Second)
 			cl, err := client.Dial(dctx, client.Config{Addr: g})

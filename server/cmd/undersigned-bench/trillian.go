@@ -55,6 +55,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
@@ -427,7 +428,7 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	var cl *client.Client
 	deadline := time.Now().Add(time.Minute)
 	for {
-		tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 		if err == nil {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: strings.TrimSpace(string(tok)), KnownLogs: filepath.Join(dir, "known_logs")})

@@ -22,7 +22,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 // The test binary doubles as the server: with this variable set, TestMain
@@ -177,7 +177,7 @@ func (c *child) dial(t *testing.T, token string, knownLogs string) *client.Clien
 func (c *child) dialOrganiser(t *testing.T, dir, knownLogs string) (*client.Client, string) {
 	t.Helper()
 	c.dial(t, "", knownLogs).Close()
-	b, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	b, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 func main() {
@@ -173,7 +174,7 @@ func token(args []string) error {
 		if *letters != "" {
 			ls = strings.Split(*letters, ",")
 		}
-		tok, t, err := server.NewToken(ctx, ts, *name, ls)
+		tok, t, err := ledger.NewToken(ctx, ts, *name, ls)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
@@ -51,7 +52,7 @@ func TestMigrate(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- emb.Serve(sctx, gl, hl) }()
 	token := readTokenFile(t, from)
-	pub, err := os.ReadFile(filepath.Join(from, server.LogPubFile))
+	pub, err := os.ReadFile(filepath.Join(from, datadir.LogPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestMigrate(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
-	embeddedCP, err := os.ReadFile(filepath.Join(from, server.LastCheckpointFile))
+	embeddedCP, err := os.ReadFile(filepath.Join(from, datadir.LastCheckpointFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 func rssOf(pid int) int64 {
@@ -56,7 +57,7 @@ func TestOverload(t *testing.T) {
 	srv := startServer(t, dir, "overload.test/undersigned", 0, logf, "--max-inflight-writes", "1024")
 	defer srv.kill()
 	srv.dial(t, "", "").Close()
-	tok, _ := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	tok, _ := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	token := strings.TrimSpace(string(tok))
 	const conns = 8
 	var cls []*client.Client

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // capture runs f with stdout and stderr redirected, and returns both.
@@ -47,7 +48,7 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := strings.TrimSpace(out)
-	if !strings.HasPrefix(tok, server.TokenPrefix) {
+	if !strings.HasPrefix(tok, ledger.TokenPrefix) {
 		t.Fatalf("token create printed %q", out)
 	}
 	// Stored hashed: the token itself is nowhere in the data folder, but
@@ -64,7 +65,7 @@ func TestTokenCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := strings.Split(strings.TrimPrefix(tok, server.TokenPrefix), "_")[0]
+	id := strings.Split(strings.TrimPrefix(tok, ledger.TokenPrefix), "_")[0]
 	if !strings.Contains(list, id) || !strings.Contains(list, "press office") || !strings.Contains(list, "a,b") {
 		t.Fatalf("token list does not show the token, its name and its letters:\n%s", list)
 	}
@@ -79,7 +80,7 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	got, err := s.Tokens().ByHash(context.Background(), server.HashToken(tok))
+	got, err := s.Tokens().ByHash(context.Background(), ledger.HashToken(tok))
 	if err != nil || got != nil {
 		t.Fatalf("a revoked token is still accepted: %v %v", got, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
@@ -53,7 +54,7 @@ func openTokens(ctx context.Context, dataDir, postgres string) (ledger.TokenStor
 		}
 		return st.Tokens(), st.Close, nil
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, server.StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, datadir.StateFile))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
@@ -108,7 +108,7 @@ func showOnFailure(t *testing.T, logs *serverLog) {
 // the keys, the secrets and the token file.
 func copyDataFolder(t *testing.T, from, to string) {
 	t.Helper()
-	for _, f := range []string{server.LogKeyFile, server.LogPubFile, server.DedupSecretFile, server.TokenFile} {
+	for _, f := range []string{datadir.LogKeyFile, datadir.LogPubFile, datadir.DedupSecretFile, datadir.TokenFile} {
 		b, err := os.ReadFile(filepath.Join(from, f))
 		if err != nil {
 			t.Fatal(err)
@@ -121,7 +121,7 @@ func copyDataFolder(t *testing.T, from, to string) {
 
 func readTokenFile(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	b, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
