@@ -15,8 +15,8 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/server/internal/datadir"
-	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 )
 
 // Backup copies a data folder, which a server may be serving, to out, a
@@ -101,11 +101,11 @@ func backupOnce(ctx context.Context, dir, out string) error {
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	l, err := embedded.OpenReadOnly(dst, v)
+	l, err := tesseralog.OpenReadOnly(dst, v)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if _, err := l.Check(ctx, &embedded.Verified{}, embedded.CheckOptions{Tiles: true}); err != nil {
+	if _, err := l.Check(ctx, &tesseralog.Verified{}, tesseralog.CheckOptions{Tiles: true}); err != nil {
 		return fmt.Errorf("backup: the copy does not check: %w", err)
 	}
 	return nil
@@ -175,7 +175,7 @@ func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	l, err := embedded.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
+	l, err := tesseralog.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
 	if err != nil {
 		return 0, err
 	}

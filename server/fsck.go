@@ -18,8 +18,8 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/datadir"
-	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 )
 
 // Fsck checks a stopped data folder in full and writes what it finds to w:
@@ -44,14 +44,14 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fsck: %s: %w", datadir.LogPubFile, err)
 	}
-	l, err := embedded.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
+	l, err := tesseralog.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
 	if err != nil {
 		return 0, fmt.Errorf("fsck: open the log: %w", err)
 	}
 	fmt.Fprintf(w, "checking the log of %s in %s\n", v.Name(), dir)
-	full, err := l.Check(ctx, &embedded.Verified{}, embedded.CheckOptions{Tiles: true})
+	full, err := l.Check(ctx, &tesseralog.Verified{}, tesseralog.CheckOptions{Tiles: true})
 	switch {
-	case errors.Is(err, embedded.ErrCorrupt):
+	case errors.Is(err, tesseralog.ErrCorrupt):
 		report("%v", err)
 	case err != nil:
 		return problems, fmt.Errorf("fsck: %w", err)
@@ -149,7 +149,7 @@ func Fsck(ctx context.Context, dir string, w io.Writer) (int, error) {
 	return problems, nil
 }
 
-func rootOf(v *embedded.Verified) ([]byte, error) {
+func rootOf(v *tesseralog.Verified) ([]byte, error) {
 	if v.Size == 0 {
 		return rfc6962.DefaultHasher.EmptyRoot(), nil
 	}
@@ -161,7 +161,7 @@ func rootOf(v *embedded.Verified) ([]byte, error) {
 }
 
 // consistent checks that the checkpoint is the log's tree at its size.
-func consistent(ctx context.Context, l *embedded.Log, cp *log.Checkpoint, size uint64, root []byte) error {
+func consistent(ctx context.Context, l *tesseralog.Log, cp *log.Checkpoint, size uint64, root []byte) error {
 	switch {
 	case cp.Size > size:
 		return errors.New("the checkpoint is larger than the log")

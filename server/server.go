@@ -32,8 +32,8 @@ import (
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/datadir"
-	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
@@ -59,7 +59,7 @@ type Config struct {
 	Registry *prometheus.Registry
 
 	// BatchMaxSize, BatchMaxAge and CheckpointInterval tune the embedded
-	// engine (see embedded.Config).
+	// engine (see tesseralog.Config).
 	BatchMaxSize       uint
 	BatchMaxAge        time.Duration
 	CheckpointInterval time.Duration
@@ -163,9 +163,9 @@ type Server struct {
 
 	// On the embedded engine: its log, its guard, and the log as checked
 	// at start.
-	emb      *embedded.Log
+	emb      *tesseralog.Log
 	guard    *guard.Signer
-	verified *embedded.Verified
+	verified *tesseralog.Verified
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -266,7 +266,7 @@ func (s *Server) openEmbedded(ctx context.Context) error {
 		return err
 	}
 	s.guard = g
-	s.emb, err = embedded.Open(ctx, embedded.Config{
+	s.emb, err = tesseralog.Open(ctx, tesseralog.Config{
 		Dir:                filepath.Join(cfg.DataDir, datadir.LogDir),
 		Signer:             g,
 		Verifier:           k.Verifier,
@@ -283,15 +283,15 @@ func (s *Server) openEmbedded(ctx context.Context) error {
 	// What changed since the last clean stop: the entries beyond the
 	// verified state must give the tree Tessera keeps.
 	verifiedPath := filepath.Join(cfg.DataDir, datadir.LogVerifiedFile)
-	verified, err := embedded.LoadVerified(verifiedPath)
+	verified, err := tesseralog.LoadVerified(verifiedPath)
 	if err == nil {
 		start := time.Now()
-		var checked *embedded.Verified
-		if checked, err = s.emb.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
+		var checked *tesseralog.Verified
+		if checked, err = s.emb.Check(ctx, verified, tesseralog.CheckOptions{}); err == nil {
 			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
 				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
 			s.verified = checked
-			err = embedded.SaveVerified(verifiedPath, checked)
+			err = tesseralog.SaveVerified(verifiedPath, checked)
 		}
 	}
 	if err != nil {
@@ -376,11 +376,11 @@ func (s *Server) saveVerified(ctx context.Context) error {
 	if s.emb == nil {
 		return nil
 	}
-	v, err := s.emb.Check(ctx, s.verified, embedded.CheckOptions{})
+	v, err := s.emb.Check(ctx, s.verified, tesseralog.CheckOptions{})
 	if err != nil {
 		return fmt.Errorf("checking the log at stop: %w", err)
 	}
-	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, datadir.LogVerifiedFile), v)
+	return tesseralog.SaveVerified(filepath.Join(s.cfg.DataDir, datadir.LogVerifiedFile), v)
 }
 
 // Origin returns the log's origin.

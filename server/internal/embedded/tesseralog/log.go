@@ -1,7 +1,10 @@
-// Package embedded is the default engine's log: Tessera's POSIX driver in a
-// folder of the data folder, one process, one writer. It implements
-// ledger.Log and serves the tlog-tiles resources the HTTP API exposes.
-package embedded
+// Package tesseralog is the embedded engine's log: Tessera's POSIX driver
+// in a folder of the data folder, one process, one writer. A [Log]
+// implements ledger.Log, serves the tlog-tiles resources the HTTP API
+// exposes, and checks itself: [Log.Check] recomputes the tree from the
+// entries and compares it with the tree state and the tiles Tessera keeps.
+// [OpenReadOnly] opens a stopped log to check or copy it.
+package tesseralog
 
 import (
 	"context"
