@@ -31,9 +31,9 @@ import (
 type Config struct {
 	// Dir is the folder Tessera keeps the log in.
 	Dir string
-	// Signer signs checkpoints. A *guard.Signer gets its consistency
-	// prover from the log.
-	Signer note.Signer
+	// Signer signs checkpoints, each only if it extends the last one
+	// signed; it gets its consistency prover from the log.
+	Signer *guard.Signer
 	// Verifier verifies them.
 	Verifier note.Verifier
 	// BatchMaxSize and BatchMaxAge bound Tessera's batches; 0 means 1,024
@@ -114,9 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), changed: make(chan struct{}), done: make(chan struct{})}
-	if g, ok := cfg.Signer.(*guard.Signer); ok {
-		g.SetProver(l.proveConsistency)
-	}
+	cfg.Signer.SetProver(l.proveConsistency)
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
@@ -239,8 +237,8 @@ func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 
 // Healthy returns why the log cannot sign, or nil.
 func (l *Log) Healthy() error {
-	if g, ok := l.cfg.Signer.(*guard.Signer); ok {
-		if err := g.Err(); err != nil {
+	if l.cfg.Signer != nil { // nil on a read-only log
+		if err := l.cfg.Signer.Err(); err != nil {
 			return err
 		}
 	}
