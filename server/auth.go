@@ -137,8 +137,10 @@ type entry struct {
 	used time.Time
 }
 
-func newLimiter(cfg RateLimits) *limiter {
-	return &limiter{cfg: cfg, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
+// newLimiter returns a limiter; shared, when set, keeps the letters'
+// buckets (see Engine.SharedLetterLimit).
+func newLimiter(cfg RateLimits, shared func(context.Context, string, float64, int) (time.Duration, error)) *limiter {
+	return &limiter{cfg: cfg, shared: shared, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
 }
 
 // allow takes one token from the address's and the letter's buckets; it

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/undersigned/undersigned/client/records"
 )
 
 // HTTPHandler returns the HTTP API: the tlog-tiles read API and the
@@ -94,7 +95,7 @@ func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := s.tlog.ReadTile(r.Context(), level, n, p)
+	b, err := s.engine.ReadTile(r.Context(), level, n, p)
 	writeResource(w, b, err, p)
 }
 
@@ -108,17 +109,8 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := s.tlog.ReadEntryBundle(r.Context(), n, p)
+	b, err := s.engine.ReadEntryBundle(r.Context(), n, p)
 	writeResource(w, b, err, p)
-}
-
-// DisclosureJSON is one element of a disclosure bundle.
-type DisclosureJSON struct {
-	Index       uint64 `json:"index"`
-	Salt        string `json:"salt"`
-	Name        string `json:"name"`
-	Affiliation string `json:"affiliation"`
-	Country     string `json:"country"`
 }
 
 // serveDisclosures serves the public, unredacted disclosures of an entry
@@ -144,15 +136,9 @@ func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "disclosures are not available now", http.StatusServiceUnavailable)
 		return
 	}
-	out := make([]DisclosureJSON, 0, len(rows))
+	out := make([]records.BundledDisclosure, 0, len(rows))
 	for _, d := range rows {
-		out = append(out, DisclosureJSON{
-			Index:       d.Index,
-			Salt:        base64.StdEncoding.EncodeToString(d.Disclosure.GetSalt()),
-			Name:        d.Disclosure.GetName(),
-			Affiliation: d.Disclosure.GetAffiliation(),
-			Country:     d.Disclosure.GetCountry(),
-		})
+		out = append(out, records.NewBundledDisclosure(d.Index, d.Disclosure))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", shortLife)

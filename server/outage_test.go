@@ -14,8 +14,7 @@ import (
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
-	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // cuttableConn is a connection to Trillian that can be cut: while cut,
@@ -45,24 +44,13 @@ func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, met
 // receipt, and new writes go through.
 func TestTrillianOutage(t *testing.T) {
 	ctx := context.Background()
-	tr, err := trillianmem.Start(ctx, trillianmem.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	tree, err := tr.CreateTree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := &cuttableConn{ClientConnInterface: tr.Conn}
-	target := (&serverLog{dir: t.TempDir(), cfg: server.Config{Trillian: &server.TrillianConfig{
-		Conn: conn, TreeID: tree, PollInterval: 10 * time.Millisecond,
-	}}}).Start(t)
-	cl, err := client.Dial(ctx, client.Config{Addr: target.Addr, Token: target.Token, DialOptions: target.DialOptions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	var conn *cuttableConn
+	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory,
+		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
+			conn = &cuttableConn{ClientConnInterface: c}
+			return conn
+		}})
+	cl := s.Dial(t, s.Token)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "outage", Title: "Outage", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -146,15 +146,15 @@ func TestWritesNeedTheRightToken(t *testing.T) {
 
 	// Tokens are made in the server's own store: the test lives in the
 	// package, as Server has no exported accessor for its token store.
-	scopedToken, _, err := ledger.NewToken(ctx, ts.Srv.store.Tokens(), "letter b only", []string{"letter-b"})
+	scopedToken, _, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "letter b only", []string{"letter-b"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revokedToken, revoked, err := ledger.NewToken(ctx, ts.Srv.store.Tokens(), "revoked", nil)
+	revokedToken, revoked, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "revoked", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := ts.Srv.store.Tokens().Revoke(ctx, revoked.ID, time.Now().Unix()); !ok || err != nil {
+	if ok, err := ts.Srv.Tokens().Revoke(ctx, revoked.ID, time.Now().Unix()); !ok || err != nil {
 		t.Fatalf("revoke: %v, %v", ok, err)
 	}
 	before := logSize(t, c)
@@ -254,7 +254,7 @@ func TestDuplicatesAcrossPrincipals(t *testing.T) {
 	c := ts.dial(t, ts.Token)
 	origin := c.Origin()
 	letter := ts.publish(t, c, "dedup-letter", pb.Policy_POLICY_CURATED)
-	secondToken, _, err := ledger.NewToken(ctx, ts.Srv.store.Tokens(), "second organiser", nil)
+	secondToken, _, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "second organiser", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/undersigned/undersigned/client/receipt/receipttest"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // TestRestart closes a server and opens another on the same data folder:
@@ -37,7 +39,7 @@ func TestRestart(t *testing.T) {
 	first.stop(t)
 
 	t.Run("another origin is refused", func(t *testing.T) {
-		s, err := New(context.Background(), Config{DataDir: dir, Origin: "example.test/undersigned/other"})
+		s, err := server.New(context.Background(), server.Config{DataDir: dir, Origin: "example.test/undersigned/other", Engine: servertest.EmbeddedEngine})
 		if err == nil {
 			s.Close(context.Background())
 			t.Fatal("New accepted another origin on an existing data folder")

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -167,15 +167,6 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 	return b
 }
 
-// disclosureJSON is one element of a disclosure bundle.
-type disclosureJSON struct {
-	Index       uint64 `json:"index"`
-	Salt        string `json:"salt"`
-	Name        string `json:"name"`
-	Affiliation string `json:"affiliation"`
-	Country     string `json:"country"`
-}
-
 // fetchDisclosures fetches the disclosure bundle n of width (0: full).
 func (s *httpSource) fetchDisclosures(ctx context.Context, n uint64, width uint8) (map[uint64]*pb.Disclosure, error) {
 	raw, err := s.resource(ctx, "disclosures/", 0, n, width)
@@ -186,7 +177,7 @@ func (s *httpSource) fetchDisclosures(ctx context.Context, n uint64, width uint8
 	if err != nil {
 		return nil, fmt.Errorf("disclosure bundle %d: %w", n, err)
 	}
-	var list []disclosureJSON
+	var list []records.BundledDisclosure
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return nil, fmt.Errorf("disclosure bundle %d: %w", n, err)
 	}
@@ -196,11 +187,7 @@ func (s *httpSource) fetchDisclosures(ctx context.Context, n uint64, width uint8
 		if d.Index < first || d.Index >= first+layout.EntryBundleWidth {
 			return nil, fmt.Errorf("disclosure bundle %d: index %d is outside the bundle", n, d.Index)
 		}
-		salt, err := base64.StdEncoding.DecodeString(d.Salt)
-		if err != nil {
-			return nil, fmt.Errorf("disclosure bundle %d: the salt of %d: %w", n, d.Index, err)
-		}
-		out[d.Index] = &pb.Disclosure{Salt: salt, Name: d.Name, Affiliation: d.Affiliation, Country: d.Country}
+		out[d.Index] = d.Disclosure()
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package server
+package embedded_test
 
 import (
 	"bytes"
@@ -47,16 +47,6 @@ func fillAndStop(t *testing.T, dir string, n int) {
 		}
 	}
 	ts.stop(t)
-}
-
-func runFsck(t *testing.T, dir string) (int, string) {
-	t.Helper()
-	var out bytes.Buffer
-	n, err := Fsck(context.Background(), dir, &out)
-	if err != nil {
-		t.Fatalf("fsck: %v\n%s", err, out.String())
-	}
-	return n, out.String()
 }
 
 // TestFsck checks a sound data folder, then folders spoilt in each way fsck
@@ -146,13 +136,13 @@ func TestStartRefusesACorruptLog(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[50] ^= 1
 	os.WriteFile(p, b, 0o644)
-	_, err := New(context.Background(), Config{DataDir: dir})
+	_, err := open(context.Background(), dir)
 	if err == nil || !strings.Contains(err.Error(), "refusing to serve") {
 		t.Fatalf("a corrupt log was served: %v", err)
 	}
 	b[50] ^= 1
 	os.WriteFile(p, b, 0o644)
-	s, err := New(context.Background(), Config{DataDir: dir})
+	s, err := open(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("the repaired log: %v", err)
 	}

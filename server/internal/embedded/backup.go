@@ -1,4 +1,4 @@
-package server
+package embedded
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/server/internal/datadir"
@@ -93,11 +91,7 @@ func backupOnce(ctx context.Context, dir, out string) error {
 		return fmt.Errorf("backup: snapshot the store: %w", err)
 	}
 	// Check the copy.
-	pub, err := os.ReadFile(filepath.Join(out, datadir.LogPubFile))
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(pub)))
+	v, err := datadir.ReadVerifier(out)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -167,11 +161,7 @@ func Restore(ctx context.Context, backup, dir string) (int64, error) {
 // endorsement that a redaction record of the log, or the store itself,
 // says is redacted. It returns how many it deleted.
 func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
-	pub, err := os.ReadFile(filepath.Join(dir, datadir.LogPubFile))
-	if err != nil {
-		return 0, err
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(pub)))
+	v, err := datadir.ReadVerifier(dir)
 	if err != nil {
 		return 0, err
 	}
