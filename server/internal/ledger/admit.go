@@ -205,9 +205,6 @@ func (l *Ledger) admitBatch(ws []*write) {
 		w.admitted <- a
 	}
 	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
-	if len(b.entries) > 0 && l.cfg.AfterAdmit != nil {
-		l.cfg.AfterAdmit()
-	}
 	if len(b.entries) == 0 {
 		return
 	}

@@ -136,9 +136,6 @@ type Config struct {
 	MaxQueue int
 	// Metrics receives the ledger's measurements; nil means none.
 	Metrics *Metrics
-	// AfterAdmit, when set, is called after each batch is durably admitted
-	// and before it is handed to the log. Crash tests use it.
-	AfterAdmit func()
 }
 
 // Ledger admits writes and answers reads. Its methods are safe for
