@@ -24,14 +24,18 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /log/tile/{level}/{n...}", s.serveTile)
 	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.ledger.Healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	return withRequestIDs(mux)
+}
+
+// serveHealth says whether the ledger can write: "ok", or "unhealthy" with
+// a reason safe for anyone; the server's log has the full one.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.ledger.Healthy(); err != nil {
+		s.httpError(w, r, http.StatusServiceUnavailable, "unhealthy: writes are refused now, reads are served", err)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 const (
@@ -42,7 +46,7 @@ const (
 func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := s.ledger.Checkpoint(r.Context())
 	if err != nil {
-		http.Error(w, "no checkpoint yet", http.StatusServiceUnavailable)
+		s.httpError(w, r, http.StatusServiceUnavailable, "no checkpoint yet", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -67,13 +71,13 @@ func (s *Server) published(r *http.Request, level, n uint64, p uint8) bool {
 	return last <= cp.Size || p != 0 && layout.PartialTileSize(level, n, cp.Size) == p
 }
 
-func writeResource(w http.ResponseWriter, b []byte, err error, p uint8) {
+func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, b []byte, err error, p uint8) {
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			http.NotFound(w, nil)
+			http.NotFound(w, r)
 			return
 		}
-		http.Error(w, "cannot read the resource", http.StatusInternalServerError)
+		s.httpError(w, r, http.StatusInternalServerError, "cannot read the resource", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -88,7 +92,7 @@ func writeResource(w http.ResponseWriter, b []byte, err error, p uint8) {
 func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 	level, n, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("n"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not a tile of the tlog-tiles API", err)
 		return
 	}
 	if !s.published(r, level, n, p) {
@@ -96,13 +100,13 @@ func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.engine.ReadTile(r.Context(), level, n, p)
-	writeResource(w, b, err, p)
+	s.writeResource(w, r, b, err, p)
 }
 
 func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 	n, p, err := layout.ParseTileIndexPartial(r.PathValue("n"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not an entry bundle of the tlog-tiles API", err)
 		return
 	}
 	if !s.published(r, 0, n, p) {
@@ -110,7 +114,7 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.engine.ReadEntryBundle(r.Context(), n, p)
-	writeResource(w, b, err, p)
+	s.writeResource(w, r, b, err, p)
 }
 
 // serveDisclosures serves the public, unredacted disclosures of an entry
@@ -119,7 +123,7 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not a disclosure bundle", err)
 		return
 	}
 	if !s.published(r, 0, n, p) {
@@ -133,7 +137,7 @@ func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	from := n * layout.EntryBundleWidth
 	rows, err := s.ledger.Disclosures(r.Context(), from, from+width)
 	if err != nil {
-		http.Error(w, "disclosures are not available now", http.StatusServiceUnavailable)
+		s.httpError(w, r, http.StatusServiceUnavailable, "disclosures are not available now", err)
 		return
 	}
 	out := make([]records.BundledDisclosure, 0, len(rows))
