@@ -182,16 +182,39 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 	}
 	start := st.Size()
 	a.log.InfoContext(ctx, "audit", slog.String("origin", a.origin), slog.Uint64("from", start), slog.Uint64("to", cp.Size))
+	ap, stopped, err := a.follow(ctx, rep, start, raw, cp)
+	switch {
+	case err != nil:
+		return nil, err
+	case stopped:
+		return rep, nil
+	}
+	if ap == nil {
+		ap = &applier{m: st.m, roundStart: start}
+	}
+	if err := a.resolveDisclosures(ctx, rep, ap, start); err != nil {
+		a.dirty = true
+		return nil, err
+	}
+	return a.save(ctx, rep, ap)
+}
+
+// follow extends the verified state to cp, and, while a disclosure is
+// missing, follows the log if it grew, since its redaction may be on its
+// way. It reports whether the audit stopped at a violation of the tree.
+func (a *Auditor) follow(ctx context.Context, rep *Report, start uint64, raw []byte, cp *log.Checkpoint) (*applier, bool, error) {
+	st := a.st
 	var ap *applier
+	var err error
 	for round := 0; ; round++ {
 		if cp.Size > st.Size() {
 			if ap, err = a.extend(ctx, rep, ap, start, cp); err != nil {
 				a.dirty = true
-				return nil, err
+				return nil, false, err
 			}
 			if !rep.OK() && rep.Violations[0].Rule == RuleTree {
 				a.dirty = true
-				return rep, nil
+				return nil, true, nil
 			}
 			st.h.Checkpoint, st.h.Size = string(raw), cp.Size
 		}
@@ -210,13 +233,12 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 		}
 		raw, cp = next, ncp
 	}
-	if ap == nil {
-		ap = &applier{m: st.m, roundStart: start}
-	}
-	if err := a.resolveDisclosures(ctx, rep, ap, start); err != nil {
-		a.dirty = true
-		return nil, err
-	}
+	return ap, false, nil
+}
+
+// save records what the audit found in the state, and saves it.
+func (a *Auditor) save(ctx context.Context, rep *Report, ap *applier) (*Report, error) {
+	st := a.st
 	slices.SortStableFunc(rep.Violations, func(x, y Violation) int {
 		switch {
 		case x.Index < y.Index:
@@ -600,65 +622,19 @@ func (p *pipeline) run(ctx context.Context, fetch func(emit func([]Entry) error)
 	errs := make(chan error, 3)
 	go func() {
 		defer close(raw)
-		var buf []Entry
-		err := fetch(func(b []Entry) error {
-			buf = append(buf, b...)
-			if len(buf) < batchSize {
-				return nil
-			}
-			select {
-			case raw <- buf:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			buf = nil
-			return nil
-		})
-		if err == nil && len(buf) > 0 {
-			select {
-			case raw <- buf:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
-		if err != nil {
+		if err := p.fetch(ctx, fetch, raw); err != nil {
 			errs <- err
 			cancel()
 		}
 	}()
 	go func() {
 		defer close(decoded)
-		for b := range raw {
-			items := make([]*item, len(b))
-			p.parallel(len(b), func(i int) {
-				items[i] = &item{entry: b[i]}
-				items[i].decode()
-			})
-			select {
-			case decoded <- items:
-			case <-ctx.Done():
-				return
-			}
-		}
+		p.decode(ctx, raw, decoded)
 	}()
 	checkDone := make(chan struct{})
 	go func() {
 		defer close(checkDone)
-		for items := range checked {
-			results := make([]*Violation, len(items))
-			p.parallel(len(items), func(i int) {
-				if items[i].check != nil {
-					results[i] = items[i].check()
-				}
-			})
-			p.mu.Lock()
-			for _, v := range results {
-				if v != nil {
-					p.violations = append(p.violations, *v)
-				}
-			}
-			p.mu.Unlock()
-		}
+		p.check(checked)
 	}()
 	var applyErr error
 	for items := range decoded {
@@ -682,6 +658,69 @@ func (p *pipeline) run(ctx context.Context, fetch func(emit func([]Entry) error)
 	default:
 	}
 	return ctx.Err()
+}
+
+// fetch sends what fetch emits to raw, in batches of batchSize entries.
+func (p *pipeline) fetch(ctx context.Context, fetch func(emit func([]Entry) error) error, raw chan<- []Entry) error {
+	var buf []Entry
+	err := fetch(func(b []Entry) error {
+		buf = append(buf, b...)
+		if len(buf) < batchSize {
+			return nil
+		}
+		select {
+		case raw <- buf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		buf = nil
+		return nil
+	})
+	if err == nil && len(buf) > 0 {
+		select {
+		case raw <- buf:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// decode decodes the batches of raw, in parallel within each, and sends
+// them on in order.
+func (p *pipeline) decode(ctx context.Context, raw <-chan []Entry, decoded chan<- []*item) {
+	for b := range raw {
+		items := make([]*item, len(b))
+		p.parallel(len(b), func(i int) {
+			items[i] = &item{entry: b[i]}
+			items[i].decode()
+		})
+		select {
+		case decoded <- items:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// check runs the checks of the applied items, in parallel within each
+// batch, and keeps the violations they find.
+func (p *pipeline) check(checked <-chan []*item) {
+	for items := range checked {
+		results := make([]*Violation, len(items))
+		p.parallel(len(items), func(i int) {
+			if items[i].check != nil {
+				results[i] = items[i].check()
+			}
+		})
+		p.mu.Lock()
+		for _, v := range results {
+			if v != nil {
+				p.violations = append(p.violations, *v)
+			}
+		}
+		p.mu.Unlock()
+	}
 }
 
 // CheckCheckpoint checks that the audited log still holds the tree of the
