@@ -126,7 +126,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 type limiter struct {
 	cfg RateLimits
 	// shared, when set, keeps the letters' buckets where every server of
-	// the tree shares them (PostgreSQL); the addresses' stay per server.
+	// the log shares them (Engine.SharedLetterLimit); the addresses' stay
+	// per server.
 	shared func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
 
 	mu        sync.Mutex
