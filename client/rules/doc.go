@@ -41,9 +41,9 @@
 // # The same person
 //
 // Two endorsements of a letter are of the same person when they share a
-// [PersonKey]: the idempotency key the writer gave, the signer key, or,
-// when the writer gave no idempotency key, the exact fields (name,
-// affiliation, country after NFC and trimming: [PersonKeysOf]). Looser
+// [PersonKey] (DESIGN.md §6, [PersonKeysOf]): the idempotency key the
+// writer gave; the signer key; or, for an endorsement with neither, the
+// exact fields (name, affiliation, country after NFC and trimming). Looser
 // folding (case, diacritics, script) is for search and warnings, never for
 // this. A write for the same person repeats the earlier record only if every
 // signed field but the commitment and the lock is equal; otherwise it

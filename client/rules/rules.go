@@ -319,27 +319,20 @@ func applyEndorsement(st State, in Input, e *pb.Endorsement) (*Change, error) {
 	}
 	ch := &Change{Letter: lt, Endorsement: &NewEndorsement{Commitment: e.GetCommitment(), Lock: e.GetWithdrawalLock()}}
 	if e.Supersedes != nil {
-		t, err := supersedesTarget(st, e)
-		if err != nil {
+		if ch.Target, err = st.Endorsement(e.GetSupersedes()); err != nil {
 			return nil, err
 		}
-		ch.Target, ch.Mark = t, MarkSuperseded
+		ch.Mark = MarkSuperseded
 	}
 	ch.Endorsement.PersonKeys = PersonKeysOf(e, in.Disclosure, in.IdempotencyKey)
-	for _, k := range ch.Endorsement.PersonKeys {
-		earlier, err := st.Person(e.GetLetterId(), k)
-		if err != nil {
+	// The same person before the correction's own rules: the exact repeat
+	// of a correction is answered, not refused as correcting twice.
+	if err := checkPerson(st, e, ch); err != nil {
+		return nil, err
+	}
+	if e.Supersedes != nil {
+		if err := checkSupersedes(ch.Target, e); err != nil {
 			return nil, err
-		}
-		if earlier == nil || ch.Target != nil && earlier.Ref == ch.Target.Ref {
-			// A correction holds the keys of the endorsement it corrects.
-			continue
-		}
-		return nil, &ExistsError{
-			Of:    earlier.Ref,
-			Exact: SameEndorsement(earlier.Endorsement, e),
-			Rule: &records.FieldError{Field: "endorsement", Rule: "the same person (the same " + k.Kind.String() +
-				") already endorsed this letter with other fields: a repeat must be exact (visibility, verification, signer key, supersedes), or withdraw the earlier endorsement first"},
 		}
 	}
 	if !in.ReaddAfterRedaction {
@@ -355,6 +348,28 @@ func applyEndorsement(st State, in Input, e *pb.Endorsement) (*Change, error) {
 		}
 	}
 	return ch, nil
+}
+
+// checkPerson refuses an endorsement of a person who already has a live
+// endorsement in the letter, but for the one it corrects.
+func checkPerson(st State, e *pb.Endorsement, ch *Change) error {
+	for _, k := range ch.Endorsement.PersonKeys {
+		earlier, err := st.Person(e.GetLetterId(), k)
+		if err != nil {
+			return err
+		}
+		if earlier == nil || ch.Target != nil && earlier.Ref == ch.Target.Ref {
+			// A correction holds the keys of the endorsement it corrects.
+			continue
+		}
+		return &ExistsError{
+			Of:    earlier.Ref,
+			Exact: SameEndorsement(earlier.Endorsement, e),
+			Rule: &records.FieldError{Field: "endorsement", Rule: "the same person (the same " + k.Kind.String() +
+				") already endorsed this letter with other fields: a repeat must be exact (visibility, verification, signer key, supersedes), or withdraw the earlier endorsement first"},
+		}
+	}
+	return nil
 }
 
 func firstError(errs ...error) error {
@@ -392,28 +407,23 @@ func checkUnique(st State, e *pb.Endorsement) error {
 	return nil
 }
 
-// supersedesTarget returns the endorsement a correction supersedes, once it
-// checked that it may.
-func supersedesTarget(st State, e *pb.Endorsement) (*Endorsement, error) {
+// checkSupersedes checks that the correction e may supersede t.
+func checkSupersedes(t *Endorsement, e *pb.Endorsement) error {
 	const field = "endorsement.supersedes"
 	index := e.GetSupersedes()
-	t, err := st.Endorsement(index)
-	if err != nil {
-		return nil, err
-	}
 	switch {
 	case t == nil:
-		return nil, &records.FieldError{Field: field, Rule: "must be the index of an earlier endorsement"}
+		return &records.FieldError{Field: field, Rule: "must be the index of an earlier endorsement"}
 	case t.Endorsement.GetLetterId() != e.GetLetterId():
-		return nil, &records.FieldError{Field: field, Rule: "must be an endorsement of the same letter"}
+		return &records.FieldError{Field: field, Rule: "must be an endorsement of the same letter"}
 	case t.WithdrawnBy != nil:
-		return nil, stateError("the endorsement at %d is withdrawn", index)
+		return stateError("the endorsement at %d is withdrawn", index)
 	case t.SupersededBy != nil:
-		return nil, stateError("the endorsement at %d was already superseded", index)
+		return stateError("the endorsement at %d was already superseded", index)
 	case t.Endorsement.GetSigner() != nil && !bytes.Equal(t.Endorsement.GetSigner().GetPublicKey(), e.GetSigner().GetPublicKey()):
-		return nil, &records.FieldError{Field: "endorsement.signer", Rule: "must be signed by the signer key of the superseded endorsement"}
+		return &records.FieldError{Field: "endorsement.signer", Rule: "must be signed by the signer key of the superseded endorsement"}
 	}
-	return t, nil
+	return nil
 }
 
 // applyAction applies a withdrawal or a redaction (mark) of the
@@ -474,19 +484,21 @@ func applyAction(st State, rec *pb.Record, mark Mark, index uint64, auth *pb.Aut
 	return ch, nil
 }
 
-// PersonKeysOf returns the keys an endorsement holds in its letter: the
-// idempotency key when the writer gave one, otherwise the exact fields of
-// the disclosure (when known); and the signer key, if any.
+// PersonKeysOf returns the keys an endorsement holds in its letter
+// (DESIGN.md §6): the idempotency key when the writer gave one; otherwise
+// the signer key of a signer-signed endorsement; otherwise the exact fields
+// of the disclosure, when known. A signer key is always one of them.
 func PersonKeysOf(e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) []PersonKey {
 	var keys []PersonKey
+	signer := e.GetSigner()
 	switch {
 	case idempotencyKey != "":
 		keys = append(keys, PersonKey{Kind: PersonIdempotency, Value: []byte(idempotencyKey)})
-	case d != nil:
+	case signer == nil && d != nil:
 		keys = append(keys, fieldsKey(d))
 	}
-	if s := e.GetSigner(); s != nil {
-		keys = append(keys, PersonKey{Kind: PersonSigner, Value: s.GetPublicKey()})
+	if signer != nil {
+		keys = append(keys, PersonKey{Kind: PersonSigner, Value: signer.GetPublicKey()})
 	}
 	return keys
 }
@@ -535,14 +547,31 @@ func (k PersonKeyKind) String() string {
 // SameEndorsement reports whether two endorsements are equal in every
 // field but the secrets-derived ones (commitment and withdrawal lock) and
 // the signatures over them: the letter and its digest, verification,
-// visibility, supersedes, the signer key and the organiser key.
+// visibility, supersedes, whether a signer signed and with which key, and
+// whether an organiser signed.
 func SameEndorsement(a, b *pb.Endorsement) bool {
-	return a.GetLetterId() == b.GetLetterId() &&
-		bytes.Equal(a.GetLetterDigest(), b.GetLetterDigest()) &&
-		a.GetVerification() == b.GetVerification() &&
-		a.GetVisibility() == b.GetVisibility() &&
-		(a.Supersedes == nil) == (b.Supersedes == nil) && a.GetSupersedes() == b.GetSupersedes() &&
-		(a.GetSigner() == nil) == (b.GetSigner() == nil) &&
-		bytes.Equal(a.GetSigner().GetPublicKey(), b.GetSigner().GetPublicKey()) &&
-		(a.GetOrganiser() == nil) == (b.GetOrganiser() == nil)
+	return EndorsementDifference(a, b) == ""
+}
+
+// EndorsementDifference names the first field, other than the
+// secrets-derived ones, in which two endorsements differ (see
+// [SameEndorsement]), or returns "" when there is none.
+func EndorsementDifference(a, b *pb.Endorsement) string {
+	switch {
+	case a.GetLetterId() != b.GetLetterId():
+		return "endorsement.letter_id"
+	case !bytes.Equal(a.GetLetterDigest(), b.GetLetterDigest()):
+		return "endorsement.letter_digest"
+	case a.GetVerification() != b.GetVerification():
+		return "endorsement.verification"
+	case a.GetVisibility() != b.GetVisibility():
+		return "endorsement.visibility"
+	case (a.Supersedes == nil) != (b.Supersedes == nil) || a.GetSupersedes() != b.GetSupersedes():
+		return "endorsement.supersedes"
+	case (a.GetSigner() == nil) != (b.GetSigner() == nil) || !bytes.Equal(a.GetSigner().GetPublicKey(), b.GetSigner().GetPublicKey()):
+		return "endorsement.signer"
+	case (a.GetOrganiser() == nil) != (b.GetOrganiser() == nil):
+		return "endorsement.organiser"
+	}
+	return ""
 }
