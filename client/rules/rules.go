@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -167,13 +168,32 @@ type Change struct {
 // an endorsement of a closed letter. The server answers it with
 // FailedPrecondition.
 type StateError struct {
+	// Field is the dotted path of the field the rule is about, such as
+	// "endorsement.letter_id".
+	Field string
+	// Rule says what the log's state forbids, such as "letter "x" is
+	// closed".
 	Rule string
 }
 
 func (e *StateError) Error() string { return e.Rule }
 
-func stateError(format string, args ...any) *StateError {
-	return &StateError{Rule: fmt.Sprintf(format, args...)}
+func stateError(field, format string, args ...any) *StateError {
+	return &StateError{Field: field, Rule: fmt.Sprintf(format, args...)}
+}
+
+// FieldOf returns the field a rule broken is about: a
+// [*records.FieldError]'s or a [*StateError]'s field, or that of an
+// [*ExistsError]'s rule; "" for any other error.
+func FieldOf(err error) string {
+	var se *StateError
+	if errors.As(err, &se) {
+		return se.Field
+	}
+	if fe, ok := records.AsFieldError(err); ok {
+		return fe.Field
+	}
+	return ""
 }
 
 // ExistsError reports a record about what the earlier record Of already
@@ -273,7 +293,8 @@ func applyStatus(st State, rec *pb.Record, s *pb.LetterStatus) (*Change, error) 
 			return nil, err
 		}
 		if exact || s.GetStatus() == pb.Status_STATUS_CLOSED {
-			return nil, &ExistsError{Of: *earlier, Exact: exact, Rule: stateError("letter %q is already closed", s.GetLetterId())}
+			what := map[pb.Status]string{pb.Status_STATUS_CLOSED: "closed", pb.Status_STATUS_DELIVERED: "delivered"}[s.GetStatus()]
+			return nil, &ExistsError{Of: *earlier, Exact: exact, Rule: stateError("status.status", "letter %q is already %s", s.GetLetterId(), what)}
 		}
 	}
 	return &Change{Letter: lt, Status: s.GetStatus()}, nil
@@ -303,7 +324,7 @@ func applyEndorsement(st State, in Input, e *pb.Endorsement) (*Change, error) {
 	// The letter's state first: a closed letter tells nobody but the
 	// writer of an exact repeat whether the record exists.
 	if lt.Closed != nil {
-		closed := stateError("letter %q is closed", e.GetLetterId())
+		closed := stateError("endorsement.letter_id", "letter %q is closed", e.GetLetterId())
 		ref, err := st.Commitment(e.GetCommitment())
 		if err != nil || ref == nil {
 			return nil, firstError(err, closed)
@@ -417,9 +438,9 @@ func checkSupersedes(t *Endorsement, e *pb.Endorsement) error {
 	case t.Endorsement.GetLetterId() != e.GetLetterId():
 		return &records.FieldError{Field: field, Rule: "must be an endorsement of the same letter"}
 	case t.WithdrawnBy != nil:
-		return stateError("the endorsement at %d is withdrawn", index)
+		return stateError(field, "the endorsement at %d is withdrawn", index)
 	case t.SupersededBy != nil:
-		return stateError("the endorsement at %d was already superseded", index)
+		return stateError(field, "the endorsement at %d was already superseded", index)
 	case t.Endorsement.GetSigner() != nil && !bytes.Equal(t.Endorsement.GetSigner().GetPublicKey(), e.GetSigner().GetPublicKey()):
 		return &records.FieldError{Field: "endorsement.signer", Rule: "must be signed by the signer key of the superseded endorsement"}
 	}
@@ -463,15 +484,15 @@ func applyAction(st State, rec *pb.Record, mark Mark, index uint64, auth *pb.Aut
 		if err != nil {
 			return nil, err
 		}
-		return nil, &ExistsError{Of: *done, Exact: exact, Rule: stateError("the endorsement at %d is already %s", index, map[Mark]string{MarkWithdrawn: "withdrawn", MarkRedacted: "redacted"}[mark])}
+		return nil, &ExistsError{Of: *done, Exact: exact, Rule: stateError(name+".target_index", "the endorsement at %d is already %s", index, map[Mark]string{MarkWithdrawn: "withdrawn", MarkRedacted: "redacted"}[mark])}
 	}
 	switch {
 	case mark == MarkWithdrawn && t.SupersededBy != nil:
-		return nil, stateError("the endorsement at %d was superseded by a correction: withdraw the correction", index)
+		return nil, stateError(name+".target_index", "the endorsement at %d was superseded by a correction: withdraw the correction", index)
 	case mark == MarkWithdrawn && bySecret && t.SecretSpent:
-		return nil, stateError("the withdrawal secret of the endorsement at %d was already revealed and is spent", index)
+		return nil, stateError(name+".authorisation.withdrawal_secret", "the withdrawal secret of the endorsement at %d was already revealed and is spent", index)
 	case mark == MarkRedacted && t.Endorsement.GetVisibility() != pb.Visibility_VISIBILITY_PUBLIC:
-		return nil, stateError("the endorsement at %d is private: there is no disclosure to redact", index)
+		return nil, stateError(name+".target_index", "the endorsement at %d is private: there is no disclosure to redact", index)
 	}
 	ch := &Change{Letter: lt, Target: t, Mark: mark, SecretSpent: bySecret}
 	if mark == MarkRedacted {
