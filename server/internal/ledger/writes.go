@@ -6,14 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode"
 
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/client/rules"
@@ -119,21 +115,6 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 	})
 }
 
-// Fold returns s folded for search: NFD without combining marks, lower
-// case, white space collapsed.
-func Fold(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(t, strings.ToLower(s))
-	if err != nil {
-		folded = strings.ToLower(s)
-	}
-	return strings.Join(strings.Fields(unmarked.Replace(folded)), " ")
-}
-
-// unmarked spells, without their stroke or ligature, the Latin letters
-// that do not decompose into a base letter and a mark.
-var unmarked = strings.NewReplacer("ł", "l", "ø", "o", "đ", "d", "ħ", "h", "ŧ", "t", "ß", "ss", "æ", "ae", "œ", "oe", "þ", "th", "ð", "d", "ı", "i")
-
 // EndorseOptions is what the writer of an endorsement says beside it.
 type EndorseOptions struct {
 	// IdempotencyKey is the writer's key for the person (an import's id
@@ -207,7 +188,7 @@ func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorse
 			IdempotencyKey:      opts.IdempotencyKey,
 			ReaddAfterRedaction: opts.ReaddAfterRedaction,
 		},
-		folded: Fold(d.GetName()),
+		folded: names.Fold(d.GetName()),
 	}, nil
 }
 
