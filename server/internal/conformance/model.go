@@ -2,11 +2,11 @@ package conformance
 
 import (
 	"context"
-	"os"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +130,7 @@ func (m *modelRun) hide(n string) {
 func (m *modelRun) endorseOp(what string, l *pb.Letter, f records.Fields, vis pb.Visibility, idem string, supersedes *uint64, c int) *op {
 	e := client.NewEndorsement(m.s.c.Origin(), l, client.Signer{Fields: f, Visibility: vis, Supersedes: supersedes, OrganiserKey: m.s.org})
 	return &op{what: what, e: e, client: c, principal: m.principal(c, nil, nil), secret: e.WithdrawalSecret,
-		in: rules.Input{Record: &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}}, Disclosure: e.Disclosure, IdempotencyKey: idem},
+		in:      rules.Input{Record: &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}}, Disclosure: e.Disclosure, IdempotencyKey: idem},
 		touches: []string{l.GetId() + "/" + f.Name}}
 }
 
