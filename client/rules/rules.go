@@ -325,12 +325,8 @@ func applyEndorsement(st State, in Input, e *pb.Endorsement) (*Change, error) {
 	// writer of an exact repeat whether the record exists.
 	if lt.Closed != nil {
 		closed := stateError("endorsement.letter_id", "letter %q is closed", e.GetLetterId())
-		ref, err := st.Commitment(e.GetCommitment())
-		if err != nil || ref == nil {
-			return nil, firstError(err, closed)
-		}
-		exact, err := sameRecord(st, *ref, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e}})
-		if err != nil || !exact {
+		ref, exact, _, err := repeatOf(st, e)
+		if err != nil || ref == nil || !exact {
 			return nil, firstError(err, closed)
 		}
 		return nil, &ExistsError{Of: *ref, Exact: true, Rule: closed, Refuse: closed}
@@ -405,17 +401,17 @@ func firstError(errs ...error) error {
 // checkUnique checks that an endorsement's commitment and lock were never
 // accepted before.
 func checkUnique(st State, e *pb.Endorsement) error {
-	ref, err := st.Commitment(e.GetCommitment())
+	ref, exact, withdrawn, err := repeatOf(st, e)
 	if err != nil {
 		return err
 	}
 	if ref != nil {
-		exact, err := sameRecord(st, *ref, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e}})
-		if err != nil {
-			return err
+		var rule error = &records.FieldError{Field: "endorsement.commitment",
+			Rule: "must be unique in the log: a commitment is accepted once, withdrawn or not (a new endorsement needs a fresh salt)"}
+		if withdrawn {
+			rule = stateError("endorsement.commitment", "an endorsement with this commitment was withdrawn: endorsing again needs fresh secrets")
 		}
-		return &ExistsError{Of: *ref, Exact: exact, Rule: &records.FieldError{Field: "endorsement.commitment",
-			Rule: "must be unique in the log: a commitment is accepted once, withdrawn or not (a new endorsement needs a fresh salt)"}}
+		return &ExistsError{Of: *ref, Exact: exact, Rule: rule}
 	}
 	ref, err = st.Lock(e.GetWithdrawalLock())
 	if err != nil {
@@ -426,6 +422,28 @@ func checkUnique(st State, e *pb.Endorsement) error {
 			Rule: "must be unique in the log: a withdrawal lock is accepted once, withdrawn or not (choose a new withdrawal secret)"}}
 	}
 	return nil
+}
+
+// repeatOf returns the endorsement accepted with e's commitment, if any,
+// whether e repeats it exactly, and whether it was withdrawn. A withdrawn
+// endorsement is never repeated exactly: whoever sends it again (a replay
+// of the bytes anyone can read) is refused, and nothing is appended.
+func repeatOf(st State, e *pb.Endorsement) (ref *Ref, exact, withdrawn bool, err error) {
+	ref, err = st.Commitment(e.GetCommitment())
+	if err != nil || ref == nil {
+		return nil, false, false, err
+	}
+	if exact, err = sameRecord(st, *ref, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e}}); err != nil {
+		return nil, false, false, err
+	}
+	if ref.Index >= 0 {
+		t, err := st.Endorsement(uint64(ref.Index))
+		if err != nil {
+			return nil, false, false, err
+		}
+		withdrawn = t != nil && t.WithdrawnBy != nil
+	}
+	return ref, exact && !withdrawn, withdrawn, nil
 }
 
 // checkSupersedes checks that the correction e may supersede t.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -398,14 +397,7 @@ func (m *modelRun) apply(en *pb.Entry, round []*op) {
 	}
 	if _, err := m.mem.Append(w.in, rfc6962.DefaultHasher.HashLeaf(en.GetRecord())); err != nil {
 		t.Errorf("the server appended at %d a record the rules refuse: %v", en.GetIndex(), err)
-		if os.Getenv("MODEL_DEBUG") != "" {
-			for i := uint64(0); i < en.GetIndex(); i++ {
-				if x := m.written[i]; x != nil {
-					t.Logf("%d %s idem=%q name=%q rec=%v", i, x.principal, x.in.IdempotencyKey, x.in.Disclosure.GetName(), x.in.Record)
-				}
-			}
-			t.Logf("%d %s idem=%q name=%q rec=%v", en.GetIndex(), w.principal, w.in.IdempotencyKey, w.in.Disclosure.GetName(), w.in.Record)
-		}
+		t.Logf("appended by %s, idempotency key %q: %v", w.principal, w.in.IdempotencyKey, rec)
 	}
 	m.written[en.GetIndex()] = w
 	if rec.GetEndorsement() != nil {

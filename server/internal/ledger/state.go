@@ -106,8 +106,19 @@ func (s *txState) Endorsement(index uint64) (*rules.Endorsement, error) {
 	}, nil
 }
 
+// Commitment returns the endorsement accepted with a commitment, with its
+// index when it has one (a replay of a withdrawn one is refused by it).
 func (s *txState) Commitment(c []byte) (*rules.Ref, error) {
-	return s.lookup(dedupKey(s.l.cfg.DedupSecret, keyCommitment, c))
+	ref, err := s.lookup(dedupKey(s.l.cfg.DedupSecret, keyCommitment, c))
+	if err != nil || ref == nil {
+		return nil, err
+	}
+	e, err := s.tx.EntryBySeq(s.ctx, ref.Seq)
+	if err != nil {
+		return nil, err
+	}
+	ref.Index = e.Index
+	return ref, nil
 }
 
 func (s *txState) Lock(l []byte) (*rules.Ref, error) {
