@@ -81,7 +81,8 @@ type Config struct {
 // Outcome is what became of one row.
 type Outcome struct {
 	Row Row
-	// Receipt is the path of the row's receipt, or empty when rejected.
+	// Receipt is the path of the row's receipt, or empty when it has none
+	// (rejected, or the import stopped before its answer).
 	Receipt string
 	// Index is the endorsement's log index, when accepted.
 	Index uint64
@@ -99,7 +100,8 @@ type Outcome struct {
 // person is the rows of one person, and what is sent for them.
 type person struct {
 	key         string
-	rows        []int // indexes into the rows, the first one sent
+	rows        []int    // indexes into the rows, the first one sent
+	paths       []string // the receipt of each row
 	endorsement *client.Endorsement
 }
 
@@ -125,15 +127,12 @@ func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
 	for _, p := range persons {
 		first := rows[p.rows[0]]
 		for _, i := range p.rows {
-			out[i].Receipt = filepath.Join(cfg.Dir, ReceiptName(width, rows[i]))
+			p.paths = append(p.paths, filepath.Join(cfg.Dir, ReceiptName(width, rows[i])))
 		}
 		s := client.Signer{Fields: first.Fields, Visibility: first.Visibility, Verification: first.Verification, OrganiserKey: cfg.OrganiserKey}
-		salt, secret, err := j.secrets(p.key)
-		if err != nil {
-			return out, err
-		}
+		salt, secret := j.secrets(p.key)
 		p.endorsement = client.NewEndorsementWithSecrets(cfg.Client.Origin(), cfg.Letter, s, salt, secret)
-		if b, index, ok := hasReceipt(cfg.Client, out[p.rows[0]].Receipt, p.endorsement); ok {
+		if b, index, ok := hasReceipt(cfg.Client, p.paths[0], p.endorsement); ok {
 			if err := settle(out, p, b, index, false, true); err != nil {
 				return out, err
 			}
@@ -247,7 +246,7 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 		}
 		if rej != nil {
 			for _, i := range p.rows {
-				out[i].Rejected, out[i].Receipt, out[i].MergedInto = rej.GetMessage(), "", 0
+				out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
 			}
 		} else if err := settle(out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
 			return err
@@ -264,13 +263,13 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 
 // settle writes a person's receipt for each of its rows.
 func settle(out []Outcome, p *person, b []byte, index uint64, duplicate, skipped bool) error {
-	for _, i := range p.rows {
-		if !skipped || i != p.rows[0] {
-			if err := atomicfile.Write(out[i].Receipt, b, 0o600); err != nil {
+	for n, i := range p.rows {
+		if !skipped || n > 0 {
+			if err := atomicfile.Write(p.paths[n], b, 0o600); err != nil {
 				return fmt.Errorf("receipt of row %d: %w", out[i].Row.Number, err)
 			}
 		}
-		out[i].Index, out[i].Duplicate, out[i].Skipped = index, duplicate, skipped
+		out[i].Receipt, out[i].Index, out[i].Duplicate, out[i].Skipped = p.paths[n], index, duplicate, skipped
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func openJournal(path, letterID string) (*journal, error) {
 	}
 	j := &journal{f: f, letter: letterID, known: map[string][2][]byte{}}
 	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
+	for sc.Scan() {
 		parts := strings.Split(sc.Text(), "\t")
 		if len(parts) != 4 {
 			// A line cut short by a crash: its row was never sent.
@@ -58,16 +58,16 @@ func openJournal(path, letterID string) (*journal, error) {
 // secrets returns the salt and withdrawal secret of the person with this
 // key: those of an earlier run, or new random ones, journaled at the next
 // sync.
-func (j *journal) secrets(key string) (salt, secret []byte, err error) {
+func (j *journal) secrets(key string) (salt, secret []byte) {
 	h := sha256.Sum256([]byte(j.letter + "\x00" + key))
 	id := hex.EncodeToString(h[:])
 	if s, ok := j.known[id]; ok {
-		return s[0], s[1], nil
+		return s[0], s[1]
 	}
 	salt, secret = client.NewSecrets()
 	j.known[id] = [2][]byte{salt, secret}
 	j.pending = fmt.Appendf(j.pending, "%s\t%s\t%x\t%x\n", j.letter, id, salt, secret)
-	return salt, secret, nil
+	return salt, secret
 }
 
 // sync writes the new secrets and makes them durable.

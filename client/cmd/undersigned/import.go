@@ -89,6 +89,24 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if bar != nil {
 		bar.Finish()
 	}
+	nrejects, werr := report(e, *csvFile, *dir, header, len(rows), rejects, byNumber, outcomes)
+	err = errors.Join(err, werr)
+	if err != nil {
+		var mismatch *client.MismatchError
+		if errors.As(err, &mismatch) {
+			return &exitError{exitFailed, fmt.Errorf("import stopped: %w", err)}
+		}
+		return err
+	}
+	if nrejects > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", nrejects)}
+	}
+	return nil
+}
+
+// report writes FILE.rejects.csv and FILE.merged.csv and prints the
+// summary of an import; it returns the number of rows rejected.
+func report(e *env, csvFile, dir string, header []string, read int, rejects []rejected, byNumber map[int]*row, outcomes []importer.Outcome) (int, error) {
 	var accepted, duplicates, done int
 	var merged []rejected
 	for _, o := range outcomes {
@@ -97,7 +115,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			rejects = append(rejects, rejected{o.Row.Number, byNumber[o.Row.Number].fields, o.Rejected})
 		case o.Skipped:
 			done++
-		case o.Index != 0 || o.Receipt != "" && o.Duplicate:
+		case o.Receipt != "":
 			accepted++
 			if o.Duplicate {
 				duplicates++
@@ -107,32 +125,18 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			merged = append(merged, rejected{o.Row.Number, byNumber[o.Row.Number].fields, fmt.Sprint(o.MergedInto)})
 		}
 	}
-	if werr := writeRows(*csvFile+".rejects.csv", header, "reason", rejects); werr != nil {
-		err = errors.Join(err, werr)
-	}
-	if werr := writeRows(*csvFile+".merged.csv", header, "merged_into_row", merged); werr != nil {
-		err = errors.Join(err, werr)
-	}
+	err := errors.Join(writeRows(csvFile+".rejects.csv", header, "reason", rejects),
+		writeRows(csvFile+".merged.csv", header, "merged_into_row", merged))
 	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier endorsements), %d already had receipts, %d rejected; receipts in %s\n",
-		len(rows)+len(rejects)-countServerRejects(outcomes), accepted, duplicates, done, len(rejects), *dir)
+		read+len(rejects)-countServerRejects(outcomes), accepted, duplicates, done, len(rejects), dir)
 	if len(merged) > 0 {
 		fmt.Fprintf(e.stdout, "%d rows describe the same person as an earlier row and share its receipt (rows %s); they are listed in %s\n",
-			len(merged), rowNumbers(merged), *csvFile+".merged.csv")
+			len(merged), rowNumbers(merged), csvFile+".merged.csv")
 	}
 	if len(rejects) > 0 {
-		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", *csvFile+".rejects.csv")
+		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", csvFile+".rejects.csv")
 	}
-	if err != nil {
-		var mismatch *client.MismatchError
-		if errors.As(err, &mismatch) {
-			return &exitError{exitFailed, fmt.Errorf("import stopped: %w", err)}
-		}
-		return err
-	}
-	if len(rejects) > 0 {
-		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", len(rejects))}
-	}
-	return nil
+	return len(rejects), err
 }
 
 func countServerRejects(outcomes []importer.Outcome) int {

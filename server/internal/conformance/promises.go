@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -173,6 +174,11 @@ func promisePrivate(t *testing.T, s *session) {
 	s.unchanged(t, size)
 	if s.served(t, letter.GetId(), "Private First") {
 		t.Error("the private signer is named")
+	}
+	// The answer to another token is counted.
+	_, _, metrics := s.get("/metrics")
+	if m := regexp.MustCompile(`(?m)^undersigned_ledger_others_record_total ([0-9.e+]+)$`).FindSubmatch(metrics); m == nil || string(m[1]) == "0" {
+		t.Errorf("undersigned_ledger_others_record_total is %q, want at least 1", m)
 	}
 }
 

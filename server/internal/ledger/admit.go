@@ -166,6 +166,25 @@ func (l *Ledger) admitBatch(ws []*write) {
 	for id, ls := range letters {
 		l.addLetter(id, ls)
 	}
+	l.answer(ws, results, b)
+	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
+	if len(b.entries) > 0 && l.cfg.AfterAdmit != nil {
+		l.cfg.AfterAdmit()
+	}
+	if len(b.entries) == 0 {
+		return
+	}
+	if l.unordered != nil {
+		l.unordered.dispatch(b.entries)
+		return
+	}
+	l.batches <- b
+}
+
+// answer hands each write of a committed batch its outcome, with what it
+// waits on for its index: its own new entry, or the earlier record it
+// repeats.
+func (l *Ledger) answer(ws []*write, results []admission, b *batch) {
 	l.pendingMu.Lock()
 	for i := range b.entries {
 		p := &pendingEntry{done: make(chan struct{})}
@@ -192,18 +211,6 @@ func (l *Ledger) admitBatch(ws []*write) {
 		}
 		w.admitted <- a
 	}
-	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
-	if len(b.entries) > 0 && l.cfg.AfterAdmit != nil {
-		l.cfg.AfterAdmit()
-	}
-	if len(b.entries) == 0 {
-		return
-	}
-	if l.unordered != nil {
-		l.unordered.dispatch(b.entries)
-		return
-	}
-	l.batches <- b
 }
 
 // prefetchOf lists what the writes of a batch will look up.
