@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,4 +153,74 @@ func (l *serverLog) Start(t *testing.T) *conformance.Target {
 		VerifierKey: strings.TrimSpace(string(pub)),
 		Stop:        stop,
 	}
+}
+
+// modelRate lets the model test's writes without a token (withdrawals and
+// redactions by a receipt's secret, hundreds a second from one address)
+// through.
+var modelRate = server.RateLimits{PerAddress: 1e6, AddressBurst: 1e6, PerLetter: 1e6, LetterBurst: 1e6}
+
+// modelOps is the number of operations of a model test:
+// UNDERSIGNED_MODEL_OPS, or def.
+func modelOps(t *testing.T, def int) int {
+	if v := os.Getenv("UNDERSIGNED_MODEL_OPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("UNDERSIGNED_MODEL_OPS=%q", v)
+		}
+		return n
+	}
+	return def
+}
+
+// modelSeed is the seed of a model test: UNDERSIGNED_MODEL_SEED, or a new
+// one, logged so that a failure can be replayed.
+func modelSeed(t *testing.T) uint64 {
+	if v := os.Getenv("UNDERSIGNED_MODEL_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("UNDERSIGNED_MODEL_SEED=%q", v)
+		}
+		return n
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// TestModelEmbedded checks random sequences of operations on the embedded
+// engine against the rules function (conformance.RunModel).
+func TestModelEmbedded(t *testing.T) {
+	l := &serverLog{dir: t.TempDir(), cfg: server.Config{BatchMaxAge: 5 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond, OpenRate: modelRate}}
+	conformance.RunModel(t, l, modelOps(t, 10000), modelSeed(t))
+}
+
+// TestModelTrillianMemory is TestModelEmbedded on Trillian in this process.
+func TestModelTrillianMemory(t *testing.T) {
+	tr, err := trillianmem.Start(context.Background(), trillianmem.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	tree, err := tr.CreateTree(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &serverLog{dir: t.TempDir(), cfg: server.Config{OpenRate: modelRate, Trillian: &server.TrillianConfig{
+		Conn: tr.Conn, TreeID: tree, PollInterval: 10 * time.Millisecond,
+	}}}
+	conformance.RunModel(t, l, modelOps(t, 10000), modelSeed(t))
+}
+
+// TestModelTrillianPostgres is TestModelEmbedded on Trillian and
+// PostgreSQL, with 1,000 operations. It runs without the race detector
+// (.ci/run runs it so), which makes it too slow.
+func TestModelTrillianPostgres(t *testing.T) {
+	if raceEnabled {
+		t.Skip("too slow under the race detector: .ci/run runs it without -race")
+	}
+	env := trilliantest.Need(t)
+	l := &serverLog{dir: t.TempDir(), cfg: server.Config{OpenRate: modelRate, Trillian: &server.TrillianConfig{
+		Addr: env.TrillianAddr, TreeID: env.NewTree(t, trillian.TreeType_LOG), PostgresURI: env.NewDatabase(t),
+		PollInterval: 20 * time.Millisecond,
+	}}}
+	conformance.RunModel(t, l, modelOps(t, 1000), modelSeed(t))
 }
