@@ -75,7 +75,7 @@ func (c *Client) Withdraw(ctx context.Context, a Action) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.complete(resp.GetResult(), nil, nil)
+	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: w}})
 }
 
 // Redact appends a redaction.
@@ -90,7 +90,7 @@ func (c *Client) Redact(ctx context.Context, a Action) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.complete(resp.GetResult(), nil, nil)
+	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_Redaction{Redaction: r}})
 }
 
 // SetLetterStatus appends a letter status signed by key.
@@ -101,7 +101,7 @@ func (c *Client) SetLetterStatus(ctx context.Context, letterID string, st pb.Sta
 	if err != nil {
 		return nil, err
 	}
-	return c.complete(resp.GetResult(), nil, nil)
+	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: s}})
 }
 
 // TargetOf returns the index and leaf hash of the entry at index, read from

@@ -16,9 +16,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -186,6 +188,91 @@ type Result struct {
 	Duplicate bool
 }
 
+// completeEndorsement checks that the server's record is the endorsement
+// sent (see [CheckReturned]), then completes its receipt.
+func (c *Client) completeEndorsement(w *pb.WriteResult, e *Endorsement) (*Result, error) {
+	r, err := c.complete(w, e.Disclosure, e.WithdrawalSecret)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckReturned(&pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}}, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// completeRecord completes a receipt and checks that its record is the
+// one sent.
+func (c *Client) completeRecord(w *pb.WriteResult, sent *pb.Record) (*Result, error) {
+	r, err := c.complete(w, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckReturned(sent, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// MismatchError is a record the server returned that is not the one sent:
+// the server (or someone in between) answered another write. Field names
+// the first field that differs.
+type MismatchError struct {
+	Index uint64
+	Field string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("the server returned the record at %d, which differs from the one sent in %s: do not trust this receipt", e.Index, e.Field)
+}
+
+// CheckReturned checks that the record of a write's result is the record
+// sent, field by field: exactly, or, for a duplicate endorsement (the
+// receipt of an earlier endorsement of the same person), in every field
+// but the secrets-derived ones (commitment, withdrawal lock) and the
+// signatures over them. It returns a [*MismatchError] naming the first
+// field that differs.
+func CheckReturned(sent *pb.Record, r *Result) error {
+	got := r.Verified.Record
+	field := ""
+	switch {
+	case got == nil:
+		field = "record"
+	case sent.GetEndorsement() != nil && r.Duplicate:
+		field = rules.EndorsementDifference(sent.GetEndorsement(), got.GetEndorsement())
+	default:
+		a, b := proto.CloneOf(sent), proto.CloneOf(got)
+		a.Version, a.AcceptedAt, b.Version, b.AcceptedAt = 0, 0, 0, 0
+		if !proto.Equal(a, b) {
+			field = recordDifference(a, b)
+		}
+	}
+	if field != "" {
+		return &MismatchError{Index: r.Verified.Index, Field: field}
+	}
+	return nil
+}
+
+// recordDifference names the first top-level field of the record's kind
+// that differs between a and b.
+func recordDifference(a, b *pb.Record) string {
+	ma, mb := a.ProtoReflect(), b.ProtoReflect()
+	oneof := ma.Descriptor().Oneofs().ByName("kind")
+	fa, fb := ma.WhichOneof(oneof), mb.WhichOneof(oneof)
+	if fa == nil || fb == nil || fa.Number() != fb.Number() {
+		return "record kind"
+	}
+	va, vb := ma.Get(fa).Message(), mb.Get(fb).Message()
+	fields := va.Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if va.Has(f) != vb.Has(f) || !va.Get(f).Equal(vb.Get(f)) {
+			return string(fa.Name()) + "." + string(f.Name())
+		}
+	}
+	return string(fa.Name())
+}
+
 // complete adds to the server's receipt the disclosure and the withdrawal
 // secret that match its record, then verifies it.
 func (c *Client) complete(w *pb.WriteResult, d *pb.Disclosure, secret []byte) (*Result, error) {
@@ -264,7 +351,7 @@ func (c *Client) PublishLetter(ctx context.Context, l *pb.Letter, idempotencyKey
 	if err != nil {
 		return nil, err
 	}
-	return c.complete(resp.GetResult(), nil, nil)
+	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_Letter{Letter: l}})
 }
 
 // Letter returns a published letter.
@@ -298,9 +385,6 @@ type Signer struct {
 	SignerKey ed25519.PrivateKey
 	// OrganiserKey, when set, signs as an organiser.
 	OrganiserKey ed25519.PrivateKey
-	// ClientSecret, when set, derives the salt and the withdrawal secret
-	// (see [DeriveSecrets]); otherwise they are random.
-	ClientSecret []byte
 }
 
 // Endorsement is a signed endorsement with what only the client knows.
@@ -308,19 +392,33 @@ type Endorsement struct {
 	Endorsement      *pb.Endorsement
 	Disclosure       *pb.Disclosure
 	WithdrawalSecret []byte
+	// ReaddAfterRedaction asks the server, explicitly, to add a person
+	// whom a redaction removed from the letter (an organiser only).
+	ReaddAfterRedaction bool
 }
 
-// NewEndorsement builds and signs an endorsement of letter l.
+// NewSecrets returns a random salt and withdrawal secret for a new
+// endorsement. Every endorsement needs its own: the log accepts a
+// commitment and a lock once.
+func NewSecrets() (salt, withdrawalSecret []byte) {
+	salt, withdrawalSecret = make([]byte, records.SaltSize), make([]byte, records.SecretSize)
+	rand.Read(salt)
+	rand.Read(withdrawalSecret)
+	return salt, withdrawalSecret
+}
+
+// NewEndorsement builds and signs an endorsement of letter l with fresh
+// random secrets (see [NewSecrets]).
 func NewEndorsement(origin string, l *pb.Letter, s Signer) *Endorsement {
+	salt, secret := NewSecrets()
+	return NewEndorsementWithSecrets(origin, l, s, salt, secret)
+}
+
+// NewEndorsementWithSecrets builds and signs an endorsement of letter l
+// with the given salt and withdrawal secret: a rerun of an interrupted
+// import sends the secrets its journal kept, and gets its receipts back.
+func NewEndorsementWithSecrets(origin string, l *pb.Letter, s Signer, salt, secret []byte) *Endorsement {
 	f := records.CanonicalFields(s.Fields)
-	var salt, secret []byte
-	if s.ClientSecret != nil {
-		salt, secret = DeriveSecrets(s.ClientSecret, origin, l.GetId(), f)
-	} else {
-		salt, secret = make([]byte, records.SaltSize), make([]byte, records.SecretSize)
-		rand.Read(salt)
-		rand.Read(secret)
-	}
 	vis := s.Visibility
 	if vis == pb.Visibility_VISIBILITY_UNSPECIFIED {
 		vis = pb.Visibility_VISIBILITY_PUBLIC
@@ -354,11 +452,12 @@ func NewEndorsement(origin string, l *pb.Letter, s Signer) *Endorsement {
 // Endorse appends an endorsement built by [NewEndorsement] and returns its
 // receipt, which carries the disclosure and the withdrawal secret.
 func (c *Client) Endorse(ctx context.Context, e *Endorsement, idempotencyKey string) (*Result, error) {
-	resp, err := c.api.Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure, IdempotencyKey: idempotencyKey})
+	resp, err := c.api.Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure,
+		IdempotencyKey: idempotencyKey, ReaddAfterRedaction: e.ReaddAfterRedaction})
 	if err != nil {
 		return nil, err
 	}
-	return c.complete(resp.GetResult(), e.Disclosure, e.WithdrawalSecret)
+	return c.completeEndorsement(resp.GetResult(), e)
 }
 
 // EndorseStream is a bulk import in progress: Send endorsements and Recv
@@ -384,7 +483,8 @@ func (c *Client) EndorseStream(ctx context.Context) (*EndorseStream, error) {
 // Send sends one endorsement; it blocks while StreamWindow are in flight.
 func (s *EndorseStream) Send(e *Endorsement, idempotencyKey string) error {
 	s.sent <- e
-	return s.stream.Send(&pb.EndorseStreamRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure, IdempotencyKey: idempotencyKey})
+	return s.stream.Send(&pb.EndorseStreamRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure,
+		IdempotencyKey: idempotencyKey, ReaddAfterRedaction: e.ReaddAfterRedaction})
 }
 
 // CloseSend says that nothing more will be sent.
@@ -401,6 +501,6 @@ func (s *EndorseStream) Recv() (*Result, *pb.Rejection, error) {
 	if rej := resp.GetRejected(); rej != nil {
 		return nil, rej, nil
 	}
-	r, err := s.c.complete(resp.GetWritten(), e.Disclosure, e.WithdrawalSecret)
+	r, err := s.c.completeEndorsement(resp.GetWritten(), e)
 	return r, nil, err
 }

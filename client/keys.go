@@ -2,11 +2,8 @@ package client
 
 import (
 	"crypto/ed25519"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -110,33 +107,4 @@ func LoadSignerSeed(path string) ([]byte, error) {
 // from the seed of a signer key file (see records.SignerKeyForLetter).
 func SignerKey(seed []byte, origin, letterID string) ed25519.PrivateKey {
 	return records.SignerKeyForLetter(seed, origin, letterID)
-}
-
-// ClientSecret derives, from an organiser key, the secret that
-// [DeriveSecrets] uses, so that an organiser's reruns rebuild the same
-// receipts.
-func ClientSecret(organiser ed25519.PrivateKey) []byte {
-	m := hmac.New(sha256.New, organiser.Seed())
-	m.Write([]byte("undersigned/v1/client-secret\n"))
-	return m.Sum(nil)
-}
-
-// DeriveSecrets returns the salt and withdrawal secret of an endorsement
-// from a client secret: the same secret, log, letter and fields always give
-// the same values, so that a rerun rebuilds the same receipt. Anyone with
-// the client secret can test guesses of a name against a commitment: keep
-// it as safe as the organiser key it comes from.
-func DeriveSecrets(clientSecret []byte, origin, letterID string, f records.Fields) (salt, withdrawalSecret []byte) {
-	mac := func(label string) []byte {
-		m := hmac.New(sha256.New, clientSecret)
-		m.Write([]byte("undersigned/v1/" + label + "\n"))
-		for _, s := range []string{origin, letterID, f.Name, f.Affiliation, f.Country} {
-			var n [4]byte
-			binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-			m.Write(n[:])
-			m.Write([]byte(s))
-		}
-		return m.Sum(nil)
-	}
-	return mac("salt"), mac("withdrawal-secret")
 }

@@ -3,10 +3,14 @@ package server_test
 import (
 	"context"
 	"log/slog"
+	"os"
+	"strconv"
 	"testing"
+	"time"
 
 	"k8s.io/klog/v2"
 
+	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/conformance"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/servertest"
@@ -67,4 +71,62 @@ func (l *conformanceLog) Start(t *testing.T) *conformance.Target {
 		VerifierKey: s.VerifierKey,
 		Stop:        func(t *testing.T) { s.Stop(t) },
 	}
+}
+
+// modelRate lets the model test's writes without a token (withdrawals and
+// redactions by a receipt's secret, hundreds a second from one address)
+// through.
+var modelRate = server.RateLimits{PerAddress: 1e6, AddressBurst: 1e6, PerLetter: 1e6, LetterBurst: 1e6}
+
+// modelOps is the number of operations of a model test:
+// UNDERSIGNED_MODEL_OPS, or def.
+func modelOps(t *testing.T, def int) int {
+	if v := os.Getenv("UNDERSIGNED_MODEL_OPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("UNDERSIGNED_MODEL_OPS=%q", v)
+		}
+		return n
+	}
+	return def
+}
+
+// modelSeed is the seed of a model test: UNDERSIGNED_MODEL_SEED, or a new
+// one, logged so that a failure can be replayed.
+func modelSeed(t *testing.T) uint64 {
+	if v := os.Getenv("UNDERSIGNED_MODEL_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("UNDERSIGNED_MODEL_SEED=%q", v)
+		}
+		return n
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// modelLog is a log of the engine for a model test, whose writes without a
+// token are not limited.
+func modelLog(t *testing.T, engine servertest.Engine) *conformanceLog {
+	return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: engine, OpenRate: modelRate})}
+}
+
+// TestModelEmbedded checks random sequences of operations on the embedded
+// engine against the rules function (conformance.RunModel).
+func TestModelEmbedded(t *testing.T) {
+	conformance.RunModel(t, modelLog(t, servertest.Embedded), modelOps(t, 10000), modelSeed(t))
+}
+
+// TestModelTrillianMemory is TestModelEmbedded on Trillian in this process.
+func TestModelTrillianMemory(t *testing.T) {
+	conformance.RunModel(t, modelLog(t, servertest.TrillianMemory), modelOps(t, 10000), modelSeed(t))
+}
+
+// TestModelTrillianPostgres is TestModelEmbedded on Trillian and
+// PostgreSQL, with 1,000 operations. It runs without the race detector
+// (.ci/run runs it so), which makes it too slow.
+func TestModelTrillianPostgres(t *testing.T) {
+	if raceEnabled {
+		t.Skip("too slow under the race detector: .ci/run runs it without -race")
+	}
+	conformance.RunModel(t, modelLog(t, servertest.TrillianPostgres), modelOps(t, 1000), modelSeed(t))
 }

@@ -65,7 +65,7 @@ func streamEndorse(t *testing.T, c *client.Client, es []*client.Endorsement) []o
 
 // sampleEndorsement builds the endorsement of a sample row the way the
 // import command does, without checking the fields first.
-func sampleEndorsement(origin string, l *pb.Letter, org []byte, secret []byte, r sampleRow) *client.Endorsement {
+func sampleEndorsement(origin string, l *pb.Letter, org []byte, r sampleRow) *client.Endorsement {
 	vis := pb.Visibility_VISIBILITY_PUBLIC
 	if r.Private {
 		vis = pb.Visibility_VISIBILITY_PRIVATE
@@ -74,7 +74,6 @@ func sampleEndorsement(origin string, l *pb.Letter, org []byte, secret []byte, r
 		Fields:       records.CanonicalFields(records.Fields{Name: r.Name, Affiliation: r.Affiliation}),
 		Visibility:   vis,
 		OrganiserKey: org,
-		ClientSecret: secret,
 	})
 }
 
@@ -105,10 +104,9 @@ func TestSampleImport(t *testing.T) {
 	c := ts.dial(t, ts.Token, served.dialOptions()...)
 	letter := ts.publish(t, c, "riverside-library", pb.Policy_POLICY_CURATED)
 	rows := readSample(t)
-	secret := client.ClientSecret(ts.Org)
 	es := make([]*client.Endorsement, len(rows))
 	for i, r := range rows {
-		es[i] = sampleEndorsement(c.Origin(), letter, ts.Org, secret, r)
+		es[i] = sampleEndorsement(c.Origin(), letter, ts.Org, r)
 	}
 	outcomes := streamEndorse(t, c, es)
 
@@ -346,8 +344,14 @@ func TestSampleImport(t *testing.T) {
 				t.Errorf("line %d: offline: %v", rows[i].Line, err)
 				continue
 			}
-			if v.Disclosure == nil || !v.HasSecret {
+			// A duplicate's receipt is the first row's record: the client
+			// holds its disclosure only when public (served), and never its
+			// secret, which the first row's receipt keeps (secrets are random).
+			if !res.Duplicate && (v.Disclosure == nil || !v.HasSecret) {
 				t.Errorf("line %d: the completed receipt lacks the disclosure (%v) or the secret (%v)", rows[i].Line, v.Disclosure, v.HasSecret)
+			}
+			if res.Duplicate && v.HasSecret {
+				t.Errorf("line %d: a duplicate's receipt carries a secret that cannot open its lock", rows[i].Line)
 			}
 			st, err := c.Verify(ctx, res.Receipt)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -320,13 +321,21 @@ func TestCorrectionSharingAKey(t *testing.T) {
 			if len(entries) != 1 || entries[0].GetIndex() != fixed.Verified.Index || entries[0].GetDisclosure().GetName() != tc.fixed {
 				t.Errorf("roster %v, want only %q at %d", entries, tc.fixed, fixed.Verified.Index)
 			}
-			// The key still deduplicates: the correction now holds it.
-			dup, err := tc.c.Endorse(ctx, client.NewEndorsement(origin, tc.letter, tc.signer(tc.again, nil)), "")
+			// The key still deduplicates: the correction now holds it. An
+			// exact repeat of the correction is its duplicate; one without
+			// supersedes differs in a signed field and is refused (issue 10:
+			// a duplicate is exact or refused).
+			dup, err := tc.c.Endorse(ctx, client.NewEndorsement(origin, tc.letter, tc.signer(tc.again, u(idx))), "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !dup.Duplicate || dup.Verified.Index != fixed.Verified.Index {
 				t.Errorf("after the correction, the same key gives duplicate %v at %d, want the correction at %d", dup.Duplicate, dup.Verified.Index, fixed.Verified.Index)
+			}
+			_, err = tc.c.Endorse(ctx, client.NewEndorsement(origin, tc.letter, tc.signer(tc.again, nil)), "")
+			wantCode(t, err, codes.InvalidArgument)
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the record at %d", fixed.Verified.Index)) {
+				t.Errorf("the conflict does not tell its writer where the earlier record is: %v", err)
 			}
 		})
 	}

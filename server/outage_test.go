@@ -70,7 +70,7 @@ func TestTrillianOutage(t *testing.T) {
 	}
 	endorse := func(ctx context.Context, name string) error {
 		e := client.NewEndorsement(cl.Origin(), l, client.Signer{
-			Fields: records.Fields{Name: name}, OrganiserKey: key, ClientSecret: client.ClientSecret(key),
+			Fields: records.Fields{Name: name}, OrganiserKey: key,
 		})
 		_, err := cl.Endorse(ctx, e, "")
 		return err

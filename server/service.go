@@ -34,7 +34,8 @@ func (v *service) PublishLetter(ctx context.Context, req *pb.PublishLetterReques
 }
 
 func (v *service) Endorse(ctx context.Context, req *pb.EndorseRequest) (*pb.EndorseResponse, error) {
-	r, err := v.s.ledger.Endorse(ctx, callerOf(ctx), req.GetEndorsement(), req.GetDisclosure(), req.GetIdempotencyKey())
+	r, err := v.s.ledger.Endorse(ctx, callerOf(ctx), req.GetEndorsement(), req.GetDisclosure(),
+		ledger.EndorseOptions{IdempotencyKey: req.GetIdempotencyKey(), ReaddAfterRedaction: req.GetReaddAfterRedaction()})
 	if err != nil {
 		return nil, v.s.toStatus(ctx, err)
 	}
@@ -76,7 +77,8 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 			}
 			go func() {
 				defer v.s.writes.Release(1)
-				r, err := v.s.ledger.Endorse(ctx, c, req.GetEndorsement(), req.GetDisclosure(), req.GetIdempotencyKey())
+				r, err := v.s.ledger.Endorse(ctx, c, req.GetEndorsement(), req.GetDisclosure(),
+					ledger.EndorseOptions{IdempotencyKey: req.GetIdempotencyKey(), ReaddAfterRedaction: req.GetReaddAfterRedaction()})
 				if err != nil {
 					slot <- &pb.EndorseStreamResponse{Result: &pb.EndorseStreamResponse_Rejected{Rejected: v.rejection(ctx, err)}}
 					return

@@ -26,16 +26,24 @@
 //   - a withdrawal or a redaction: that its target is an earlier
 //     endorsement, its authorisation (records.CheckWithdrawal,
 //     records.CheckRedaction), that the target was not already withdrawn
-//     (or superseded) or redacted, that a withdrawal secret is revealed
-//     only once, and that only a public endorsement is redacted;
+//     (or superseded) or redacted, that a withdrawal is not authorised by a
+//     secret already revealed (a redaction may be: it can only hide a
+//     name), and that only a public endorsement is redacted;
 //   - a status change: its letter, its signature (records.CheckStatus) and
 //     that a letter is closed only once.
 //
 // Every public endorsement must have a disclosure that opens its
 // commitment, or a redaction: otherwise it is withheld ([RuleWithheld]). A
 // disclosure must not be served for a private endorsement, nor once its
-// endorsement was redacted. These are the rules the server enforces when
-// it admits a write, so an honest log never breaks one.
+// endorsement was redacted. A commitment or a withdrawal lock accepted
+// twice in the log is a replay ([RuleReplay]), reported with the earlier
+// index; so is a signer key that still counts in its letter used again.
+//
+// The rules that depend on the log's state are not written here: the
+// replay applies the one rules function (package client/rules) that the
+// server applies when it admits a write, to a state the model answers from
+// what the log and the public disclosures show, and its errors are the
+// violations. So an honest log never breaks one.
 //
 // # Violations, forks and evidence
 //

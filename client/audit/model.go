@@ -107,10 +107,17 @@ type model struct {
 	endorsements []endorsement
 	actions      []action
 	statuses     []statusRecord
+	// commitments and locks are where each was first accepted; signers,
+	// the live endorsement of each signer key in a letter (see
+	// signerKeyOf): what the rules read (modelState).
+	commitments map[[32]byte]uint64
+	locks       map[[32]byte]uint64
+	signers     map[string]uint64
 }
 
 func newModel(origin string) *model {
-	return &model{origin: origin, byID: map[string]int32{}}
+	return &model{origin: origin, byID: map[string]int32{},
+		commitments: map[[32]byte]uint64{}, locks: map[[32]byte]uint64{}, signers: map[string]uint64{}}
 }
 
 func (m *model) size() uint64 { return uint64(len(m.refs)) }
@@ -221,6 +228,7 @@ func (a *applier) apply(it *item, offset int64) {
 		return
 	}
 	rec := it.rec
+	a.checkRules(index, it)
 	at := rec.GetAcceptedAt()
 	if rec.GetEndorsement() == nil && it.entry.Disclosure != nil {
 		a.violate(index, RulePrivateDisclosed, "a disclosure is served for a record that is not an endorsement")
@@ -260,9 +268,7 @@ func (a *applier) applyLetter(index uint64, l *pb.Letter) {
 	if i, ok := m.byID[l.GetRevises()]; ok && l.GetRevises() != "" {
 		revised = m.letters[i].letter
 	}
-	if first, taken := m.byID[l.GetId()]; taken {
-		a.violate(index, RuleLetter, "letter.id: must be unique in the log; %q was published at index %d", l.GetId(), m.letters[first].index)
-	} else {
+	if _, taken := m.byID[l.GetId()]; !taken {
 		m.byID[l.GetId()] = int32(len(m.letters))
 		m.refs[index].i = int32(len(m.letters))
 		m.letters = append(m.letters, &letterState{index: index, letter: l, closedBy: -1, deliveredBy: -1})
@@ -306,17 +312,21 @@ func (a *applier) applyEndorsement(index uint64, e *pb.Endorsement, it *item, of
 	}
 	li, ok := m.byID[e.GetLetterId()]
 	var ls *letterState
-	if !ok {
-		a.violate(index, RuleEndorsement, "endorsement.letter_id: must name a letter in the log; %q is not", e.GetLetterId())
-	} else {
+	if ok {
 		ls = m.letters[li]
 		en.letter = li
-		if ls.closedBy >= 0 {
-			a.violate(index, RuleEndorsement, "letter %q was closed at index %d: it takes no more endorsements", e.GetLetterId(), ls.closedBy)
-		}
 	}
 	if e.Supersedes != nil {
 		a.applySupersedes(index, e, &en, ls)
+	}
+	if _, seen := m.commitments[hash32(e.GetCommitment())]; !seen {
+		m.commitments[hash32(e.GetCommitment())] = index
+	}
+	if _, seen := m.locks[en.lock]; !seen {
+		m.locks[en.lock] = index
+	}
+	if en.signerKey != nil {
+		m.signers[signerKeyOf(e.GetLetterId(), en.signerKey)] = index
 	}
 	m.endorsements = append(m.endorsements, en)
 	if ls != nil {
@@ -336,29 +346,31 @@ func (a *applier) applyEndorsement(index uint64, e *pb.Endorsement, it *item, of
 	}
 }
 
-// applySupersedes checks and applies a correction: the rules of the
-// server's checkSupersedes.
+// applySupersedes applies a correction to the model; the rules
+// (checkRules) report one that breaks them.
 func (a *applier) applySupersedes(index uint64, e *pb.Endorsement, en *endorsement, ls *letterState) {
 	m := a.m
 	ti := e.GetSupersedes()
 	t := m.endorsementAt(ti)
-	switch {
-	case ti >= index || t == nil:
-		a.violate(index, RuleSupersedes, "endorsement.supersedes: must be the index of an earlier endorsement; %d is not", ti)
+	if ti >= index || t == nil || ls == nil || t.letter != en.letter || t.supersededBy >= 0 {
 		return
-	case ls == nil || t.letter != en.letter:
-		a.violate(index, RuleSupersedes, "endorsement.supersedes: must be an endorsement of the same letter; %d is not", ti)
-		return
-	case t.withdrawnBy >= 0:
-		a.violate(index, RuleSupersedes, "the endorsement at %d was withdrawn at index %d and cannot be corrected", ti, t.withdrawnBy)
-	case t.supersededBy >= 0:
-		a.violate(index, RuleSupersedes, "the endorsement at %d was already superseded at index %d", ti, t.supersededBy)
-		return
-	case t.signerKey != nil && !bytes.Equal(t.signerKey, e.GetSigner().GetPublicKey()):
-		a.violate(index, RuleSupersedes, "endorsement.signer: must be signed by the signer key of the superseded endorsement %d", ti)
 	}
 	en.supersedes = int64(ti)
 	t.supersededBy = int64(index)
+	a.freeSigner(t)
+}
+
+// freeSigner frees the signer key an endorsement held in its letter, once
+// it is withdrawn, redacted or superseded.
+func (a *applier) freeSigner(t *endorsement) {
+	ls := a.m.letterOf(t)
+	if t.signerKey == nil || ls == nil {
+		return
+	}
+	k := signerKeyOf(ls.letter.GetId(), t.signerKey)
+	if i, ok := a.m.signers[k]; ok && i == t.index {
+		delete(a.m.signers, k)
+	}
 }
 
 // checkDuplicate warns when a named endorsement repeats a name that still
@@ -390,15 +402,14 @@ func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement)
 func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Reason, auth *pb.Authorisation, it *item,
 	check func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error) {
 	m := a.m
-	rule, name := RuleWithdrawal, "withdrawal"
+	rule := RuleWithdrawal
 	if kind == kindRedaction {
-		rule, name = RuleRedaction, "redaction"
+		rule = RuleRedaction
 	}
 	act := action{kind: kind, targetIndex: ti, target: -1, reason: reason}
 	t := m.endorsementAt(ti)
 	if ti >= index || t == nil {
 		m.actions = append(m.actions, act)
-		a.violate(index, rule, "%s.target_index: must be the index of an earlier endorsement; %d is not", name, ti)
 		return
 	}
 	act.target = m.refs[ti].i
@@ -409,30 +420,16 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 	if s, ok := auth.GetBy().(*pb.Authorisation_WithdrawalSecret); ok && len(s.WithdrawalSecret) == records.SecretSize {
 		bySecret = bytes.Equal(records.WithdrawalLock(s.WithdrawalSecret), t.lock[:])
 	}
-	if bySecret && t.secretSpent {
-		a.violate(index, RuleSpentSecret, "the withdrawal secret of the endorsement at %d was already revealed and is spent", ti)
-	}
 	if bySecret {
 		t.secretSpent = true
 	}
+	a.freeSigner(t)
 	switch kind {
 	case kindWithdrawal:
-		switch {
-		case t.withdrawnBy >= 0:
-			a.violate(index, rule, "the endorsement at %d was already withdrawn at index %d", ti, t.withdrawnBy)
-		case t.supersededBy >= 0:
-			a.violate(index, rule, "the endorsement at %d was superseded at index %d: withdraw the correction", ti, t.supersededBy)
-		}
 		if t.withdrawnBy < 0 {
 			t.withdrawnBy, t.withdrawReason = int64(index), reason
 		}
 	case kindRedaction:
-		switch {
-		case t.redactedBy >= 0:
-			a.violate(index, rule, "the endorsement at %d was already redacted at index %d", ti, t.redactedBy)
-		case t.visibility != pb.Visibility_VISIBILITY_PUBLIC:
-			a.violate(index, rule, "the endorsement at %d is private: there is no disclosure to redact", ti)
-		}
 		if t.redactedBy < 0 {
 			t.redactedBy, t.redactReason = int64(index), reason
 			if t.disc == discServed && ti >= a.roundStart && !a.replay {
@@ -474,7 +471,6 @@ func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
 	li, ok := m.byID[s.GetLetterId()]
 	if !ok {
 		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote()})
-		a.violate(index, RuleStatus, "status.letter_id: must name a letter in the log; %q is not", s.GetLetterId())
 		return
 	}
 	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote()})
@@ -482,9 +478,7 @@ func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
 	ls.statuses = append(ls.statuses, index)
 	switch s.GetStatus() {
 	case pb.Status_STATUS_CLOSED:
-		if ls.closedBy >= 0 {
-			a.violate(index, RuleStatus, "letter %q was already closed at index %d", s.GetLetterId(), ls.closedBy)
-		} else {
+		if ls.closedBy < 0 {
 			ls.closedBy = int64(index)
 		}
 	case pb.Status_STATUS_DELIVERED:

@@ -30,8 +30,14 @@ const (
 	RuleWithdrawal Rule = "withdrawal"
 	// RuleRedaction: a redaction's target or authorisation.
 	RuleRedaction Rule = "redaction"
-	// RuleSpentSecret: a withdrawal secret revealed a second time.
+	// RuleSpentSecret: a withdrawal by a withdrawal secret already
+	// revealed (a redaction may reveal a spent one: it can only hide a
+	// name).
 	RuleSpentSecret Rule = "spent-secret"
+	// RuleReplay: a commitment or a withdrawal lock accepted a second time
+	// in the log (withdrawn or not): a record replayed, or secrets reused.
+	// The message names the earlier index.
+	RuleReplay Rule = "replay"
 	// RuleStatus: a status change's letter or signature, or a second
 	// closing.
 	RuleStatus Rule = "status"

@@ -724,13 +724,18 @@ func TestLayoutsFollowDesign(t *testing.T) {
 	e := testEndorsement(curated, signer, organiser1)
 	e.Supersedes = proto.Uint64(5)
 	wantS := cat(lp([]byte(testOrigin)), lp([]byte(e.LetterId)), e.LetterDigest, e.Commitment, e.WithdrawalLock,
-		u64(6), []byte{byte(pb.Verification_VERIFICATION_SIGNER_KEY), byte(pb.Visibility_VISIBILITY_PUBLIC)})
+		u64(6), []byte{byte(pb.Verification_VERIFICATION_SIGNER_KEY), byte(pb.Visibility_VISIBILITY_PUBLIC)},
+		lp(e.Signer.PublicKey))
 	if got := records.EndorsementStatement(testOrigin, e); !bytes.Equal(got, wantS) {
 		t.Errorf("EndorsementStatement = %x, want %x", got, wantS)
 	}
 	e.Supersedes = nil
-	if got := records.EndorsementStatement(testOrigin, e); !bytes.Equal(got[len(got)-10:len(got)-2], make([]byte, 8)) {
-		t.Errorf("EndorsementStatement without supersedes: u64 field is %x, want 0", got[len(got)-10:len(got)-2])
+	if got := records.EndorsementStatement(testOrigin, e); !bytes.Equal(got[len(got)-46:len(got)-38], make([]byte, 8)) {
+		t.Errorf("EndorsementStatement without supersedes: u64 field is %x, want 0", got[len(got)-46:len(got)-38])
+	}
+	e.Signer = nil
+	if got := records.EndorsementStatement(testOrigin, e); !bytes.Equal(got[len(got)-4:], make([]byte, 4)) {
+		t.Errorf("EndorsementStatement without a signer ends with %x, want lp(empty) = 00000000", got[len(got)-4:])
 	}
 
 	leaf := bytes.Repeat([]byte{0xab}, 32)
@@ -900,5 +905,34 @@ func TestHasUnknownFields(t *testing.T) {
 	withKeys.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 20, protowire.VarintType), 0))
 	if !records.HasUnknownFields(withKeys) {
 		t.Error("an unknown field at the top is not found")
+	}
+}
+
+// TestOrganiserSignatureCoversSignerKey: whoever relays an
+// organiser-signed endorsement cannot attach a signer key of their own (or
+// strip the one the organiser vouched for), because the statement names it.
+func TestOrganiserSignatureCoversSignerKey(t *testing.T) {
+	_, intruder, _ := ed25519.GenerateKey(nil)
+	e := testEndorsement(curated, nil, organiser1)
+	if err := records.CheckEndorsement(testOrigin, curated, e); err != nil {
+		t.Fatalf("the organiser's endorsement: %v", err)
+	}
+	records.SignEndorsementAsSigner(intruder, testOrigin, e)
+	err := records.CheckEndorsement(testOrigin, curated, e)
+	if fe, ok := records.AsFieldError(err); !ok || fe.Field != "endorsement.organiser" {
+		t.Errorf("a signer key attached after the organiser signed: %v, want a bad endorsement.organiser signature", err)
+	}
+
+	// Verified by email, signed by both: only the signer key differs
+	// once it is stripped.
+	both := testEndorsement(curated, nil, nil)
+	sign(both, signer, organiser1)
+	if err := records.CheckEndorsement(testOrigin, curated, both); err != nil {
+		t.Fatalf("the endorsement signed by both: %v", err)
+	}
+	both.Signer = nil
+	err = records.CheckEndorsement(testOrigin, curated, both)
+	if fe, ok := records.AsFieldError(err); !ok || fe.Field != "endorsement.organiser" {
+		t.Errorf("the signer the organiser vouched for stripped: %v, want a bad endorsement.organiser signature", err)
 	}
 }

@@ -15,8 +15,9 @@
 //
 //   - endorsement statement S = lp(origin) ‖ lp(letter id) ‖ digest ‖
 //     commitment ‖ withdrawal lock ‖ u64(supersedes + 1, or 0) ‖
-//     u8(verification) ‖ u8(visibility), signed with [TagSigner] or
-//     [TagOrganiser];
+//     u8(verification) ‖ u8(visibility) ‖ lp(signer public key, or empty
+//     when there is none), signed with [TagSigner] or [TagOrganiser]: the
+//     organiser vouches for whether a signer key is attached, and which;
 //   - withdrawal and redaction statement W = lp(origin) ‖ u8(kind) ‖
 //     u64(target index) ‖ target leaf hash ‖ u8(reason), signed with
 //     [TagWithdraw] or [TagRedact];

@@ -91,9 +91,12 @@ func TextDigest(text string) []byte {
 }
 
 // EndorsementStatement returns the statement S that signers and organisers
-// sign for an endorsement.
+// sign for an endorsement. It ends with lp(signer public key), empty when
+// the endorsement carries no signer: an organiser vouches for whether a
+// signer key is attached, and which, so that nobody who relays the
+// endorsement can attach a key of their own.
 func EndorsementStatement(origin string, e *pb.Endorsement) []byte {
-	b := make([]byte, 0, 8+len(origin)+len(e.GetLetterId())+3*HashSize+10)
+	b := make([]byte, 0, 12+len(origin)+len(e.GetLetterId())+3*HashSize+10+len(e.GetSigner().GetPublicKey()))
 	b = appendLPString(b, origin)
 	b = appendLPString(b, e.GetLetterId())
 	b = append(b, e.GetLetterDigest()...)
@@ -105,7 +108,7 @@ func EndorsementStatement(origin string, e *pb.Endorsement) []byte {
 	}
 	b = binary.BigEndian.AppendUint64(b, supersedes)
 	b = append(b, byte(e.GetVerification()), byte(e.GetVisibility()))
-	return b
+	return appendLP(b, e.GetSigner().GetPublicKey())
 }
 
 // ActionStatement returns the statement W of a withdrawal (kind

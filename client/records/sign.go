@@ -57,14 +57,16 @@ func SignStatus(key ed25519.PrivateKey, origin string, s *pb.LetterStatus) {
 }
 
 // SignEndorsementAsOrganiser sets e.Organiser to key's signature over the
-// endorsement statement.
+// endorsement statement. The statement names the signer key, so a signer
+// must sign (or e.Signer hold the signer's public key) first.
 func SignEndorsementAsOrganiser(key ed25519.PrivateKey, origin string, e *pb.Endorsement) {
 	e.Organiser = Sign(key, TagOrganiser, EndorsementStatement(origin, e))
 }
 
 // SignEndorsementAsSigner sets e.Signer to key's signature over the
-// endorsement statement.
+// endorsement statement, which names key's public key.
 func SignEndorsementAsSigner(key ed25519.PrivateKey, origin string, e *pb.Endorsement) {
+	e.Signer = &pb.Signature{PublicKey: key.Public().(ed25519.PublicKey)}
 	e.Signer = Sign(key, TagSigner, EndorsementStatement(origin, e))
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/undersigned/undersigned/client/records"
@@ -98,8 +99,9 @@ var description = vectorDescription{
 	SignerKey: "A signer's key for one letter: hmac_message = \"undersigned/v1/signer-key\\n\" ‖ lp(origin) ‖ lp(letter_id); " +
 		"derived_seed = HMAC-SHA256(key = seed, message = hmac_message); public_key is the Ed25519 public key of derived_seed.",
 	Endorsement: "statement S = lp(origin) ‖ lp(letter_id) ‖ letter_digest ‖ commitment ‖ withdrawal_lock ‖ " +
-		"u64(supersedes + 1, or 0 when supersedes is null) ‖ u8(verification) ‖ u8(visibility). " +
-		"signer_message = \"undersigned/v1/signer\\n\" ‖ S, signed with signer_seed; " +
+		"u64(supersedes + 1, or 0 when supersedes is null) ‖ u8(verification) ‖ u8(visibility) ‖ lp(signer_public_key), " +
+		"where signer_public_key is the Ed25519 public key of signer_seed, or empty (lp = 00000000) when signer_seed is empty and the endorsement has no signer. " +
+		"signer_message = \"undersigned/v1/signer\\n\" ‖ S, signed with signer_seed (absent when signer_seed is empty); " +
 		"organiser_message = \"undersigned/v1/organiser\\n\" ‖ S, signed with organiser_seed.",
 	Action: "Withdrawals and redactions: statement W = lp(origin) ‖ u8(kind) ‖ u64(target_index) ‖ target_leaf_hash ‖ u8(reason). " +
 		"message = tag ‖ W, where the tag is \"undersigned/v1/withdraw\\n\" for a withdrawal (kind 1) and \"undersigned/v1/redact\\n\" for a redaction (kind 2); " +
@@ -162,12 +164,12 @@ type endorsementVector struct {
 	VerificationName   string  `json:"verification_name"`
 	Visibility         int     `json:"visibility"`
 	VisibilityName     string  `json:"visibility_name"`
-	SignerSeed         string  `json:"signer_seed"`
+	SignerSeed         string  `json:"signer_seed,omitempty"`
 	OrganiserSeed      string  `json:"organiser_seed"`
 	Statement          string  `json:"statement"`
-	SignerPublicKey    string  `json:"signer_public_key"`
-	SignerMessage      string  `json:"signer_message"`
-	SignerSignature    string  `json:"signer_signature"`
+	SignerPublicKey    string  `json:"signer_public_key,omitempty"`
+	SignerMessage      string  `json:"signer_message,omitempty"`
+	SignerSignature    string  `json:"signer_signature,omitempty"`
 	OrganiserPublicKey string  `json:"organiser_public_key"`
 	OrganiserMessage   string  `json:"organiser_message"`
 	OrganiserSignature string  `json:"organiser_signature"`
@@ -343,13 +345,20 @@ func (v *endorsementVector) compute(t *testing.T) {
 	}
 	v.VerificationName = verificationNames[e.Verification]
 	v.VisibilityName = visibilityNames[e.Visibility]
+	if v.SignerSeed != "" {
+		signer := ed25519.NewKeyFromSeed(unhex(t, "signer_seed", v.SignerSeed))
+		e.Signer = &pb.Signature{PublicKey: signer.Public().(ed25519.PublicKey)}
+	}
 	s := records.EndorsementStatement(v.Origin, e)
 	v.Statement = hexOf(s)
-	records.SignEndorsementAsSigner(ed25519.NewKeyFromSeed(unhex(t, "signer_seed", v.SignerSeed)), v.Origin, e)
+	v.SignerPublicKey, v.SignerMessage, v.SignerSignature = "", "", ""
+	if v.SignerSeed != "" {
+		records.SignEndorsementAsSigner(ed25519.NewKeyFromSeed(unhex(t, "signer_seed", v.SignerSeed)), v.Origin, e)
+		v.SignerPublicKey = hexOf(e.Signer.PublicKey)
+		v.SignerMessage = hexOf(cat([]byte(records.TagSigner), s))
+		v.SignerSignature = hexOf(e.Signer.Signature)
+	}
 	records.SignEndorsementAsOrganiser(ed25519.NewKeyFromSeed(unhex(t, "organiser_seed", v.OrganiserSeed)), v.Origin, e)
-	v.SignerPublicKey = hexOf(e.Signer.PublicKey)
-	v.SignerMessage = hexOf(cat([]byte(records.TagSigner), s))
-	v.SignerSignature = hexOf(e.Signer.Signature)
 	v.OrganiserPublicKey = hexOf(e.Organiser.PublicKey)
 	v.OrganiserMessage = hexOf(cat([]byte(records.TagOrganiser), s))
 	v.OrganiserSignature = hexOf(e.Organiser.Signature)
@@ -541,6 +550,9 @@ func buildVectors(t *testing.T) *vectorFile {
 			Supersedes: ptr[uint64](7), Verification: int(pb.Verification_VERIFICATION_SIGNER_KEY), Visibility: int(pb.Visibility_VISIBILITY_PRIVATE),
 			Commitment: f.Commitment[5].Commitment, WithdrawalLock: f.WithdrawalLock[2].Lock, SignerSeed: f.SignerKey[2].DerivedSeed,
 			Origin: otherOrigin},
+		{Comment: "no signer: the statement ends with lp(empty), and only an organiser signs",
+			Supersedes: nil, Verification: int(pb.Verification_VERIFICATION_EMAIL), Visibility: int(pb.Visibility_VISIBILITY_PUBLIC),
+			Commitment: f.Commitment[6].Commitment, WithdrawalLock: f.WithdrawalLock[1].Lock},
 	}
 	for i := range f.Endorsement {
 		v := &f.Endorsement[i]
@@ -736,7 +748,16 @@ func checkVectorFile(t *testing.T, f *vectorFile) {
 	}
 	for i, v := range f.Endorsement {
 		what := "endorsement[" + strconv.Itoa(i) + "]"
-		verifyVector(t, what+" signer", records.TagSigner, v.Statement, v.SignerPublicKey, v.SignerMessage, v.SignerSignature, v.SignerSeed)
+		if tail := hexOf(lp(unhex(t, "signer_public_key", v.SignerPublicKey))); !strings.HasSuffix(v.Statement, tail) {
+			t.Errorf("%s: statement does not end with lp(signer_public_key)", what)
+		}
+		if v.SignerSeed == "" {
+			if v.SignerPublicKey != "" || v.SignerSignature != "" {
+				t.Errorf("%s: a signer signature without a signer seed", what)
+			}
+		} else {
+			verifyVector(t, what+" signer", records.TagSigner, v.Statement, v.SignerPublicKey, v.SignerMessage, v.SignerSignature, v.SignerSeed)
+		}
 		verifyVector(t, what+" organiser", records.TagOrganiser, v.Statement, v.OrganiserPublicKey, v.OrganiserMessage, v.OrganiserSignature, v.OrganiserSeed)
 	}
 	for i, v := range f.Action {

@@ -162,11 +162,17 @@ type EndorseRequest struct {
 	// the rules on names, uses it to deduplicate, keeps it if the endorsement
 	// is public, and forgets it if private.
 	Disclosure *Disclosure `protobuf:"bytes,2,opt,name=disclosure,proto3" json:"disclosure,omitempty"`
-	// An optional key of the caller's choosing, at most 128 bytes: a retry
-	// with the same key returns the first record.
+	// An optional key of the caller's choosing for the person, at most 128
+	// bytes (an import's id column): a retry with the same key returns the
+	// first record, and two endorsements with different keys are two people
+	// even when they share a name.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set by an organiser, explicitly, to add a person whom a redaction
+	// removed from the letter (a signer who asks to come back). Without it
+	// the same person is refused after a redaction.
+	ReaddAfterRedaction bool `protobuf:"varint,4,opt,name=readd_after_redaction,json=readdAfterRedaction,proto3" json:"readd_after_redaction,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *EndorseRequest) Reset() {
@@ -218,6 +224,13 @@ func (x *EndorseRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *EndorseRequest) GetReaddAfterRedaction() bool {
+	if x != nil {
+		return x.ReaddAfterRedaction
+	}
+	return false
 }
 
 // WithdrawRequest asks to append a withdrawal.
@@ -737,11 +750,13 @@ type EndorseStreamRequest struct {
 	Endorsement *Endorsement `protobuf:"bytes,1,opt,name=endorsement,proto3" json:"endorsement,omitempty"`
 	// The clear text behind endorsement.commitment, as in EndorseRequest.
 	Disclosure *Disclosure `protobuf:"bytes,2,opt,name=disclosure,proto3" json:"disclosure,omitempty"`
-	// An optional key of the caller's choosing, at most 128 bytes: a retry
-	// with the same key returns the first record.
+	// An optional key of the caller's choosing for the person, as in
+	// EndorseRequest.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// As in EndorseRequest.
+	ReaddAfterRedaction bool `protobuf:"varint,4,opt,name=readd_after_redaction,json=readdAfterRedaction,proto3" json:"readd_after_redaction,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *EndorseStreamRequest) Reset() {
@@ -793,6 +808,13 @@ func (x *EndorseStreamRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *EndorseStreamRequest) GetReaddAfterRedaction() bool {
+	if x != nil {
+		return x.ReaddAfterRedaction
+	}
+	return false
 }
 
 // EndorseStreamResponse answers one request of an EndorseStream.
@@ -2423,13 +2445,14 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x1cundersigned/v1/service.proto\x12\x0eundersigned.v1\x1a\x1cundersigned/v1/records.proto\"o\n" +
 	"\x14PublishLetterRequest\x12.\n" +
 	"\x06letter\x18\x01 \x01(\v2\x16.undersigned.v1.LetterR\x06letter\x12'\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"\xb4\x01\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"\xe8\x01\n" +
 	"\x0eEndorseRequest\x12=\n" +
 	"\vendorsement\x18\x01 \x01(\v2\x1b.undersigned.v1.EndorsementR\vendorsement\x12:\n" +
 	"\n" +
 	"disclosure\x18\x02 \x01(\v2\x1a.undersigned.v1.DisclosureR\n" +
 	"disclosure\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"M\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x122\n" +
+	"\x15readd_after_redaction\x18\x04 \x01(\bR\x13readdAfterRedaction\"M\n" +
 	"\x0fWithdrawRequest\x12:\n" +
 	"\n" +
 	"withdrawal\x18\x01 \x01(\v2\x1a.undersigned.v1.WithdrawalR\n" +
@@ -2456,13 +2479,14 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05field\x18\x03 \x01(\tR\x05field\x12\x12\n" +
-	"\x04rule\x18\x04 \x01(\tR\x04rule\"\xba\x01\n" +
+	"\x04rule\x18\x04 \x01(\tR\x04rule\"\xee\x01\n" +
 	"\x14EndorseStreamRequest\x12=\n" +
 	"\vendorsement\x18\x01 \x01(\v2\x1b.undersigned.v1.EndorsementR\vendorsement\x12:\n" +
 	"\n" +
 	"disclosure\x18\x02 \x01(\v2\x1a.undersigned.v1.DisclosureR\n" +
 	"disclosure\x12'\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"\x93\x01\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x122\n" +
+	"\x15readd_after_redaction\x18\x04 \x01(\bR\x13readdAfterRedaction\"\x93\x01\n" +
 	"\x15EndorseStreamResponse\x127\n" +
 	"\awritten\x18\x01 \x01(\v2\x1b.undersigned.v1.WriteResultH\x00R\awritten\x127\n" +
 	"\brejected\x18\x02 \x01(\v2\x19.undersigned.v1.RejectionH\x00R\brejectedB\b\n" +

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"unicode"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/internal/atomicfile"
@@ -86,20 +84,4 @@ func (e *env) organiserKey() (ed25519.PrivateKey, error) {
 // writeFileAtomic writes a file so that it is either absent or complete.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return atomicfile.Write(path, data, perm)
-}
-
-var notSlug = regexp.MustCompile(`[^\p{L}\p{N}]+`)
-
-// slug turns a name into a file-name part: letters and digits of any
-// script, other runs as one '-', at most 48 runes.
-func slug(name string) string {
-	s := strings.Trim(notSlug.ReplaceAllString(name, "-"), "-")
-	r := []rune(s)
-	if len(r) > 48 {
-		s = strings.TrimRightFunc(string(r[:48]), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-	}
-	if s == "" {
-		s = "endorsement"
-	}
-	return s
 }

@@ -34,6 +34,7 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	supersedes := fs.Int64("supersedes", -1, "the index of an earlier endorsement this one corrects")
 	out := fs.String("receipt", "", "where to write the receipt (default LETTER-INDEX.tlog-proof)")
 	disclosureOut := fs.String("disclosure-out", "", "write the name to this file instead of into the receipt, for signers who must not carry their name around")
+	readd := fs.Bool("readd-after-redaction", false, "add a signer whom a redaction removed from this letter, at their request (organisers only)")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -81,15 +82,10 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		s.OrganiserKey = key
-		s.ClientSecret = client.ClientSecret(key)
 	}
-	r, err := c.Endorse(ctx, client.NewEndorsement(c.Origin(), l, s), "")
-	if err != nil && s.ClientSecret != nil && strings.Contains(err.Error(), "endorsement.withdrawal_lock") {
-		// Endorsed before and withdrawn with the derived secret, which is
-		// public now: endorse again with fresh random secrets.
-		s.ClientSecret = nil
-		r, err = c.Endorse(ctx, client.NewEndorsement(c.Origin(), l, s), "")
-	}
+	en := client.NewEndorsement(c.Origin(), l, s)
+	en.ReaddAfterRedaction = *readd
+	r, err := c.Endorse(ctx, en, "")
 	if err != nil {
 		return err
 	}

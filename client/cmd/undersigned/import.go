@@ -3,15 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -19,24 +17,22 @@ import (
 	"golang.org/x/term"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/importer"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
 // row is one data row of an import file.
 type row struct {
-	number int      // 1 for the first row after the header
 	fields []string // as read
-	signer client.Signer
-	path   string // its receipt
+	importer.Row
 }
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	letter := fs.String("letter", "", "the letter id")
-	csvFile := fs.String("csv", "", "the CSV file: a header naming name (required), affiliation, country, visibility")
-	dir := fs.String("receipts", "receipts", "the folder for the receipts, one per accepted row")
+	csvFile := fs.String("csv", "", "the CSV file: a header naming name (required), affiliation, country, visibility, id")
+	dir := fs.String("receipts", "receipts", "the folder for the receipts, one per accepted row, and the import's journal")
 	verification := fs.String("verification", "none", "how the signers were verified: none, email, phone, in_person, document")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
@@ -61,7 +57,6 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	secret := client.ClientSecret(key)
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return usagef("import: %v", err)
 	}
@@ -74,46 +69,92 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	width := len(fmt.Sprint(len(rows) + len(rejects)))
-	var todo []*row
-	done := 0
-	for _, r := range rows {
-		r.signer.OrganiserKey, r.signer.ClientSecret = key, secret
-		r.path = filepath.Join(*dir, fmt.Sprintf("%0*d-%s%s", width, r.number, slug(r.signer.Fields.Name), receipt.Extension))
-		if hasReceipt(c, r, l) {
-			done++
-			continue
-		}
-		todo = append(todo, r)
-	}
-	shuffle(todo)
-
 	var bar *progressbar.ProgressBar
 	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
-		bar = progressbar.NewOptions(len(todo), progressbar.OptionSetWriter(e.stderr),
+		bar = progressbar.NewOptions(len(rows), progressbar.OptionSetWriter(e.stderr),
 			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
 			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
 	}
-	accepted, duplicates, serverRejects, err := sendRows(ctx, c, l, todo, bar)
+	in := make([]importer.Row, len(rows))
+	byNumber := map[int]*row{}
+	for i, r := range rows {
+		in[i] = r.Row
+		byNumber[r.Number] = r
+	}
+	cfg := importer.Config{Client: c, Letter: l, OrganiserKey: key, Dir: *dir}
+	if bar != nil {
+		cfg.Progress = func(done, total int) { bar.Set(done) }
+	}
+	outcomes, err := importer.Run(ctx, cfg, in)
 	if bar != nil {
 		bar.Finish()
 	}
-	rejects = append(rejects, serverRejects...)
-	if werr := writeRejects(*csvFile+".rejects.csv", header, rejects); werr != nil {
-		err = errors.Join(err, werr)
-	}
-	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier rows), %d already had receipts, %d rejected; receipts in %s\n",
-		len(rows)+len(rejects)-len(serverRejects), accepted, duplicates, done, len(rejects), *dir)
-	if len(rejects) > 0 {
-		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", *csvFile+".rejects.csv")
-	}
+	nrejects, werr := report(e, *csvFile, *dir, header, len(rows), rejects, byNumber, outcomes)
+	err = errors.Join(err, werr)
 	if err != nil {
+		var mismatch *client.MismatchError
+		if errors.As(err, &mismatch) {
+			return &exitError{exitFailed, fmt.Errorf("import stopped: %w", err)}
+		}
 		return err
 	}
-	if len(rejects) > 0 {
-		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", len(rejects))}
+	if nrejects > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", nrejects)}
 	}
 	return nil
+}
+
+// report writes FILE.rejects.csv and FILE.merged.csv and prints the
+// summary of an import; it returns the number of rows rejected.
+func report(e *env, csvFile, dir string, header []string, read int, rejects []rejected, byNumber map[int]*row, outcomes []importer.Outcome) (int, error) {
+	var accepted, duplicates, done int
+	var merged []rejected
+	for _, o := range outcomes {
+		switch {
+		case o.Rejected != "":
+			rejects = append(rejects, rejected{o.Row.Number, byNumber[o.Row.Number].fields, o.Rejected})
+		case o.Skipped:
+			done++
+		case o.Receipt != "":
+			accepted++
+			if o.Duplicate {
+				duplicates++
+			}
+		}
+		if o.MergedInto != 0 && o.Rejected == "" {
+			merged = append(merged, rejected{o.Row.Number, byNumber[o.Row.Number].fields, fmt.Sprint(o.MergedInto)})
+		}
+	}
+	err := errors.Join(writeRows(csvFile+".rejects.csv", header, "reason", rejects),
+		writeRows(csvFile+".merged.csv", header, "merged_into_row", merged))
+	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier endorsements), %d already had receipts, %d rejected; receipts in %s\n",
+		read+len(rejects)-countServerRejects(outcomes), accepted, duplicates, done, len(rejects), dir)
+	if len(merged) > 0 {
+		fmt.Fprintf(e.stdout, "%d rows describe the same person as an earlier row and share its receipt (rows %s); they are listed in %s\n",
+			len(merged), rowNumbers(merged), csvFile+".merged.csv")
+	}
+	if len(rejects) > 0 {
+		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", csvFile+".rejects.csv")
+	}
+	return len(rejects), err
+}
+
+func countServerRejects(outcomes []importer.Outcome) int {
+	n := 0
+	for _, o := range outcomes {
+		if o.Rejected != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func rowNumbers(rs []rejected) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, fmt.Sprint(r.number))
+	}
+	return strings.Join(s, ", ")
 }
 
 // rejected is a row that gets no receipt, and why.
@@ -136,7 +177,7 @@ func readImport(e *env, r io.Reader, ver pb.Verification) ([]string, []*row, []r
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF")))
 		switch h {
-		case "name", "affiliation", "country", "visibility":
+		case "name", "affiliation", "country", "visibility", "id":
 			col[h] = i
 		default:
 			fmt.Fprintf(e.stderr, "import: ignoring column %q\n", h)
@@ -161,11 +202,13 @@ func readImport(e *env, r io.Reader, ver pb.Verification) ([]string, []*row, []r
 		if err != nil {
 			return nil, nil, nil, failedf("import: row %d: %v", n, err)
 		}
-		s := client.Signer{
+		s := importer.Row{
+			Number: n,
 			Fields: records.CanonicalFields(records.Fields{
 				Name: get(rec, "name"), Affiliation: get(rec, "affiliation"), Country: get(rec, "country"),
 			}),
 			Verification: ver,
+			ID:           strings.TrimSpace(get(rec, "id")),
 		}
 		switch v := strings.ToLower(strings.TrimSpace(get(rec, "visibility"))); v {
 		case "", "public":
@@ -180,88 +223,19 @@ func readImport(e *env, r io.Reader, ver pb.Verification) ([]string, []*row, []r
 			rejects = append(rejects, rejected{n, rec, err.Error()})
 			continue
 		}
-		rows = append(rows, &row{number: n, fields: rec, signer: s})
+		if len(s.ID) > 128 {
+			rejects = append(rejects, rejected{n, rec, "id: must be at most 128 bytes"})
+			continue
+		}
+		rows = append(rows, &row{fields: rec, Row: s})
 	}
 	return header, rows, rejects, nil
 }
 
-// hasReceipt reports whether a row already has a valid receipt for the
-// endorsement it would send, from an earlier run.
-func hasReceipt(c *client.Client, r *row, l *pb.Letter) bool {
-	b, err := os.ReadFile(r.path)
-	if err != nil {
-		return false
-	}
-	_, v, err := client.VerifyOffline(b, c.Verifier())
-	if err != nil {
-		return false
-	}
-	want := client.NewEndorsement(c.Origin(), l, r.signer)
-	return v.Record.GetEndorsement() != nil && bytes.Equal(v.Record.GetEndorsement().GetCommitment(), want.Endorsement.GetCommitment())
-}
-
-// shuffle puts the rows in random order, so that the log's order does not
-// reveal the order of the list.
-func shuffle(rows []*row) {
-	for i := len(rows) - 1; i > 0; i-- {
-		j, _ := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
-		rows[i], rows[j.Int64()] = rows[j.Int64()], rows[i]
-	}
-}
-
-// sendRows streams the rows and writes each receipt as it arrives.
-func sendRows(ctx context.Context, c *client.Client, l *pb.Letter, rows []*row, bar *progressbar.ProgressBar) (accepted, duplicates int, rejects []rejected, err error) {
-	if len(rows) == 0 {
-		return 0, 0, nil, nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := c.EndorseStream(ctx)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	sendErr := make(chan error, 1)
-	go func() {
-		for _, r := range rows {
-			if err := stream.Send(client.NewEndorsement(c.Origin(), l, r.signer), ""); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-		sendErr <- stream.CloseSend()
-	}()
-	for _, r := range rows {
-		res, rej, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("the server ended the stream early")
-			}
-			return accepted, duplicates, rejects, err
-		}
-		if rej != nil {
-			rejects = append(rejects, rejected{r.number, r.fields, rej.GetMessage()})
-		} else {
-			if err := writeFileAtomic(r.path, res.Receipt, 0o600); err != nil {
-				return accepted, duplicates, rejects, err
-			}
-			accepted++
-			if res.Duplicate {
-				duplicates++
-			}
-		}
-		if bar != nil {
-			bar.Add(1)
-		}
-	}
-	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
-		return accepted, duplicates, rejects, err
-	}
-	return accepted, duplicates, rejects, nil
-}
-
-// writeRejects writes the rejected rows with their reason, or removes the
-// file of an earlier run when there are none.
-func writeRejects(path string, header []string, rejects []rejected) error {
+// writeRows writes rows with a last column (the reason of a rejection,
+// the row a row was merged into), or removes the file of an earlier run
+// when there are none.
+func writeRows(path string, header []string, last string, rejects []rejected) error {
 	if len(rejects) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -271,7 +245,7 @@ func writeRejects(path string, header []string, rejects []rejected) error {
 	sort.Slice(rejects, func(i, j int) bool { return rejects[i].number < rejects[j].number })
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write(append(append([]string{"row"}, header...), "reason"))
+	w.Write(append(append([]string{"row"}, header...), last))
 	for _, r := range rejects {
 		w.Write(append(append([]string{fmt.Sprint(r.number)}, r.fields...), r.reason))
 	}

@@ -162,7 +162,7 @@ func init() {
 		{"keygen", "--out FILE", "create a signer key", runKeygen},
 		{"log", "", "print the log's origin, verifier key, engine and size", runLog},
 		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted]", "verify receipts", runVerify},
-		{"withdraw", "(--receipt FILE | --index N) [--reason R]", "withdraw an endorsement", runWithdraw},
+		{"withdraw", "(--receipt FILE | --index N) [--reason R] [--redact]", "withdraw an endorsement (and redact its name)", runWithdraw},
 		{"redact", "(--receipt FILE | --index N) [--reason R]", "redact an endorsement's name", runRedact},
 		{"roster", "--letter ID [--at SIZE] [--offline|--state DIR] [--format csv|json]", "print a letter's roster", runRoster},
 		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--checkpoint FILE]", "verify the whole log since the last audit; print what changed", runAudit},

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/undersigned/undersigned/client"
@@ -70,6 +71,10 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 	reason := fs.String("reason", "signer_request", "why")
 	keyFile := fs.String("key", "", "with --receipt: the signer key, if the receipt holds no withdrawal secret")
 	out := fs.String("out", "", "where to write the receipt of the "+verb+" (default "+verb+"-INDEX.tlog-proof)")
+	var redact *bool
+	if verb == "withdraw" {
+		redact = fs.Bool("redact", false, "redact the name too, in the same step: the redaction's receipt goes beside the withdrawal's, with .redact before the extension")
+	}
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -134,5 +139,30 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 	}
 	done := map[string]string{"withdraw": "withdrew", "redact": "redacted"}[verb]
 	fmt.Fprintf(e.stdout, "%s the endorsement at %d (record at index %d); receipt: %s\n", done, a.TargetIndex, res.Verified.Index, path)
+	if redact != nil && *redact {
+		return redactToo(ctx, e, c, a, path)
+	}
+	return nil
+}
+
+// redactToo redacts the endorsement a withdrew, with the same authority (a
+// spent withdrawal secret authorises a redaction), and writes its receipt
+// beside the withdrawal's.
+func redactToo(ctx context.Context, e *env, c *client.Client, a client.Action, withdrawal string) error {
+	switch a.Reason {
+	case pb.Reason_REASON_SIGNER_REQUEST, pb.Reason_REASON_SAFETY, pb.Reason_REASON_LEGAL:
+	default:
+		a.Reason = pb.Reason_REASON_SIGNER_REQUEST
+	}
+	res, err := c.Redact(ctx, a)
+	if err != nil {
+		return fmt.Errorf("withdrawn, but not redacted: %w", err)
+	}
+	ext := filepath.Ext(withdrawal)
+	path := strings.TrimSuffix(withdrawal, ext) + ".redact" + ext
+	if err := writeFileAtomic(path, res.Receipt, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "redacted the endorsement at %d (record at index %d); receipt: %s\n", a.TargetIndex, res.Verified.Index, path)
 	return nil
 }

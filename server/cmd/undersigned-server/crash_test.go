@@ -73,7 +73,29 @@ func (r *receipts) all() map[int][]byte {
 // importRows streams the endorsements of the signers that have no receipt
 // yet, as a rerun of an import does, and stops at the first error (the
 // server was killed).
-func importRows(ctx context.Context, cl *client.Client, l *pb.Letter, key ed25519.PrivateKey, secret []byte, names []string, got *receipts) (int, error) {
+// rowSecrets are the random secrets of each row of an import, kept for the
+// whole test as the import command's journal keeps them, so that a rerun
+// sends the same endorsements.
+type rowSecrets struct {
+	mu sync.Mutex
+	m  map[int][2][]byte
+}
+
+func (j *rowSecrets) of(i int) (salt, secret []byte) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.m == nil {
+		j.m = map[int][2][]byte{}
+	}
+	s, ok := j.m[i]
+	if !ok {
+		s[0], s[1] = client.NewSecrets()
+		j.m[i] = s
+	}
+	return s[0], s[1]
+}
+
+func importRows(ctx context.Context, cl *client.Client, l *pb.Letter, key ed25519.PrivateKey, secrets *rowSecrets, names []string, got *receipts) (int, error) {
 	stream, err := cl.EndorseStream(ctx)
 	if err != nil {
 		return 0, err
@@ -86,11 +108,11 @@ func importRows(ctx context.Context, cl *client.Client, l *pb.Letter, key ed2551
 	}
 	go func() {
 		for _, i := range todo {
-			e := client.NewEndorsement(cl.Origin(), l, client.Signer{
+			salt, secret := secrets.of(i)
+			e := client.NewEndorsementWithSecrets(cl.Origin(), l, client.Signer{
 				Fields:       records.Fields{Name: names[i]},
 				OrganiserKey: key,
-				ClientSecret: secret,
-			})
+			}, salt, secret)
 			if stream.Send(e, "") != nil {
 				return
 			}
@@ -173,7 +195,7 @@ func TestCrashDuringImport(t *testing.T) {
 	}()
 	const origin = "crash.test/undersigned"
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	secret := client.ClientSecret(key)
+	secrets := &rowSecrets{}
 	// Each cycle adds new rows to the import, so that there is always work
 	// in flight when the server dies.
 	const rowsPerCycle = 300
@@ -231,7 +253,7 @@ func TestCrashDuringImport(t *testing.T) {
 				srv.Kill()
 			}()
 		}
-		n, err := importRows(ictx, cl, l, key, secret, names[:(i+1)*rowsPerCycle], got)
+		n, err := importRows(ictx, cl, l, key, secrets, names[:(i+1)*rowsPerCycle], got)
 		cancel()
 		if timer != nil {
 			timer.Stop()
@@ -248,7 +270,7 @@ func TestCrashDuringImport(t *testing.T) {
 	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
 	checkAll(t, ctx, cl, got)
-	if _, err := importRows(ctx, cl, l, key, secret, names, got); err != nil {
+	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {
 		t.Fatalf("the final import: %v", err)
 	}
 	if n := len(got.all()); n != len(names) {

@@ -99,7 +99,7 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 		logf.Close()
 	}()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	secret := client.ClientSecret(key)
+	secrets := &rowSecrets{}
 	ctx := context.Background()
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	rep := cycleReport{Cycles: cycles, Kills: map[string]int{}}
@@ -160,7 +160,7 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 		case "after a delay":
 			time.AfterFunc(time.Duration(rng.IntN(400))*time.Millisecond, srv.Kill)
 		}
-		importRows(ictx, cl, l, key, secret, names[:(c+1)*rowsPerCycle], got)
+		importRows(ictx, cl, l, key, secrets, names[:(c+1)*rowsPerCycle], got)
 		cancel()
 		srv.Kill()
 		cl.Close()
@@ -178,7 +178,7 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 	defer srv.Kill()
 	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
-	if _, err := importRows(ctx, cl, l, key, secret, names, got); err != nil {
+	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {
 		t.Fatalf("the final import: %v", err)
 	}
 	checkAll(t, ctx, cl, got)

@@ -72,7 +72,7 @@ func TestTrillianKilled(t *testing.T) {
 	defer cl.Close()
 	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	secret := client.ClientSecret(key)
+	secrets := &rowSecrets{}
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "killed", Title: "Trillian killed", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestTrillianKilled(t *testing.T) {
 		more := true
 		for time.Now().Before(deadline) {
 			ictx, cancel := context.WithTimeout(ctx, time.Minute)
-			_, err := importRows(ictx, cl, l, key, secret, names, got)
+			_, err := importRows(ictx, cl, l, key, secrets, names, got)
 			cancel()
 			if err != nil {
 				retries++

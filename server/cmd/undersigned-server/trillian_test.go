@@ -220,7 +220,7 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 	knownLogs := filepath.Join(t.TempDir(), "known_logs")
 	const origin = "crash-trillian.test/undersigned"
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	secret := client.ClientSecret(key)
+	secrets := &rowSecrets{}
 	ctx := context.Background()
 
 	srv := startFrontend(t, env, dir, origin, tree, db, 0, logs)
@@ -270,7 +270,7 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 				srv.Kill()
 			}()
 		}
-		n, err := importRows(ctx, cl, l, key, secret, names[:(i+1)*rowsPerCycle], got)
+		n, err := importRows(ctx, cl, l, key, secrets, names[:(i+1)*rowsPerCycle], got)
 		if timer != nil {
 			timer.Stop()
 		}
@@ -282,7 +282,7 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
 	checkAll(t, ctx, cl, got)
-	if _, err := importRows(ctx, cl, l, key, secret, names, got); err != nil {
+	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {
 		t.Fatalf("the final import: %v", err)
 	}
 	checkAll(t, ctx, cl, got)

@@ -113,6 +113,7 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 		{"the log keeps its meaning under concurrency", testOrdering},
 		{"tlog-tiles and disclosure bundles", testTiles},
 		{"restart", testRestart},
+		{"the promises of issue 10", testPromises},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newLog(t)) })
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -18,25 +19,12 @@ type write struct {
 	principal string
 	kind      Kind
 	letterID  string
-	// rec holds the kind; admission sets the version and time.
-	rec *pb.Record
-	// keys are the dedup keys; the first is the one that must be unique
-	// (the letter id, the target of an action), if unique is set.
-	keys   [][]byte
-	unique bool
-	// lockKey, for an endorsement, is the key of its withdrawal lock: an
-	// endorsement whose lock was revealed before is refused. revealedLock,
-	// for an action authorised by the withdrawal secret, is the key of the
-	// lock it reveals, kept for good.
-	lockKey, revealedLock []byte
-
-	disclosure *pb.Disclosure // kept when public
-	folded     string
-
-	// For endorsements: the target of supersedes. For actions: the target
-	// and the authority.
-	target    *uint64
-	authority records.Authority
+	// input is what the rules apply: the record (admission sets its
+	// version and time), the disclosure and what the writer asked for.
+	input rules.Input
+	// folded is the disclosure's name folded for search, kept with a
+	// public disclosure.
+	folded string
 
 	admitted chan admission
 }
@@ -145,7 +133,7 @@ func (l *Ledger) admitBatch(ws []*write) {
 		b.entries = b.entries[:0]
 		letters = map[string]*letterState{}
 		if p, ok := tx.(Prefetcher); ok {
-			if err := p.Prefetch(l.ctx, prefetchOf(ws)); err != nil {
+			if err := p.Prefetch(l.ctx, l.prefetchOf(ws)); err != nil {
 				return err
 			}
 		}
@@ -162,7 +150,7 @@ func (l *Ledger) admitBatch(ws []*write) {
 				b.entries = append(b.entries, *entry)
 				b.barrier = b.barrier || w.kind == KindLetter || w.kind == KindStatus
 				if w.kind == KindLetter {
-					letters[w.letterID] = &letterState{seq: entry.seq, letter: w.rec.GetLetter()}
+					letters[w.letterID] = &letterState{seq: entry.seq, letter: w.input.Record.GetLetter()}
 				}
 			}
 		}
@@ -178,6 +166,22 @@ func (l *Ledger) admitBatch(ws []*write) {
 	for id, ls := range letters {
 		l.addLetter(id, ls)
 	}
+	l.answer(ws, results, b)
+	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
+	if len(b.entries) == 0 {
+		return
+	}
+	if l.unordered != nil {
+		l.unordered.dispatch(b.entries)
+		return
+	}
+	l.batches <- b
+}
+
+// answer hands each write of a committed batch its outcome, with what it
+// waits on for its index: its own new entry, or the earlier record it
+// repeats.
+func (l *Ledger) answer(ws []*write, results []admission, b *batch) {
 	l.pendingMu.Lock()
 	for i := range b.entries {
 		p := &pendingEntry{done: make(chan struct{})}
@@ -204,47 +208,57 @@ func (l *Ledger) admitBatch(ws []*write) {
 		}
 		w.admitted <- a
 	}
-	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
-	if len(b.entries) == 0 {
-		return
-	}
-	if l.unordered != nil {
-		l.unordered.dispatch(b.entries)
-		return
-	}
-	l.batches <- b
 }
 
 // prefetchOf lists what the writes of a batch will look up.
-func prefetchOf(ws []*write) Prefetch {
+func (l *Ledger) prefetchOf(ws []*write) Prefetch {
 	var p Prefetch
 	seen := map[string]bool{}
 	for _, w := range ws {
-		p.DedupKeys = append(p.DedupKeys, w.keys...)
-		if w.lockKey != nil {
-			p.DedupKeys = append(p.DedupKeys, w.lockKey)
-		}
+		st := &txState{l: l, principal: w.principal}
+		p.DedupKeys = append(p.DedupKeys, st.keysOf(w)...)
 		if !seen[w.letterID] {
 			seen[w.letterID] = true
 			p.Letters = append(p.Letters, w.letterID)
 		}
-		if lt := w.rec.GetLetter(); lt.GetRevises() != "" && !seen[lt.GetRevises()] {
+		if lt := w.input.Record.GetLetter(); lt.GetRevises() != "" && !seen[lt.GetRevises()] {
 			seen[lt.GetRevises()] = true
 			p.Letters = append(p.Letters, lt.GetRevises())
 		}
-		if w.target != nil {
-			p.Targets = append(p.Targets, *w.target)
+		if t, ok := targetOf(w.input.Record); ok {
+			p.Targets = append(p.Targets, t)
 		}
 	}
 	return p
 }
 
-// lookupLater returns a pending entry resolved from the store.
+// targetOf returns the index of the endorsement a record acts on.
+func targetOf(r *pb.Record) (uint64, bool) {
+	switch k := r.GetKind().(type) {
+	case *pb.Record_Withdrawal:
+		return k.Withdrawal.GetTargetIndex(), true
+	case *pb.Record_Redaction:
+		return k.Redaction.GetTargetIndex(), true
+	case *pb.Record_Endorsement:
+		return k.Endorsement.GetSupersedes(), k.Endorsement.Supersedes != nil
+	}
+	return 0, false
+}
+
+// lookupLater returns a pending entry resolved from the store: it looks
+// again each time the watermark moves (an index was recorded), for up to
+// lookupTimeout.
 func (l *Ledger) lookupLater(seq int64) *pendingEntry {
 	p := &pendingEntry{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		for range 100 {
+		deadline := time.NewTimer(lookupTimeout)
+		defer deadline.Stop()
+		for {
+			// Take the channel before reading, so that no move is missed.
+			l.indexedMu.Lock()
+			moved := l.indexedCh
+			l.indexedMu.Unlock()
 			idx, err := l.cfg.Store.IndexOfSeq(l.ctx, seq)
 			if err != nil {
 				p.err = err
@@ -254,12 +268,23 @@ func (l *Ledger) lookupLater(seq int64) *pendingEntry {
 				p.index = uint64(idx)
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-moved:
+			case <-deadline.C:
+				p.err = unavailable("the first copy of this write has no index yet")
+				return
+			case <-l.ctx.Done():
+				p.err = unavailable("the ledger is shutting down")
+				return
+			}
 		}
-		p.err = unavailable("the first copy of this write has no index yet")
 	}()
 	return p
 }
+
+// lookupTimeout bounds how long a duplicate waits for the index of the
+// record it repeats.
+const lookupTimeout = 5 * time.Second
 
 // rejection marks errors that reject one write but not its batch.
 type rejection struct{ error }
@@ -273,220 +298,159 @@ func isRejection(err error) bool {
 	return errors.As(err, &r)
 }
 
-// admitOne checks one write against the state and, if it passes, admits
-// it. It returns a rejection for a write the state forbids.
+// admitOne applies the rules to one write against the state and, if it
+// passes, admits it. It returns a rejection for a write the rules refuse,
+// and the earlier record for an exact repeat by its writer.
 func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64) (admission, *batchEntry, error) {
-	ctx := l.ctx
-	for i, key := range w.keys {
-		seq, found, err := tx.LookupDedup(ctx, key)
-		if err != nil {
-			return admission{}, nil, err
-		}
-		if !found {
-			continue
-		}
-		first, err := tx.EntryBySeq(ctx, seq)
-		if err != nil {
-			return admission{}, nil, err
-		}
-		if w.kind == KindEndorsement && w.target != nil && first.Index == int64(*w.target) {
-			// A correction shares a key (the signer key, or the fields)
-			// with the endorsement it supersedes: it is not a duplicate,
-			// and the key passes to it when it is inserted.
-			continue
-		}
-		if first.Principal != w.principal || first.Kind != w.kind {
-			if i == 0 && w.unique {
-				return admission{}, nil, reject(uniqueError(w))
-			}
-			return admission{}, nil, reject(fmt.Errorf("%w: an equal record was written by someone else", ErrAlreadyExists))
-		}
-		a := admission{seq: seq, record: first.Record, duplicate: true, index: ^uint64(0)}
-		if first.Index != NoIndex {
-			a.index = uint64(first.Index)
-		}
-		return a, nil, nil
+	st := &txState{l: l, ctx: l.ctx, tx: tx, principal: w.principal}
+	ch, err := rules.Apply(st, w.input)
+	if err != nil {
+		return l.refuse(st, w, err)
 	}
-
-	if w.lockKey != nil {
-		seq, found, err := tx.LookupDedup(ctx, w.lockKey)
-		if err != nil {
-			return admission{}, nil, err
-		}
-		if found {
-			first, err := tx.EntryBySeq(ctx, seq)
-			if err != nil {
-				return admission{}, nil, err
-			}
-			where := "an earlier record"
-			if first.Index != NoIndex {
-				where = fmt.Sprintf("the record at %d", first.Index)
-			}
-			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.withdrawal_lock",
-				Rule: "must not be a lock whose secret was revealed (by " + where + "): choose a new withdrawal secret"})
-		}
+	ne, out, err := l.entryOf(st, w, ch, now)
+	if err != nil {
+		return admission{}, nil, err
 	}
+	seq, err := tx.Insert(l.ctx, ne)
+	if err != nil {
+		return admission{}, nil, err
+	}
+	if err := applyChange(l.ctx, tx, w, ch, seq); err != nil {
+		return admission{}, nil, err
+	}
+	out.seq, out.record = seq, ne.Record
+	return admission{seq: seq, record: ne.Record}, out, nil
+}
 
+// entryOf builds the entry that admits a write: its record, the keys the
+// index keeps for it, and what it waits for in an unordered log.
+func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*NewEntry, *batchEntry, error) {
+	secret := l.cfg.DedupSecret
 	ne := &NewEntry{Entry: Entry{Kind: w.kind, LetterID: w.letterID, Principal: w.principal}}
 	out := &batchEntry{}
-	var target *Endorsement
+	rec := w.input.Record
 	switch w.kind {
 	case KindLetter:
-		if revises := w.rec.GetLetter().GetRevises(); revises != "" {
-			row, err := tx.Letter(ctx, revises)
-			if err != nil {
-				return admission{}, nil, err
-			}
-			if row == nil {
-				return admission{}, nil, reject(&records.FieldError{Field: "letter.revises", Rule: "must name a letter in the log"})
-			}
-			if row.Index == NoIndex {
+		if r := rec.GetLetter().GetRevises(); r != "" {
+			if row := st.rows[r]; row != nil && row.Index == NoIndex {
 				out.afterSeq = row.Seq
 			}
 		}
 	case KindEndorsement:
-		row, err := tx.Letter(ctx, w.letterID)
-		if err != nil {
-			return admission{}, nil, err
-		}
-		if row == nil {
-			return admission{}, nil, reject(&records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"})
-		}
-		if row.ClosedSeq != 0 {
-			return admission{}, nil, reject(precondition("letter %q is closed", w.letterID))
-		}
-		if row.Index == NoIndex {
+		if row := st.rows[w.letterID]; row != nil && row.Index == NoIndex {
 			out.afterSeq = row.Seq
 		}
-		e := w.rec.GetEndorsement()
+		e := rec.GetEndorsement()
 		ne.Visibility, ne.Verification = e.GetVisibility(), e.GetVerification()
 		ne.SignerKey = e.GetSigner().GetPublicKey()
 		if e.GetVisibility() == pb.Visibility_VISIBILITY_PUBLIC {
-			ne.Disclosure, ne.FoldedName = w.disclosure, w.folded
+			ne.Disclosure, ne.FoldedName = w.input.Disclosure, w.folded
 		}
-		if w.target != nil {
-			t, err := tx.EndorsementByIndex(ctx, *w.target)
-			if err != nil {
-				return admission{}, nil, err
-			}
-			if err := checkSupersedes(t, e, *w.target); err != nil {
-				return admission{}, nil, reject(err)
-			}
-			target = t
+		for _, k := range ch.Endorsement.PersonKeys {
+			ne.DedupKeys = append(ne.DedupKeys, st.personKey(keyPerson, w.letterID, k))
 		}
-	case KindWithdrawal, KindRedaction:
-		t, err := tx.EndorsementByIndex(ctx, *w.target)
-		if err != nil {
-			return admission{}, nil, err
+		ne.PermanentKeys = [][]byte{dedupKey(secret, keyCommitment, ch.Endorsement.Commitment), dedupKey(secret, keyLock, ch.Endorsement.Lock)}
+	case KindRedaction:
+		for _, k := range ch.Tombstones {
+			ne.PermanentKeys = append(ne.PermanentKeys, st.personKey(keyTombstone, w.letterID, k))
 		}
-		if t == nil {
-			return admission{}, nil, reject(&records.FieldError{Field: fieldOfKind(w.kind) + ".target_index", Rule: "must be the index of an endorsement"})
-		}
-		switch {
-		case t.WithdrawnBy != 0 && w.kind == KindWithdrawal:
-			return admission{}, nil, reject(precondition("the endorsement at %d is already withdrawn", *w.target))
-		case t.RedactedBy != 0 && w.kind == KindRedaction:
-			return admission{}, nil, reject(precondition("the endorsement at %d is already redacted", *w.target))
-		case t.SupersededBy != 0 && w.kind == KindWithdrawal:
-			return admission{}, nil, reject(precondition("the endorsement at %d was superseded by a correction: withdraw the correction", *w.target))
-		case w.authority == records.AuthoritySecret && t.SecretSpent:
-			return admission{}, nil, reject(precondition("the withdrawal secret of the endorsement at %d was already revealed and is spent", *w.target))
-		case w.kind == KindRedaction && t.Endorsement.GetVisibility() != pb.Visibility_VISIBILITY_PUBLIC:
-			return admission{}, nil, reject(precondition("the endorsement at %d is private: there is no disclosure to redact", *w.target))
-		}
-		target = t
 	case KindStatus:
-		row, err := tx.Letter(ctx, w.letterID)
-		if err != nil {
-			return admission{}, nil, err
-		}
-		if row == nil {
-			return admission{}, nil, reject(&records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"})
-		}
-		if row.ClosedSeq != 0 && w.rec.GetLetterStatus().GetStatus() == pb.Status_STATUS_CLOSED {
-			return admission{}, nil, reject(precondition("letter %q is already closed", w.letterID))
-		}
 		out.afterLetter = w.letterID
 	}
-
-	rec := w.rec
 	rec.Version = records.Version
 	rec.AcceptedAt = now
 	data, err := records.Encode(rec)
 	if err != nil {
-		return admission{}, nil, fmt.Errorf("encode record: %w", err)
+		return nil, nil, fmt.Errorf("encode record: %w", err)
 	}
 	ne.Record = data
 	ne.LeafHash = rfc6962.DefaultHasher.HashLeaf(data)
-	ne.DedupKeys = w.keys
-	if w.revealedLock != nil {
-		ne.PermanentKeys = [][]byte{w.revealedLock}
+	return ne, out, nil
+}
+
+// applyChange records in the store what the admitted write (at seq) did.
+func applyChange(ctx context.Context, tx AdmitTx, w *write, ch *rules.Change, seq int64) error {
+	what := map[rules.Mark]Target{rules.MarkWithdrawn: TargetWithdrawn, rules.MarkRedacted: TargetRedacted, rules.MarkSuperseded: TargetSuperseded}
+	if ch.Target != nil {
+		if err := tx.Mark(ctx, ch.Target.Ref.Seq, what[ch.Mark], seq, ch.SecretSpent); err != nil {
+			return err
+		}
 	}
-	seq, err := tx.Insert(ctx, ne)
+	if ch.Status != pb.Status_STATUS_UNSPECIFIED {
+		return tx.SetLetterStatus(ctx, w.letterID, ch.Status, seq)
+	}
+	return nil
+}
+
+// refuse turns what the rules said against a write into its answer: the
+// earlier record for an exact repeat by its writer, a rejection otherwise.
+// An answer about another principal's record says no more than the rule
+// (no index, no content), and is counted and logged.
+func (l *Ledger) refuse(st *txState, w *write, err error) (admission, *batchEntry, error) {
+	var exists *rules.ExistsError
+	if !errors.As(err, &exists) {
+		if isRule(err) {
+			return admission{}, nil, reject(ruleError(err))
+		}
+		return admission{}, nil, err
+	}
+	first, err := st.tx.EntryBySeq(l.ctx, exists.Of.Seq)
 	if err != nil {
 		return admission{}, nil, err
 	}
-	switch w.kind {
-	case KindEndorsement:
-		if target != nil {
-			if err := tx.Mark(ctx, target.Seq, TargetSuperseded, seq, false); err != nil {
-				return admission{}, nil, err
+	if first.Principal == w.principal && first.Kind == w.kind {
+		if exists.Exact {
+			a := admission{seq: first.Seq, record: first.Record, duplicate: true, index: ^uint64(0)}
+			if first.Index != NoIndex {
+				a.index = uint64(first.Index)
 			}
+			return a, nil, nil
 		}
-	case KindWithdrawal:
-		if err := tx.Mark(ctx, target.Seq, TargetWithdrawn, seq, w.authority == records.AuthoritySecret); err != nil {
-			return admission{}, nil, err
-		}
-	case KindRedaction:
-		if err := tx.Mark(ctx, target.Seq, TargetRedacted, seq, w.authority == records.AuthoritySecret); err != nil {
-			return admission{}, nil, err
-		}
-	case KindStatus:
-		st := rec.GetLetterStatus().GetStatus()
-		if err := tx.SetLetterStatus(ctx, w.letterID, st, seq); err != nil {
-			return admission{}, nil, err
-		}
+		of := exists.Of
+		of.Index = first.Index
+		return admission{}, nil, reject(withWhere(ruleError(exists.Rule), of))
 	}
-	out.seq, out.record = seq, data
-	return admission{seq: seq, record: data}, out, nil
-}
-
-func fieldOfKind(k Kind) string {
-	if k == KindRedaction {
-		return "redaction"
-	}
-	return "withdrawal"
-}
-
-func uniqueError(w *write) error {
-	switch w.kind {
-	case KindLetter:
-		return &records.FieldError{Field: "letter.id", Rule: fmt.Sprintf("must be unique in the log; %q is taken", w.letterID)}
-	case KindWithdrawal:
-		return fmt.Errorf("%w: the endorsement at %d is already withdrawn", ErrAlreadyExists, *w.target)
-	case KindRedaction:
-		return fmt.Errorf("%w: the endorsement at %d is already redacted", ErrAlreadyExists, *w.target)
-	}
-	return ErrAlreadyExists
-}
-
-// checkSupersedes checks that the endorsement e may correct t, the
-// endorsement at index.
-func checkSupersedes(t *Endorsement, e *pb.Endorsement, index uint64) error {
-	const field = "endorsement.supersedes"
+	l.cfg.Metrics.othersRecord.Inc()
+	l.log.Info("a write is about a record of another principal",
+		slog.String("principal", w.principal), slog.String("letter", w.letterID), slog.Time("time", l.cfg.Now()), slog.Bool("exact", exists.Exact))
+	var se *rules.StateError
 	switch {
-	case t == nil:
-		return &records.FieldError{Field: field, Rule: "must be the index of an endorsement"}
-	case t.LetterID != e.GetLetterId():
-		return &records.FieldError{Field: field, Rule: "must be an endorsement of the same letter"}
-	case t.WithdrawnBy != 0:
-		return precondition("the endorsement at %d is withdrawn", index)
-	case t.SupersededBy != 0:
-		return precondition("the endorsement at %d was already superseded", index)
-	case t.Endorsement.GetSigner() != nil && string(t.Endorsement.GetSigner().GetPublicKey()) != string(e.GetSigner().GetPublicKey()):
-		return &records.FieldError{Field: "endorsement.signer", Rule: "must be signed by the signer key of the superseded endorsement"}
+	case exists.Refuse != nil:
+		return admission{}, nil, reject(ruleError(exists.Refuse))
+	case exists.Exact:
+		return admission{}, nil, reject(fmt.Errorf("%w: an equal record was written by someone else", ErrAlreadyExists))
+	case errors.As(exists.Rule, &se):
+		// Already withdrawn, redacted or closed: public facts.
+		return admission{}, nil, reject(fmt.Errorf("%w: %s", ErrAlreadyExists, se.Rule))
 	}
-	return nil
+	return admission{}, nil, reject(ruleError(exists.Rule))
+}
+
+// isRule reports whether err is a rule that the rules say a write breaks,
+// rather than a failure to read the state.
+func isRule(err error) bool {
+	var se *rules.StateError
+	_, field := records.AsFieldError(err)
+	return field || errors.As(err, &se)
+}
+
+// ruleError maps a rule broken to the ledger's errors: a state rule is a
+// failed precondition.
+func ruleError(err error) error {
+	var se *rules.StateError
+	if errors.As(err, &se) {
+		return precondition("%s", se.Rule)
+	}
+	return err
+}
+
+// withWhere adds where the earlier record is to a rule, for the principal
+// that wrote it.
+func withWhere(err error, of rules.Ref) error {
+	if fe, ok := records.AsFieldError(err); ok {
+		return &records.FieldError{Field: fe.Field, Rule: fmt.Sprintf("%s (%v)", fe.Rule, of)}
+	}
+	return fmt.Errorf("%w (%v)", err, of)
 }
 
 // maxInflightBatches is how many admitted batches may wait for their

@@ -4,10 +4,13 @@
 //
 // # Admission
 //
-// A write is admitted in two steps. Its record is checked (the rules of
-// records.Check*, then the log's state: an open letter, a live target, no
-// duplicate), and its intent (dedup keys, the exact record bytes, the
-// disclosure if public) is committed to the [Store]. Only then are exactly
+// A write is admitted in two steps. Its record is checked (its fields and
+// signatures with records.Check*, then the rules of the log's state with
+// the one rules function, rules.Apply, over the store's transaction: an
+// open letter, a live target, commitments and locks unique for good, the
+// same person once and only as an exact repeat, tombstones left by
+// redactions), and its intent (the keys the index keeps, the exact record
+// bytes, the disclosure if public) is committed to the [Store]. Only then are exactly
 // those bytes appended to the [Log]. A crash at any moment neither loses an
 // admitted write nor appends one twice.
 //

@@ -203,7 +203,7 @@ func TestReconcileAppendsAdmittedIntents(t *testing.T) {
 	}
 	// The log continues after the reconciled entry.
 	next := client.NewEndorsement(testOrigin, letter, client.Signer{Fields: records.Fields{Name: "After Reconciling"}, OrganiserKey: k.organiser})
-	res, err := second.ledger.Endorse(ctx, organiser, next.Endorsement, next.Disclosure, "")
+	res, err := second.ledger.Endorse(ctx, organiser, next.Endorsement, next.Disclosure, ledger.EndorseOptions{})
 	if err != nil || res.Index != 2 {
 		t.Fatalf("the next endorsement: %v at %v, want index 2", err, res)
 	}
@@ -275,7 +275,7 @@ func TestConcurrentWritesMatchTheLog(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			en := client.NewEndorsement(testOrigin, letter, client.Signer{Fields: records.Fields{Name: fmt.Sprintf("Concurrent %03d", i)}, OrganiserKey: k.organiser})
-			results[i], errs[i] = e.ledger.Endorse(ctx, organiser, en.Endorsement, en.Disclosure, "")
+			results[i], errs[i] = e.ledger.Endorse(ctx, organiser, en.Endorsement, en.Disclosure, ledger.EndorseOptions{})
 		})
 	}
 	wg.Wait()

@@ -11,6 +11,9 @@ type Metrics struct {
 	admitBatch  prometheus.Histogram
 	appendBatch prometheus.Histogram
 	writes      *prometheus.CounterVec
+	// othersRecord counts writes answered about a record that another
+	// principal wrote: a duplicate, a conflict or a probe.
+	othersRecord prometheus.Counter
 }
 
 // NewMetrics creates the ledger's metrics and registers them with reg,
@@ -39,9 +42,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "undersigned_ledger_writes_total",
 			Help: "Writes by kind and outcome.",
 		}, []string{"kind", "outcome"}),
+		othersRecord: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_others_record_total",
+			Help: "Writes refused because they repeat or conflict with a record another principal wrote (each is also logged).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes)
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord)
 	}
 	return m
 }

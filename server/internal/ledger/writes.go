@@ -12,6 +12,7 @@ import (
 	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -66,11 +67,11 @@ type WriteResult struct {
 // MaxIdempotencyKey is the longest idempotency key, in bytes.
 const MaxIdempotencyKey = 128
 
-func (l *Ledger) idempotencyKey(principal, key string) ([]byte, error) {
+func checkIdempotencyKey(key string) error {
 	if len(key) > MaxIdempotencyKey {
-		return nil, &records.FieldError{Field: "idempotency_key", Rule: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)}
+		return &records.FieldError{Field: "idempotency_key", Rule: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)}
 	}
-	return dedupKey(l.cfg.DedupSecret, "idempotency", []byte(principal), []byte(key)), nil
+	return nil
 }
 
 func unknownFields(field string, m proto.Message) error {
@@ -101,35 +102,41 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 	if err := c.mayWrite(lt.GetId()); err != nil {
 		return nil, err
 	}
-	w := &write{
+	// A letter id is unique in the log: a repeat of the same letter is
+	// found by its id, so the idempotency key adds nothing.
+	if err := checkIdempotencyKey(idempotencyKey); err != nil {
+		return nil, err
+	}
+	return l.write(ctx, &write{
 		principal: c.principal(),
 		kind:      KindLetter,
 		letterID:  lt.GetId(),
-		rec:       &pb.Record{Kind: &pb.Record_Letter{Letter: proto.CloneOf(lt)}},
-		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, "letter", []byte(lt.GetId()))},
-		unique:    true,
-	}
-	if idempotencyKey != "" {
-		k, err := l.idempotencyKey(w.principal, idempotencyKey)
-		if err != nil {
-			return nil, err
-		}
-		w.keys = append(w.keys, k)
-	}
-	return l.write(ctx, w)
+		input:     rules.Input{Record: &pb.Record{Kind: &pb.Record_Letter{Letter: proto.CloneOf(lt)}}},
+	})
+}
+
+// EndorseOptions is what the writer of an endorsement says beside it.
+type EndorseOptions struct {
+	// IdempotencyKey is the writer's key for the person (an import's id
+	// column): two endorsements with different keys are two people, even
+	// with the same name.
+	IdempotencyKey string
+	// ReaddAfterRedaction asks, explicitly, to add a person whom a
+	// redaction removed from the letter. It needs an organiser token.
+	ReaddAfterRedaction bool
 }
 
 // Endorse appends an endorsement. A caller without a token may endorse an
 // open letter with a valid signer signature.
-func (l *Ledger) Endorse(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*WriteResult, error) {
-	w, err := l.prepareEndorsement(ctx, c, e, d, idempotencyKey)
+func (l *Ledger) Endorse(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, opts EndorseOptions) (*WriteResult, error) {
+	w, err := l.prepareEndorsement(ctx, c, e, d, opts)
 	if err != nil {
 		return nil, err
 	}
 	return l.write(ctx, w)
 }
 
-func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*write, error) {
+func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, opts EndorseOptions) (*write, error) {
 	if err := unknownFields("endorsement", e); err != nil {
 		return nil, err
 	}
@@ -165,34 +172,24 @@ func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorse
 		}
 		principal = "signer:" + base64.StdEncoding.EncodeToString(e.GetSigner().GetPublicKey())
 	}
-	w := &write{
-		principal:  principal,
-		kind:       KindEndorsement,
-		letterID:   e.GetLetterId(),
-		rec:        &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: proto.CloneOf(e)}},
-		disclosure: proto.CloneOf(d),
-		folded:     names.Fold(d.GetName()),
+	if err := checkIdempotencyKey(opts.IdempotencyKey); err != nil {
+		return nil, err
 	}
-	if idempotencyKey != "" {
-		k, err := l.idempotencyKey(principal, idempotencyKey)
-		if err != nil {
-			return nil, err
-		}
-		w.keys = append(w.keys, k)
+	if opts.ReaddAfterRedaction && c.Token == nil {
+		return nil, fmt.Errorf("%w: readd_after_redaction needs an organiser token", ErrPermissionDenied)
 	}
-	if s := e.GetSigner(); s != nil {
-		w.keys = append(w.keys, dedupKey(l.cfg.DedupSecret, "signer", []byte(e.GetLetterId()), s.GetPublicKey()))
-	} else {
-		w.keys = append(w.keys, dedupKey(l.cfg.DedupSecret, "fields", []byte(e.GetLetterId()),
-			[]byte(d.GetName()), []byte(d.GetAffiliation()), []byte(d.GetCountry())))
-	}
-	if e.Supersedes != nil {
-		t := e.GetSupersedes()
-		w.target = &t
-	}
-	// A lock whose secret was revealed must not lock another endorsement.
-	w.lockKey = dedupKey(l.cfg.DedupSecret, "lock", e.GetWithdrawalLock())
-	return w, nil
+	return &write{
+		principal: principal,
+		kind:      KindEndorsement,
+		letterID:  e.GetLetterId(),
+		input: rules.Input{
+			Record:              &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: proto.CloneOf(e)}},
+			Disclosure:          proto.CloneOf(d),
+			IdempotencyKey:      opts.IdempotencyKey,
+			ReaddAfterRedaction: opts.ReaddAfterRedaction,
+		},
+		folded: names.Fold(d.GetName()),
+	}, nil
 }
 
 // Withdraw appends a withdrawal. A caller without a token may withdraw with
@@ -238,7 +235,10 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 // once authorise has said who authorised it.
 func (l *Ledger) action(ctx context.Context, c Caller, kind Kind, index uint64, rec *pb.Record,
 	authorise func(*pb.Letter, *actionTarget) (records.Authority, error)) (*WriteResult, error) {
-	name := fieldOfKind(kind)
+	name := "withdrawal"
+	if kind == KindRedaction {
+		name = "redaction"
+	}
 	target, lt, err := l.actionTarget(ctx, name, index)
 	if err != nil {
 		return nil, err
@@ -251,21 +251,9 @@ func (l *Ledger) action(ctx context.Context, c Caller, kind Kind, index uint64, 
 	if err != nil {
 		return nil, err
 	}
-	w := &write{
-		kind:      kind,
-		letterID:  target.LetterID,
-		rec:       rec,
-		keys:      [][]byte{dedupKey(l.cfg.DedupSecret, name, u64(index))},
-		unique:    true,
-		target:    &target.index,
-		authority: auth,
-	}
+	w := &write{kind: kind, letterID: target.LetterID, input: rules.Input{Record: rec}}
 	if w.principal, err = actionPrincipal(c, auth, target); err != nil {
 		return nil, err
-	}
-	// A secret, once revealed, must not lock another endorsement.
-	if auth == records.AuthoritySecret {
-		w.revealedLock = dedupKey(l.cfg.DedupSecret, "lock", target.Endorsement.GetWithdrawalLock())
 	}
 	return l.write(ctx, w)
 }
@@ -340,15 +328,12 @@ func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStat
 	if err := c.mayWrite(s.GetLetterId()); err != nil {
 		return nil, err
 	}
-	w := &write{
+	return l.write(ctx, &write{
 		principal: c.principal(),
 		kind:      KindStatus,
 		letterID:  s.GetLetterId(),
-		rec:       &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: proto.CloneOf(s)}},
-		keys: [][]byte{dedupKey(l.cfg.DedupSecret, "status", []byte(s.GetLetterId()),
-			[]byte{byte(s.GetStatus())}, []byte(s.GetNote()))},
-	}
-	return l.write(ctx, w)
+		input:     rules.Input{Record: &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: proto.CloneOf(s)}}},
+	})
 }
 
 // write admits w, waits for its index and a checkpoint that includes it,
@@ -372,8 +357,8 @@ func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
 	}
 	var disclosure *pb.Disclosure
 	switch {
-	case w.kind == KindEndorsement && !a.duplicate && w.rec.GetEndorsement().GetVisibility() == pb.Visibility_VISIBILITY_PUBLIC:
-		disclosure = w.disclosure
+	case w.kind == KindEndorsement && !a.duplicate && w.input.Record.GetEndorsement().GetVisibility() == pb.Visibility_VISIBILITY_PUBLIC:
+		disclosure = w.input.Disclosure
 	case w.kind == KindEndorsement && a.duplicate:
 		rows, err := l.cfg.Store.Disclosures(ctx, index, index+1)
 		if err != nil {

@@ -1,0 +1,325 @@
+// Package importer sends the rows of a bulk import to a server: one
+// endorsement per person, with random secrets kept in a journal before
+// anything is sent, and one receipt per row.
+//
+// # Safe to rerun
+//
+// The salt and the withdrawal secret of each person are random. [Run]
+// writes them to a journal in the receipts folder, and syncs it, before it
+// sends: a rerun after a crash or an interrupted connection sends the same
+// endorsements again and gets their receipts back as duplicates. A rerun into
+// a new receipts folder starts a new journal: its endorsements have new
+// secrets, and the server answers each with the earlier endorsement of the
+// same person (a duplicate), or refuses it if it differs.
+//
+// # The same person
+//
+// Rows with the same id (the organiser's own id for a person, sent as the
+// idempotency key), or without ids and with the same exact fields, are one
+// person: they are merged into the first such row and share its receipt,
+// and [Outcome.MergedInto] says so. Rows of one person that disagree on
+// visibility or verification are all rejected before anything is sent: a
+// private signer must never be named because another row says public.
+//
+// Every record the server returns is compared with what was sent
+// (client.CheckReturned); a difference stops the import with an error.
+package importer
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/internal/atomicfile"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Row is one person of an import, as read from a file.
+type Row struct {
+	// Number is the row's number in the file, 1 for the first data row.
+	Number int
+	// Fields are the name, affiliation and country, in canonical form.
+	Fields records.Fields
+	// Visibility and Verification are the endorsement's.
+	Visibility   pb.Visibility
+	Verification pb.Verification
+	// ID is the organiser's own id for the person, or empty. It is sent as
+	// the idempotency key: two rows with different ids are two people,
+	// whatever their names.
+	ID string
+}
+
+// Config is what an import needs besides its rows.
+type Config struct {
+	// Client is connected to the server, with an organiser token.
+	Client *client.Client
+	// Letter is the endorsed letter.
+	Letter *pb.Letter
+	// OrganiserKey signs the endorsements.
+	OrganiserKey ed25519.PrivateKey
+	// Dir is the receipts folder: one receipt per accepted row, and the
+	// journal.
+	Dir string
+	// Progress, when set, is called after each row's outcome with the
+	// number of rows done and the number to send.
+	Progress func(done, total int)
+}
+
+// Outcome is what became of one row.
+type Outcome struct {
+	Row Row
+	// Receipt is the path of the row's receipt, or empty when it has none
+	// (rejected, or the import stopped before its answer).
+	Receipt string
+	// Index is the endorsement's log index, when accepted.
+	Index uint64
+	// Duplicate is true when the server answered with an earlier
+	// endorsement of the same person.
+	Duplicate bool
+	// Skipped is true when the row had a receipt from an earlier run.
+	Skipped bool
+	// MergedInto is the number of the row this one was merged into, or 0.
+	MergedInto int
+	// Rejected is why the row got no receipt, or empty.
+	Rejected string
+}
+
+// person is the rows of one person, and what is sent for them.
+type person struct {
+	key         string
+	rows        []int    // indexes into the rows, the first one sent
+	paths       []string // the receipt of each row
+	endorsement *client.Endorsement
+}
+
+// Run imports rows: it merges the rows of each person, rejects conflicting
+// ones, journals the secrets, sends the rest in random order on one
+// stream, and writes each receipt as it arrives. It returns one outcome
+// per row, in the rows' order. An error means the import stopped (a
+// connection lost, a file not written, a record returned that differs from
+// the one sent); the outcomes then say what was done.
+func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
+	out := make([]Outcome, len(rows))
+	for i, r := range rows {
+		out[i].Row = r
+	}
+	persons := group(rows, out)
+	j, err := openJournal(filepath.Join(cfg.Dir, JournalName), cfg.Letter.GetId())
+	if err != nil {
+		return out, err
+	}
+	defer j.close()
+	width := len(fmt.Sprint(maxNumber(rows)))
+	var todo []*person
+	for _, p := range persons {
+		first := rows[p.rows[0]]
+		for _, i := range p.rows {
+			p.paths = append(p.paths, filepath.Join(cfg.Dir, ReceiptName(width, rows[i])))
+		}
+		s := client.Signer{Fields: first.Fields, Visibility: first.Visibility, Verification: first.Verification, OrganiserKey: cfg.OrganiserKey}
+		salt, secret := j.secrets(p.key)
+		p.endorsement = client.NewEndorsementWithSecrets(cfg.Client.Origin(), cfg.Letter, s, salt, secret)
+		if b, index, ok := hasReceipt(cfg.Client, p.paths[0], p.endorsement); ok {
+			if err := settle(out, p, b, index, false, true); err != nil {
+				return out, err
+			}
+			continue
+		}
+		todo = append(todo, p)
+	}
+	// The secrets are durable before anything is sent.
+	if err := j.sync(); err != nil {
+		return out, err
+	}
+	shuffle(todo)
+	return out, send(ctx, cfg, rows, todo, out)
+}
+
+// JournalName is the name of the journal in the receipts folder.
+const JournalName = ".undersigned-import-journal"
+
+// group finds the rows of each person and rejects those that conflict.
+func group(rows []Row, out []Outcome) []*person {
+	byKey := map[string]*person{}
+	var persons []*person
+	for i, r := range rows {
+		k := personKey(r)
+		p := byKey[k]
+		if p == nil {
+			p = &person{key: k}
+			byKey[k] = p
+			persons = append(persons, p)
+		}
+		p.rows = append(p.rows, i)
+	}
+	var kept []*person
+	for _, p := range persons {
+		first := rows[p.rows[0]]
+		conflict := false
+		for _, i := range p.rows[1:] {
+			if rows[i].Visibility != first.Visibility || rows[i].Verification != first.Verification {
+				conflict = true
+			}
+		}
+		if conflict {
+			for _, i := range p.rows {
+				out[i].Rejected = fmt.Sprintf("the same person as rows %s with another visibility or verification: fix the rows to agree (nothing was sent)", numbers(rows, p.rows, i))
+			}
+			continue
+		}
+		for _, i := range p.rows[1:] {
+			out[i].MergedInto = first.Number
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// personKey is the key of a row's person within one import: its id, or
+// its exact fields.
+func personKey(r Row) string {
+	if r.ID != "" {
+		return "id\x00" + r.ID
+	}
+	return "fields\x00" + r.Fields.Name + "\x00" + r.Fields.Affiliation + "\x00" + r.Fields.Country
+}
+
+func numbers(rows []Row, is []int, except int) string {
+	var s []string
+	for _, i := range is {
+		if i != except {
+			s = append(s, fmt.Sprint(rows[i].Number))
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+func maxNumber(rows []Row) int {
+	m := 0
+	for _, r := range rows {
+		m = max(m, r.Number)
+	}
+	return m
+}
+
+// send streams the persons' endorsements and writes their receipts.
+func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Outcome) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cfg.Client.EndorseStream(ctx)
+	if err != nil {
+		return err
+	}
+	sendErr := make(chan error, 1)
+	go func() {
+		for _, p := range todo {
+			if err := stream.Send(p.endorsement, rows[p.rows[0]].ID); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- stream.CloseSend()
+	}()
+	for n, p := range todo {
+		res, rej, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the server ended the stream early")
+			}
+			return err
+		}
+		if rej != nil {
+			for _, i := range p.rows {
+				out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
+			}
+		} else if err := settle(out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
+			return err
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(n+1, len(todo))
+		}
+	}
+	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// settle writes a person's receipt for each of its rows.
+func settle(out []Outcome, p *person, b []byte, index uint64, duplicate, skipped bool) error {
+	for n, i := range p.rows {
+		if !skipped || n > 0 {
+			if err := atomicfile.Write(p.paths[n], b, 0o600); err != nil {
+				return fmt.Errorf("receipt of row %d: %w", out[i].Row.Number, err)
+			}
+		}
+		out[i].Receipt, out[i].Index, out[i].Duplicate, out[i].Skipped = p.paths[n], index, duplicate, skipped
+	}
+	return nil
+}
+
+// hasReceipt returns the receipt of an earlier run at path, when it
+// verifies and is for the endorsement e would send (or a duplicate of it).
+func hasReceipt(c *client.Client, path string, e *client.Endorsement) ([]byte, uint64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, false
+	}
+	_, v, err := client.VerifyOffline(b, c.Verifier())
+	if err != nil || v.Record.GetEndorsement() == nil {
+		return nil, 0, false
+	}
+	// The endorsement the journal's secrets make, or the earlier one of
+	// the same person that a duplicate answer gave.
+	got := v.Record.GetEndorsement()
+	if !bytes.Equal(got.GetCommitment(), e.Endorsement.GetCommitment()) &&
+		(v.Disclosure == nil || records.FieldsOf(v.Disclosure) != records.FieldsOf(e.Disclosure)) {
+		return nil, 0, false
+	}
+	sent := &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}}
+	if client.CheckReturned(sent, &client.Result{Verified: v, Duplicate: true}) != nil {
+		return nil, 0, false
+	}
+	return b, v.Index, true
+}
+
+// shuffle puts the persons in random order, so that the log's order does
+// not reveal the order of the list.
+func shuffle(ps []*person) {
+	for i := len(ps) - 1; i > 0; i-- {
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
+		ps[i], ps[j.Int64()] = ps[j.Int64()], ps[i]
+	}
+}
+
+var notSlug = regexp.MustCompile(`[^\p{L}\p{N}]+`)
+
+// ReceiptName is the file name of a row's receipt: its number, padded to
+// width digits, and its name as letters and digits of any script, other
+// runs as one '-', at most 48 runes.
+func ReceiptName(width int, r Row) string {
+	s := strings.Trim(notSlug.ReplaceAllString(r.Fields.Name, "-"), "-")
+	if rs := []rune(s); len(rs) > 48 {
+		s = strings.TrimRightFunc(string(rs[:48]), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	}
+	if s == "" {
+		s = "endorsement"
+	}
+	return fmt.Sprintf("%0*d-%s%s", width, r.Number, s, receipt.Extension)
+}

@@ -1,0 +1,138 @@
+package importer_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/importer"
+	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/servertest"
+)
+
+// setup serves a new log with one curated letter and returns an import
+// configuration for it.
+func setup(t *testing.T) importer.Config {
+	t.Helper()
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Origin: "importer.test/undersigned"})
+	c := s.Dial(t, s.Token)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	l := client.NewLetter(c.Origin(), client.LetterDraft{ID: "imported", Title: "Imported", Text: "Sign here.\n"}, key)
+	if _, err := c.PublishLetter(ctx, l, ""); err != nil {
+		t.Fatal(err)
+	}
+	return importer.Config{Client: c, Letter: l, OrganiserKey: key, Dir: t.TempDir()}
+}
+
+func row(n int, name string, vis pb.Visibility, id string) importer.Row {
+	return importer.Row{Number: n, Fields: records.Fields{Name: name}, Visibility: vis, Verification: pb.Verification_VERIFICATION_NONE, ID: id}
+}
+
+const (
+	public  = pb.Visibility_VISIBILITY_PUBLIC
+	private = pb.Visibility_VISIBILITY_PRIVATE
+)
+
+func TestMergesConflictsAndNamesakes(t *testing.T) {
+	cfg := setup(t)
+	rows := []importer.Row{
+		row(1, "Ada Same", public, ""),
+		row(2, "Ada Same", public, ""),
+		row(3, "Bo Both", private, ""),
+		row(4, "Bo Both", public, ""),
+		row(5, "Cy Namesake", public, "person-5"),
+		row(6, "Cy Namesake", public, "person-6"),
+	}
+	out, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[1].MergedInto != 1 || out[1].Index != out[0].Index || out[0].Receipt == "" || out[1].Receipt == "" {
+		t.Errorf("identical rows: %+v %+v, want row 2 merged into row 1, one receipt each", out[0], out[1])
+	}
+	for _, o := range out[2:4] {
+		if o.Rejected == "" || o.Receipt != "" {
+			t.Errorf("row %d of a person with two visibilities: %+v, want rejected", o.Row.Number, o)
+		}
+		if strings.Contains(o.Rejected, "Bo Both") {
+			t.Errorf("the reason names the person: %q", o.Rejected)
+		}
+	}
+	if out[4].Index == out[5].Index || out[4].MergedInto != 0 || out[5].MergedInto != 0 {
+		t.Errorf("namesakes with their own ids: %+v %+v, want two endorsements", out[4], out[5])
+	}
+	a, _ := os.ReadFile(out[4].Receipt)
+	b, _ := os.ReadFile(out[5].Receipt)
+	_, va, _ := client.VerifyOffline(a, cfg.Client.Verifier())
+	_, vb, _ := client.VerifyOffline(b, cfg.Client.Verifier())
+	if !va.HasSecret || !vb.HasSecret || string(va.Record.GetEndorsement().GetWithdrawalLock()) == string(vb.Record.GetEndorsement().GetWithdrawalLock()) {
+		t.Error("the namesakes do not each hold a withdrawal secret of their own")
+	}
+}
+
+func TestRerunAfterAnInterruption(t *testing.T) {
+	cfg := setup(t)
+	rows := []importer.Row{row(1, "Dee Once", public, ""), row(2, "Eve Once", private, "")}
+	first, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The receipts were lost, the journal kept: the same endorsements are
+	// sent again and come back as their own records.
+	for _, o := range first {
+		os.Remove(o.Receipt)
+	}
+	again, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range again {
+		if o.Index != first[i].Index || !o.Duplicate {
+			t.Errorf("row %d after the rerun: %+v, want a duplicate of %d", o.Row.Number, o, first[i].Index)
+		}
+		b, _ := os.ReadFile(o.Receipt)
+		if _, v, err := client.VerifyOffline(b, cfg.Client.Verifier()); err != nil || !v.HasSecret || v.Disclosure == nil {
+			t.Errorf("row %d: the rerun's receipt lacks its secret or disclosure (%v)", o.Row.Number, err)
+		}
+	}
+	// A third run skips the rows that have receipts.
+	third, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range third {
+		if !o.Skipped {
+			t.Errorf("row %d was not skipped", o.Row.Number)
+		}
+	}
+	// A new receipts folder: a new journal, new secrets, and the server's
+	// duplicates.
+	cfg.Dir = filepath.Join(t.TempDir(), "new")
+	fresh, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range fresh {
+		if !o.Duplicate || o.Index != first[i].Index {
+			t.Errorf("row %d into a new folder: %+v, want a duplicate of %d", o.Row.Number, o, first[i].Index)
+		}
+	}
+	if size := logSize(t, cfg.Client); size != 3 {
+		t.Errorf("the log holds %d records, want the letter and two endorsements", size)
+	}
+}
+
+func logSize(t *testing.T, c *client.Client) uint64 {
+	info, err := c.API().GetLogInfo(context.Background(), &pb.GetLogInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.GetSize()
+}
