@@ -76,7 +76,10 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 		s.SignerKey = client.SignerKey(seed, c.Origin(), *letter)
 	}
 	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
-		key, err := e.organiserKey()
+		key, err := e.letterOrganiserKey(l)
+		if err != nil && l.GetPolicy() == pb.Policy_POLICY_OPEN {
+			return usagef("letter %s is open: sign it with a signer key of your own (undersigned keygen --out my.key, then endorse --key my.key ...)", *letter)
+		}
 		if err != nil {
 			return err
 		}

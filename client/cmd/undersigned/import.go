@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,13 +11,16 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/importfile"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
@@ -26,65 +28,96 @@ import (
 
 // row is one data row of an import file.
 type row struct {
-	number int      // 1 for the first row after the header
+	number int      // the spreadsheet's row number
 	fields []string // as read
 	signer client.Signer
-	path   string // its receipt
+	path   string // its receipt, from an earlier run or once written
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// importFlags are the flags of import that say how to read the file and
+// name the receipts.
+type importFlags struct {
+	letter, csvFile, dir, verification string
+	columns, ignore                    listFlag
+	encoding, nameOrder, receiptNames  string
+	dryRun                             bool
 }
 
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	letter := fs.String("letter", "", "the letter id")
-	csvFile := fs.String("csv", "", "the CSV file: a header naming name (required), affiliation, country, visibility")
-	dir := fs.String("receipts", "receipts", "the folder for the receipts, one per accepted row")
-	verification := fs.String("verification", "none", "how the signers were verified: none, email, phone, in_person, document")
+	var o importFlags
+	fs.StringVar(&o.letter, "letter", "", "the letter `ID`")
+	fs.StringVar(&o.csvFile, "csv", "", "the CSV `FILE`: a header naming the name (or first and last name), and optionally affiliation, country, visibility (public, private or empty), id")
+	fs.StringVar(&o.dir, "receipts", "receipts", "the `DIR` for the receipts, one per accepted row")
+	fs.StringVar(&o.verification, "verification", "none", "how the signers were verified: none, email, phone, in_person or document")
+	fs.Var(&o.columns, "column", "map a column: `FIELD=HEADER`, FIELD one of "+fieldNames()+" (repeatable)")
+	fs.Var(&o.ignore, "ignore", "leave out the column with this `HEADER` on purpose (repeatable)")
+	fs.StringVar(&o.encoding, "encoding", "", "the file's encoding if not UTF-8 or UTF-16 with a byte order mark: windows-1251, windows-1252, iso-8859-2, utf-16le, ...")
+	fs.StringVar(&o.nameOrder, "name-order", "", "with first-name and last-name columns, the name is: first-last or last-first")
+	fs.StringVar(&o.receiptNames, "receipt-names", "index", "receipt file names: index (INDEX-rowN.tlog-proof) or name (INDEX-rowN-NAME.tlog-proof, but never a private signer's name)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "check every row as the server would, write the rejects file, and append nothing")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
-	if *letter == "" || *csvFile == "" {
+	if o.letter == "" || o.csvFile == "" {
 		return usagef("import: --letter and --csv are required")
 	}
-	ver, err := parseVerification(*verification)
+	if o.receiptNames != "index" && o.receiptNames != "name" {
+		return usagef("import: --receipt-names must be index or name")
+	}
+	ver, err := parseVerification(o.verification)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(*csvFile)
-	if err != nil {
-		return usagef("import: %v", err)
-	}
-	defer f.Close()
-	header, rows, rejects, err := readImport(e, f, ver)
+	file, err := readImportFile(o)
 	if err != nil {
 		return err
 	}
-	key, err := e.organiserKey()
-	if err != nil {
-		return err
-	}
-	secret := client.ClientSecret(key)
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return usagef("import: %v", err)
-	}
+	describeFile(e, file)
+	rows, rejects := importRows(file, ver)
 	c, err := e.dial(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	l, _, err := c.Letter(ctx, *letter)
+	l, info, err := c.Letter(ctx, o.letter)
 	if err != nil {
 		return err
 	}
-	width := len(fmt.Sprint(len(rows) + len(rejects)))
+	if info.GetStatus() == pb.Status_STATUS_CLOSED {
+		return &exitError{exitRefused, fmt.Errorf("letter %s is closed: it takes no more endorsements", o.letter)}
+	}
+	key, err := e.letterOrganiserKey(l)
+	if err != nil {
+		return err
+	}
+	secret := client.ClientSecret(key)
+	earlier, err := existingReceipts(o.dir)
+	if err != nil {
+		return err
+	}
 	var todo []*row
 	done := 0
 	for _, r := range rows {
 		r.signer.OrganiserKey, r.signer.ClientSecret = key, secret
-		r.path = filepath.Join(*dir, fmt.Sprintf("%0*d-%s%s", width, r.number, slug(r.signer.Fields.Name), receipt.Extension))
-		if hasReceipt(c, r, l) {
+		if p, ok := earlier[r.number]; ok && hasReceipt(c, p, r, l) {
+			r.path = p
 			done++
 			continue
 		}
 		todo = append(todo, r)
+	}
+	if o.dryRun {
+		return dryRun(e, c, l, o, file.Header, todo, done, rejects)
+	}
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return usagef("import: %v", err)
 	}
 	shuffle(todo)
 
@@ -94,18 +127,19 @@ func runImport(ctx context.Context, e *env, args []string) error {
 			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
 			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
 	}
-	accepted, duplicates, serverRejects, err := sendRows(ctx, c, l, todo, bar)
+	namer := func(r *row, index uint64) string { return receiptPath(o.dir, o.receiptNames, r, index) }
+	accepted, duplicates, serverRejects, err := sendRows(ctx, c, l, todo, namer, bar)
 	if bar != nil {
 		bar.Finish()
 	}
 	rejects = append(rejects, serverRejects...)
-	if werr := writeRejects(*csvFile+".rejects.csv", header, rejects); werr != nil {
+	if werr := writeRejects(o.csvFile+".rejects.csv", file.Header, rejects); werr != nil {
 		err = errors.Join(err, werr)
 	}
 	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier rows), %d already had receipts, %d rejected; receipts in %s\n",
-		len(rows)+len(rejects)-len(serverRejects), accepted, duplicates, done, len(rejects), *dir)
+		len(rows)+len(rejects)-len(serverRejects), accepted, duplicates, done, len(rejects), o.dir)
 	if len(rejects) > 0 {
-		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", *csvFile+".rejects.csv")
+		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", o.csvFile+".rejects.csv")
 	}
 	if err != nil {
 		return err
@@ -123,72 +157,154 @@ type rejected struct {
 	reason string
 }
 
-// readImport reads the header and rows, checks each row with the rules the
-// server applies, and returns the good rows and the rejected ones.
-func readImport(e *env, r io.Reader, ver pb.Verification) ([]string, []*row, []rejected, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
+func fieldNames() string {
+	s := make([]string, len(importfile.Fields))
+	for i, f := range importfile.Fields {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
+}
+
+// readImportFile reads the file with package importfile; every way the
+// file does not fit is a usage error (exit 2) saying which flag helps.
+func readImportFile(o importFlags) (*importfile.File, error) {
+	opts := importfile.Options{Encoding: o.encoding, Ignore: o.ignore, NameOrder: o.nameOrder, Columns: map[importfile.Field]string{}}
+	for _, m := range o.columns {
+		f, h, ok := strings.Cut(m, "=")
+		if !ok || strings.TrimSpace(h) == "" {
+			return nil, usagef("import: --column %q: want FIELD=HEADER, such as affiliation=Organisation", m)
+		}
+		opts.Columns[importfile.Field(strings.TrimSpace(f))] = h
+	}
+	f, err := os.Open(o.csvFile)
 	if err != nil {
-		return nil, nil, nil, failedf("import: reading the header: %v", err)
+		return nil, usagef("import: %v", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF")))
-		switch h {
-		case "name", "affiliation", "country", "visibility":
-			col[h] = i
-		default:
-			fmt.Fprintf(e.stderr, "import: ignoring column %q\n", h)
+	defer f.Close()
+	file, err := importfile.Read(f, opts)
+	var ce *importfile.ColumnsError
+	var ee *importfile.EncodingError
+	switch {
+	case err == nil:
+		return file, nil
+	case errors.As(err, &ce):
+		return nil, usagef("import: %s: %v; nothing was sent: use --column FIELD=HEADER (FIELD one of %s) or --ignore HEADER", o.csvFile, err, fieldNames())
+	case errors.As(err, &ee):
+		return nil, usagef("import: %s: %v, with --encoding", o.csvFile, err)
+	case errors.Is(err, importfile.ErrOptions):
+		return nil, usagef("import: %s: %v", o.csvFile, strings.TrimPrefix(err.Error(), importfile.ErrOptions.Error()+": "))
+	}
+	return nil, usagef("import: %s: %v; nothing was sent", o.csvFile, err)
+}
+
+// describeFile says on stderr how the file was read.
+func describeFile(e *env, f *importfile.File) {
+	var cols []string
+	for _, c := range f.Columns {
+		if c.Field == "" {
+			cols = append(cols, fmt.Sprintf("%q ignored", c.Header))
+		} else if c.Header != string(c.Field) {
+			cols = append(cols, fmt.Sprintf("%q as %s", c.Header, c.Field))
 		}
 	}
-	if _, ok := col["name"]; !ok {
-		return nil, nil, nil, failedf("import: the header has no name column")
+	delim := map[rune]string{',': "commas", ';': "semicolons", '\t': "tabs"}[f.Delimiter]
+	line := fmt.Sprintf("import: read as %s with %s", f.Encoding, delim)
+	if len(cols) > 0 {
+		line += "; columns: " + strings.Join(cols, ", ")
 	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return rec[i]
-		}
-		return ""
+	if f.Blank > 0 {
+		line += fmt.Sprintf("; %d blank rows skipped", f.Blank)
 	}
+	fmt.Fprintln(e.stderr, line)
+}
+
+// importRows turns the rows read into rows to send, and the rows that break
+// a rule into rejects.
+func importRows(f *importfile.File, ver pb.Verification) ([]*row, []rejected) {
 	var rows []*row
 	var rejects []rejected
-	for n := 1; ; n++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, r := range f.Rejects {
+		rejects = append(rejects, rejected{r.Line, r.Raw, r.Reason})
+	}
+	for _, r := range f.Rows {
+		rows = append(rows, &row{number: r.Line, fields: r.Raw, signer: client.Signer{
+			Fields: r.Fields, Visibility: r.Visibility, Verification: ver,
+		}})
+	}
+	return rows, rejects
+}
+
+// receiptFile matches the receipts import writes: INDEX-rowN[-NAME].tlog-proof.
+var receiptFile = regexp.MustCompile(`^[0-9]+-row([0-9]+)(-.*)?\` + receipt.Extension + `$`)
+
+// receiptPath names a row's receipt by its log index and spreadsheet row,
+// and, with --receipt-names name, the signer's name unless they are private.
+func receiptPath(dir, mode string, r *row, index uint64) string {
+	name := fmt.Sprintf("%06d-row%d", index, r.number)
+	if mode == "name" && r.signer.Visibility != pb.Visibility_VISIBILITY_PRIVATE {
+		name += "-" + slug(r.signer.Fields.Name)
+	}
+	return filepath.Join(dir, name+receipt.Extension)
+}
+
+// existingReceipts maps spreadsheet rows to the receipts an earlier run
+// wrote in dir.
+func existingReceipts(dir string) (map[int]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, usagef("import: %v", err)
+	}
+	m := map[int]string{}
+	for _, e := range ents {
+		if sub := receiptFile.FindStringSubmatch(e.Name()); sub != nil {
+			n, _ := strconv.Atoi(sub[1])
+			m[n] = filepath.Join(dir, e.Name())
+		}
+	}
+	return m, nil
+}
+
+// dryRun checks each row as the server would (fields, the letter, the
+// signatures), writes the rejects file a real import would, and appends
+// nothing; it exits as the import would.
+func dryRun(e *env, c *client.Client, l *pb.Letter, o importFlags, header []string, todo []*row, done int, rejects []rejected) error {
+	seen := map[records.Fields]bool{}
+	would, duplicates := 0, 0
+	for _, r := range todo {
+		en := client.NewEndorsement(c.Origin(), l, r.signer)
+		err := records.CheckEndorsement(c.Origin(), l, en.Endorsement)
+		if err == nil {
+			err = records.CheckDisclosure(en.Endorsement, en.Disclosure)
 		}
 		if err != nil {
-			return nil, nil, nil, failedf("import: row %d: %v", n, err)
-		}
-		s := client.Signer{
-			Fields: records.CanonicalFields(records.Fields{
-				Name: get(rec, "name"), Affiliation: get(rec, "affiliation"), Country: get(rec, "country"),
-			}),
-			Verification: ver,
-		}
-		switch v := strings.ToLower(strings.TrimSpace(get(rec, "visibility"))); v {
-		case "", "public":
-			s.Visibility = pb.Visibility_VISIBILITY_PUBLIC
-		case "private":
-			s.Visibility = pb.Visibility_VISIBILITY_PRIVATE
-		default:
-			rejects = append(rejects, rejected{n, rec, fmt.Sprintf("visibility: must be public, private or empty, not %q", v)})
+			rejects = append(rejects, rejected{r.number, r.fields, err.Error()})
 			continue
 		}
-		if err := records.CheckFields("disclosure", s.Fields); err != nil {
-			rejects = append(rejects, rejected{n, rec, err.Error()})
-			continue
+		would++
+		if seen[r.signer.Fields] {
+			duplicates++
 		}
-		rows = append(rows, &row{number: n, fields: rec, signer: s})
+		seen[r.signer.Fields] = true
 	}
-	return header, rows, rejects, nil
+	if err := writeRejects(o.csvFile+".rejects.csv", header, rejects); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "dry run: %d rows: %d would be appended (%d of them duplicates of earlier rows), %d already have receipts, %d rejected; nothing was sent\n",
+		would+done+len(rejects), would, duplicates, done, len(rejects))
+	if len(rejects) > 0 {
+		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", o.csvFile+".rejects.csv")
+		return &exitError{exitFailed, fmt.Errorf("%d rows would be rejected", len(rejects))}
+	}
+	return nil
 }
 
 // hasReceipt reports whether a row already has a valid receipt for the
 // endorsement it would send, from an earlier run.
-func hasReceipt(c *client.Client, r *row, l *pb.Letter) bool {
-	b, err := os.ReadFile(r.path)
+func hasReceipt(c *client.Client, path string, r *row, l *pb.Letter) bool {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return false
 	}
@@ -210,7 +326,7 @@ func shuffle(rows []*row) {
 }
 
 // sendRows streams the rows and writes each receipt as it arrives.
-func sendRows(ctx context.Context, c *client.Client, l *pb.Letter, rows []*row, bar *progressbar.ProgressBar) (accepted, duplicates int, rejects []rejected, err error) {
+func sendRows(ctx context.Context, c *client.Client, l *pb.Letter, rows []*row, namer func(*row, uint64) string, bar *progressbar.ProgressBar) (accepted, duplicates int, rejects []rejected, err error) {
 	if len(rows) == 0 {
 		return 0, 0, nil, nil
 	}
@@ -241,6 +357,7 @@ func sendRows(ctx context.Context, c *client.Client, l *pb.Letter, rows []*row, 
 		if rej != nil {
 			rejects = append(rejects, rejected{r.number, r.fields, rej.GetMessage()})
 		} else {
+			r.path = namer(r, res.Verified.Index)
 			if err := writeFileAtomic(r.path, res.Receipt, 0o600); err != nil {
 				return accepted, duplicates, rejects, err
 			}
@@ -270,7 +387,7 @@ func writeRejects(path string, header []string, rejects []rejected) error {
 	}
 	sort.Slice(rejects, func(i, j int) bool { return rejects[i].number < rejects[j].number })
 	var b bytes.Buffer
-	w := csv.NewWriter(&b)
+	w := newCSVWriter(&b)
 	w.Write(append(append([]string{"row"}, header...), "reason"))
 	for _, r := range rejects {
 		w.Write(append(append([]string{fmt.Sprint(r.number)}, r.fields...), r.reason))

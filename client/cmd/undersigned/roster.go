@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -149,7 +148,7 @@ func writeRoster(w io.Writer, r *rosterData, format string, withSalt bool) error
 	rows := r.rows(withSalt)
 	switch format {
 	case "csv":
-		cw := csv.NewWriter(w)
+		cw := newCSVWriter(w)
 		head := []string{"index", "name", "affiliation", "country", "verification", "signer_signed", "accepted_at"}
 		if r.audited {
 			head = append(head, "after_delivery")
