@@ -98,6 +98,10 @@ type File struct {
 // a mapped or ignored header that is not there, a missing name order.
 var ErrOptions = errors.New("options do not fit the file")
 
+// ErrNameOrder wraps ErrOptions for a file with a first-name and a
+// last-name column read without [Options.NameOrder].
+var ErrNameOrder = fmt.Errorf("%w: the file has a first-name and a last-name column: say how to join them into the name (%s or %s)", ErrOptions, FirstLast, LastFirst)
+
 // EncodingError reports a file that is not in the encoding it was read
 // with: it is not UTF-8 and no encoding was named, or it does not decode.
 type EncodingError struct {
@@ -433,7 +437,7 @@ func mapColumns(header []string, rows [][]string, o Options) ([]Column, error) {
 		return nil, ce
 	}
 	if slices.ContainsFunc(cols, func(c Column) bool { return c.Field == FieldFirstName }) && o.NameOrder != FirstLast && o.NameOrder != LastFirst {
-		return nil, fmt.Errorf("%w: the file has a first-name and a last-name column: say how to join them into the name (%s or %s)", ErrOptions, FirstLast, LastFirst)
+		return nil, ErrNameOrder
 	}
 	return cols, nil
 }

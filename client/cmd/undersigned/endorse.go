@@ -137,6 +137,10 @@ type disclosureOf struct {
 	Country     string `json:"country"`
 }
 
+func (d disclosureOf) proto() *pb.Disclosure {
+	return &pb.Disclosure{Salt: d.Salt, Name: d.Name, Affiliation: d.Affiliation, Country: d.Country}
+}
+
 func disclosureJSON(d *pb.Disclosure) disclosureOf {
 	return disclosureOf{Salt: d.GetSalt(), Name: d.GetName(), Affiliation: d.GetAffiliation(), Country: d.GetCountry()}
 }

@@ -191,6 +191,8 @@ func readImportFile(o importFlags) (*importfile.File, error) {
 		return nil, usagef("import: %s: %v; nothing was sent: use --column FIELD=HEADER (FIELD one of %s) or --ignore HEADER", o.csvFile, err, fieldNames())
 	case errors.As(err, &ee):
 		return nil, usagef("import: %s: %v, with --encoding", o.csvFile, err)
+	case errors.Is(err, importfile.ErrNameOrder):
+		return nil, usagef("import: %s has a first-name and a last-name column: say how to join them into the name with --name-order first-last or --name-order last-first", o.csvFile)
 	case errors.Is(err, importfile.ErrOptions):
 		return nil, usagef("import: %s: %v", o.csvFile, strings.TrimPrefix(err.Error(), importfile.ErrOptions.Error()+": "))
 	}

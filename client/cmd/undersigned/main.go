@@ -66,7 +66,7 @@ func exitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	if errors.Is(err, receipt.ErrVerification) || errors.Is(err, receipt.ErrMalformed) || errors.Is(err, client.ErrKeyChanged) {
+	if errors.Is(err, receipt.ErrVerification) || errors.Is(err, receipt.ErrMalformed) || errors.Is(err, client.ErrKeyChanged) || errors.Is(err, client.ErrWrongLogKey) {
 		return exitFailed
 	}
 	if st, ok := status.FromError(err); ok {

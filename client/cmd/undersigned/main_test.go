@@ -209,6 +209,8 @@ func TestImportSample(t *testing.T) {
 func receiptOfRow(t *testing.T, dir string, row int) string {
 	t.Helper()
 	m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-row%d%s", row, receipt.Extension)))
+	named, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-row%d-*%s", row, receipt.Extension)))
+	m = append(m, named...)
 	if len(m) != 1 {
 		t.Fatalf("receipts of row %d: %v, want one", row, m)
 	}
