@@ -81,8 +81,9 @@ type endorsement struct {
 	foldHash     uint64
 	offset       int64
 	// redactReason and withdrawReason are the reasons of the records that
-	// did so.
+	// did so, withdrawAuth and redactAuth who authorised them.
 	withdrawReason, redactReason pb.Reason
+	withdrawAuth, redactAuth     string
 }
 
 type action struct {
@@ -387,6 +388,24 @@ func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement)
 	ls.folded[en.foldHash] = index
 }
 
+// authority says who authorised a withdrawal or a redaction, for people:
+// the signer (by key or by revealing the withdrawal secret) or an
+// organiser key, by its fingerprint.
+func authority(auth *pb.Authorisation, bySecret bool) string {
+	switch by := auth.GetBy().(type) {
+	case *pb.Authorisation_Signer:
+		return "the signer's key"
+	case *pb.Authorisation_WithdrawalSecret:
+		if bySecret {
+			return "the signer's withdrawal secret"
+		}
+		return "a withdrawal secret that does not open the lock"
+	case *pb.Authorisation_Organiser:
+		return "organiser key " + records.KeyFingerprint(by.Organiser.GetPublicKey())
+	}
+	return "nobody"
+}
+
 func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Reason, auth *pb.Authorisation, it *item,
 	check func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error) {
 	m := a.m
@@ -424,7 +443,7 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 			a.violate(index, rule, "the endorsement at %d was superseded at index %d: withdraw the correction", ti, t.supersededBy)
 		}
 		if t.withdrawnBy < 0 {
-			t.withdrawnBy, t.withdrawReason = int64(index), reason
+			t.withdrawnBy, t.withdrawReason, t.withdrawAuth = int64(index), reason, authority(auth, bySecret)
 		}
 	case kindRedaction:
 		switch {
@@ -434,7 +453,7 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 			a.violate(index, rule, "the endorsement at %d is private: there is no disclosure to redact", ti)
 		}
 		if t.redactedBy < 0 {
-			t.redactedBy, t.redactReason = int64(index), reason
+			t.redactedBy, t.redactReason, t.redactAuth = int64(index), reason, authority(auth, bySecret)
 			if t.disc == discServed && ti >= a.roundStart && !a.replay {
 				a.violate(ti, RuleRedactionIgnored, "its disclosure is still served, though it was redacted at index %d", index)
 			}

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/csv"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -113,14 +112,7 @@ func (e *env) letterOrganiserKey(l *pb.Letter) (ed25519.PrivateKey, error) {
 		}
 	}
 	return nil, usagef("the organiser key %s (%s) is not one of the %d listed in letter %s: give the right one with --organiser-key FILE, or ask an organiser of %s to list this one",
-		path, keyFingerprint(pub), len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
-}
-
-// keyFingerprint is a short name of a public key for people: the first 8
-// bytes of its SHA-256, in hex.
-func keyFingerprint(pub []byte) string {
-	h := sha256.Sum256(pub)
-	return hex.EncodeToString(h[:8])
+		path, records.KeyFingerprint(pub), len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
 }
 
 // organiserKey loads the organiser key, creating it on first use: only to

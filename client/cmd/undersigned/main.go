@@ -121,6 +121,9 @@ type globals struct {
 	tlsServer    string
 	tlsCert      string
 	tlsKey       string
+	// serverSet reports that the server was named (flag or environment),
+	// not defaulted.
+	serverSet bool
 }
 
 // defaultGlobals returns the globals' values before any flag: from the
@@ -128,6 +131,7 @@ type globals struct {
 func defaultGlobals() globals {
 	return globals{
 		server:    envOr(envServer, defaultAddr),
+		serverSet: os.Getenv(envServer) != "",
 		tokenFile: os.Getenv(envTokenFile),
 		configDir: os.Getenv(envConfigDir),
 	}
@@ -177,7 +181,7 @@ func init() {
 	commands = []command{
 		{"letter", "publish|close|delivered ...", "publish a letter, close it, or record its delivery", runLetter},
 		{"endorse", "--letter ID --name N [--affiliation A] [--country C] [--private] [--key FILE] [--receipt FILE]", "append one endorsement and write its receipt", runEndorse},
-		{"import", "--letter ID --csv FILE [--receipts DIR]", "append the endorsements of a CSV file, one receipt per row", runImport},
+		{"import", "--letter ID --csv FILE [--receipts DIR] [--column FIELD=HEADER] [--ignore HEADER] [--encoding E] [--name-order first-last|last-first] [--dry-run] [--receipt-names index|name]", "append the endorsements of a CSV file, one receipt per row", runImport},
 		{"keygen", "--out FILE", "create a signer key", runKeygen},
 		{"log", "", "print the log's origin, verifier key, engine and size", runLog},
 		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted] [--disclosure FILE]", "verify receipts", runVerify},
@@ -248,6 +252,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return usagef("%v (see undersigned help)", err)
 	}
+	pre.Visit(func(f *flag.Flag) { e.g.serverSet = e.g.serverSet || f.Name == "server" })
 	args = pre.Args()
 	if len(args) == 0 {
 		usage(stderr)
@@ -286,6 +291,7 @@ func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 			}
 			return nil, usagef("%s: %v (see undersigned %s --help)", fs.Name(), err, fs.Name())
 		}
+		fs.Visit(func(f *flag.Flag) { e.g.serverSet = e.g.serverSet || f.Name == "server" })
 		args = fs.Args()
 		if len(args) == 0 {
 			return pos, nil
@@ -302,7 +308,7 @@ func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 // then the flags every command takes.
 func printHelp(w io.Writer, fs *flag.FlagSet, own map[string]bool) {
 	c, _ := findCommand(fs.Name())
-	fmt.Fprintf(w, "usage: undersigned %s %s\n\n%s\n", c.name, c.args, c.help)
+	fmt.Fprintf(w, "usage: undersigned %s\n\n%s\n", strings.TrimSpace(c.name+" "+c.args), c.help)
 	section := func(title string, mine bool) {
 		fmt.Fprintf(w, "\n%s:\n", title)
 		fs.VisitAll(func(f *flag.Flag) {
