@@ -166,7 +166,7 @@ func (it *item) decode() {
 			it.disc, it.discErr = discBad, err
 		} else {
 			it.disc = discServed
-			it.foldHash = hashString(names.Fold(d.GetName()))
+			it.foldHash = hashString(names.Skeleton(d.GetName()))
 		}
 	case it.entry.NoDisclosures:
 		it.disc = discNotChecked
@@ -363,7 +363,8 @@ func (a *applier) applySupersedes(index uint64, e *pb.Endorsement, en *endorseme
 }
 
 // checkDuplicate warns when a named endorsement repeats a name that still
-// counts in its letter, after folding case, diacritics and spacing.
+// counts in its letter, after folding case, diacritics and spacing, or
+// with look-alike characters (names.Skeleton).
 func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement) {
 	m := a.m
 	if ls.folded == nil {
@@ -379,9 +380,13 @@ func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement)
 	}
 	if first, seen := ls.folded[en.foldHash]; seen && int64(first) != en.supersedes {
 		o := m.endorsementAt(first)
-		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && names.Fold(o.disclosure.GetName()) == names.Fold(en.disclosure.GetName()) {
+		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && names.Skeleton(o.disclosure.GetName()) == names.Skeleton(en.disclosure.GetName()) {
+			how := "looks like"
+			if names.LookAlike(o.disclosure.GetName(), en.disclosure.GetName()) {
+				how = "differs only by look-alike characters (such as letters of another script) from"
+			}
 			a.warnings = append(a.warnings, Warning{Index: index, Message: fmt.Sprintf(
-				"probable duplicate in letter %q: %q looks like %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), o.disclosure.GetName(), first)})
+				"probable duplicate in letter %q: %q %s %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), how, o.disclosure.GetName(), first)})
 			return
 		}
 	}

@@ -76,8 +76,9 @@ func headerKey(h string) string {
 	return strings.TrimSpace(punctuation.ReplaceAllString(h, " "))
 }
 
-// recognise returns the field a header names by itself, if any.
-func recognise(h string) (Field, bool) {
+// HeaderField returns the field a header names by itself, if any: "Full
+// name", "ФИО" and "Imię i nazwisko" name [FieldName].
+func HeaderField(h string) (Field, bool) {
 	f, ok := headerIndex[headerKey(h)]
 	return f, ok
 }

@@ -181,13 +181,13 @@ func Read(r io.Reader, o Options) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, enc, err := decode(b, o.Encoding)
+	text, enc, err := Decode(b, o.Encoding)
 	if err != nil {
 		return nil, err
 	}
 	f := &File{Encoding: enc, Delimiter: o.Delimiter}
 	if f.Delimiter == 0 {
-		f.Delimiter = detectDelimiter(text)
+		f.Delimiter = DetectDelimiter(text)
 	}
 	recs, lines, err := readCSV(text, f.Delimiter)
 	if err != nil {
@@ -226,9 +226,12 @@ func Read(r io.Reader, o Options) (*File, error) {
 	return f, nil
 }
 
-// decode returns the file as UTF-8 without a byte order mark, and the
-// encoding it was in.
-func decode(b []byte, name string) (string, string, error) {
+// Decode returns a file as UTF-8 without a byte order mark, and the
+// encoding it was in: name, or when name is empty UTF-8 (with or without a
+// byte order mark) or UTF-16 with one. It fails with an [*EncodingError]
+// when the file is not in that encoding, and with an error wrapping
+// [ErrOptions] for an unknown encoding name.
+func Decode(b []byte, name string) (string, string, error) {
 	if name == "" {
 		switch {
 		case bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}):
@@ -292,9 +295,9 @@ func badLine(b []byte) int {
 	return line
 }
 
-// detectDelimiter picks comma, semicolon or tab, whichever the first line
+// DetectDelimiter picks comma, semicolon or tab, whichever the first line
 // (outside quotes) holds most of; comma on a tie.
-func detectDelimiter(text string) rune {
+func DetectDelimiter(text string) rune {
 	counts := map[rune]int{}
 	quoted := false
 	for _, r := range text {
@@ -402,7 +405,7 @@ func mapColumns(header []string, rows [][]string, o Options) ([]Column, error) {
 			continue
 		}
 		cols[i].Header = h
-		if f, ok := recognise(h); ok {
+		if f, ok := HeaderField(h); ok {
 			cols[i].Field = f
 			continue
 		}

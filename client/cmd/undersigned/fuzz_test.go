@@ -24,11 +24,18 @@ func FuzzPublishedList(f *testing.F) {
 			return
 		}
 		c := audit.CompareNames(names, roster)
-		published := len(c.Exact) + len(c.Folded) + len(c.Transliterated) + len(c.NotInLedger)
+		published := len(c.Exact) + len(c.Folded) + len(c.Confusable) + len(c.Transliterated) + len(c.NotInLedger)
+		ledger := len(c.Exact) + len(c.Folded) + len(c.Confusable) + len(c.Transliterated) + len(c.NotPublished)
+		for _, a := range c.Ambiguous {
+			if len(a.Published) == 0 || len(a.Ledger) == 0 {
+				t.Fatalf("an ambiguous match with an empty side: %+v", a)
+			}
+			published += len(a.Published)
+			ledger += len(a.Ledger)
+		}
 		if published != len(names) {
 			t.Fatalf("%d published names, %d accounted for", len(names), published)
 		}
-		ledger := len(c.Exact) + len(c.Folded) + len(c.Transliterated) + len(c.NotPublished)
 		if ledger != len(roster) {
 			t.Fatalf("%d named endorsements, %d accounted for", len(roster), ledger)
 		}

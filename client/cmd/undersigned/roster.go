@@ -35,6 +35,9 @@ type rosterData struct {
 	entries []audit.RosterEntry
 	// audited is true for a roster from an audit state.
 	audited bool
+	// withdrawn are the withdrawn endorsements whose names the audit
+	// state knows; nil for a roster from the server.
+	withdrawn []audit.Match
 }
 
 // rows returns the named entries.
@@ -94,8 +97,18 @@ func stateRoster(st *audit.State, letter string, at uint64) (*rosterData, error)
 		return nil, failedf("%v", err)
 	}
 	c := ro.Counts
-	return &rosterData{letter: letter, size: ro.TreeSize, entries: ro.Entries, audited: true,
-		counts: countsJSON{c.Public, c.Private, c.Redacted, c.Withdrawn, c.Superseded, c.Withheld, c.NotChecked}}, nil
+	r := &rosterData{letter: letter, size: ro.TreeSize, entries: ro.Entries, audited: true,
+		counts: countsJSON{c.Public, c.Private, c.Redacted, c.Withdrawn, c.Superseded, c.Withheld, c.NotChecked}, withdrawn: []audit.Match{}}
+	cs, err := st.Changes(letter, 0, ro.TreeSize)
+	if err != nil {
+		return nil, failedf("%v", err)
+	}
+	for _, ch := range cs {
+		if ch.Kind == audit.ChangeWithdrawn && ch.Name != "" {
+			r.withdrawn = append(r.withdrawn, audit.Match{Ledger: ch.Name, Index: uint64(ch.Target)})
+		}
+	}
+	return r, nil
 }
 
 // loadRoster reads a roster from the audit state when offline (or a state
