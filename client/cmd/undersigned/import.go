@@ -32,6 +32,8 @@ type row struct {
 	fields []string // as read
 	signer client.Signer
 	path   string // its receipt, from an earlier run or once written
+	email  string // the signer's address, with --email-column
+	fresh  bool   // its receipt was written in this run
 }
 
 // listFlag is a flag that may be given several times.
@@ -47,6 +49,7 @@ type importFlags struct {
 	columns, ignore                    listFlag
 	encoding, nameOrder, receiptNames  string
 	dryRun                             bool
+	deliver                            deliveryFlags
 }
 
 func runImport(ctx context.Context, e *env, args []string) error {
@@ -62,6 +65,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.nameOrder, "name-order", "", "with first-name and last-name columns, the name is: first-last or last-first")
 	fs.StringVar(&o.receiptNames, "receipt-names", "index", "receipt file names: index (INDEX-rowN.tlog-proof) or name (INDEX-rowN-NAME.tlog-proof, but never a private signer's name)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "check every row as the server would, write the rejects file, and append nothing")
+	o.deliver.register(fs)
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -73,6 +77,9 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	ver, err := parseVerification(o.verification)
 	if err != nil {
+		return err
+	}
+	if err := o.deliver.check(e.g.server); err != nil {
 		return err
 	}
 	file, err := readImportFile(o)
@@ -141,6 +148,13 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if len(rejects) > 0 {
 		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", o.csvFile+".rejects.csv")
 	}
+	if err == nil && o.deliver.wanted() {
+		var sent int
+		sent, err = deliverReceipts(e, o.deliver, c, l, rows)
+		if o.deliver.emailColumn != "" {
+			fmt.Fprintf(e.stdout, "%d e-mails %s\n", sent, map[bool]string{true: "written to " + o.deliver.emailOut, false: "sent"}[o.deliver.emailOut != ""])
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -168,7 +182,7 @@ func fieldNames() string {
 // readImportFile reads the file with package importfile; every way the
 // file does not fit is a usage error (exit 2) saying which flag helps.
 func readImportFile(o importFlags) (*importfile.File, error) {
-	opts := importfile.Options{Encoding: o.encoding, Ignore: o.ignore, NameOrder: o.nameOrder, Columns: map[importfile.Field]string{}}
+	opts := importfile.Options{Encoding: o.encoding, Ignore: o.ignore, NameOrder: o.nameOrder, EmailColumn: o.deliver.emailColumn, Columns: map[importfile.Field]string{}}
 	for _, m := range o.columns {
 		f, h, ok := strings.Cut(m, "=")
 		if !ok || strings.TrimSpace(h) == "" {
@@ -229,7 +243,7 @@ func importRows(f *importfile.File, ver pb.Verification) ([]*row, []rejected) {
 		rejects = append(rejects, rejected{r.Line, r.Raw, r.Reason})
 	}
 	for _, r := range f.Rows {
-		rows = append(rows, &row{number: r.Line, fields: r.Raw, signer: client.Signer{
+		rows = append(rows, &row{number: r.Line, fields: r.Raw, email: r.Email, signer: client.Signer{
 			Fields: r.Fields, Visibility: r.Visibility, Verification: ver,
 		}})
 	}
@@ -359,7 +373,7 @@ func sendRows(ctx context.Context, c *client.Client, l *pb.Letter, rows []*row, 
 		if rej != nil {
 			rejects = append(rejects, rejected{r.number, r.fields, rej.GetMessage()})
 		} else {
-			r.path = namer(r, res.Verified.Index)
+			r.path, r.fresh = namer(r, res.Verified.Index), true
 			if err := writeFileAtomic(r.path, res.Receipt, 0o600); err != nil {
 				return accepted, duplicates, rejects, err
 			}

@@ -181,7 +181,7 @@ func init() {
 	commands = []command{
 		{"letter", "publish|close|delivered ...", "publish a letter, close it, or record its delivery", runLetter},
 		{"endorse", "--letter ID --name N [--affiliation A] [--country C] [--private] [--key FILE] [--receipt FILE]", "append one endorsement and write its receipt", runEndorse},
-		{"import", "--letter ID --csv FILE [--receipts DIR] [--column FIELD=HEADER] [--ignore HEADER] [--encoding E] [--name-order first-last|last-first] [--dry-run] [--receipt-names index|name]", "append the endorsements of a CSV file, one receipt per row", runImport},
+		{"import", "--letter ID --csv FILE [--receipts DIR] [--column FIELD=HEADER] [--ignore HEADER] [--encoding E] [--name-order first-last|last-first] [--dry-run] [--receipt-names index|name] [--pages html,pdf] [--email-column HEADER --smtp HOST:PORT --smtp-from ADDR]", "append the endorsements of a CSV file, one receipt per row", runImport},
 		{"keygen", "--out FILE", "create a signer key", runKeygen},
 		{"log", "", "print the log's origin, verifier key, engine and size", runLog},
 		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted] [--disclosure FILE]", "verify receipts", runVerify},
