@@ -10,9 +10,11 @@ import (
 )
 
 // MaxLinkLength is the longest link put in a QR code whole: about version
-// 25 at error correction M, which still prints at 6 cm and scans from
-// paper. A longer receipt is linked by origin, index and leaf hash.
-const MaxLinkLength = 1200
+// 33 at error correction M (149 modules), which printed 7 cm wide has
+// modules of under half a millimetre, still read by phones from paper. A
+// longer receipt (a receipt grows with the log: a proof hash per level of
+// the tree) is linked by origin, index and leaf hash.
+const MaxLinkLength = 1600
 
 // VerifyLink returns the link to verifyURL (the verify page, such as
 // https://ledger.example.org/verify) for a receipt: the receipt itself

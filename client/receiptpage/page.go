@@ -130,7 +130,7 @@ h1 { font-size: 1.5em; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .3em 1em; }
 dt { font-weight: bold; }
 dd { margin: 0; word-break: break-word; }
-.qr { width: 6cm; height: 6cm; margin: 1em 0; }
+.qr { width: 7cm; height: 7cm; margin: 1em 0; }
 .link { font-size: .7em; word-break: break-all; }
 code { font-size: .9em; }
 @page { size: A4; margin: 1.5cm; }

@@ -39,10 +39,10 @@ func PDF(p Page) ([]byte, error) {
 	row(c.Text.SignedAs, c.Name, "go")
 	row(c.Text.Index, fmt.Sprint(c.Index), "go")
 	row(c.Text.LogKey, c.LogKey, "gomono")
-	// The QR code, 60 mm wide with its quiet zone.
+	// The QR code, 70 mm wide with its quiet zone.
 	x0, y0 := pdf.GetX(), pdf.GetY()+4
 	n := float64(len(c.QR) + 8)
-	module := 60 / n
+	module := 70 / n
 	pdf.SetFillColor(0, 0, 0)
 	for y, r := range c.QR {
 		for x, dark := range r {
@@ -51,7 +51,7 @@ func PDF(p Page) ([]byte, error) {
 			}
 		}
 	}
-	pdf.SetXY(x0, y0+62)
+	pdf.SetXY(x0, y0+72)
 	pdf.SetFont("gomono", "", 6)
 	pdf.MultiCell(0, 2.8, c.Link, "", "L", false)
 	pdf.Ln(3)

@@ -179,3 +179,14 @@ func mustVerifier(t *testing.T, key string) note.Verifier {
 	}
 	return v
 }
+
+// TestLongReceiptsLinkShort: a receipt too long for the QR code is linked
+// by origin, index and leaf hash.
+func TestLongReceiptsLinkShort(t *testing.T) {
+	_, r, _ := endorse(t, "en", "Bialiatskaya Tatsiana", "Mother of three")
+	long := "https://ledger.example.org/" + strings.Repeat("x", receiptpage.MaxLinkLength) + "/verify"
+	link, err := receiptpage.VerifyLink(long, r.Receipt, false)
+	if err != nil || strings.Contains(link, "#r=") || !strings.Contains(link, "#o=") {
+		t.Errorf("link %q, %v", link, err)
+	}
+}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -63,7 +65,9 @@ func (d *deliveryFlags) check(server string) error {
 func (d *deliveryFlags) wanted() bool { return d.pages != "" || d.emailColumn != "" }
 
 // deliverReceipts writes the pages of the receipts written in this run and
-// sends (or writes) their e-mails. It returns how many e-mails went out.
+// sends (or writes) their e-mails; a receipt sent by e-mail gets a file
+// beside it (RECEIPT.emailed), so that a rerun sends those that are not.
+// It returns how many e-mails went out.
 func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, rows []*row) (int, error) {
 	var auth smtp.Auth
 	if d.smtpUser != "" {
@@ -79,9 +83,19 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 			return 0, usagef("import: %v", err)
 		}
 	}
+	from, err := mail.ParseAddress(d.smtpFrom)
+	if d.emailColumn != "" && err != nil {
+		return 0, usagef("import: --smtp-from %q: %v", d.smtpFrom, err)
+	}
 	sent := 0
 	for _, r := range rows {
-		if !r.fresh {
+		base := strings.TrimSuffix(r.path, receipt.Extension)
+		// A receipt of this run gets its pages; one of an earlier run
+		// that was not e-mailed yet gets its e-mail.
+		mailed := base + ".emailed"
+		_, statErr := os.Stat(mailed)
+		unsent := d.emailColumn != "" && d.emailOut == "" && errors.Is(statErr, os.ErrNotExist)
+		if r.path == "" || (!r.fresh && !unsent) {
 			continue
 		}
 		b, err := os.ReadFile(r.path)
@@ -94,7 +108,6 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 		}
 		p := receiptpage.Page{Letter: l, Receipt: b, Verified: v, LogKey: c.VerifierKey(), VerifyURL: d.verifyURL,
 			HideName: r.signer.Visibility == pb.Visibility_VISIBILITY_PRIVATE}
-		base := strings.TrimSuffix(r.path, receipt.Extension)
 		var attach []receiptpage.Attachment
 		for _, kind := range strings.Split(d.pages+",email", ",") {
 			var data []byte
@@ -133,8 +146,14 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 			if err := writeFileAtomic(filepath.Join(d.emailOut, filepath.Base(base)+".eml"), msg, 0o600); err != nil {
 				return sent, err
 			}
-		} else if err := smtp.SendMail(d.smtpAddr, auth, d.smtpFrom, []string{r.email}, msg); err != nil {
-			return sent, fmt.Errorf("import: e-mail to row %d: %w (the receipts are written; rerun with the same flags to send the rest)", r.number, err)
+		} else {
+			to, _ := mail.ParseAddress(r.email)
+			if err := smtp.SendMail(d.smtpAddr, auth, from.Address, []string{to.Address}, msg); err != nil {
+				return sent, fmt.Errorf("import: e-mail to row %d: %w (the receipts are written; rerun with the same flags to send the rest)", r.number, err)
+			}
+			if err := writeFileAtomic(mailed, []byte(r.email+"\n"), 0o600); err != nil {
+				return sent, err
+			}
 		}
 		sent++
 	}
