@@ -105,26 +105,25 @@ func CompareNames(published []string, roster []RosterEntry) *Comparison {
 	return c
 }
 
-// pass matches the unused names that share a key: the names linked by
-// shared keys form groups; a group of as many published names as ledger
-// names, all with the same keys, matches one to one in order; any other
-// group with names on both sides is ambiguous.
-func (c *Comparison) pass(pub, led []*side, how string, keys func(string) []string, out *[]Match) {
-	type member struct {
-		s    *side
-		pub  bool
-		keys []string
-	}
-	var members []member
+// member is a name of a comparison with its keys.
+type member struct {
+	s    *side
+	pub  bool
+	keys []string
+}
+
+// groupByKeys groups the unused names of both sides that are linked by
+// shared keys (a union-find over the keys), in the order first seen.
+func groupByKeys(pub, led []*side, keys func(string) []string) [][]member {
 	parent := map[string]string{}
-	var find func(string) string
-	find = func(k string) string {
+	find := func(k string) string {
 		for parent[k] != k {
 			parent[k] = parent[parent[k]]
 			k = parent[k]
 		}
 		return k
 	}
+	var members []member
 	add := func(s *side, isPub bool) {
 		ks := slices.DeleteFunc(keys(s.name), func(k string) bool { return k == "" })
 		if s.used || len(ks) == 0 {
@@ -146,17 +145,26 @@ func (c *Comparison) pass(pub, led []*side, how string, keys func(string) []stri
 	for _, p := range pub {
 		add(p, true)
 	}
-	groups := map[string][]member{}
-	var order []string
+	index := map[string]int{}
+	var groups [][]member
 	for _, m := range members {
 		root := find(m.keys[0])
-		if _, ok := groups[root]; !ok {
-			order = append(order, root)
+		i, ok := index[root]
+		if !ok {
+			i = len(groups)
+			index[root] = i
+			groups = append(groups, nil)
 		}
-		groups[root] = append(groups[root], m)
+		groups[i] = append(groups[i], m)
 	}
-	for _, root := range order {
-		g := groups[root]
+	return groups
+}
+
+// pass matches the unused names that share a key: a group of as many
+// published names as ledger names, all with the same keys, matches one to
+// one in order; any other group with names on both sides is ambiguous.
+func (c *Comparison) pass(pub, led []*side, how string, keys func(string) []string, out *[]Match) {
+	for _, g := range groupByKeys(pub, led, keys) {
 		var ps, ls []member
 		for _, m := range g {
 			if m.pub {

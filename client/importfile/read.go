@@ -414,28 +414,7 @@ func mapColumns(header []string, rows [][]string, o Options) ([]Column, error) {
 		}
 		ce.Unknown = append(ce.Unknown, h)
 	}
-	seen := map[Field]bool{}
-	for _, c := range cols {
-		if c.Field != "" && seen[c.Field] && !slices.Contains(ce.Duplicate, c.Field) {
-			ce.Duplicate = append(ce.Duplicate, c.Field)
-		}
-		seen[c.Field] = true
-	}
-	if !seen[FieldName] && !(seen[FieldFirstName] && seen[FieldLastName]) {
-		if seen[FieldFirstName] && !seen[FieldLastName] {
-			// One column headed "Імя" or "Imię": people write the whole
-			// name there.
-			for i := range cols {
-				if cols[i].Field == FieldFirstName {
-					cols[i].Field = FieldName
-				}
-			}
-		} else {
-			ce.NoName = true
-		}
-	} else if seen[FieldName] && (seen[FieldFirstName] || seen[FieldLastName]) {
-		ce.Duplicate = append(ce.Duplicate, FieldName)
-	}
+	checkFields(cols, ce)
 	if len(ce.Unknown)+len(ce.Duplicate) > 0 || ce.NoName {
 		return nil, ce
 	}
@@ -443,6 +422,32 @@ func mapColumns(header []string, rows [][]string, o Options) ([]Column, error) {
 		return nil, ErrNameOrder
 	}
 	return cols, nil
+}
+
+// checkFields notes in ce the fields held by more than one column and a
+// missing name. One column of first names alone ("Імя", "Imię") is taken
+// as the name: people write the whole name there.
+func checkFields(cols []Column, ce *ColumnsError) {
+	seen := map[Field]bool{}
+	for _, c := range cols {
+		if c.Field != "" && seen[c.Field] && !slices.Contains(ce.Duplicate, c.Field) {
+			ce.Duplicate = append(ce.Duplicate, c.Field)
+		}
+		seen[c.Field] = true
+	}
+	switch {
+	case seen[FieldName] && (seen[FieldFirstName] || seen[FieldLastName]):
+		ce.Duplicate = append(ce.Duplicate, FieldName)
+	case seen[FieldName] || (seen[FieldFirstName] && seen[FieldLastName]):
+	case seen[FieldFirstName]:
+		for i := range cols {
+			if cols[i].Field == FieldFirstName {
+				cols[i].Field = FieldName
+			}
+		}
+	default:
+		ce.NoName = true
+	}
 }
 
 func emptyColumn(rows [][]string, i int) bool {

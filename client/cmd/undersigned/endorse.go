@@ -68,23 +68,8 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *keyFile != "" {
-		seed, err := client.LoadSignerSeed(*keyFile)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		s.SignerKey = client.SignerKey(seed, c.Origin(), *letter)
-	}
-	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
-		key, err := e.letterOrganiserKey(l)
-		if err != nil && l.GetPolicy() == pb.Policy_POLICY_OPEN {
-			return usagef("letter %s is open: sign it with a signer key of your own (undersigned keygen --out my.key, then endorse --key my.key ...)", *letter)
-		}
-		if err != nil {
-			return err
-		}
-		s.OrganiserKey = key
-		s.ClientSecret = client.ClientSecret(key)
+	if err := e.signWith(&s, c.Origin(), l, *keyFile); err != nil {
+		return err
 	}
 	r, err := c.Endorse(ctx, client.NewEndorsement(c.Origin(), l, s), "")
 	if err != nil && s.ClientSecret != nil && strings.Contains(err.Error(), "endorsement.withdrawal_lock") {
@@ -100,23 +85,7 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	if path == "" {
 		path = fmt.Sprintf("%s-%d.tlog-proof", *letter, r.Verified.Index)
 	}
-	data := r.Receipt
-	if *disclosureOut != "" {
-		rc, err := receipt.Parse(r.Receipt)
-		if err != nil {
-			return err
-		}
-		d := rc.Extra.GetDisclosure()
-		rc.Extra.Disclosure = nil
-		if data, err = rc.Marshal(); err != nil {
-			return err
-		}
-		j, _ := json.MarshalIndent(disclosureJSON(d), "", "  ")
-		if err := writeFileAtomic(*disclosureOut, append(j, '\n'), 0o600); err != nil {
-			return err
-		}
-	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := writeReceipt(path, *disclosureOut, r.Receipt); err != nil {
 		return err
 	}
 	dup := ""
@@ -126,6 +95,27 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "endorsed letter %s at index %d%s; receipt: %s\n", *letter, r.Verified.Index, dup, path)
 	fmt.Fprintln(e.stderr, "keep the receipt safe: it proves the signature, and anyone holding it can withdraw it")
 	return nil
+}
+
+// writeReceipt writes a receipt to path; with disclosureOut, its
+// disclosure goes to that file instead, as JSON (see verify --disclosure).
+func writeReceipt(path, disclosureOut string, data []byte) error {
+	if disclosureOut != "" {
+		rc, err := receipt.Parse(data)
+		if err != nil {
+			return err
+		}
+		d := rc.Extra.GetDisclosure()
+		rc.Extra.Disclosure = nil
+		if data, err = rc.Marshal(); err != nil {
+			return err
+		}
+		j, _ := json.MarshalIndent(disclosureJSON(d), "", "  ")
+		if err := writeFileAtomic(disclosureOut, append(j, '\n'), 0o600); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(path, data, 0o600)
 }
 
 // disclosureOf is a disclosure as JSON, the same shape as the server's
@@ -143,4 +133,29 @@ func (d disclosureOf) proto() *pb.Disclosure {
 
 func disclosureJSON(d *pb.Disclosure) disclosureOf {
 	return disclosureOf{Salt: d.GetSalt(), Name: d.GetName(), Affiliation: d.GetAffiliation(), Country: d.GetCountry()}
+}
+
+// signWith sets the keys an endorsement of l is signed with: the signer
+// key derived from keyFile, if given, and the organiser key where the
+// letter needs it (curated, or no signer key).
+func (e *env) signWith(s *client.Signer, origin string, l *pb.Letter, keyFile string) error {
+	if keyFile != "" {
+		seed, err := client.LoadSignerSeed(keyFile)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		s.SignerKey = client.SignerKey(seed, origin, l.GetId())
+	}
+	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
+		key, err := e.letterOrganiserKey(l)
+		if err != nil && l.GetPolicy() == pb.Policy_POLICY_OPEN {
+			return usagef("letter %s is open: sign it with a signer key of your own (undersigned keygen --out my.key, then endorse --key my.key ...)", l.GetId())
+		}
+		if err != nil {
+			return err
+		}
+		s.OrganiserKey = key
+		s.ClientSecret = client.ClientSecret(key)
+	}
+	return nil
 }

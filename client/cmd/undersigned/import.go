@@ -52,7 +52,8 @@ type importFlags struct {
 	deliver                            deliveryFlags
 }
 
-func runImport(ctx context.Context, e *env, args []string) error {
+// parseImportFlags reads the flags of import.
+func parseImportFlags(e *env, args []string) (importFlags, error) {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	var o importFlags
 	fs.StringVar(&o.letter, "letter", "", "the letter `ID`")
@@ -67,19 +68,24 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "check every row as the server would, write the rejects file, and append nothing")
 	o.deliver.register(fs)
 	if _, err := parse(e, fs, args); err != nil {
-		return err
+		return o, err
 	}
 	if o.letter == "" || o.csvFile == "" {
-		return usagef("import: --letter and --csv are required")
+		return o, usagef("import: --letter and --csv are required")
 	}
 	if o.receiptNames != "index" && o.receiptNames != "name" {
-		return usagef("import: --receipt-names must be index or name")
+		return o, usagef("import: --receipt-names must be index or name")
 	}
-	ver, err := parseVerification(o.verification)
+	return o, o.deliver.check(e.g.server)
+}
+
+func runImport(ctx context.Context, e *env, args []string) error {
+	o, err := parseImportFlags(e, args)
 	if err != nil {
 		return err
 	}
-	if err := o.deliver.check(e.g.server); err != nil {
+	ver, err := parseVerification(o.verification)
+	if err != nil {
 		return err
 	}
 	file, err := readImportFile(o)
@@ -128,12 +134,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	shuffle(todo)
 
-	var bar *progressbar.ProgressBar
-	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
-		bar = progressbar.NewOptions(len(todo), progressbar.OptionSetWriter(e.stderr),
-			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
-	}
+	bar := e.progressBar(len(todo))
 	namer := func(r *row, index uint64) string { return receiptPath(o.dir, o.receiptNames, r, index) }
 	accepted, duplicates, serverRejects, err := sendRows(ctx, c, l, todo, namer, bar)
 	if bar != nil {
@@ -149,17 +150,23 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", o.csvFile+".rejects.csv")
 	}
 	if err == nil && o.deliver.wanted() {
-		var sent int
-		sent, err = deliverReceipts(e, o.deliver, c, l, rows)
-		if o.deliver.emailColumn != "" {
-			fmt.Fprintf(e.stdout, "%d e-mails %s\n", sent, map[bool]string{true: "written to " + o.deliver.emailOut, false: "sent"}[o.deliver.emailOut != ""])
-		}
+		err = deliverAndSay(e, o.deliver, c, l, rows)
 	}
 	if err != nil {
 		return err
 	}
 	if len(rejects) > 0 {
 		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", len(rejects))}
+	}
+	return nil
+}
+
+// progressBar returns a progress bar on a terminal, or nil.
+func (e *env) progressBar(n int) *progressbar.ProgressBar {
+	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+		return progressbar.NewOptions(n, progressbar.OptionSetWriter(e.stderr),
+			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
+			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
 	}
 	return nil
 }

@@ -108,27 +108,9 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 		}
 		p := receiptpage.Page{Letter: l, Receipt: b, Verified: v, LogKey: c.VerifierKey(), VerifyURL: d.verifyURL,
 			HideName: r.signer.Visibility == pb.Visibility_VISIBILITY_PRIVATE}
-		var attach []receiptpage.Attachment
-		for _, kind := range strings.Split(d.pages+",email", ",") {
-			var data []byte
-			var ctype string
-			switch kind {
-			case "html":
-				data, err = receiptpage.HTML(p)
-				ctype = "text/html; charset=utf-8"
-			case "pdf":
-				data, err = receiptpage.PDF(p)
-				ctype = "application/pdf"
-			default:
-				continue
-			}
-			if err != nil {
-				return sent, fmt.Errorf("%s: %w", r.path, err)
-			}
-			if err := writeFileAtomic(base+"."+kind, data, 0o600); err != nil {
-				return sent, err
-			}
-			attach = append(attach, receiptpage.Attachment{Name: filepath.Base(base) + "." + kind, ContentType: ctype, Data: data})
+		attach, err := writePages(d, p, base)
+		if err != nil {
+			return sent, fmt.Errorf("%s: %w", r.path, err)
 		}
 		if d.emailColumn == "" {
 			continue
@@ -158,4 +140,47 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 		sent++
 	}
 	return sent, nil
+}
+
+// deliverAndSay delivers the receipts (see deliverReceipts) and says how
+// many e-mails went out.
+func deliverAndSay(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, rows []*row) error {
+	sent, err := deliverReceipts(e, d, c, l, rows)
+	switch {
+	case d.emailColumn == "":
+	case d.emailOut != "":
+		fmt.Fprintf(e.stdout, "%d e-mails written to %s\n", sent, d.emailOut)
+	default:
+		fmt.Fprintf(e.stdout, "%d e-mails sent\n", sent)
+	}
+	return err
+}
+
+// writePages writes the pages --pages asks for beside a receipt (base is
+// its path without the extension) and returns them as attachments.
+func writePages(d deliveryFlags, p receiptpage.Page, base string) ([]receiptpage.Attachment, error) {
+	var attach []receiptpage.Attachment
+	for _, kind := range strings.Split(d.pages, ",") {
+		var data []byte
+		var ctype string
+		var err error
+		switch kind {
+		case "html":
+			data, err = receiptpage.HTML(p)
+			ctype = "text/html; charset=utf-8"
+		case "pdf":
+			data, err = receiptpage.PDF(p)
+			ctype = "application/pdf"
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(base+"."+kind, data, 0o600); err != nil {
+			return nil, err
+		}
+		attach = append(attach, receiptpage.Attachment{Name: filepath.Base(base) + "." + kind, ContentType: ctype, Data: data})
+	}
+	return attach, nil
 }
