@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/server"
 )
@@ -65,9 +68,17 @@ func TestMessagesThatHelp(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "log key given is for log") || strings.Contains(out, "no verifiable signatures") {
 		t.Errorf("offline, another log's key: exit %d\n%s", code, out)
 	}
+	// Offline with another key of the same log's name: not signed by it.
+	_, vk, _ := note.GenerateKey(rand.Reader, "cli.test/issue15")
+	sameName := filepath.Join(c.dir, "same-name.pub")
+	os.WriteFile(sameName, []byte(vk+"\n"), 0o644)
+	code, out, _ = c.run("verify", "--offline", "--log-key", sameName, "me.tlog-proof")
+	if code != exitFailed || !strings.Contains(out, "not signed by the log key given") {
+		t.Errorf("offline, another key of the same name: exit %d\n%s", code, out)
+	}
 	// Online with a wrong --log-key: not "the log's key changed".
 	code, _, errs := c.run("verify", "--log-key", wrongKey, "me.tlog-proof")
-	if code != exitFailed || strings.Contains(errs, "key changed") || !strings.Contains(errs, "not the one given") {
+	if code != exitFailed || strings.Contains(errs, "key changed") || !strings.Contains(errs, "not the one given") || !strings.Contains(errs, "log.pub") {
 		t.Errorf("online, a wrong --log-key: exit %d\n%s", code, errs)
 	}
 	// A server that is down: say so, and point at --offline.

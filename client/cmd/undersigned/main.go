@@ -83,6 +83,9 @@ func exitCode(err error) int {
 // message turns an error into one line for people, saying what to do next
 // where the code says enough.
 func message(err error) string {
+	if errors.Is(err, client.ErrWrongLogKey) {
+		return err.Error() + ": check that --log-key names this log's verifier key (its log.pub)"
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return err.Error()
