@@ -32,6 +32,7 @@ type row struct {
 	fields []string // as read
 	signer client.Signer
 	path   string // its receipt, from an earlier run or once written
+	id     string // the id column, if any (the sending side's idempotency key)
 	email  string // the signer's address, with --email-column
 	fresh  bool   // its receipt was written in this run
 }
@@ -250,7 +251,7 @@ func importRows(f *importfile.File, ver pb.Verification) ([]*row, []rejected) {
 		rejects = append(rejects, rejected{r.Line, r.Raw, r.Reason})
 	}
 	for _, r := range f.Rows {
-		rows = append(rows, &row{number: r.Line, fields: r.Raw, email: r.Email, signer: client.Signer{
+		rows = append(rows, &row{number: r.Line, fields: r.Raw, id: r.ID, email: r.Email, signer: client.Signer{
 			Fields: r.Fields, Visibility: r.Visibility, Verification: ver,
 		}})
 	}
