@@ -185,6 +185,10 @@ func Read(r io.Reader, o Options) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !strings.Contains(text, "\n") {
+		// Classic Mac line endings ("CSV (Macintosh)" in Excel).
+		text = strings.ReplaceAll(text, "\r", "\n")
+	}
 	f := &File{Encoding: enc, Delimiter: o.Delimiter}
 	if f.Delimiter == 0 {
 		f.Delimiter = DetectDelimiter(text)

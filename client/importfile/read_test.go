@@ -223,3 +223,11 @@ func TestUTF16WithoutBOM(t *testing.T) {
 		t.Errorf("with --encoding utf-16le: %v %+v", err, f)
 	}
 }
+
+// TestMacLineEndings: Excel's "CSV (Macintosh)" ends lines with CR alone.
+func TestMacLineEndings(t *testing.T) {
+	f, err := importfile.Read(strings.NewReader("name;affiliation\rAnna Lis;Teacher\rPetr Zhuk;\r"), importfile.Options{})
+	if err != nil || len(f.Rows) != 2 || f.Rows[1].Fields.Name != "Petr Zhuk" || f.Rows[1].Line != 3 {
+		t.Fatalf("%v %+v", err, f)
+	}
+}

@@ -291,6 +291,27 @@ func existingReceipts(dir string) (map[int]string, error) {
 	return m, nil
 }
 
+// previewRows shows the first rows as they would be appended, so that a
+// column read wrongly shows before anything is sent.
+func previewRows(e *env, rows []*row) {
+	const show = 5
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stdout, "the first rows as they would be appended:\n")
+	for _, r := range rows[:min(show, len(rows))] {
+		vis := "public"
+		if r.signer.Visibility == pb.Visibility_VISIBILITY_PRIVATE {
+			vis = "private"
+		}
+		f := r.signer.Fields
+		fmt.Fprintf(e.stdout, "  row %d: name %q, affiliation %q, country %q, %s\n", r.number, f.Name, f.Affiliation, f.Country, vis)
+	}
+	if len(rows) > show {
+		fmt.Fprintf(e.stdout, "  ... and %d more\n", len(rows)-show)
+	}
+}
+
 // dryRun checks each row as the server would (fields, the letter, the
 // signatures), writes the rejects file a real import would, and appends
 // nothing; it exits as the import would.
@@ -316,6 +337,7 @@ func dryRun(e *env, c *client.Client, l *pb.Letter, o importFlags, header []stri
 	if err := writeRejects(o.csvFile+".rejects.csv", header, rejects); err != nil {
 		return err
 	}
+	previewRows(e, todo)
 	fmt.Fprintf(e.stdout, "dry run: %d rows: %d would be appended (%d of them duplicates of earlier rows), %d already have receipts, %d rejected; nothing was sent\n",
 		would+done+len(rejects), would, duplicates, done, len(rejects))
 	if len(rejects) > 0 {

@@ -95,7 +95,8 @@ func TestImportNeverLosesAField(t *testing.T) {
 	sample, _ := filepath.Abs("../../testdata/sample-signatories.csv")
 	copyFile(t, sample, filepath.Join(c.dir, "s.csv"))
 	code, out, errs = c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--ignore", "note", "--dry-run")
-	if code != exitFailed || !strings.Contains(out, "194 would be appended") || !strings.Contains(out, "5 rejected") {
+	if code != exitFailed || !strings.Contains(out, "194 would be appended") || !strings.Contains(out, "5 rejected") ||
+		!strings.Contains(out, `row 2: name "Bialiatskaya Tatsiana", affiliation "Mother of three", country "", public`) {
 		t.Fatalf("dry run: exit %d, want %d with 194 rows to append and 5 rejected\n%s%s", code, exitFailed, out, errs)
 	}
 	if got := logSize(t, c); got != size {
