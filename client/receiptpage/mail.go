@@ -25,6 +25,15 @@ type Attachment struct {
 // file and the attachments given (the page as HTML or PDF). It fails on an
 // address that does not parse.
 func Email(from, to string, p Page, receiptName string, attachments ...Attachment) ([]byte, error) {
+	r, err := p.Render()
+	if err != nil {
+		return nil, err
+	}
+	return r.Email(from, to, receiptName, attachments...)
+}
+
+// Email returns the e-mail carrying the receipt (see the function Email).
+func (r *Rendered) Email(from, to string, receiptName string, attachments ...Attachment) ([]byte, error) {
 	fromAddr, err := mail.ParseAddress(from)
 	if err != nil {
 		return nil, fmt.Errorf("sender %q: %w", from, err)
@@ -33,10 +42,7 @@ func Email(from, to string, p Page, receiptName string, attachments ...Attachmen
 	if err != nil {
 		return nil, fmt.Errorf("recipient %q: %w", to, err)
 	}
-	c, err := p.content()
-	if err != nil {
-		return nil, err
-	}
+	c := r.content
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	id := make([]byte, 12)
@@ -59,7 +65,7 @@ func Email(from, to string, p Page, receiptName string, attachments ...Attachmen
 		return nil, err
 	}
 	writeBase64(part, []byte(text))
-	all := append([]Attachment{{Name: receiptName, ContentType: "application/octet-stream", Data: p.Receipt}}, attachments...)
+	all := append([]Attachment{{Name: receiptName, ContentType: "application/octet-stream", Data: r.receipt}}, attachments...)
 	for _, a := range all {
 		part, err := mw.CreatePart(textproto.MIMEHeader{
 			"Content-Type":              {a.ContentType},

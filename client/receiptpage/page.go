@@ -31,6 +31,23 @@ type Page struct {
 	HideName bool
 }
 
+// Rendered is a page's content, ready to lay out as HTML, PDF or an
+// e-mail: its QR code is computed once. Make it with [Page.Render].
+type Rendered struct {
+	*content
+	receipt []byte
+}
+
+// Render computes a page's content (the link and its QR code). It fails on
+// a receipt that does not parse, or a link too long for any QR code.
+func (p Page) Render() (*Rendered, error) {
+	c, err := p.content()
+	if err != nil {
+		return nil, err
+	}
+	return &Rendered{c, p.Receipt}, nil
+}
+
 // content is a page's content, ready to lay out.
 type content struct {
 	Text                       Text
@@ -158,12 +175,18 @@ code { font-size: .9em; }
 // outside resources; the QR code is inline SVG), laid out to print on one
 // page.
 func HTML(p Page) ([]byte, error) {
-	c, err := p.content()
+	r, err := p.Render()
 	if err != nil {
 		return nil, err
 	}
+	return r.HTML()
+}
+
+// HTML returns the page as HTML (see the function HTML).
+func (r *Rendered) HTML() ([]byte, error) {
+	c := r.content
 	var b bytes.Buffer
-	err = pageTemplate.Execute(&b, struct {
+	err := pageTemplate.Execute(&b, struct {
 		*content
 		SVG template.HTML
 	}{c, svg(c.QR)})

@@ -13,10 +13,16 @@ import (
 // PDF returns the page as a one-page A4 PDF. The Go fonts are embedded: they
 // cover Latin, Cyrillic and Greek letters.
 func PDF(p Page) ([]byte, error) {
-	c, err := p.content()
+	r, err := p.Render()
 	if err != nil {
 		return nil, err
 	}
+	return r.PDF()
+}
+
+// PDF returns the page as a PDF (see the function PDF).
+func (r *Rendered) PDF() ([]byte, error) {
+	c := r.content
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCreator("undersigned", true)
 	pdf.SetTitle(c.Text.Title, true)

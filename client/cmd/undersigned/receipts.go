@@ -108,7 +108,11 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 		}
 		p := receiptpage.Page{Letter: l, Receipt: b, Verified: v, LogKey: c.VerifierKey(), VerifyURL: d.verifyURL,
 			HideName: r.signer.Visibility == pb.Visibility_VISIBILITY_PRIVATE}
-		attach, err := writePages(d, p, base)
+		page, err := p.Render()
+		if err != nil {
+			return sent, fmt.Errorf("%s: %w", r.path, err)
+		}
+		attach, err := writePages(d, page, base)
 		if err != nil {
 			return sent, fmt.Errorf("%s: %w", r.path, err)
 		}
@@ -119,7 +123,7 @@ func deliverReceipts(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, ro
 			fmt.Fprintf(e.stderr, "import: row %d has no e-mail address: its receipt is only in %s\n", r.number, r.path)
 			continue
 		}
-		msg, err := receiptpage.Email(d.smtpFrom, r.email, p, filepath.Base(r.path), attach...)
+		msg, err := page.Email(d.smtpFrom, r.email, filepath.Base(r.path), attach...)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "import: row %d: %v: its receipt is only in %s\n", r.number, err, r.path)
 			continue
@@ -158,7 +162,7 @@ func deliverAndSay(e *env, d deliveryFlags, c *client.Client, l *pb.Letter, rows
 
 // writePages writes the pages --pages asks for beside a receipt (base is
 // its path without the extension) and returns them as attachments.
-func writePages(d deliveryFlags, p receiptpage.Page, base string) ([]receiptpage.Attachment, error) {
+func writePages(d deliveryFlags, p *receiptpage.Rendered, base string) ([]receiptpage.Attachment, error) {
 	var attach []receiptpage.Attachment
 	for _, kind := range strings.Split(d.pages, ",") {
 		var data []byte
@@ -166,10 +170,10 @@ func writePages(d deliveryFlags, p receiptpage.Page, base string) ([]receiptpage
 		var err error
 		switch kind {
 		case "html":
-			data, err = receiptpage.HTML(p)
+			data, err = p.HTML()
 			ctype = "text/html; charset=utf-8"
 		case "pdf":
-			data, err = receiptpage.PDF(p)
+			data, err = p.PDF()
 			ctype = "application/pdf"
 		default:
 			continue
