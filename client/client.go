@@ -58,7 +58,8 @@ type Client struct {
 
 // Dial connects to a server, fetches the log's description and checks its
 // key against cfg.LogKey or the pins of cfg.KnownLogs. It fails with
-// [ErrKeyChanged] when the log's key is not the pinned one.
+// [ErrWrongLogKey] when the log's key is not cfg.LogKey, and with
+// [ErrKeyChanged] when it is not the pinned one.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
@@ -103,10 +104,10 @@ func (c *Client) pinKey(ctx context.Context, cfg Config, info *pb.GetLogInfoResp
 			return "", fmt.Errorf("log key: %w", err)
 		}
 		if v.Name() != info.GetOrigin() {
-			return "", fmt.Errorf("%w: the given key is for %q, the server is %q", ErrKeyChanged, v.Name(), info.GetOrigin())
+			return "", fmt.Errorf("%w: the given key is for log %q, the server is log %q", ErrWrongLogKey, v.Name(), info.GetOrigin())
 		}
 		if want != served {
-			return "", fmt.Errorf("%w: the server serves a key other than the one given for %q", ErrKeyChanged, v.Name())
+			return "", fmt.Errorf("%w: the server's key for %q is another", ErrWrongLogKey, v.Name())
 		}
 		if cfg.KnownLogs != "" {
 			if err := known.Pin(info.GetOrigin(), want); err != nil {

@@ -23,6 +23,11 @@ type KnownLogs struct {
 // pinned for its origin, without a checkpoint signed by both.
 var ErrKeyChanged = errors.New("the log's key changed")
 
+// ErrWrongLogKey is returned when a log serves a key other than the one
+// given in [Config.LogKey], or the given key is for another log: most
+// often the wrong log.pub, not a changed key.
+var ErrWrongLogKey = errors.New("the log's key is not the one given")
+
 // Lookup returns the verifier key pinned for origin, or "".
 func (k KnownLogs) Lookup(origin string) (string, error) {
 	b, err := os.ReadFile(k.Path)

@@ -67,6 +67,8 @@
 // # Names
 //
 // [CompareNames] compares a published list with a roster, with the keys of
-// package client/names (names.Fold, names.TransliterationKey); the audit's
-// probable-duplicate warnings use names.Fold too.
+// package client/names (names.Fold, names.Skeleton,
+// names.TransliterationKeys); the audit's probable-duplicate warnings
+// compare names.Skeleton, so that names differing only by look-alike
+// characters are flagged too.
 package audit

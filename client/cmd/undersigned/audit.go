@@ -84,6 +84,15 @@ func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*au
 		release()
 		return nil, nil, usagef("%v", err)
 	}
+	from := auditSource{Tiles: f.tiles}
+	if f.tiles == "" {
+		from.Server = e.g.server
+	}
+	if err := rememberSource(dir, from); err != nil {
+		st.Close()
+		release()
+		return nil, nil, err
+	}
 	cfg := audit.Config{Source: src, VerifierKey: key, State: st}
 	var bar *progressbar.ProgressBar
 	if fd, ok := e.stderr.(*os.File); progress && ok && term.IsTerminal(int(fd.Fd())) {
@@ -162,9 +171,11 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	af.register(fs)
 	checkpoint := fs.String("checkpoint", "", "also check that the log still holds the tree of this signed checkpoint (a delivery's checkpoint.txt)")
 	verbose := fs.Bool("v", false, "list every change, not only the counts")
+	report := fs.String("report", "", "write a JSON report to this `FILE`: the checkpoint, its root, the counts of each letter, violations, warnings, the tool's version")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
+	e.resolveSource(&af)
 	a, release, err := e.openAuditor(ctx, af, true)
 	if err != nil {
 		return err
@@ -190,6 +201,12 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		} else {
 			fmt.Fprintf(e.stdout, "the log still holds the tree of %s\n", *checkpoint)
 		}
+	}
+	if *report != "" {
+		if err := writeAuditReport(*report, a.State(), rep, auditSource{Server: e.g.server, Tiles: af.tiles}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "report written to %s\n", *report)
 	}
 	if !rep.OK() {
 		return failedf("audit: %d violation(s): the log breaks its rules (see above)", len(rep.Violations))

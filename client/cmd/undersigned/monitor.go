@@ -20,6 +20,7 @@ func runMonitor(ctx context.Context, e *env, args []string) error {
 	if *interval <= 0 {
 		return usagef("monitor: --interval must be positive")
 	}
+	e.resolveSource(&af)
 	a, release, err := e.openAuditor(ctx, af, false)
 	if err != nil {
 		return err
