@@ -161,7 +161,7 @@ func init() {
 		{"import", "--letter ID --csv FILE [--receipts DIR]", "append the endorsements of a CSV file, one receipt per row", runImport},
 		{"keygen", "--out FILE", "create a signer key", runKeygen},
 		{"log", "", "print the log's origin, verifier key, engine and size", runLog},
-		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted]", "verify receipts", runVerify},
+		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--policy FILE] [--require-counted]", "verify receipts (and their witnesses' cosignatures, with a policy)", runVerify},
 		{"withdraw", "(--receipt FILE | --index N) [--reason R]", "withdraw an endorsement", runWithdraw},
 		{"redact", "(--receipt FILE | --index N) [--reason R]", "redact an endorsement's name", runRedact},
 		{"roster", "--letter ID [--at SIZE] [--offline|--state DIR] [--format csv|json]", "print a letter's roster", runRoster},

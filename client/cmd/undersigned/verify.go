@@ -20,6 +20,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	offline := fs.Bool("offline", false, "verify with the log's key only, without contacting the server")
 	logKey := fs.String("log-key", "", "the log's verifier key file (log.pub); default: the key pinned for the receipt's origin")
 	requireCounted := fs.Bool("require-counted", false, "fail (exit 1) for a withdrawn endorsement")
+	policyFile := fs.String("policy", "", "a witness policy (C2SP tlog-policy): fail (exit 1) unless each receipt's checkpoint carries the cosignatures its quorum requires; pinned for the log in known_logs (default: the policy pinned for the log, if any)")
 	files, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -36,7 +37,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	failed := 0
 	for _, f := range files {
-		line, err := verifyOne(ctx, e, c, f, *logKey, *requireCounted)
+		line, err := verifyOne(ctx, e, c, f, verifyOptions{*logKey, *policyFile, *requireCounted})
 		if err != nil {
 			var ee *exitError
 			if !errors.As(err, &ee) && exitCode(err) != exitFailed {
@@ -56,36 +57,36 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 
 // verifierFor returns the verifier for a receipt: from --log-key, or the
 // key pinned for the origin named in its checkpoint.
-func verifierFor(e *env, b []byte, logKey string) (note.Verifier, error) {
+func verifierFor(e *env, b []byte, logKey string) (note.Verifier, string, error) {
 	var key string
 	if logKey != "" {
 		k, err := os.ReadFile(logKey)
 		if err != nil {
-			return nil, usagef("log key: %v", err)
+			return nil, "", usagef("log key: %v", err)
 		}
 		key = strings.TrimSpace(string(k))
 	} else {
 		r, err := receipt.Parse(b)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		origin, _, _ := strings.Cut(string(r.Checkpoint), "\n")
 		path, err := e.knownLogs()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if key, err = (client.KnownLogs{Path: path}).Lookup(origin); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if key == "" {
-			return nil, usagef("no key is pinned for log %q: give its verifier key with --log-key (the file log.pub its operator publishes)", origin)
+			return nil, "", usagef("no key is pinned for log %q: give its verifier key with --log-key (the file log.pub its operator publishes)", origin)
 		}
 	}
 	v, err := note.NewVerifier(key)
 	if err != nil {
-		return nil, usagef("log key: %v", err)
+		return nil, "", usagef("log key: %v", err)
 	}
-	return v, nil
+	return v, key, nil
 }
 
 func describe(v *receipt.Verified) string {
@@ -110,33 +111,61 @@ func describe(v *receipt.Verified) string {
 	return "record"
 }
 
-func verifyOne(ctx context.Context, e *env, c *client.Client, path, logKey string, requireCounted bool) (string, error) {
+// verifyOptions are the flags of verify that apply to each receipt.
+type verifyOptions struct {
+	logKey, policy string
+	requireCounted bool
+}
+
+func verifyOne(ctx context.Context, e *env, c *client.Client, path string, o verifyOptions) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", usagef("%v", err)
 	}
+	var line, key string
+	var r *receipt.Receipt
 	if c == nil {
-		v, err := verifierFor(e, b, logKey)
+		v, k, err := verifierFor(e, b, o.logKey)
 		if err != nil {
 			return "", err
 		}
-		_, out, err := client.VerifyOffline(b, v)
+		rc, out, err := client.VerifyOffline(b, v)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("verified offline: %s, index %d, in the checkpoint of size %d; state unknown offline", describe(out), out.Index, out.Checkpoint.Size), nil
+		r, key = rc, k
+		line = fmt.Sprintf("verified offline: %s, index %d, in the checkpoint of size %d; state unknown offline", describe(out), out.Index, out.Checkpoint.Size)
+	} else {
+		st, err := c.Verify(ctx, b)
+		if err != nil {
+			return "", err
+		}
+		line = fmt.Sprintf("%s: %s, index %d; the log (size %d) is consistent with the receipt's checkpoint (size %d)",
+			st.State, describe(st.Verified), st.Index, st.Latest.Size, st.Checkpoint.Size)
+		if st.By != nil {
+			line += fmt.Sprintf("; see index %d", *st.By)
+		}
+		if o.requireCounted && st.State == client.StateWithdrawn {
+			return "", failedf("%s", line)
+		}
+		if r, err = receipt.Parse(b); err != nil {
+			return "", err
+		}
+		key = c.VerifierKey()
 	}
-	st, err := c.Verify(ctx, b)
+	origin, _, _ := strings.Cut(string(r.Checkpoint), "\n")
+	p, err := e.witnessPolicy(origin, o.policy)
 	if err != nil {
 		return "", err
 	}
-	line := fmt.Sprintf("%s: %s, index %d; the log (size %d) is consistent with the receipt's checkpoint (size %d)",
-		st.State, describe(st.Verified), st.Index, st.Latest.Size, st.Checkpoint.Size)
-	if st.By != nil {
-		line += fmt.Sprintf("; see index %d", *st.By)
+	witnesses, err := checkWitnesses(p, r.Checkpoint, key)
+	if err != nil {
+		// Still a valid receipt of the log: say so, and which quorum it
+		// misses.
+		return "", failedf("%s; but %v", line, err)
 	}
-	if requireCounted && st.State == client.StateWithdrawn {
-		return "", failedf("%s", line)
+	if witnesses != "" {
+		line += "; " + witnesses
 	}
 	return line, nil
 }
