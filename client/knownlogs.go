@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"net/url"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
