@@ -231,3 +231,16 @@ func (p *Policy) WitnessNames() []string {
 	}
 	return slices.Clip(out)
 }
+
+// MetBy reports whether valid cosignatures from the named witnesses (names
+// in the policy) would meet the quorum.
+func (p *Policy) MetBy(witnesses ...string) bool {
+	if p.quorum == nil {
+		return true
+	}
+	valid := make([]bool, len(p.Witnesses))
+	for i, w := range p.Witnesses {
+		valid[i] = slices.Contains(witnesses, w.Name)
+	}
+	return satisfied(p.quorum, valid)
+}
