@@ -165,11 +165,11 @@ func init() {
 		{"withdraw", "(--receipt FILE | --index N) [--reason R]", "withdraw an endorsement", runWithdraw},
 		{"redact", "(--receipt FILE | --index N) [--reason R]", "redact an endorsement's name", runRedact},
 		{"roster", "--letter ID [--at SIZE] [--offline|--state DIR] [--format csv|json]", "print a letter's roster", runRoster},
-		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--checkpoint FILE]", "verify the whole log since the last audit; print what changed", runAudit},
+		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--policy FILE] [--checkpoint FILE]", "verify the whole log since the last audit; print what changed", runAudit},
 		{"changes", "--letter ID (--from SIZE [--to SIZE] | --after RFC3339)", "every record that changed a letter's roster (from the audit state)", runChanges},
 		{"diff", "--letter ID --published FILE [--offline]", "compare a published list of names with the roster", runDiff},
 		{"deliver", "--letter ID --out DIR", "write a delivery bundle for the addressee (from the audit state)", runDeliver},
-		{"monitor", "[--interval D] [--state DIR] [--tiles URL]", "audit again and again; one line per new checkpoint", runMonitor},
+		{"monitor", "[--interval D] [--state DIR] [--tiles URL] [--policy FILE] [--compare URL]...", "audit again and again, and compare with mirrors and witnesses; one line per new checkpoint", runMonitor},
 	}
 }
 
