@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/undersigned/undersigned/client/policy"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
 
 // Real is the pair of witnesses deploy/witness/up.sh starts: omniwitness
@@ -28,6 +32,39 @@ type Real struct {
 	// Bin is the folder of the binaries, verifyproof (torchwood's
 	// tlog-proof verifier) among them.
 	Bin string
+
+	mu       sync.Mutex
+	cosigner *witnessing.Cosigner
+}
+
+// TryCosign gets a checkpoint of the log cosigned by both witnesses, as
+// the log will (package witnessing, one cosigner for the test, so that it
+// remembers what each witness cosigned). prove gives consistency proofs.
+func (r *Real) TryCosign(ctx context.Context, checkpoint []byte, prove witnessing.Prover) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cosigner == nil {
+		p, err := policy.Parse([]byte(r.PolicyText))
+		if err != nil {
+			return nil, err
+		}
+		if r.cosigner, err = witnessing.New(witnessing.Config{Policy: p}); err != nil {
+			return nil, err
+		}
+	}
+	return r.cosigner.Cosign(ctx, checkpoint, prove)
+}
+
+// Cosign is TryCosign that fails the test on an error.
+func (r *Real) Cosign(t testing.TB, checkpoint []byte, prove witnessing.Prover) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp, err := r.TryCosign(ctx, checkpoint, prove)
+	if err != nil {
+		t.Fatalf("cosigning with the real witnesses: %v", err)
+	}
+	return cp
 }
 
 // upTimeout bounds up.sh: a cold build of the witnesses takes about two
@@ -52,7 +89,13 @@ func StartReal(t testing.TB, logPub string) *Real {
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "deploy", "witness", "up.sh"), filepath.Join(dir, "w"), logPub)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	r := &Real{Dir: filepath.Join(dir, "w")}
 	t.Cleanup(func() {
+		r.mu.Lock()
+		if r.cosigner != nil {
+			r.cosigner.Close()
+		}
+		r.mu.Unlock()
 		down := exec.Command(filepath.Join(root, "deploy", "witness", "down.sh"), filepath.Join(dir, "w"))
 		if b, err := down.CombinedOutput(); err != nil {
 			t.Errorf("deploy/witness/down.sh: %v\n%s", err, b)
@@ -65,7 +108,6 @@ func StartReal(t testing.TB, logPub string) *Real {
 		}
 		t.Skip(msg + "\n(skipped outside CI; under CI=true this test fails)")
 	}
-	r := &Real{Dir: filepath.Join(dir, "w")}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), "=")
