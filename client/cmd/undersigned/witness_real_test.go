@@ -206,4 +206,3 @@ func signFork(t *testing.T, dataDir string, cp []byte) []byte {
 	}
 	return b
 }
-
