@@ -49,7 +49,12 @@ func (c *Cosigner) submit(ctx, round context.Context, w *witness, checkpoint []b
 	backoff := c.cfg.MinBackoff
 	conflicts := 0
 	last := &Failure{Witness: w.Name, Kind: Unanswered}
-	for round.Err() == nil {
+	// learning is set while the witness has just told its size: the
+	// request that follows is made even when the round is over, so that
+	// the witness's answer to this checkpoint is known.
+	learning := false
+	for round.Err() == nil || learning {
+		learning = false
 		old := w.size.Load()
 		if old > cp.Size {
 			old = 0 // the witness will say where it is
@@ -79,6 +84,7 @@ func (c *Cosigner) submit(ctx, round context.Context, w *witness, checkpoint []b
 				}
 				if then == retryNow {
 					if conflicts++; conflicts <= maxConflicts {
+						learning = true
 						continue
 					}
 				}
@@ -123,6 +129,11 @@ func (c *Cosigner) handle(ctx context.Context, lg *slog.Logger, w *witness, a at
 		if size > cp.Size {
 			lg.ErrorContext(ctx, "witness cosigned a larger tree of this log than the checkpoint", slog.Uint64("witness_size", size))
 			return fail(Refused, "refused", fmt.Sprintf("it cosigned size %d", size))
+		}
+		if size == old {
+			// It is at the size sent: the conflict is the root.
+			lg.ErrorContext(ctx, "witness refused the checkpoint as inconsistent with what it cosigned before", slog.Uint64("old", old))
+			return fail(Refused, "refused", fmt.Sprintf("409 at its own size %d", size))
 		}
 		c.metrics.failure(w.Name, "conflict")
 		lg.InfoContext(ctx, "witness is at another size", slog.Uint64("sent", old), slog.Uint64("witness_size", size))
