@@ -78,6 +78,18 @@ on_exit() {
 }
 trap on_exit EXIT
 
+# litewitness keeps its key in an ssh-agent: OpenSSH's client tools.
+if ! command -v ssh-agent >/dev/null || ! command -v ssh-keygen >/dev/null; then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		log "installing openssh-client (ssh-agent, ssh-add, ssh-keygen)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client >&2 ||
+			{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client >&2; } ||
+			die "could not install openssh-client"
+	else
+		die "ssh-agent and ssh-keygen are needed (Debian: apt-get install openssh-client)"
+	fi
+fi
+
 BIN=$("$HERE/build.sh") || die "build.sh failed"
 log "binaries in $BIN"
 
