@@ -38,12 +38,13 @@ func hostileMirror(t *testing.T, target, prefix string, serve http.HandlerFunc) 
 // endless writes chunk again and again, after head, until the client goes
 // away (at most 4 GiB).
 func endless(head, chunk string) http.HandlerFunc {
+	c := []byte(chunk)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := fmt.Fprint(w, head); err != nil {
+		if _, err := w.Write([]byte(head)); err != nil {
 			return
 		}
-		for range (4 << 30) / len(chunk) {
-			if _, err := fmt.Fprint(w, chunk); err != nil || r.Context().Err() != nil {
+		for range (4 << 30) / len(c) {
+			if _, err := w.Write(c); err != nil || r.Context().Err() != nil {
 				return
 			}
 		}
@@ -110,7 +111,10 @@ func TestHostileMirror(t *testing.T) {
 	element := func(i int) string {
 		return fmt.Sprintf(`{"index":%d,"salt":%q,"name":"x","affiliation":"","country":""}`, i, salt)
 	}
-	const timeout = time.Second
+	// The endless resources are read up to their caps (16 MiB for an entry
+	// bundle): they get a fetch timeout long enough for that on a busy
+	// machine under the race detector; the slow and silent ones 1 s.
+	const long, short = 30 * time.Second, time.Second
 	cases := []struct {
 		name, prefix string
 		serve        http.HandlerFunc
@@ -142,6 +146,10 @@ func TestHostileMirror(t *testing.T) {
 				}
 				u := hostileMirror(t, httpURL, tc.prefix, tc.serve)
 				state := fmt.Sprintf("state-%s-%s", strings.ReplaceAll(tc.name, " ", "-"), command)
+				timeout := long
+				if tc.code == exitUsage {
+					timeout = short
+				}
 				args := []string{command, "--tiles", u, "--log-key", logPub, "--state", state, "--fetch-timeout", timeout.String()}
 				if command == "monitor" {
 					args = append(args, "--rounds", "1")
