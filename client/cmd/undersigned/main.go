@@ -187,15 +187,15 @@ func init() {
 		{"import", "--letter ID --csv FILE [--receipts DIR] [--column FIELD=HEADER] [--ignore HEADER] [--encoding E] [--name-order first-last|last-first] [--dry-run] [--receipt-names index|name] [--pages html,pdf] [--email-column HEADER --smtp HOST:PORT --smtp-from ADDR]", "append the endorsements of a CSV file, one receipt per row", runImport},
 		{"keygen", "--out FILE", "create a signer key", runKeygen},
 		{"log", "", "print the log's origin, verifier key, engine and size", runLog},
-		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--require-counted] [--disclosure FILE]", "verify receipts", runVerify},
+		{"verify", "RECEIPT... [--offline] [--log-key FILE] [--policy FILE] [--require-counted] [--disclosure FILE]", "verify receipts (and their witnesses' cosignatures, with a policy)", runVerify},
 		{"withdraw", "(--receipt FILE | --index N) [--reason R] [--redact]", "withdraw an endorsement (and redact its name)", runWithdraw},
 		{"redact", "(--receipt FILE | --index N) [--reason R]", "redact an endorsement's name", runRedact},
 		{"roster", "--letter ID [--at SIZE] [--offline|--state DIR] [--format csv|json] [--history]", "print a letter's roster", runRoster},
-		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--checkpoint FILE] [--report FILE]", "verify the whole log since the last audit; print what changed", runAudit},
+		{"audit", "[--state DIR] [--tiles URL] [--log-key FILE] [--policy FILE] [--checkpoint FILE] [--report FILE]", "verify the whole log since the last audit; print what changed", runAudit},
 		{"changes", "--letter ID (--from SIZE [--to SIZE] | --after DATE)", "every record that changed a letter's roster (from the audit state)", runChanges},
 		{"diff", "--letter ID --published FILE [--offline]", "compare a published list of names with the roster", runDiff},
 		{"deliver", "--letter ID --out DIR", "write a delivery bundle for the addressee (from the audit state)", runDeliver},
-		{"monitor", "[--interval D] [--state DIR] [--tiles URL]", "audit again and again; one line per new checkpoint", runMonitor},
+		{"monitor", "[--interval D] [--state DIR] [--tiles URL] [--policy FILE] [--compare URL]...", "audit again and again, and compare with mirrors and witnesses; one line per new checkpoint", runMonitor},
 	}
 }
 

@@ -23,6 +23,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	logKey := fs.String("log-key", "", "the log's verifier key file (log.pub); default: the key pinned for the receipt's origin")
 	requireCounted := fs.Bool("require-counted", false, "fail (exit 1) unless the endorsement still counts (withdrawn fails; offline, its state cannot be known, so this fails too)")
 	disclosure := fs.String("disclosure", "", "the name kept apart from the receipt (the `FILE` endorse --disclosure-out wrote): prove it with the receipt")
+	policyFile := fs.String("policy", "", "a witness policy (C2SP tlog-policy): fail (exit 1) unless each receipt's checkpoint carries the cosignatures its quorum requires; pinned for the log in known_logs (default: the policy pinned for the log, if any)")
 	files, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	failed := 0
 	for _, f := range files {
-		line, err := verifyOne(ctx, e, c, f, *logKey, *disclosure, *requireCounted)
+		line, err := verifyOne(ctx, e, c, f, verifyOptions{*logKey, *policyFile, *disclosure, *requireCounted})
 		if err != nil {
 			var ee *exitError
 			if !errors.As(err, &ee) && exitCode(err) != exitFailed {
@@ -60,38 +61,38 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// verifierFor returns the verifier for a receipt: from --log-key, or the
-// key pinned for the origin named in its checkpoint.
-func verifierFor(e *env, b []byte, logKey string) (note.Verifier, error) {
+// verifierFor returns the verifier for a receipt, and its key: from
+// --log-key, or the key pinned for the origin named in its checkpoint.
+func verifierFor(e *env, b []byte, logKey string) (note.Verifier, string, error) {
 	var key string
 	if logKey != "" {
 		k, err := os.ReadFile(logKey)
 		if err != nil {
-			return nil, usagef("log key: %v", err)
+			return nil, "", usagef("log key: %v", err)
 		}
 		key = strings.TrimSpace(string(k))
 	} else {
 		r, err := receipt.Parse(b)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		origin, _, _ := strings.Cut(string(r.Checkpoint), "\n")
 		path, err := e.knownLogs()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if key, err = (client.KnownLogs{Path: path}).Lookup(origin); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if key == "" {
-			return nil, usagef("no key is pinned for log %q: give its verifier key with --log-key (the file log.pub its operator publishes)", origin)
+			return nil, "", usagef("no key is pinned for log %q: give its verifier key with --log-key (the file log.pub its operator publishes)", origin)
 		}
 	}
 	v, err := note.NewVerifier(key)
 	if err != nil {
-		return nil, usagef("log key: %v", err)
+		return nil, "", usagef("log key: %v", err)
 	}
-	return v, nil
+	return v, key, nil
 }
 
 func describe(v *receipt.Verified) string {
@@ -116,34 +117,79 @@ func describe(v *receipt.Verified) string {
 	return "record"
 }
 
-func verifyOne(ctx context.Context, e *env, c *client.Client, path, logKey, disclosure string, requireCounted bool) (string, error) {
+// verifyOptions are the flags of verify that apply to each receipt.
+type verifyOptions struct {
+	logKey, policy, disclosure string
+	requireCounted             bool
+}
+
+func verifyOne(ctx context.Context, e *env, c *client.Client, path string, o verifyOptions) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", usagef("%v", err)
 	}
-	if disclosure != "" {
-		if b, err = withDisclosure(b, disclosure); err != nil {
+	if o.disclosure != "" {
+		if b, err = withDisclosure(b, o.disclosure); err != nil {
 			return "", err
 		}
+	}
+	var line, key string
+	if c == nil {
+		line, key, err = verifyOffline(e, b, o)
+	} else {
+		line, err = verifyOnline(ctx, c, b, o)
+		key = c.VerifierKey()
+	}
+	if err != nil {
+		return "", err
+	}
+	r, err := receipt.Parse(b)
+	if err != nil {
+		return "", err
+	}
+	origin, _, _ := strings.Cut(string(r.Checkpoint), "\n")
+	p, err := e.witnessPolicy(origin, o.policy)
+	if err != nil {
+		return "", err
+	}
+	witnesses, err := checkWitnesses(p, r.Checkpoint, key)
+	if err != nil {
+		// Still a valid receipt of the log: say so, and which quorum it
+		// misses.
+		return "", failedf("%s; but %v", line, err)
+	}
+	if witnesses != "" {
+		line += "; " + witnesses
+	}
+	if o.requireCounted && c == nil {
+		return "", failedf("%s; state unknown offline: cannot confirm it still counts (verify online for that)", line)
 	}
 	if c == nil {
-		v, err := verifierFor(e, b, logKey)
-		if err != nil {
-			return "", err
-		}
-		if err := keyFits(b, v); err != nil {
-			return "", err
-		}
-		_, out, err := client.VerifyOffline(b, v)
-		if err != nil {
-			return "", err
-		}
-		line := fmt.Sprintf("verified offline: %s, index %d, in the checkpoint of size %d", describe(out), out.Index, out.Checkpoint.Size)
-		if requireCounted {
-			return "", failedf("%s; state unknown offline: cannot confirm it still counts (verify online for that)", line)
-		}
-		return line + "; state unknown offline", nil
+		line += "; state unknown offline"
 	}
+	return line, nil
+}
+
+// verifyOffline verifies a receipt with the log's key alone; it returns
+// what it found and the key.
+func verifyOffline(e *env, b []byte, o verifyOptions) (string, string, error) {
+	v, key, err := verifierFor(e, b, o.logKey)
+	if err != nil {
+		return "", "", err
+	}
+	if err := keyFits(b, v); err != nil {
+		return "", "", err
+	}
+	_, out, err := client.VerifyOffline(b, v)
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("verified offline: %s, index %d, in the checkpoint of size %d", describe(out), out.Index, out.Checkpoint.Size), key, nil
+}
+
+// verifyOnline verifies a receipt against the log: consistency with the
+// latest checkpoint, and the endorsement's state.
+func verifyOnline(ctx context.Context, c *client.Client, b []byte, o verifyOptions) (string, error) {
 	st, err := c.Verify(ctx, b)
 	if err != nil {
 		return "", err
@@ -153,7 +199,7 @@ func verifyOne(ctx context.Context, e *env, c *client.Client, path, logKey, disc
 	if st.By != nil {
 		line += fmt.Sprintf("; see index %d", *st.By)
 	}
-	if requireCounted && st.State == client.StateWithdrawn {
+	if o.requireCounted && st.State == client.StateWithdrawn {
 		return "", failedf("%s", line)
 	}
 	return line, nil
