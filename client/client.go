@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/signing"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -283,72 +283,17 @@ func (c *Client) Letter(ctx context.Context, id string) (*pb.Letter, *pb.LetterI
 	return rec.GetLetter(), resp.GetLetter(), nil
 }
 
-// Signer is a person endorsing a letter.
-type Signer struct {
-	// Fields are the name, affiliation and country; they are put in
-	// canonical form.
-	Fields records.Fields
-	// Visibility defaults to public.
-	Visibility pb.Visibility
-	// Verification defaults to none, or signer_key when SignerKey is set.
-	Verification pb.Verification
-	// Supersedes is the index of an endorsement this one corrects.
-	Supersedes *uint64
-	// SignerKey, when set, signs as the signer (see [SignerKey]).
-	SignerKey ed25519.PrivateKey
-	// OrganiserKey, when set, signs as an organiser.
-	OrganiserKey ed25519.PrivateKey
-	// ClientSecret, when set, derives the salt and the withdrawal secret
-	// (see [DeriveSecrets]); otherwise they are random.
-	ClientSecret []byte
-}
+// Signer is a person endorsing a letter (see [signing.Signer]).
+type Signer = signing.Signer
 
-// Endorsement is a signed endorsement with what only the client knows.
-type Endorsement struct {
-	Endorsement      *pb.Endorsement
-	Disclosure       *pb.Disclosure
-	WithdrawalSecret []byte
-}
+// Endorsement is a signed endorsement with what only the client knows (see
+// [signing.Endorsement]).
+type Endorsement = signing.Endorsement
 
-// NewEndorsement builds and signs an endorsement of letter l.
+// NewEndorsement builds and signs an endorsement of letter l (see
+// [signing.NewEndorsement], which the web page's WebAssembly calls too).
 func NewEndorsement(origin string, l *pb.Letter, s Signer) *Endorsement {
-	f := records.CanonicalFields(s.Fields)
-	var salt, secret []byte
-	if s.ClientSecret != nil {
-		salt, secret = DeriveSecrets(s.ClientSecret, origin, l.GetId(), f)
-	} else {
-		salt, secret = make([]byte, records.SaltSize), make([]byte, records.SecretSize)
-		rand.Read(salt)
-		rand.Read(secret)
-	}
-	vis := s.Visibility
-	if vis == pb.Visibility_VISIBILITY_UNSPECIFIED {
-		vis = pb.Visibility_VISIBILITY_PUBLIC
-	}
-	ver := s.Verification
-	if ver == pb.Verification_VERIFICATION_UNSPECIFIED {
-		ver = pb.Verification_VERIFICATION_NONE
-		if s.SignerKey != nil {
-			ver = pb.Verification_VERIFICATION_SIGNER_KEY
-		}
-	}
-	e := &pb.Endorsement{
-		LetterId:       l.GetId(),
-		LetterDigest:   l.GetTextDigest(),
-		Commitment:     records.Commitment(salt, f),
-		WithdrawalLock: records.WithdrawalLock(secret),
-		Verification:   ver,
-		Visibility:     vis,
-		Supersedes:     s.Supersedes,
-	}
-	if s.SignerKey != nil {
-		records.SignEndorsementAsSigner(s.SignerKey, origin, e)
-	}
-	if s.OrganiserKey != nil {
-		records.SignEndorsementAsOrganiser(s.OrganiserKey, origin, e)
-	}
-	d := &pb.Disclosure{Salt: salt, Name: f.Name, Affiliation: f.Affiliation, Country: f.Country}
-	return &Endorsement{Endorsement: e, Disclosure: d, WithdrawalSecret: secret}
+	return signing.NewEndorsement(origin, l, s)
 }
 
 // Endorse appends an endorsement built by [NewEndorsement] and returns its

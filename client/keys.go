@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,11 +13,8 @@ import (
 	"path/filepath"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/signing"
 )
-
-// pemSignerSeed is the PEM block type of a signer key file: one 32-byte
-// seed from which a key per letter is derived.
-const pemSignerSeed = "UNDERSIGNED SIGNER SEED"
 
 // DefaultConfigDir returns the folder of the user's undersigned files:
 // $XDG_CONFIG_HOME/undersigned or its platform equivalent.
@@ -79,9 +75,7 @@ func LoadOrCreateOrganiserKey(path string) (key ed25519.PrivateKey, created bool
 // GenerateSignerSeed writes a new signer key file to path (mode 0600); it
 // refuses to overwrite one.
 func GenerateSignerSeed(path string) error {
-	seed := make([]byte, 32)
-	rand.Read(seed)
-	out := pem.EncodeToMemory(&pem.Block{Type: pemSignerSeed, Bytes: seed})
+	out := signing.EncodeSignerSeed(signing.NewSignerSeed())
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create signer key: %w", err)
@@ -99,11 +93,11 @@ func LoadSignerSeed(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signer key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != pemSignerSeed || len(blk.Bytes) != 32 {
-		return nil, fmt.Errorf("%s: not an undersigned signer key (run undersigned keygen)", path)
+	seed, err := signing.ParseSignerSeed(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return blk.Bytes, nil
+	return seed, nil
 }
 
 // SignerKey returns the signer's key for one letter of one log, derived
@@ -122,21 +116,7 @@ func ClientSecret(organiser ed25519.PrivateKey) []byte {
 }
 
 // DeriveSecrets returns the salt and withdrawal secret of an endorsement
-// from a client secret: the same secret, log, letter and fields always give
-// the same values, so that a rerun rebuilds the same receipt. Anyone with
-// the client secret can test guesses of a name against a commitment: keep
-// it as safe as the organiser key it comes from.
+// from a client secret (see [signing.DeriveSecrets]).
 func DeriveSecrets(clientSecret []byte, origin, letterID string, f records.Fields) (salt, withdrawalSecret []byte) {
-	mac := func(label string) []byte {
-		m := hmac.New(sha256.New, clientSecret)
-		m.Write([]byte("undersigned/v1/" + label + "\n"))
-		for _, s := range []string{origin, letterID, f.Name, f.Affiliation, f.Country} {
-			var n [4]byte
-			binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-			m.Write(n[:])
-			m.Write([]byte(s))
-		}
-		return m.Sum(nil)
-	}
-	return mac("salt"), mac("withdrawal-secret")
+	return signing.DeriveSecrets(clientSecret, origin, letterID, f)
 }
