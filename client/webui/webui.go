@@ -220,7 +220,7 @@ func RenderVerify(w io.Writer, v VerifyPage) error {
 // bundle, by name: verify.html (English) and verify.LANG.html for the other
 // languages, with logKey built in, and the script, style sheet and
 // WebAssembly they load.
-func BundleFiles(logKey, footer string) (map[string][]byte, error) {
+func BundleFiles(logKey string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	pageName := func(code string) string {
 		if code == Languages[0] {
@@ -230,7 +230,7 @@ func BundleFiles(logKey, footer string) (map[string][]byte, error) {
 	}
 	for _, lang := range Languages {
 		p := NewPage(lang, "", pageName)
-		p.Title, p.Verify, p.Footer = p.T("verify.title"), pageName(lang), footer
+		p.Title, p.Verify, p.Footer = p.T("verify.title"), pageName(lang), p.T("footer.bundle")
 		var b bytes.Buffer
 		if err := RenderVerify(&b, VerifyPage{Page: p, LogKey: logKey, Bundled: true}); err != nil {
 			return nil, err

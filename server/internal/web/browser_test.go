@@ -172,9 +172,13 @@ func (tb *tab) screenshot(t *testing.T, name string) {
 
 // verifyState opens /verify with the receipt in the URL fragment and
 // returns the data-state of #result once the check is done.
-func (tb *tab) verifyState(t *testing.T, base string, rcpt []byte, shot string) string {
+func (tb *tab) verifyState(t *testing.T, base string, rcpt []byte, shot string, page ...string) string {
 	t.Helper()
-	u := base + "/verify#r=" + base64.RawURLEncoding.EncodeToString(rcpt)
+	path := "verify"
+	if len(page) > 0 {
+		path = page[0]
+	}
+	u := base + "/" + path + "#r=" + base64.RawURLEncoding.EncodeToString(rcpt)
 	tb.run(t, "verify", chromedp.Navigate("about:blank"), chromedp.Navigate(u))
 	state := value(t, tb, "verify result", chromedp.Poll[string](
 		`(() => { const r = document.getElementById('result'); return r && !r.hidden && r.dataset.state; })()`,
@@ -230,6 +234,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("sign an open letter", func(t *testing.T) { testSign(t, tb, ls, open) })
 	t.Run("search", func(t *testing.T) { testSearch(t, tb, ls) })
 	t.Run("verify", func(t *testing.T) { testVerify(t, tb, ls, keep, withdraw, redact) })
+	t.Run("offline bundle", func(t *testing.T) { testBundle(t, tb, ls, withdraw) })
 	t.Run("accessibility", func(t *testing.T) { testAccessibility(t, tb, ls) })
 }
 
@@ -548,6 +553,40 @@ func testAccessibility(t *testing.T, tb *tab, ls *liveServer) {
 			found := eval[[]violation](t, tb, `axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical'))`)
 			for _, v := range found {
 				t.Errorf("%s: %s (%s): %s at %v", u, v.ID, v.Impact, v.Help, v.Nodes)
+			}
+		}
+	}
+}
+
+// testBundle opens the verify page of a delivery bundle from the disk, as
+// an addressee without a network would: a valid receipt is "included" (its
+// later state cannot be known offline), a changed one invalid.
+func testBundle(t *testing.T, tb *tab, ls *liveServer, e endorsed) {
+	dir := t.TempDir()
+	files, err := webui.BundleFiles(ls.Client.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		rcpt []byte
+		want string
+	}{{e.Receipt, "included"}, {tamper(t, e.Receipt, "proof"), "invalid"}} {
+		if got := tb.verifyState(t, "file://"+dir, c.rcpt, "", "verify.ru.html"); got != c.want {
+			t.Errorf("the bundle's page: data-state %q, want %q", got, c.want)
+		}
+	}
+	tb.screenshot(t, "bundle-verify-ru")
+	if reqs, problems := tb.takeRequests(); len(problems) > 0 {
+		t.Errorf("script errors: %v", problems)
+	} else {
+		for _, r := range reqs {
+			if !strings.HasPrefix(r.URL, "file://") && r.URL != "about:blank" {
+				t.Errorf("the bundle's page fetched %s", r.URL)
 			}
 		}
 	}
