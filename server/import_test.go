@@ -309,6 +309,8 @@ func TestSampleImport(t *testing.T) {
 			{"ŁAPIŃSKA", "Łapińska"},
 			{"уладыка", "Ўладыка"},
 			{"ШЧАРБАКОВА", "Шчарбакова"},
+			{"ＭＵＬＬＥＲ", "Müller"}, // full-width: the one fold of client/names
+			{"muller  soren", "Müller Sören"},
 		} {
 			resp, err := c.API().FindEndorsements(testContext(t), &pb.FindEndorsementsRequest{LetterId: letter.GetId(), Query: tc.query})
 			if err != nil {

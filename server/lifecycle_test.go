@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 // TestRedaction redacts a public endorsement as its organiser and checks
@@ -32,7 +32,7 @@ func TestRedaction(t *testing.T) {
 	affiliation := "Hidden Collective " + unique
 	target := endorse(t, c, ts.endorsement(origin, letter, name, affiliation))
 	kept := endorse(t, c, ts.endorsement(origin, letter, "Zbigniew Kept", "Visible Collective"))
-	needles := [][]byte{[]byte(name), []byte(affiliation), []byte(ledger.Fold(name)), []byte(unique)}
+	needles := [][]byte{[]byte(name), []byte(affiliation), []byte(names.Fold(name)), []byte(unique)}
 
 	// Before: the name is stored, found and served.
 	if found := filesContaining(t, ts.Dir, []byte(name)); len(found) == 0 {

@@ -58,6 +58,7 @@
 //
 // # Names
 //
-// [Fold] and [TransliterationKey] compare names the way people read them;
-// [CompareNames] compares a published list with a roster.
+// [CompareNames] compares a published list with a roster, with the keys of
+// package client/names (names.Fold, names.TransliterationKey); the audit's
+// probable-duplicate warnings use names.Fold too.
 package audit

@@ -7,29 +7,6 @@ import (
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
-// Names that differ only in case, spacing, diacritics or width fold to the
-// same string.
-func ExampleFold() {
-	fmt.Println(audit.Fold("  ŁAPIŃSKA   Hanna "))
-	fmt.Println(audit.Fold("Ｆｕｌｌｗｉｄｔｈ Zoë"))
-	// Output:
-	// lapinska hanna
-	// fullwidth zoe
-}
-
-// One name in Belarusian Cyrillic, in Łacinka and in a passport
-// romanisation, with its words in either order, has one key.
-func ExampleTransliterationKey() {
-	for _, name := range []string{"Тацяна Уладзіміраўна", "Taciana Ŭładzimiraŭna", "Tatsiana Uladzimirauna", "Uladzimirauna Tatsiana"} {
-		fmt.Println(audit.TransliterationKey(name))
-	}
-	// Output:
-	// tacana uladzimirauna
-	// tacana uladzimirauna
-	// tacana uladzimirauna
-	// tacana uladzimirauna
-}
-
 // CompareNames matches a published list with a roster: exactly, then
 // folded, then across scripts, and lists what is left on either side.
 func ExampleCompareNames() {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
@@ -164,7 +165,7 @@ func (it *item) decode() {
 			it.disc, it.discErr = discBad, err
 		} else {
 			it.disc = discServed
-			it.foldHash = hashString(Fold(d.GetName()))
+			it.foldHash = hashString(names.Fold(d.GetName()))
 		}
 	case it.entry.NoDisclosures:
 		it.disc = discNotChecked
@@ -377,7 +378,7 @@ func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement)
 	}
 	if first, seen := ls.folded[en.foldHash]; seen && int64(first) != en.supersedes {
 		o := m.endorsementAt(first)
-		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && Fold(o.disclosure.GetName()) == Fold(en.disclosure.GetName()) {
+		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && names.Fold(o.disclosure.GetName()) == names.Fold(en.disclosure.GetName()) {
 			a.warnings = append(a.warnings, Warning{Index: index, Message: fmt.Sprintf(
 				"probable duplicate in letter %q: %q looks like %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), o.disclosure.GetName(), first)})
 			return

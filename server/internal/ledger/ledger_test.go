@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
@@ -164,7 +165,7 @@ func TestReconcileAppendsAdmittedIntents(t *testing.T) {
 		_, err := tx.Insert(context.Background(), &ledger.NewEntry{
 			Entry:        ledger.Entry{Kind: ledger.KindEndorsement, LetterID: letter.GetId(), Record: data, LeafHash: rfc6962.DefaultHasher.HashLeaf(data), Principal: "token:test"},
 			Disclosure:   e.Disclosure,
-			FoldedName:   ledger.Fold(e.Disclosure.GetName()),
+			FoldedName:   names.Fold(e.Disclosure.GetName()),
 			Visibility:   pb.Visibility_VISIBILITY_PUBLIC,
 			Verification: pb.Verification_VERIFICATION_NONE,
 		})
@@ -304,22 +305,6 @@ func TestConcurrentWritesMatchTheLog(t *testing.T) {
 		}
 		if !bytes.Equal(leaves[0], rc.Extra.GetRecord()) || !bytes.Equal(entry.Record, leaves[0]) {
 			t.Errorf("index %d: the receipt, the log and the store disagree", r.Index)
-		}
-	}
-}
-
-func TestFold(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Müller", "muller"},
-		{"MU\u0308LLER", "muller"},
-		{"Łapińska", "lapinska"},
-		{"  Ana   María \t", "ana maria"},
-		{"Ўладыка", "уладыка"},
-		{"Zoë O'Connor-Łukasz", "zoe o'connor-lukasz"},
-		{"Ｆｕｌｌ", "ｆｕｌｌ"},
-	} {
-		if got := ledger.Fold(tc.in); got != tc.want {
-			t.Errorf("Fold(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
@@ -314,7 +315,7 @@ func (l *Ledger) Find(ctx context.Context, letterID, query string, limit int) ([
 	if err := records.CheckLetterID("letter_id", letterID); err != nil {
 		return nil, err
 	}
-	folded := Fold(query)
+	folded := names.Fold(query)
 	if n := len([]rune(folded)); n < 2 || n > records.MaxNameLength {
 		return nil, &records.FieldError{Field: "query", Rule: "must be 2 to 200 code points"}
 	}

@@ -6,14 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode"
 
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
@@ -123,21 +119,6 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 	return l.write(ctx, w)
 }
 
-// Fold returns s folded for search: NFD without combining marks, lower
-// case, white space collapsed.
-func Fold(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(t, strings.ToLower(s))
-	if err != nil {
-		folded = strings.ToLower(s)
-	}
-	return strings.Join(strings.Fields(unmarked.Replace(folded)), " ")
-}
-
-// unmarked spells, without their stroke or ligature, the Latin letters
-// that do not decompose into a base letter and a mark.
-var unmarked = strings.NewReplacer("ł", "l", "ø", "o", "đ", "d", "ħ", "h", "ŧ", "t", "ß", "ss", "æ", "ae", "œ", "oe", "þ", "th", "ð", "d", "ı", "i")
-
 // Endorse appends an endorsement. A caller without a token may endorse an
 // open letter with a valid signer signature.
 func (l *Ledger) Endorse(ctx context.Context, c Caller, e *pb.Endorsement, d *pb.Disclosure, idempotencyKey string) (*WriteResult, error) {
@@ -190,7 +171,7 @@ func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorse
 		letterID:   e.GetLetterId(),
 		rec:        &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: proto.CloneOf(e)}},
 		disclosure: proto.CloneOf(d),
-		folded:     Fold(d.GetName()),
+		folded:     names.Fold(d.GetName()),
 	}
 	if idempotencyKey != "" {
 		k, err := l.idempotencyKey(principal, idempotencyKey)
