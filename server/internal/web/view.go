@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/undersigned/undersigned/client/audit"
+	"github.com/undersigned/undersigned/client/names"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -46,8 +46,8 @@ type endorsementView struct {
 	at         int64
 	private    bool
 	disclosure *pb.Disclosure
-	// fold and key are the name folded for search (see audit.Fold and
-	// audit.TransliterationKey).
+	// fold and key are the name folded for search (client/names: the folding of `undersigned diff`, see names.Fold and
+	// names.TransliterationKey).
 	fold, key                     string
 	withdrawn, redacted, replaced bool
 	letter                        *letterView
@@ -172,7 +172,7 @@ func (v *view) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
 		redacted: e.GetRedacted()}
 	if d := e.GetDisclosure(); d != nil && !ev.private && !ev.redacted {
 		ev.disclosure = d
-		ev.fold, ev.key = audit.Fold(d.GetName()), audit.TransliterationKey(d.GetName())
+		ev.fold, ev.key = names.Fold(d.GetName()), names.TransliterationKey(d.GetName())
 	}
 	v.endorsements[i] = ev
 	l.all = append(l.all, ev)
@@ -228,8 +228,8 @@ func (l *letterView) prepare() {
 func search(named []*endorsementView, q string) []*endorsementView {
 	var folds, keys []string
 	for _, w := range strings.Fields(q) {
-		folds = append(folds, audit.Fold(w))
-		keys = append(keys, audit.TransliterationKey(w))
+		folds = append(folds, names.Fold(w))
+		keys = append(keys, names.TransliterationKey(w))
 	}
 	if len(folds) == 0 {
 		return named
