@@ -183,6 +183,9 @@ func (tb *tab) verifyState(t *testing.T, base string, rcpt []byte, shot string, 
 	state := value(t, tb, "verify result", chromedp.Poll[string](
 		`(() => { const r = document.getElementById('result'); return r && !r.hidden && r.dataset.state; })()`,
 		chromedp.WithPollingTimeout(time.Minute)))
+	if ms := eval[string](t, tb, `(document.getElementById('verify') || {dataset: {}}).dataset.verifyMs || ''`); ms != "" {
+		t.Logf("%s: the receipt was checked in %s ms once the page was loaded (BENCHMARKS.md)", state, ms)
+	}
 	if shot != "" {
 		tb.screenshot(t, shot)
 	}

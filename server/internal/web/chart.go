@@ -30,9 +30,9 @@ const (
 	chartBuckets = 60
 )
 
-// newChart counts, at the end of each of chartBuckets equal stretches of
-// time from the letter to its last record, the signatures that counted
-// then: each endorsement adds one, and a withdrawal or a correction takes
+// newChart counts, from the letter's publication and at the end of each
+// of chartBuckets equal stretches of time up to its last record, the
+// signatures that counted then: each endorsement adds one, and a withdrawal or a correction takes
 // its target away. The caller holds the view's lock.
 func newChart(p webui.Page, l *letterView) chart {
 	c := chart{Title: p.T("letter.chart"), Width: chartWidth, Height: chartHeight, Left: 50, Bottom: chartHeight - 30, Right: chartWidth - 10, Top: 10}
@@ -60,9 +60,11 @@ func newChart(p webui.Page, l *letterView) chart {
 	if end == start {
 		end = start + 60
 	}
+	// Point 0 is the start, before any signature; point k counts what
+	// happened by the end of the k-th stretch.
 	counts := make([]int, chartBuckets+1)
 	for _, e := range events {
-		b := int((e.at - start) * chartBuckets / (end - start))
+		b := min(1+int((e.at-start)*chartBuckets/(end-start)), chartBuckets)
 		counts[b] += e.delta
 	}
 	top := 1
