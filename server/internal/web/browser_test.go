@@ -565,6 +565,7 @@ func testAccessibility(t *testing.T, tb *tab, ls *liveServer) {
 // an addressee without a network would: a valid receipt is "included" (its
 // later state cannot be known offline), a changed one invalid.
 func testBundle(t *testing.T, tb *tab, ls *liveServer, e endorsed) {
+	tb.takeRequests()
 	dir := t.TempDir()
 	files, err := webui.BundleFiles(ls.Client.VerifierKey())
 	if err != nil {

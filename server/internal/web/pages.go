@@ -99,6 +99,8 @@ type letterPage struct {
 	HistoryTotal                            int
 	Size                                    uint64
 	Origin, LogKey, Endpoint                string
+	// Checkpoint is the signed checkpoint the page was built from.
+	Checkpoint string
 }
 
 func (h *Handler) letter(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +133,7 @@ func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
 		Page: p, ID: lt.GetId(), LetterTitle: lt.GetTitle(), Text: lt.GetText(), TextLang: lt.GetLanguage(),
 		Digest: hex.EncodeToString(lt.GetTextDigest()), Status: p.T(statusKey(l)), Note: l.note,
 		Open:   lt.GetPolicy() == pb.Policy_POLICY_OPEN && l.status == pb.Status_STATUS_UNSPECIFIED,
-		Counts: l.counts, Size: h.view.size, Origin: h.src.Origin(), LogKey: h.src.VerifierKey(),
+		Counts: l.counts, Size: h.view.size, Origin: h.src.Origin(), LogKey: h.src.VerifierKey(), Checkpoint: string(h.view.checkpoint),
 		Endpoint: "/letters/" + lt.GetId() + "/sign",
 	}
 	d.Policy = p.T("policy.curated")
