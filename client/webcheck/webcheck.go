@@ -98,7 +98,14 @@ type Log struct {
 	size       uint64
 	leafHashes []tlog.Hash
 	changes    map[uint64]*change
-	complete   bool
+	// endorsements holds the letter and visibility of each endorsement.
+	endorsements map[uint64]endorsementInfo
+	complete     bool
+}
+
+type endorsementInfo struct {
+	letter  string
+	private bool
 }
 
 // NewLog starts loading the log whose latest checkpoint is checkpoint,
@@ -108,7 +115,7 @@ func NewLog(v note.Verifier, checkpoint []byte) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the log's latest checkpoint: %w", err)
 	}
-	return &Log{verifier: v, checkpoint: cp, changes: map[uint64]*change{}}, nil
+	return &Log{verifier: v, checkpoint: cp, changes: map[uint64]*change{}, endorsements: map[uint64]endorsementInfo{}}, nil
 }
 
 // Size returns the size of the latest checkpoint.
@@ -195,6 +202,7 @@ func (l *Log) apply(index uint64, entry []byte) {
 	}
 	switch k := rec.GetKind().(type) {
 	case *pb.Record_Endorsement:
+		l.endorsements[index] = endorsementInfo{letter: k.Endorsement.GetLetterId(), private: k.Endorsement.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE}
 		if s := k.Endorsement.Supersedes; s != nil && *s < index {
 			if c := l.changeOf(*s); c.supersededBy < 0 {
 				c.supersededBy = int64(index)
@@ -305,9 +313,15 @@ func Verify(v note.Verifier, b []byte, l *Log) Result {
 		return res
 	}
 	res.State = Counted
-	c := l.changes[ver.Index]
+	l.state(&res)
+	return res
+}
+
+// state sets what became of the endorsement at res.Index.
+func (l *Log) state(res *Result) {
+	c := l.changes[res.Index]
 	if c == nil {
-		return res
+		return
 	}
 	set := func(s State, by int64) {
 		u := uint64(by)
@@ -321,5 +335,31 @@ func Verify(v note.Verifier, b []byte, l *Log) Result {
 	case c.redactedBy >= 0:
 		set(Redacted, c.redactedBy)
 	}
+}
+
+// VerifyReference checks a reference to an endorsement instead of a
+// receipt: the log's origin, the index and the leaf hash of the record,
+// which is what a link carries when the whole receipt would be too long
+// for a QR code (#o=ORIGIN&i=INDEX&h=LEAF). It needs a complete log (the
+// page never fetches anything for one entry): the entry at index must have
+// that leaf hash, and its state is read as for a receipt. There is no name
+// to check.
+func VerifyReference(origin string, index uint64, leafHash []byte, l *Log) Result {
+	if l == nil || !l.complete {
+		return invalid(errors.New("a reference without its receipt can be checked only against the log, which is not loaded"))
+	}
+	if origin != l.checkpoint.Origin {
+		return invalid(fmt.Errorf("the reference names the log %q, this page checks %q", origin, l.checkpoint.Origin))
+	}
+	if index >= l.size || !bytes.Equal(l.leafHashes[index][:], leafHash) {
+		return invalid(fmt.Errorf("the log holds no such record at index %d", index))
+	}
+	e, ok := l.endorsements[index]
+	if !ok {
+		return invalid(fmt.Errorf("the record at index %d is not an endorsement", index))
+	}
+	res := Result{State: Counted, Kind: "endorsement", Index: index, Letter: e.letter, Private: e.private,
+		CheckpointSize: l.checkpoint.Size, LatestSize: l.checkpoint.Size}
+	l.state(&res)
 	return res
 }

@@ -300,3 +300,33 @@ func TestSignComplete(t *testing.T) {
 		t.Errorf("an empty name: %v, want an error naming disclosure.name", err)
 	}
 }
+
+func TestVerifyReference(t *testing.T) {
+	l := newTestLog(t)
+	kept, _ := l.endorse("Kept", nil)
+	gone, gextra := l.endorse("Gone", nil)
+	leaf := func(i uint64) []byte { return receipt.LeafHash(l.entries[i]) }
+	l.add(&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: gone, TargetLeafHash: leaf(gone),
+		Reason: pb.Reason_REASON_SIGNER_REQUEST, Authorisation: &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: gextra.GetWithdrawalSecret()}}}}})
+	wl := l.load(t)
+	for _, c := range []struct {
+		name   string
+		origin string
+		index  uint64
+		leaf   []byte
+		log    *webcheck.Log
+		want   webcheck.State
+	}{
+		{"counted", origin, kept, leaf(kept), wl, webcheck.Counted},
+		{"withdrawn", origin, gone, leaf(gone), wl, webcheck.Withdrawn},
+		{"another leaf", origin, kept, leaf(gone), wl, webcheck.Invalid},
+		{"another log", "example.org/other", kept, leaf(kept), wl, webcheck.Invalid},
+		{"beyond the log", origin, 99, leaf(kept), wl, webcheck.Invalid},
+		{"the letter", origin, 0, leaf(0), wl, webcheck.Invalid},
+		{"offline", origin, kept, leaf(kept), nil, webcheck.Invalid},
+	} {
+		if got := webcheck.VerifyReference(c.origin, c.index, c.leaf, c.log); got.State != c.want {
+			t.Errorf("%s: %+v, want %s", c.name, got, c.want)
+		}
+	}
+}

@@ -92,12 +92,14 @@
       if (logError) add(fmt('logError', { error: logError }));
     }
 
-    async function check(bytes) {
+    // check verifies receipt bytes, or a reference {o, i, h} to an entry
+    // of the log (a link too short to carry the whole receipt).
+    async function check(bytes, ref) {
       result.hidden = true;
       status.textContent = fmt('checking');
       const u = await ready;
       const started = performance.now();
-      const r = parse(u.verify(key, bytes));
+      const r = parse(ref ? u.verifyReference(ref.o, ref.i, ref.h) : u.verify(key, bytes));
       root.dataset.verifyMs = (performance.now() - started).toFixed(2);
       status.textContent = '';
       show(r);
@@ -126,6 +128,16 @@
       check(text(byId('receipt-text').value));
     });
     const fromHash = () => {
+      const params = new URLSearchParams(location.hash.slice(1));
+      if (params.has('o') && params.has('i') && params.has('h')) {
+        let h;
+        try { h = fromBase64URL(params.get('h')); } catch (e) {
+          show({ state: 'invalid', reason: S.notReceipt });
+          return;
+        }
+        check(null, { o: params.get('o'), i: params.get('i'), h: h });
+        return;
+      }
       const m = /^#r=(.*)$/.exec(location.hash);
       if (!m) return;
       let bytes;

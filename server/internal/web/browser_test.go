@@ -459,6 +459,27 @@ func testVerify(t *testing.T, tb *tab, ls *liveServer, keep, withdrawn, redacted
 		}
 		checkNoLeak(t, c.name, reqs, c.rcpt, c.e)
 	}
+	// A link that names the entry instead of carrying the receipt.
+	for _, c := range []struct {
+		e    endorsed
+		want string
+	}{{keep, "counted"}, {withdrawn, "withdrawn"}} {
+		r, err := receipt.Parse(c.e.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := base64.RawURLEncoding.EncodeToString(receipt.LeafHash(r.Extra.GetRecord()))
+		u := fmt.Sprintf("%s/verify#o=%s&i=%d&h=%s", ls.URL, url.QueryEscape(ls.Client.Origin()), c.e.Index, leaf)
+		tb.run(t, "verify a reference", chromedp.Navigate("about:blank"), chromedp.Navigate(u))
+		got := value(t, tb, "reference result", chromedp.Poll[string](
+			`(() => { const r = document.getElementById('result'); return r && !r.hidden && r.dataset.state; })()`,
+			chromedp.WithPollingTimeout(time.Minute)))
+		if got != c.want {
+			t.Errorf("the reference to %d: data-state %q, want %q", c.e.Index, got, c.want)
+		}
+		reqs, _ := tb.takeRequests()
+		checkNoLeak(t, "reference", reqs, c.e.Receipt, c.e)
+	}
 	for _, lang := range webui.Languages {
 		tb.run(t, "verify "+lang, chromedp.Navigate(ls.URL+"/verify?lang="+lang), chromedp.WaitVisible("#receipt-form"))
 		tb.screenshot(t, "verify-page-"+lang)

@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"syscall/js"
 
 	"golang.org/x/mod/sumdb/note"
@@ -95,6 +96,17 @@ func verify(_ js.Value, args []js.Value) any {
 	return jsonOf(webcheck.Verify(v, bytesOf(args[1]), state.log))
 }
 
+// verifyReference(origin, index (a decimal string), leafHash) returns a
+// webcheck.Result for a link that names an entry instead of carrying its
+// receipt (#o=ORIGIN&i=INDEX&h=LEAF).
+func verifyReference(_ js.Value, args []js.Value) any {
+	index, err := strconv.ParseUint(args[1].String(), 10, 64)
+	if err != nil {
+		return jsonOf(webcheck.Result{State: webcheck.Invalid, Reason: "the link's index is not a number"})
+	}
+	return jsonOf(webcheck.VerifyReference(args[0].String(), index, bytesOf(args[2]), state.log))
+}
+
 // sign({origin, letter, digest (Uint8Array), name, affiliation, country,
 // private}) returns the EndorseRequest to send as a Uint8Array, or
 // {"error": ...}.
@@ -137,7 +149,7 @@ func main() {
 	api := js.Global().Get("Object").New()
 	for name, f := range map[string]func(js.Value, []js.Value) any{
 		"newLog": newLog, "addBundle": addBundle, "completeLog": completeLog,
-		"verify": verify, "sign": sign, "complete": complete,
+		"verify": verify, "verifyReference": verifyReference, "sign": sign, "complete": complete,
 	} {
 		api.Set(name, js.FuncOf(f))
 	}
