@@ -54,7 +54,7 @@ type request struct {
 	URL, Method, Body string
 	// Document is the URL of the page that sent it.
 	Document string
-	Headers           []string
+	Headers  []string
 }
 
 // tab is a headless Chromium tab with its network log.
