@@ -571,12 +571,19 @@ func testAccessibility(t *testing.T, tb *tab, ls *liveServer) {
 		ID, Impact, Help string
 		Nodes            []struct{ Target []string }
 	}
+	run := `axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical'))`
+	// First a page with a known fault, to see that the check can fail.
+	tb.run(t, "axe control", chromedp.Navigate(`data:text/html,<html><body><img src="x.png"></body></html>`))
+	eval[chromedp.Void](t, tb, axe+";undefined")
+	if found := eval[[]violation](t, tb, run); len(found) == 0 {
+		t.Fatal("axe-core found nothing on a page with an image without alt text")
+	}
 	for _, lang := range webui.Languages {
 		for _, page := range []string{"/", "/letters/library-hours", "/letters/open-library", "/verify"} {
 			u := ls.URL + page + "?lang=" + lang
 			tb.run(t, "axe "+u, chromedp.Navigate(u), chromedp.WaitReady("footer"))
 			eval[chromedp.Void](t, tb, axe+";undefined")
-			found := eval[[]violation](t, tb, `axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical'))`)
+			found := eval[[]violation](t, tb, run)
 			for _, v := range found {
 				t.Errorf("%s: %s (%s): %s at %v", u, v.ID, v.Impact, v.Help, v.Nodes)
 			}
