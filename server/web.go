@@ -26,8 +26,8 @@ func (w webSource) Entries(ctx context.Context, start, end uint64, fn func([]*pb
 	return w.s.ledger.Entries(ctx, start, end, func(b ledger.EntryBatch) error { return fn(b) })
 }
 
-func (w webSource) Origin() string      { return w.s.keys.origin }
-func (w webSource) VerifierKey() string { return w.s.keys.verifierKey }
+func (w webSource) Origin() string      { return w.s.Origin() }
+func (w webSource) VerifierKey() string { return w.s.VerifierKey() }
 
 // Endorse runs the gRPC Endorse call in process, through the same
 // interceptor (bounded writes, authentication, the rate limit of writes
