@@ -185,7 +185,8 @@ func TestAuditCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("deliver: exit %d\n%s%s", code, out, errs)
 	}
-	for _, f := range []string{"letter.txt", "roster.csv", "roster.html", "checkpoint.txt", "log.pub", "README.txt"} {
+	for _, f := range []string{"letter.txt", "roster.csv", "roster.html", "checkpoint.txt", "log.pub", "README.txt",
+		"verify.html", "verify.be.html", "verify.ru.html", "undersigned.js", "wasm_exec.js", "verifier.wasm.js", "style.css"} {
 		if _, err := os.Stat(filepath.Join(c.dir, "bundle", f)); err != nil {
 			t.Errorf("the delivery bundle lacks %s", f)
 		}
