@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/client/rules"
+	"github.com/undersigned/undersigned/client/signing"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -58,7 +58,8 @@ type Client struct {
 
 // Dial connects to a server, fetches the log's description and checks its
 // key against cfg.LogKey or the pins of cfg.KnownLogs. It fails with
-// [ErrKeyChanged] when the log's key is not the pinned one.
+// [ErrWrongLogKey] when the log's key is not cfg.LogKey, and with
+// [ErrKeyChanged] when it is not the pinned one.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
@@ -103,10 +104,10 @@ func (c *Client) pinKey(ctx context.Context, cfg Config, info *pb.GetLogInfoResp
 			return "", fmt.Errorf("log key: %w", err)
 		}
 		if v.Name() != info.GetOrigin() {
-			return "", fmt.Errorf("%w: the given key is for %q, the server is %q", ErrKeyChanged, v.Name(), info.GetOrigin())
+			return "", fmt.Errorf("%w: the given key is for log %q, the server is log %q", ErrWrongLogKey, v.Name(), info.GetOrigin())
 		}
 		if want != served {
-			return "", fmt.Errorf("%w: the server serves a key other than the one given for %q", ErrKeyChanged, v.Name())
+			return "", fmt.Errorf("%w: the server's key for %q is another", ErrWrongLogKey, v.Name())
 		}
 		if cfg.KnownLogs != "" {
 			if err := known.Pin(info.GetOrigin(), want); err != nil {
@@ -370,83 +371,29 @@ func (c *Client) Letter(ctx context.Context, id string) (*pb.Letter, *pb.LetterI
 	return rec.GetLetter(), resp.GetLetter(), nil
 }
 
-// Signer is a person endorsing a letter.
-type Signer struct {
-	// Fields are the name, affiliation and country; they are put in
-	// canonical form.
-	Fields records.Fields
-	// Visibility defaults to public.
-	Visibility pb.Visibility
-	// Verification defaults to none, or signer_key when SignerKey is set.
-	Verification pb.Verification
-	// Supersedes is the index of an endorsement this one corrects.
-	Supersedes *uint64
-	// SignerKey, when set, signs as the signer (see [SignerKey]).
-	SignerKey ed25519.PrivateKey
-	// OrganiserKey, when set, signs as an organiser.
-	OrganiserKey ed25519.PrivateKey
-}
+// Signer is a person endorsing a letter (see [signing.Signer]).
+type Signer = signing.Signer
 
-// Endorsement is a signed endorsement with what only the client knows.
-type Endorsement struct {
-	Endorsement      *pb.Endorsement
-	Disclosure       *pb.Disclosure
-	WithdrawalSecret []byte
-	// ReaddAfterRedaction asks the server, explicitly, to add a person
-	// whom a redaction removed from the letter (an organiser only).
-	ReaddAfterRedaction bool
-}
+// Endorsement is a signed endorsement with what only the client knows (see
+// [signing.Endorsement]).
+type Endorsement = signing.Endorsement
 
 // NewSecrets returns a random salt and withdrawal secret for a new
-// endorsement. Every endorsement needs its own: the log accepts a
-// commitment and a lock once.
-func NewSecrets() (salt, withdrawalSecret []byte) {
-	salt, withdrawalSecret = make([]byte, records.SaltSize), make([]byte, records.SecretSize)
-	rand.Read(salt)
-	rand.Read(withdrawalSecret)
-	return salt, withdrawalSecret
-}
+// endorsement (see [signing.NewSecrets]).
+func NewSecrets() (salt, withdrawalSecret []byte) { return signing.NewSecrets() }
 
 // NewEndorsement builds and signs an endorsement of letter l with fresh
-// random secrets (see [NewSecrets]).
+// random secrets (see [signing.NewEndorsement], which the web page's
+// WebAssembly calls too).
 func NewEndorsement(origin string, l *pb.Letter, s Signer) *Endorsement {
-	salt, secret := NewSecrets()
-	return NewEndorsementWithSecrets(origin, l, s, salt, secret)
+	return signing.NewEndorsement(origin, l, s)
 }
 
 // NewEndorsementWithSecrets builds and signs an endorsement of letter l
-// with the given salt and withdrawal secret: a rerun of an interrupted
-// import sends the secrets its journal kept, and gets its receipts back.
+// with the given salt and withdrawal secret (see
+// [signing.NewEndorsementWithSecrets]).
 func NewEndorsementWithSecrets(origin string, l *pb.Letter, s Signer, salt, secret []byte) *Endorsement {
-	f := records.CanonicalFields(s.Fields)
-	vis := s.Visibility
-	if vis == pb.Visibility_VISIBILITY_UNSPECIFIED {
-		vis = pb.Visibility_VISIBILITY_PUBLIC
-	}
-	ver := s.Verification
-	if ver == pb.Verification_VERIFICATION_UNSPECIFIED {
-		ver = pb.Verification_VERIFICATION_NONE
-		if s.SignerKey != nil {
-			ver = pb.Verification_VERIFICATION_SIGNER_KEY
-		}
-	}
-	e := &pb.Endorsement{
-		LetterId:       l.GetId(),
-		LetterDigest:   l.GetTextDigest(),
-		Commitment:     records.Commitment(salt, f),
-		WithdrawalLock: records.WithdrawalLock(secret),
-		Verification:   ver,
-		Visibility:     vis,
-		Supersedes:     s.Supersedes,
-	}
-	if s.SignerKey != nil {
-		records.SignEndorsementAsSigner(s.SignerKey, origin, e)
-	}
-	if s.OrganiserKey != nil {
-		records.SignEndorsementAsOrganiser(s.OrganiserKey, origin, e)
-	}
-	d := &pb.Disclosure{Salt: salt, Name: f.Name, Affiliation: f.Affiliation, Country: f.Country}
-	return &Endorsement{Endorsement: e, Disclosure: d, WithdrawalSecret: secret}
+	return signing.NewEndorsementWithSecrets(origin, l, s, salt, secret)
 }
 
 // Endorse appends an endorsement built by [NewEndorsement] and returns its

@@ -11,11 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/signing"
 )
-
-// pemSignerSeed is the PEM block type of a signer key file: one 32-byte
-// seed from which a key per letter is derived.
-const pemSignerSeed = "UNDERSIGNED SIGNER SEED"
 
 // DefaultConfigDir returns the folder of the user's undersigned files:
 // $XDG_CONFIG_HOME/undersigned or its platform equivalent.
@@ -76,9 +73,7 @@ func LoadOrCreateOrganiserKey(path string) (key ed25519.PrivateKey, created bool
 // GenerateSignerSeed writes a new signer key file to path (mode 0600); it
 // refuses to overwrite one.
 func GenerateSignerSeed(path string) error {
-	seed := make([]byte, 32)
-	rand.Read(seed)
-	out := pem.EncodeToMemory(&pem.Block{Type: pemSignerSeed, Bytes: seed})
+	out := signing.EncodeSignerSeed(signing.NewSignerSeed())
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create signer key: %w", err)
@@ -96,11 +91,11 @@ func LoadSignerSeed(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signer key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != pemSignerSeed || len(blk.Bytes) != 32 {
-		return nil, fmt.Errorf("%s: not an undersigned signer key (run undersigned keygen)", path)
+	seed, err := signing.ParseSignerSeed(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return blk.Bytes, nil
+	return seed, nil
 }
 
 // SignerKey returns the signer's key for one letter of one log, derived

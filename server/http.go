@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -12,13 +13,19 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/server/internal/web"
 )
 
 // HTTPHandler returns the HTTP API: the tlog-tiles read API and the
-// disclosure bundles under /log/, Prometheus metrics at /metrics, and
-// /healthz.
+// disclosure bundles under /log/, Prometheus metrics at /metrics,
+// /healthz, and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
+	if pages, err := web.New(web.Config{Source: webSource{s}, Logger: s.log}); err == nil {
+		mux.Handle("/", pages)
+	} else {
+		s.log.Error("the web pages cannot be served", slog.Any("error", err))
+	}
 	mux.HandleFunc("GET /log/checkpoint", s.serveCheckpoint)
 	mux.HandleFunc("GET /log/tile/entries/{n...}", s.serveEntryBundle)
 	mux.HandleFunc("GET /log/tile/{level}/{n...}", s.serveTile)

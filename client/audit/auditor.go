@@ -21,6 +21,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
@@ -45,6 +46,11 @@ type Config struct {
 	Workers int
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
+	// Policy, when set, is the witness policy every checkpoint the audit
+	// trusts must meet: a checkpoint without the cosignatures of its
+	// quorum is a [RuleWitnesses] violation, and the state stays where it
+	// was.
+	Policy *policy.Policy
 }
 
 // ErrStateMismatch is returned by [New] for a state folder bound to
@@ -81,6 +87,11 @@ func New(cfg Config) (*Auditor, error) {
 	if k := cfg.State.VerifierKey(); k != "" && k != key {
 		return nil, fmt.Errorf("%w: the state in %s was audited with another key for %q", ErrStateMismatch, cfg.State.Dir(), v.Name())
 	}
+	if cfg.Policy != nil {
+		if err := cfg.Policy.AllowsLog(key); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	}
 	cfg.VerifierKey = key
 	cfg.State.m.origin = v.Name()
 	if cfg.Workers <= 0 {
@@ -107,6 +118,9 @@ type Fork struct {
 	Trusted, Served []byte
 	// Reason says how they disagree.
 	Reason string
+	// Source is where Served came from when it was not the audited
+	// source: a mirror or a witness the auditor compared with.
+	Source string
 	// EvidenceFile is where both were written.
 	EvidenceFile string
 }
@@ -164,11 +178,15 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 	rep := &Report{Origin: a.origin, From: st.Size(), To: st.Size(), Checkpoint: st.Checkpoint()}
 	raw, err := a.cfg.Source.Checkpoint(ctx)
 	if err != nil {
-		return nil, err
+		return a.sourceFailed(rep, err)
 	}
 	cp, err := a.openCheckpoint(raw)
 	if err != nil {
 		rep.Violations = append(rep.Violations, Violation{Rule: RuleCheckpoint, Message: err.Error()})
+		return rep, nil
+	}
+	if v := a.witnessed(raw, cp.Size); v != nil {
+		rep.Violations = append(rep.Violations, *v)
 		return rep, nil
 	}
 	if fork, err := a.compare(ctx, raw, cp); err != nil || fork != nil {
@@ -178,14 +196,14 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 				Message: fork.Reason + "; both signed checkpoints are in " + fork.EvidenceFile})
 			return rep, nil
 		}
-		return nil, err
+		return a.sourceFailed(rep, err)
 	}
 	start := st.Size()
 	a.log.InfoContext(ctx, "audit", slog.String("origin", a.origin), slog.Uint64("from", start), slog.Uint64("to", cp.Size))
 	ap, stopped, err := a.follow(ctx, rep, start, raw, cp)
 	switch {
 	case err != nil:
-		return nil, err
+		return a.sourceFailed(rep, err)
 	case stopped:
 		return rep, nil
 	}
@@ -194,14 +212,15 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 	}
 	if err := a.resolveDisclosures(ctx, rep, ap, start); err != nil {
 		a.dirty = true
-		return nil, err
+		return a.sourceFailed(rep, err)
 	}
 	return a.save(ctx, rep, ap)
 }
 
 // follow extends the verified state to cp, and, while a disclosure is
 // missing, follows the log if it grew, since its redaction may be on its
-// way. It reports whether the audit stopped at a violation of the tree.
+// way. It reports whether the audit stopped at a violation of the tree;
+// an error is the source's.
 func (a *Auditor) follow(ctx context.Context, rep *Report, start uint64, raw []byte, cp *log.Checkpoint) (*applier, bool, error) {
 	st := a.st
 	var ap *applier
@@ -228,7 +247,7 @@ func (a *Auditor) follow(ctx context.Context, rep *Report, start uint64, raw []b
 			break
 		}
 		ncp, err := a.openCheckpoint(next)
-		if err != nil || ncp.Size <= cp.Size {
+		if err != nil || ncp.Size <= cp.Size || a.witnessed(next, ncp.Size) != nil {
 			break
 		}
 		raw, cp = next, ncp
@@ -263,6 +282,18 @@ func (a *Auditor) save(ctx context.Context, rep *Report, ap *applier) (*Report, 
 	rep.Letters = st.summarise(rep.From, rep.To)
 	rep.Pending = len(st.h.Pending)
 	a.log.InfoContext(ctx, "audit saved", slog.Uint64("size", rep.To), slog.Int("violations", len(rep.Violations)), slog.Int("warnings", len(rep.Warnings)))
+	return rep, nil
+}
+
+// sourceFailed ends an audit whose source failed: a resource that breaks
+// the format ([*SourceError]) is a violation, the state not advanced;
+// anything else is an error.
+func (a *Auditor) sourceFailed(rep *Report, err error) (*Report, error) {
+	v, ok := sourceViolation(err)
+	if !ok {
+		return nil, err
+	}
+	rep.Violations = append(rep.Violations, *v)
 	return rep, nil
 }
 
@@ -337,7 +368,11 @@ func (a *Auditor) writeEvidence(f *Fork, hashes [][]byte) (string, error) {
 	b.WriteString("(same size and different roots, a smaller size, or no valid consistency proof).\n\n")
 	b.WriteString("--- the checkpoint this auditor trusted ---\n")
 	b.Write(f.Trusted)
-	b.WriteString("--- the checkpoint the log served next ---\n")
+	if f.Source != "" {
+		fmt.Fprintf(&b, "--- the checkpoint %s served ---\n", f.Source)
+	} else {
+		b.WriteString("--- the checkpoint the log served next ---\n")
+	}
 	b.Write(f.Served)
 	if len(hashes) > 0 {
 		b.WriteString("--- the consistency proof it served, which does not verify ---\n")
@@ -352,8 +387,13 @@ func (a *Auditor) writeEvidence(f *Fork, hashes [][]byte) (string, error) {
 	return path, nil
 }
 
-// batchSize is how many entries an audit decodes and checks at once.
-const batchSize = 2048
+// batchSize is how many entries an audit decodes and checks at once, and
+// maxBatchBytes how many bytes of records at most: the pipeline holds a
+// dozen batches, which must stay small whatever a source serves.
+const (
+	batchSize     = 2048
+	maxBatchBytes = 4 << 20
+)
 
 // extend fetches, checks and mirrors the entries from the state's size to
 // cp's, and checks the tree against cp.
@@ -660,12 +700,17 @@ func (p *pipeline) run(ctx context.Context, fetch func(emit func([]Entry) error)
 	return ctx.Err()
 }
 
-// fetch sends what fetch emits to raw, in batches of batchSize entries.
+// fetch sends what fetch emits to raw, in batches of batchSize entries or
+// maxBatchBytes of records, whichever comes first.
 func (p *pipeline) fetch(ctx context.Context, fetch func(emit func([]Entry) error) error, raw chan<- []Entry) error {
 	var buf []Entry
+	size := 0
 	err := fetch(func(b []Entry) error {
 		buf = append(buf, b...)
-		if len(buf) < batchSize {
+		for _, e := range b {
+			size += len(e.Record)
+		}
+		if len(buf) < batchSize && size < maxBatchBytes {
 			return nil
 		}
 		select {
@@ -673,7 +718,7 @@ func (p *pipeline) fetch(ctx context.Context, fetch func(emit func([]Entry) erro
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		buf = nil
+		buf, size = nil, 0
 		return nil
 	})
 	if err == nil && len(buf) > 0 {

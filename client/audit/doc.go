@@ -53,6 +53,29 @@
 // evidence file, which can be published: anyone can check the two
 // signatures.
 //
+// # Witnesses and other sources
+//
+// With a witness policy (Config.Policy, see package policy), a checkpoint
+// the audit would trust must carry the cosignatures of the policy's quorum:
+// otherwise it is a [RuleWitnesses] violation naming the witnesses whose
+// cosignature is missing or invalid, and the state does not advance.
+// [Auditor.Compare] checks a checkpoint that another source holds (a
+// mirror, a witness's view of the log) against the trusted one: two
+// histories are a [RuleFork] violation, with both signed checkpoints
+// written as evidence.
+//
+// # Hostile sources
+//
+// A source may be hostile. [NewHTTPSource] bounds every fetch in time and
+// in size, to what the resource can hold (a checkpoint, a tile of 256
+// hashes, an entry bundle of 256 entries, a disclosure bundle of 256
+// disclosures of bounded fields), and decodes disclosure bundles as they
+// arrive; [NewGRPCSource] bounds every call, and a stream between two
+// messages. A resource that breaks its format (too large, a disclosure
+// index repeated or outside its bundle) is a [RuleSource] violation
+// naming its URL and the index; a source that does not answer in time is
+// an error saying so.
+//
 // # The state
 //
 // A [State] folder holds the last trusted checkpoint, the compact range of
@@ -67,6 +90,8 @@
 // # Names
 //
 // [CompareNames] compares a published list with a roster, with the keys of
-// package client/names (names.Fold, names.TransliterationKey); the audit's
-// probable-duplicate warnings use names.Fold too.
+// package client/names (names.Fold, names.Skeleton,
+// names.TransliterationKeys); the audit's probable-duplicate warnings
+// compare names.Skeleton, so that names differing only by look-alike
+// characters are flagged too.
 package audit

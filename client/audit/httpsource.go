@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api"
@@ -24,18 +25,84 @@ import (
 // httpSource reads the log over plain HTTP: the tlog-tiles API and the
 // disclosure bundles.
 type httpSource struct {
-	base   *url.URL
-	client *http.Client
+	base    *url.URL
+	client  *http.Client
+	timeout time.Duration
 	// noDisclosures is set once a disclosure bundle that must exist was
 	// not found: the source serves none.
 	noDisclosures atomic.Bool
 }
 
-// fetchAhead is how many bundles an HTTP source fetches at once.
-const fetchAhead = 8
+// fetchAhead is how many bundles an HTTP source fetches at once. With the
+// caps below, what it holds at once stays under 100 MB.
+const fetchAhead = 4
 
-// maxResource bounds what the HTTP source reads of one resource.
-const maxResource = 64 << 20
+// What an HTTP source reads of each resource at most: what the resource
+// can hold. A resource larger than that is a [RuleSource] violation.
+const (
+	// maxCheckpoint: a signed note with up to 100 signatures (as many as
+	// note.Open reads), ML-DSA-44 cosignatures being the largest (3.3 KB).
+	maxCheckpoint = 512 << 10
+	// maxTile: 256 hashes of 32 bytes.
+	maxTile = layout.TileWidth * 32
+	// maxEntryBundle: 256 entries of at most 65,535 bytes, each after its
+	// 2-byte length.
+	maxEntryBundle = layout.EntryBundleWidth * (2 + 65535)
+	// maxDisclosureJSON bounds one element of a disclosure bundle: an
+	// index, a base64 salt, and a name, an affiliation and a country of at
+	// most 200, 1,000 and 100 code points, each of which JSON may spell
+	// in 12 bytes (a surrogate pair of \u escapes).
+	maxDisclosureJSON = 128 + 44 + 12*(200+1000+100)
+	// maxDisclosureBundle: 256 of them.
+	maxDisclosureBundle = layout.EntryBundleWidth * maxDisclosureJSON
+)
+
+// DefaultFetchTimeout bounds each fetch of an HTTP source: a request and
+// the reading of its answer.
+const DefaultFetchTimeout = 30 * time.Second
+
+// HTTPOption configures an HTTP source.
+type HTTPOption func(*httpSource)
+
+// WithFetchTimeout bounds each fetch (a request and the reading of its
+// answer) to d instead of [DefaultFetchTimeout].
+func WithFetchTimeout(d time.Duration) HTTPOption {
+	return func(s *httpSource) { s.timeout = d }
+}
+
+// SourceError is a resource that a source served and that breaks the
+// format: larger than the resource can hold, or a disclosure bundle with a
+// duplicate or out-of-bundle index, or with fields too long. An audit
+// reports it as a [RuleSource] violation naming the URL (and the index).
+type SourceError struct {
+	// URL is the resource's address.
+	URL string
+	// Index is the entry the problem is about, when HasIndex.
+	Index    uint64
+	HasIndex bool
+	// Problem says what is wrong.
+	Problem string
+}
+
+func (e *SourceError) Error() string {
+	if e.HasIndex {
+		return fmt.Sprintf("%s: index %d: %s", e.URL, e.Index, e.Problem)
+	}
+	return fmt.Sprintf("%s: %s", e.URL, e.Problem)
+}
+
+// RuleSource: a source served a resource that breaks the tlog-tiles or
+// disclosure bundle format (see [SourceError]).
+const RuleSource Rule = "source"
+
+// sourceViolation turns a [*SourceError] in err's chain into a violation.
+func sourceViolation(err error) (*Violation, bool) {
+	var se *SourceError
+	if !errors.As(err, &se) {
+		return nil, false
+	}
+	return &Violation{Index: se.Index, Rule: RuleSource, Message: se.Error()}, true
+}
 
 // NewHTTPSource returns a [Source] that reads a log over plain HTTP, as
 // published under prefix: the tlog-tiles API (prefix + "checkpoint",
@@ -46,7 +113,13 @@ const maxResource = 64 << 20
 // reads a mirror or a CDN copy just as well; one without disclosure
 // bundles yields entries marked NoDisclosures. c may be nil for
 // http.DefaultClient.
-func NewHTTPSource(prefix string, c *http.Client) (Source, error) {
+//
+// It defends itself against a hostile mirror: each fetch is bounded in
+// time (see [WithFetchTimeout]) and in size, to what the resource can
+// hold; disclosure bundles are decoded as they arrive, and a bundle that
+// repeats an index or names one outside it is refused. What breaks the
+// format is a [*SourceError].
+func NewHTTPSource(prefix string, c *http.Client, opts ...HTTPOption) (Source, error) {
 	u, err := url.Parse(prefix)
 	if err != nil {
 		return nil, fmt.Errorf("tiles URL: %w", err)
@@ -63,68 +136,159 @@ func NewHTTPSource(prefix string, c *http.Client) (Source, error) {
 	if c == nil {
 		c = http.DefaultClient
 	}
-	return &httpSource{base: u, client: c}, nil
+	s := &httpSource{base: u, client: c, timeout: DefaultFetchTimeout}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
-// get fetches a resource; a 404 is an error wrapping os.ErrNotExist.
-func (s *httpSource) get(ctx context.Context, path string) ([]byte, error) {
-	u := s.base.JoinPath(path)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+// FetchCheckpoint fetches the signed checkpoint another source holds, for
+// [Auditor.Compare]: at u itself when its path ends in "/checkpoint",
+// otherwise at u + "checkpoint", u being a tlog-tiles prefix. The fetch is
+// bounded as those of [NewHTTPSource].
+func FetchCheckpoint(ctx context.Context, u string, c *http.Client, opts ...HTTPOption) ([]byte, error) {
+	prefix, found := strings.CutSuffix(u, "/checkpoint")
+	if found {
+		prefix += "/"
+	}
+	pu, err := url.Parse(prefix)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") {
+		return nil, fmt.Errorf("compare URL %q: want an http:// or https:// URL", u)
+	}
+	if !strings.HasSuffix(pu.Path, "/") {
+		pu.Path += "/"
+	}
+	if c == nil {
+		c = http.DefaultClient
+	}
+	s := &httpSource{base: pu, client: c, timeout: DefaultFetchTimeout}
+	for _, o := range opts {
+		o(s)
+	}
+	return s.Checkpoint(ctx)
+}
+
+// fetch opens a resource for reading at most limit bytes, and calls read
+// with its body; the fetch ends when read returns, and is bounded by the
+// source's timeout. A 404 is an error wrapping os.ErrNotExist; a body over
+// limit is a [*SourceError].
+func (s *httpSource) fetch(ctx context.Context, path string, limit int64, read func(u string, body io.Reader) error) error {
+	u := s.base.JoinPath(path).String()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", u, err)
+		return fmt.Errorf("get %s: %w", u, err)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", u, err)
+		return fmt.Errorf("get %s: %w", u, timeoutError(ctx, err, s.timeout))
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("get %s: %w", u, os.ErrNotExist)
+		return fmt.Errorf("get %s: %w", u, os.ErrNotExist)
 	default:
-		return nil, fmt.Errorf("get %s: %s", u, resp.Status)
+		return fmt.Errorf("get %s: %s", u, resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResource+1))
+	if resp.ContentLength > limit {
+		return &SourceError{URL: u, Problem: fmt.Sprintf("announces %d bytes, more than the %d such a resource can hold", resp.ContentLength, limit)}
+	}
+	body := &cappedReader{r: resp.Body, left: limit}
+	err = read(u, body)
+	if body.over {
+		return &SourceError{URL: u, Problem: fmt.Sprintf("larger than the %d bytes such a resource can hold", limit)}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", u, err)
+		return fmt.Errorf("get %s: %w", u, timeoutError(ctx, err, s.timeout))
 	}
-	if len(b) > maxResource {
-		return nil, fmt.Errorf("get %s: larger than %d bytes", u, maxResource)
+	return nil
+}
+
+// timeoutError says that a fetch timed out when it did.
+func timeoutError(ctx context.Context, err error, d time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no complete answer within %s (timeout): %w", d, err)
 	}
-	return b, nil
+	return err
+}
+
+// cappedReader reads at most left bytes, and notes a body that goes on.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+			c.over = true
+			return 0, errors.New("resource too large")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// get fetches a whole resource of at most limit bytes.
+func (s *httpSource) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	var b []byte
+	err := s.fetch(ctx, path, limit, func(_ string, body io.Reader) error {
+		var err error
+		b, err = io.ReadAll(body)
+		return err
+	})
+	return b, err
 }
 
 func (s *httpSource) Checkpoint(ctx context.Context) ([]byte, error) {
-	return s.get(ctx, layout.CheckpointPath)
+	return s.get(ctx, layout.CheckpointPath, maxCheckpoint)
 }
 
 // resource fetches the resource of a tile-like path (dir + N[.p/W]) that
-// covers the first width entries of bundle n. A partial resource may be
-// gone once the log grew: then it falls back to the full one, and then to
-// the partial one of the latest checkpoint. The result may cover more than
-// width entries.
-func (s *httpSource) resource(ctx context.Context, dir string, level, n uint64, width uint8) ([]byte, error) {
-	b, err := s.get(ctx, dir+layout.NWithSuffix(level, n, width))
+// covers the first width entries of bundle n, and calls read with its
+// body. A partial resource may be gone once the log grew: then it falls
+// back to the full one, and then to the partial one of the latest
+// checkpoint. The body may cover more than width entries.
+func (s *httpSource) resource(ctx context.Context, dir string, level, n uint64, width uint8, limit int64, read func(u string, body io.Reader) error) error {
+	err := s.fetch(ctx, dir+layout.NWithSuffix(level, n, width), limit, read)
 	if err == nil || width == 0 || !errors.Is(err, os.ErrNotExist) {
-		return b, err
+		return err
 	}
-	b, err = s.get(ctx, dir+layout.NWithSuffix(level, n, 0))
+	err = s.fetch(ctx, dir+layout.NWithSuffix(level, n, 0), limit, read)
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return b, err
+		return err
 	}
 	raw, cerr := s.Checkpoint(ctx)
 	if cerr != nil {
-		return nil, err
+		return err
 	}
 	var cp log.Checkpoint
 	if _, cerr := cp.Unmarshal(raw); cerr != nil {
-		return nil, err
+		return err
 	}
 	if w := layout.PartialTileSize(level, n, cp.Size); w > width {
-		return s.get(ctx, dir+layout.NWithSuffix(level, n, w))
+		return s.fetch(ctx, dir+layout.NWithSuffix(level, n, w), limit, read)
 	}
-	return nil, err
+	return err
+}
+
+// readAll is a read function of resource that keeps the whole body.
+func readAll(dst *[]byte) func(string, io.Reader) error {
+	return func(_ string, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		*dst = b
+		return err
+	}
 }
 
 // bundle is one fetched entry bundle with its disclosures.
@@ -137,8 +301,8 @@ type bundle struct {
 
 func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 	width := layout.PartialTileSize(0, n, end)
-	raw, err := s.resource(ctx, "tile/entries/", 0, n, width)
-	if err != nil {
+	var raw []byte
+	if err := s.resource(ctx, "tile/entries/", 0, n, width, maxEntryBundle, readAll(&raw)); err != nil {
 		return bundle{err: fmt.Errorf("entry bundle %d: %w", n, err)}
 	}
 	var eb api.EntryBundle
@@ -157,6 +321,7 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 		b.none = true
 		return b
 	}
+	var err error
 	b.disclosures, err = s.fetchDisclosures(ctx, n, width)
 	switch {
 	case errors.Is(err, ErrNoDisclosures):
@@ -167,9 +332,23 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 	return b
 }
 
+// The longest fields a disclosure may hold, in bytes: 4 per code point,
+// and a salt of 32 bytes (33 is the most that 44 base64 characters hold).
+const (
+	maxSalt       = 33
+	maxNameBytes  = 4 * 200
+	maxAffilBytes = 4 * 1000
+	maxCountry    = 4 * 100
+)
+
 // fetchDisclosures fetches the disclosure bundle n of width (0: full).
 func (s *httpSource) fetchDisclosures(ctx context.Context, n uint64, width uint8) (map[uint64]*pb.Disclosure, error) {
-	raw, err := s.resource(ctx, "disclosures/", 0, n, width)
+	var out map[uint64]*pb.Disclosure
+	err := s.resource(ctx, "disclosures/", 0, n, width, maxDisclosureBundle, func(u string, body io.Reader) error {
+		var err error
+		out, err = decodeDisclosures(u, n, body)
+		return err
+	})
 	if errors.Is(err, os.ErrNotExist) {
 		s.noDisclosures.Store(true)
 		return nil, fmt.Errorf("disclosure bundle %d: %w", n, ErrNoDisclosures)
@@ -177,17 +356,42 @@ func (s *httpSource) fetchDisclosures(ctx context.Context, n uint64, width uint8
 	if err != nil {
 		return nil, fmt.Errorf("disclosure bundle %d: %w", n, err)
 	}
-	var list []records.BundledDisclosure
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("disclosure bundle %d: %w", n, err)
+	return out, nil
+}
+
+// decodeDisclosures reads a disclosure bundle as it arrives, one element
+// at a time: an index repeated or outside bundle n, or fields longer than
+// a disclosure can hold, are a [*SourceError].
+func decodeDisclosures(u string, n uint64, body io.Reader) (map[uint64]*pb.Disclosure, error) {
+	dec := json.NewDecoder(body)
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return nil, fmt.Errorf("not a JSON array (%v)", err)
 	}
 	first := n * layout.EntryBundleWidth
-	out := make(map[uint64]*pb.Disclosure, len(list))
-	for _, d := range list {
-		if d.Index < first || d.Index >= first+layout.EntryBundleWidth {
-			return nil, fmt.Errorf("disclosure bundle %d: index %d is outside the bundle", n, d.Index)
+	out := map[uint64]*pb.Disclosure{}
+	bad := func(i uint64, format string, args ...any) error {
+		return &SourceError{URL: u, Index: i, HasIndex: true, Problem: fmt.Sprintf(format, args...)}
+	}
+	for dec.More() {
+		var d records.BundledDisclosure
+		if err := dec.Decode(&d); err != nil {
+			return nil, err
+		}
+		switch {
+		case d.Index < first || d.Index >= first+layout.EntryBundleWidth:
+			return nil, bad(d.Index, "outside disclosure bundle %d (indexes %d to %d)", n, first, first+layout.EntryBundleWidth-1)
+		case out[d.Index] != nil:
+			return nil, bad(d.Index, "served twice in disclosure bundle %d", n)
+		case len(d.Salt) > maxSalt || len(d.Name) > maxNameBytes || len(d.Affiliation) > maxAffilBytes || len(d.Country) > maxCountry:
+			return nil, bad(d.Index, "a field longer than a disclosure can hold")
 		}
 		out[d.Index] = d.Disclosure()
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim(']') {
+		return nil, fmt.Errorf("the JSON array does not end (%v)", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON array")
 	}
 	return out, nil
 }
@@ -245,7 +449,9 @@ func (s *httpSource) Entries(ctx context.Context, start, end uint64, fn func([]E
 }
 
 func (s *httpSource) readTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return s.resource(ctx, fmt.Sprintf("tile/%d/", level), level, index, p)
+	var b []byte
+	err := s.resource(ctx, fmt.Sprintf("tile/%d/", level), level, index, p, maxTile, readAll(&b))
+	return b, err
 }
 
 func (s *httpSource) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {

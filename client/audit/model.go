@@ -81,8 +81,9 @@ type endorsement struct {
 	foldHash     uint64
 	offset       int64
 	// redactReason and withdrawReason are the reasons of the records that
-	// did so.
+	// did so, withdrawAuth and redactAuth who authorised them.
 	withdrawReason, redactReason pb.Reason
+	withdrawAuth, redactAuth     string
 }
 
 type action struct {
@@ -172,7 +173,7 @@ func (it *item) decode() {
 			it.disc, it.discErr = discBad, err
 		} else {
 			it.disc = discServed
-			it.foldHash = hashString(names.Fold(d.GetName()))
+			it.foldHash = hashString(names.Skeleton(d.GetName()))
 		}
 	case it.entry.NoDisclosures:
 		it.disc = discNotChecked
@@ -374,7 +375,8 @@ func (a *applier) freeSigner(t *endorsement) {
 }
 
 // checkDuplicate warns when a named endorsement repeats a name that still
-// counts in its letter, after folding case, diacritics and spacing.
+// counts in its letter, after folding case, diacritics and spacing, or
+// with look-alike characters (names.Skeleton).
 func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement) {
 	m := a.m
 	if ls.folded == nil {
@@ -390,13 +392,35 @@ func (a *applier) checkDuplicate(index uint64, ls *letterState, en *endorsement)
 	}
 	if first, seen := ls.folded[en.foldHash]; seen && int64(first) != en.supersedes {
 		o := m.endorsementAt(first)
-		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && names.Fold(o.disclosure.GetName()) == names.Fold(en.disclosure.GetName()) {
+		if o.disc == discServed && o.withdrawnBy < 0 && o.supersededBy < 0 && names.Skeleton(o.disclosure.GetName()) == names.Skeleton(en.disclosure.GetName()) {
+			how := "looks like"
+			if names.LookAlike(o.disclosure.GetName(), en.disclosure.GetName()) {
+				how = "differs only by look-alike characters (such as letters of another script) from"
+			}
 			a.warnings = append(a.warnings, Warning{Index: index, Message: fmt.Sprintf(
-				"probable duplicate in letter %q: %q looks like %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), o.disclosure.GetName(), first)})
+				"probable duplicate in letter %q: %q %s %q at index %d", ls.letter.GetId(), en.disclosure.GetName(), how, o.disclosure.GetName(), first)})
 			return
 		}
 	}
 	ls.folded[en.foldHash] = index
+}
+
+// authority says who authorised a withdrawal or a redaction, for people:
+// the signer (by key or by revealing the withdrawal secret) or an
+// organiser key, by its fingerprint.
+func authority(auth *pb.Authorisation, bySecret bool) string {
+	switch by := auth.GetBy().(type) {
+	case *pb.Authorisation_Signer:
+		return "the signer's key"
+	case *pb.Authorisation_WithdrawalSecret:
+		if bySecret {
+			return "the signer's withdrawal secret"
+		}
+		return "a withdrawal secret that does not open the lock"
+	case *pb.Authorisation_Organiser:
+		return "organiser key " + records.KeyFingerprint(by.Organiser.GetPublicKey())
+	}
+	return "nobody"
 }
 
 func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Reason, auth *pb.Authorisation, it *item,
@@ -427,11 +451,11 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 	switch kind {
 	case kindWithdrawal:
 		if t.withdrawnBy < 0 {
-			t.withdrawnBy, t.withdrawReason = int64(index), reason
+			t.withdrawnBy, t.withdrawReason, t.withdrawAuth = int64(index), reason, authority(auth, bySecret)
 		}
 	case kindRedaction:
 		if t.redactedBy < 0 {
-			t.redactedBy, t.redactReason = int64(index), reason
+			t.redactedBy, t.redactReason, t.redactAuth = int64(index), reason, authority(auth, bySecret)
 			if t.disc == discServed && ti >= a.roundStart && !a.replay {
 				a.violate(ti, RuleRedactionIgnored, "its disclosure is still served, though it was redacted at index %d", index)
 			}

@@ -213,6 +213,10 @@ type Change struct {
 	Note string `json:"note,omitempty"`
 	// AfterDelivery is true for an endorsement added after delivery.
 	AfterDelivery bool `json:"after_delivery,omitempty"`
+	// AuthorisedBy says who authorised a withdrawal or a redaction: "the
+	// signer's key", "the signer's withdrawal secret" or "organiser key"
+	// and the key's fingerprint (records.KeyFingerprint).
+	AuthorisedBy string `json:"authorised_by,omitempty"`
 }
 
 // Changes returns every record in [from, to) that changed the roster of a
@@ -276,10 +280,10 @@ func (s *State) changes(li int32, from, to uint64) []Change {
 		e := m.endorsementAt(idx)
 		if by := e.withdrawnBy; by >= int64(from) && by < int64(to) {
 			add(Change{Index: uint64(by), Kind: ChangeWithdrawn, Target: int64(idx), Name: name(e), Reason: e.withdrawReason,
-				Private: e.visibility == pb.Visibility_VISIBILITY_PRIVATE})
+				Private: e.visibility == pb.Visibility_VISIBILITY_PRIVATE, AuthorisedBy: e.withdrawAuth})
 		}
 		if by := e.redactedBy; by >= int64(from) && by < int64(to) {
-			add(Change{Index: uint64(by), Kind: ChangeRedacted, Target: int64(idx), Reason: e.redactReason})
+			add(Change{Index: uint64(by), Kind: ChangeRedacted, Target: int64(idx), Reason: e.redactReason, AuthorisedBy: e.redactAuth})
 		}
 	}
 	for _, idx := range ls.statuses {

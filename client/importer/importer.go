@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -73,6 +74,9 @@ type Config struct {
 	// Dir is the receipts folder: one receipt per accepted row, and the
 	// journal.
 	Dir string
+	// NamedReceipts adds the signer's name to the file names of public
+	// signers' receipts (see [ReceiptName]).
+	NamedReceipts bool
 	// Progress, when set, is called after each row's outcome with the
 	// number of rows done and the number to send.
 	Progress func(done, total int)
@@ -100,8 +104,8 @@ type Outcome struct {
 // person is the rows of one person, and what is sent for them.
 type person struct {
 	key         string
-	rows        []int    // indexes into the rows, the first one sent
-	paths       []string // the receipt of each row
+	rows        []int  // indexes into the rows, the first one sent
+	earlier     string // the first row's receipt from an earlier run, if any
 	endorsement *client.Endorsement
 }
 
@@ -117,23 +121,22 @@ func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
 		out[i].Row = r
 	}
 	persons := group(rows, out)
+	earlier, err := existingReceipts(cfg.Dir)
+	if err != nil {
+		return out, err
+	}
 	j, err := openJournal(filepath.Join(cfg.Dir, JournalName), cfg.Letter.GetId())
 	if err != nil {
 		return out, err
 	}
 	defer j.close()
-	width := len(fmt.Sprint(maxNumber(rows)))
 	var todo []*person
 	for _, p := range persons {
-		first := rows[p.rows[0]]
-		for _, i := range p.rows {
-			p.paths = append(p.paths, filepath.Join(cfg.Dir, ReceiptName(width, rows[i])))
-		}
-		s := client.Signer{Fields: first.Fields, Visibility: first.Visibility, Verification: first.Verification, OrganiserKey: cfg.OrganiserKey}
 		salt, secret := j.secrets(p.key)
-		p.endorsement = client.NewEndorsementWithSecrets(cfg.Client.Origin(), cfg.Letter, s, salt, secret)
-		if b, index, ok := hasReceipt(cfg.Client, p.paths[0], p.endorsement); ok {
-			if err := settle(out, p, b, index, false, true); err != nil {
+		p.endorsement = client.NewEndorsementWithSecrets(cfg.Client.Origin(), cfg.Letter, signer(cfg, rows[p.rows[0]]), salt, secret)
+		p.earlier = earlier[rows[p.rows[0]].Number]
+		if b, index, ok := hasReceipt(cfg.Client, p.earlier, p.endorsement); ok {
+			if err := settle(cfg, rows, out, p, b, index, false, true); err != nil {
 				return out, err
 			}
 			continue
@@ -146,6 +149,38 @@ func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
 	}
 	shuffle(todo)
 	return out, send(ctx, cfg, rows, todo, out)
+}
+
+// Check does what [Run] does before it sends, and sends nothing: it merges
+// the rows of each person, rejects conflicting ones, and checks each
+// endorsement as the server checks it alone (its fields, the letter, the
+// signatures). Rules that depend on the log (the same person endorsed
+// before with another visibility, a redaction) are the server's alone to
+// check. It is the import's dry run; of cfg.Client only the origin is used.
+func Check(cfg Config, rows []Row) []Outcome {
+	out := make([]Outcome, len(rows))
+	for i, r := range rows {
+		out[i].Row = r
+	}
+	origin := cfg.Client.Origin()
+	for _, p := range group(rows, out) {
+		e := client.NewEndorsement(origin, cfg.Letter, signer(cfg, rows[p.rows[0]]))
+		err := records.CheckEndorsement(origin, cfg.Letter, e.Endorsement)
+		if err == nil {
+			err = records.CheckDisclosure(e.Endorsement, e.Disclosure)
+		}
+		if err != nil {
+			for _, i := range p.rows {
+				out[i].Rejected, out[i].MergedInto = err.Error(), 0
+			}
+		}
+	}
+	return out
+}
+
+// signer is the signer of a row's endorsement.
+func signer(cfg Config, r Row) client.Signer {
+	return client.Signer{Fields: r.Fields, Visibility: r.Visibility, Verification: r.Verification, OrganiserKey: cfg.OrganiserKey}
 }
 
 // JournalName is the name of the journal in the receipts folder.
@@ -207,14 +242,6 @@ func numbers(rows []Row, is []int, except int) string {
 	return strings.Join(s, ", ")
 }
 
-func maxNumber(rows []Row) int {
-	m := 0
-	for _, r := range rows {
-		m = max(m, r.Number)
-	}
-	return m
-}
-
 // send streams the persons' endorsements and writes their receipts.
 func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Outcome) error {
 	if len(todo) == 0 {
@@ -248,7 +275,7 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 			for _, i := range p.rows {
 				out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
 			}
-		} else if err := settle(out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
+		} else if err := settle(cfg, rows, out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
 			return err
 		}
 		if cfg.Progress != nil {
@@ -261,15 +288,18 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 	return nil
 }
 
-// settle writes a person's receipt for each of its rows.
-func settle(out []Outcome, p *person, b []byte, index uint64, duplicate, skipped bool) error {
+// settle writes a person's receipt for each of its rows, named by the log
+// index and the row (see [ReceiptName]); when the person's receipt is from
+// an earlier run, its first row keeps that file.
+func settle(cfg Config, rows []Row, out []Outcome, p *person, b []byte, index uint64, duplicate, skipped bool) error {
 	for n, i := range p.rows {
-		if !skipped || n > 0 {
-			if err := atomicfile.Write(p.paths[n], b, 0o600); err != nil {
-				return fmt.Errorf("receipt of row %d: %w", out[i].Row.Number, err)
-			}
+		path := filepath.Join(cfg.Dir, ReceiptName(index, rows[i], cfg.NamedReceipts))
+		if skipped && n == 0 {
+			path = p.earlier
+		} else if err := atomicfile.Write(path, b, 0o600); err != nil {
+			return fmt.Errorf("receipt of row %d: %w", out[i].Row.Number, err)
 		}
-		out[i].Receipt, out[i].Index, out[i].Duplicate, out[i].Skipped = p.paths[n], index, duplicate, skipped
+		out[i].Receipt, out[i].Index, out[i].Duplicate, out[i].Skipped = path, index, duplicate, skipped
 	}
 	return nil
 }
@@ -277,6 +307,9 @@ func settle(out []Outcome, p *person, b []byte, index uint64, duplicate, skipped
 // hasReceipt returns the receipt of an earlier run at path, when it
 // verifies and is for the endorsement e would send (or a duplicate of it).
 func hasReceipt(c *client.Client, path string, e *client.Endorsement) ([]byte, uint64, bool) {
+	if path == "" {
+		return nil, 0, false
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, false
@@ -310,16 +343,50 @@ func shuffle(ps []*person) {
 
 var notSlug = regexp.MustCompile(`[^\p{L}\p{N}]+`)
 
-// ReceiptName is the file name of a row's receipt: its number, padded to
-// width digits, and its name as letters and digits of any script, other
-// runs as one '-', at most 48 runes.
-func ReceiptName(width int, r Row) string {
-	s := strings.Trim(notSlug.ReplaceAllString(r.Fields.Name, "-"), "-")
+// ReceiptName is the file name of a row's receipt: the log index, padded
+// to six digits, and the row's number in the file (000036-row5.tlog-proof).
+// With named, a public signer's name follows as a [Slug]; a private
+// signer's name never does.
+func ReceiptName(index uint64, r Row, named bool) string {
+	name := fmt.Sprintf("%06d-row%d", index, r.Number)
+	if named && r.Visibility != pb.Visibility_VISIBILITY_PRIVATE {
+		name += "-" + Slug(r.Fields.Name)
+	}
+	return name + receipt.Extension
+}
+
+// Slug turns a name into a part of a file name: letters and digits of any
+// script, other runs as one '-', at most 48 runes.
+func Slug(name string) string {
+	s := strings.Trim(notSlug.ReplaceAllString(name, "-"), "-")
 	if rs := []rune(s); len(rs) > 48 {
 		s = strings.TrimRightFunc(string(rs[:48]), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	}
 	if s == "" {
 		s = "endorsement"
 	}
-	return fmt.Sprintf("%0*d-%s%s", width, r.Number, s, receipt.Extension)
+	return s
+}
+
+// receiptFile matches the file names [ReceiptName] gives.
+var receiptFile = regexp.MustCompile(`^[0-9]+-row([0-9]+)(-.*)?\` + receipt.Extension + `$`)
+
+// existingReceipts maps row numbers to the receipts an earlier run wrote in
+// dir.
+func existingReceipts(dir string) (map[int]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receipts folder: %w", err)
+	}
+	m := map[int]string{}
+	for _, e := range ents {
+		if sub := receiptFile.FindStringSubmatch(e.Name()); sub != nil {
+			n, _ := strconv.Atoi(sub[1])
+			m[n] = filepath.Join(dir, e.Name())
+		}
+	}
+	return m, nil
 }

@@ -11,9 +11,14 @@
 //     stores it with each public disclosure to search by name, the audit
 //     compares it to warn of probable duplicates, and diff uses it for the
 //     names that differ "only in case, spacing, diacritics or width".
-//   - [TransliterationKey]: a looser key under which spellings of one name in
-//     Belarusian or Russian Cyrillic, Łacinka and common Latin romanisations
-//     meet, to find probable matches for a person to check.
+//   - [Skeleton]: the confusables skeleton of Unicode UTS #39, after
+//     [Fold]: names that differ only by look-alike characters (a Cyrillic
+//     "А" in a Latin name) share it; [LookAlike] says so of two names.
+//   - [TransliterationKeys]: looser keys under which spellings of one name
+//     in Belarusian or Russian Cyrillic, Łacinka, the official passport
+//     systems and the Polish, Lithuanian and German spellings of the
+//     diaspora meet, one key per reading where a spelling is ambiguous, to
+//     find probable matches for a person to check.
 //
 // # Not for deduplication
 //

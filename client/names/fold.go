@@ -20,6 +20,10 @@ var strokes = strings.NewReplacer(
 	"‐", "-", "‒", "-", "–", "-", "—", "-", "−", "-",
 )
 
+// FoldVersion names the version of [Fold]. Stores that keep folded names
+// to search (the server's) fold them again when it changes.
+const FoldVersion = 2
+
 // Fold returns name folded for search and comparison: compatibility
 // characters replaced (full-width letters, ligatures), diacritics and
 // strokes removed, case folded, apostrophes and dashes spelt one way, and

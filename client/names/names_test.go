@@ -2,6 +2,8 @@ package names_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -47,20 +49,65 @@ func TestFoldIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestTransliterationKey(t *testing.T) {
+// meet reports whether two names share a reading.
+func meet(a, b string) bool {
+	ka := names.TransliterationKeys(a)
+	for _, k := range names.TransliterationKeys(b) {
+		if slices.Contains(ka, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTransliterationKeys: each group is one name as Belarusian names
+// really appear: Cyrillic, Łacinka, the passport systems and the spellings
+// of the diaspora.
+func TestTransliterationKeys(t *testing.T) {
 	for _, group := range [][]string{
+		// Łacinka, Belarusian passport, words in either order
 		{"Тацяна Уладзіміраўна", "Taciana Ŭładzimiraŭna", "Tatsiana Uladzimirauna", "Uladzimirauna Tatsiana"},
-		{"Łapińska Hanna", "Лапінска Ганна", "Lapinska Hanna"},
+		// Łacinka ch = х, passport kh, Polish ch
+		{"Хвалей Аляксандр", "Chvalej Alaksandr", "Khvalei Aliaksandr", "Chwalej Aliaksandr"},
+		// ч: Łacinka č, English ch, Polish cz; х in Міхал: Łacinka ch, passport kh
+		{"Чарнецкі Міхал", "Čarniecki Michał", "Charnetski Mikhal", "Czarniecki Michał"},
+		// German sch, tsch, w
+		{"Шаўчэнка Вольга", "Schautschenka Wolha", "Shauchenka Volha", "Šaŭčenka Voĺha"},
+		// Polish w for ў, j and y for й
+		{"Янкоўскі Юрый", "Jankowski Jurij", "Yankouski Yury", "Jankoŭski Juryj"},
+		// Lithuanian š, ž, č
+		{"Жук Павел", "Žuk Pavel", "Zhuk Pavel", "Żuk Paweł"},
+		// Russian ё as e or io
+		{"Фёдоров Пётр", "Fedorov Petr", "Fiodorov Piotr"},
+		{"Łapińska Hanna", "Лапінска Ганна", "Lapinska Hanna", "Łapinska Ganna"},
 	} {
-		want := names.TransliterationKey(group[0])
 		for _, n := range group[1:] {
-			if got := names.TransliterationKey(n); got != want {
-				t.Errorf("TransliterationKey(%q) = %q, want %q (the key of %q)", n, got, want, group[0])
+			if !meet(group[0], n) {
+				t.Errorf("%q and %q do not meet: %v / %v", group[0], n, names.TransliterationKeys(group[0]), names.TransliterationKeys(n))
 			}
 		}
 	}
-	if a, b := names.TransliterationKey("Novik Iryna"), names.TransliterationKey("Marozau Ihar"); a == b {
-		t.Errorf("different names share the key %q", a)
+	for _, pair := range [][2]string{{"Novik Iryna", "Marozau Ihar"}, {"Жук Павел", "Жук Пятро"}, {"Чарнецкі Міхал", "Хвалей Міхал"}} {
+		if meet(pair[0], pair[1]) {
+			t.Errorf("%q and %q meet", pair[0], pair[1])
+		}
+	}
+	// The readings are bounded.
+	if n := len(names.TransliterationKeys(strings.Repeat("Chochoch ", 10))); n > 32 {
+		t.Errorf("%d keys", n)
+	}
+}
+
+func TestSkeleton(t *testing.T) {
+	latin, mixed := "Anna Popova", "\u0410nna P\u043epova" // Cyrillic А and о
+	if !names.LookAlike(latin, mixed) {
+		t.Errorf("%q and %q do not look alike: %q / %q", latin, mixed, names.Skeleton(latin), names.Skeleton(mixed))
+	}
+	if names.LookAlike(latin, latin) || names.LookAlike("Anna", "ANNA") {
+		t.Error("equal folds are not look-alikes")
+	}
+	if names.LookAlike("Anna Popova", "Anna Petrova") {
+		t.Error("different names look alike")
 	}
 }
 

@@ -3,6 +3,7 @@ package records
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -130,11 +131,32 @@ func CheckField(field, s string, required bool, max int) error {
 	return nil
 }
 
+// blankLetters are letters (category Lo) that show as blank space, and
+// the blank Braille pattern: a name of them alone looks empty.
+var blankLetters = []rune{'\u115F', '\u1160', '\u3164', '\uFFA0', '\u2800'}
+
+// hasLetterOrDigit reports whether s holds a letter or a digit other than
+// the blank-looking fillers.
+func hasLetterOrDigit(s string) bool {
+	for _, r := range s {
+		if (unicode.IsLetter(r) || unicode.IsDigit(r)) && !slices.Contains(blankLetters, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckFields checks the fields of a disclosure; prefix is the path of the
-// disclosure, such as "disclosure".
+// disclosure, such as "disclosure". Beyond [CheckField], a name must hold
+// at least one letter or digit; the fillers U+115F, U+1160, U+3164, U+FFA0
+// and U+2800, which look blank, count as neither (so a name of combining
+// marks or fillers alone is refused).
 func CheckFields(prefix string, f Fields) error {
 	if err := CheckField(prefix+".name", f.Name, true, MaxNameLength); err != nil {
 		return err
+	}
+	if !hasLetterOrDigit(f.Name) {
+		return fieldError(prefix+".name", "must hold at least one letter or digit (blank-looking fillers such as U+3164 count as neither)")
 	}
 	if err := CheckField(prefix+".affiliation", f.Affiliation, false, MaxAffiliationLength); err != nil {
 		return err

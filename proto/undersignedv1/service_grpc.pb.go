@@ -1,3 +1,5 @@
+//go:build !undersigned_nogrpc
+
 // The undersigned gRPC API.
 //
 // Writes need an organiser token in the `authorization: Bearer <token>`

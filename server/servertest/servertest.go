@@ -40,6 +40,7 @@ import (
 	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 	trillianengine "github.com/undersigned/undersigned/server/internal/trillian"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
@@ -380,4 +381,16 @@ func (l *Logs) String() string {
 // Logger returns a logger that writes to l, debug messages included.
 func (l *Logs) Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// NewToken creates an organiser token on the server, with a name to
+// recognise it by and the letters it may write to (none: every letter),
+// and returns it.
+func (s *Server) NewToken(t testing.TB, name string, letters ...string) string {
+	t.Helper()
+	tok, _, err := ledger.NewToken(context.Background(), s.Srv.Tokens(), name, letters)
+	if err != nil {
+		t.Fatalf("create a token: %v", err)
+	}
+	return tok
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/transparency-dev/formats/log"
@@ -25,12 +26,17 @@ type auditFlags struct {
 	state  string
 	tiles  string
 	logKey string
+	policy string
+	// timeout bounds each fetch from the source.
+	timeout time.Duration
 }
 
 func (f *auditFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.state, "state", "", "the audit state folder (default: audit/ORIGIN under the config folder)")
 	fs.StringVar(&f.tiles, "tiles", "", "read the log over plain HTTP from this tlog-tiles URL (e.g. http://127.0.0.1:7421/log/) instead of gRPC")
 	fs.StringVar(&f.logKey, "log-key", "", "the log's verifier key file (log.pub); default: the key pinned for the log")
+	fs.DurationVar(&f.timeout, "fetch-timeout", audit.DefaultFetchTimeout, "give up on a fetch (a request and its answer) from the server or mirror after this long")
+	fs.StringVar(&f.policy, "policy", "", "a witness policy (C2SP tlog-policy): a checkpoint without the cosignatures of its quorum is a violation; pinned for the log (default: the policy pinned for the log, if any)")
 }
 
 // auditDir returns the default state folder of a log.
@@ -49,11 +55,15 @@ func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*au
 	var key, origin string
 	release := func() {}
 	if f.tiles != "" {
-		s, err := audit.NewHTTPSource(f.tiles, nil)
+		s, err := audit.NewHTTPSource(f.tiles, nil, audit.WithFetchTimeout(f.timeout))
 		if err != nil {
 			return nil, nil, usagef("audit: %v", err)
 		}
 		raw, err := s.Checkpoint(ctx)
+		var se *audit.SourceError
+		if errors.As(err, &se) {
+			return nil, nil, failedf("audit: VIOLATION %s: %v", audit.RuleSource, se)
+		}
 		if err != nil {
 			return nil, nil, usagef("audit: %v", err)
 		}
@@ -68,7 +78,7 @@ func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*au
 			return nil, nil, err
 		}
 		release = func() { c.Close() }
-		src, key, origin = audit.NewGRPCSource(c.API()), c.VerifierKey(), c.Origin()
+		src, key, origin = audit.NewGRPCSource(c.API(), f.timeout), c.VerifierKey(), c.Origin()
 	}
 	dir := f.state
 	if dir == "" {
@@ -84,7 +94,22 @@ func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*au
 		release()
 		return nil, nil, usagef("%v", err)
 	}
-	cfg := audit.Config{Source: src, VerifierKey: key, State: st}
+	from := auditSource{Tiles: f.tiles}
+	if f.tiles == "" {
+		from.Server = e.g.server
+	}
+	if err := rememberSource(dir, from); err != nil {
+		st.Close()
+		release()
+		return nil, nil, err
+	}
+	wp, err := e.witnessPolicy(origin, f.policy)
+	if err != nil {
+		st.Close()
+		release()
+		return nil, nil, err
+	}
+	cfg := audit.Config{Source: src, VerifierKey: key, State: st, Policy: wp}
 	var bar *progressbar.ProgressBar
 	if fd, ok := e.stderr.(*os.File); progress && ok && term.IsTerminal(int(fd.Fd())) {
 		cfg.Progress = func(done, total uint64) {
@@ -162,9 +187,11 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	af.register(fs)
 	checkpoint := fs.String("checkpoint", "", "also check that the log still holds the tree of this signed checkpoint (a delivery's checkpoint.txt)")
 	verbose := fs.Bool("v", false, "list every change, not only the counts")
+	report := fs.String("report", "", "write a JSON report to this `FILE`: the checkpoint, its root, the counts of each letter, violations, warnings, the tool's version")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
+	e.resolveSource(&af)
 	a, release, err := e.openAuditor(ctx, af, true)
 	if err != nil {
 		return err
@@ -190,6 +217,12 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		} else {
 			fmt.Fprintf(e.stdout, "the log still holds the tree of %s\n", *checkpoint)
 		}
+	}
+	if *report != "" {
+		if err := writeAuditReport(*report, a.State(), rep, auditSource{Server: e.g.server, Tiles: af.tiles}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "report written to %s\n", *report)
 	}
 	if !rep.OK() {
 		return failedf("audit: %d violation(s): the log breaks its rules (see above)", len(rep.Violations))

@@ -13,12 +13,13 @@ import (
 	"github.com/undersigned/undersigned/server/servertest"
 )
 
-// newAuditCLI serves a new log and returns a CLI for it, its HTTP address
-// and the folder of its log's files.
+// newAuditCLI serves a new log on the embedded engine and returns a CLI
+// for it, its HTTP address and its data folder. The tests may alter the
+// log's files.
 func newAuditCLI(t *testing.T) (*cli, string, string) {
 	t.Helper()
 	s := servertest.Start(t, servertest.Options{Origin: "cli.test/audit", Tampered: true})
-	return &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, s.HTTP, s.LogDir
+	return &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, s.HTTP, s.Dir
 }
 
 func writeLines(t *testing.T, path string, lines []string) {
@@ -33,14 +34,14 @@ func writeLines(t *testing.T, path string, lines []string) {
 // deliberate omissions, additions and respellings, changes, deliver and
 // monitor.
 func TestAuditCommands(t *testing.T) {
-	c, httpURL, logDir := newAuditCLI(t)
+	c, httpURL, dataDir := newAuditCLI(t)
 	letter, _ := filepath.Abs("../../testdata/sample-letter.txt")
 	sample, _ := filepath.Abs("../../testdata/sample-signatories.csv")
 	copyFile(t, sample, filepath.Join(c.dir, "s.csv"))
 	if code, out, errs := c.run("letter", "publish", "--id", "library-hours", "--title", "Library hours", "--text", letter); code != 0 {
 		t.Fatalf("publish: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := c.run("import", "--letter", "library-hours", "--csv", "s.csv"); code != exitFailed {
+	if code, out, errs := c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--ignore", "note"); code != exitFailed {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
 	}
 
@@ -167,7 +168,8 @@ func TestAuditCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("deliver: exit %d\n%s%s", code, out, errs)
 	}
-	for _, f := range []string{"letter.txt", "roster.csv", "roster.html", "checkpoint.txt", "log.pub", "README.txt"} {
+	for _, f := range []string{"letter.txt", "roster.csv", "roster.html", "checkpoint.txt", "log.pub", "README.txt",
+		"verify.html", "verify.be.html", "verify.ru.html", "undersigned.js", "wasm_exec.js", "verifier.wasm.js", "style.css"} {
 		if _, err := os.Stat(filepath.Join(c.dir, "bundle", f)); err != nil {
 			t.Errorf("the delivery bundle lacks %s", f)
 		}
@@ -195,7 +197,7 @@ func TestAuditCommands(t *testing.T) {
 
 	// A stored entry altered after it was signed: a new audit exits 1 and
 	// names it.
-	partials, _ := filepath.Glob(filepath.Join(logDir, "tile", "entries", "000.p", "*"))
+	partials, _ := filepath.Glob(filepath.Join(dataDir, "log", "tile", "entries", "000.p", "*"))
 	width := func(p string) int { w, _ := strconv.Atoi(filepath.Base(p)); return w }
 	slices.SortFunc(partials, func(a, b string) int { return width(a) - width(b) })
 	if len(partials) == 0 {

@@ -17,7 +17,7 @@ func runChanges(ctx context.Context, e *env, args []string) error {
 	letter := fs.String("letter", "", "the letter id")
 	from := fs.Uint64("from", 0, "the tree size to start from")
 	to := fs.Uint64("to", 0, "the tree size to end at (default: the audited checkpoint's)")
-	after := fs.String("after", "", "instead of --from: every change accepted at or after this time (RFC 3339)")
+	after := fs.String("after", "", "instead of --from: every change accepted on or after this `DATE` (YYYY-MM-DD, UTC) or time (RFC 3339)")
 	stateDir := fs.String("state", "", "the audit state folder (default: the one under the config folder)")
 	format := fs.String("format", "text", "text or json")
 	if _, err := parse(e, fs, args); err != nil {
@@ -40,9 +40,9 @@ func runChanges(ctx context.Context, e *env, args []string) error {
 	}
 	defer st.Close()
 	if *after != "" {
-		t, err := time.Parse(time.RFC3339, *after)
+		t, err := parseDate(*after)
 		if err != nil {
-			return usagef("changes: --after: %v", err)
+			return err
 		}
 		*from = st.FirstIndexAfter(t)
 	}
@@ -110,9 +110,9 @@ func describeChange(c audit.Change) string {
 	case audit.ChangeCorrected:
 		s = fmt.Sprintf("%s, correcting index %d", name(c.Name), c.Target)
 	case audit.ChangeWithdrawn:
-		s = fmt.Sprintf("index %d %s (reason: %s)", c.Target, name(c.Name), reasonName(c.Reason))
+		s = fmt.Sprintf("index %d %s (reason: %s; authorised by %s)", c.Target, name(c.Name), reasonName(c.Reason), c.AuthorisedBy)
 	case audit.ChangeRedacted:
-		s = fmt.Sprintf("the name of index %d (reason: %s)", c.Target, reasonName(c.Reason))
+		s = fmt.Sprintf("the name of index %d (reason: %s; authorised by %s)", c.Target, reasonName(c.Reason), c.AuthorisedBy)
 	case audit.ChangeClosed:
 		s = "no more endorsements"
 	case audit.ChangeDelivered:
@@ -122,4 +122,15 @@ func describeChange(c audit.Change) string {
 		s += "  [after delivery]"
 	}
 	return head + "  " + s
+}
+
+// parseDate reads a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 time.
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--after %q: want a date such as 2026-11-29, or a time such as 2026-11-29T18:00:00Z", s)
 }

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/internal/atomicfile"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
 // dial connects to the server and pins its key. logKeyFile, when set, is
@@ -61,15 +67,58 @@ func (e *env) dial(ctx context.Context, logKeyFile string) (*client.Client, erro
 	return c, nil
 }
 
-// organiserKey loads the organiser key, creating it on first use.
-func (e *env) organiserKey() (ed25519.PrivateKey, error) {
-	path := e.g.organiserKey
-	if path == "" {
-		d, err := e.configDir()
-		if err != nil {
-			return nil, err
+// organiserKeyPath returns the organiser key's file.
+func (e *env) organiserKeyPath() (string, error) {
+	if e.g.organiserKey != "" {
+		return e.g.organiserKey, nil
+	}
+	d, err := e.configDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "organiser.key"), nil
+}
+
+// letterOrganiserKey loads the organiser key to sign for letter l (nil when
+// the letter is not known here). It never creates one: a key nobody listed
+// in the letter could sign nothing, so it says what to do instead, before
+// anything is sent.
+func (e *env) letterOrganiserKey(l *pb.Letter) (ed25519.PrivateKey, error) {
+	path, err := e.organiserKeyPath()
+	if err != nil {
+		return nil, err
+	}
+	_, err = os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) && l == nil {
+		return nil, usagef("no organiser key at %s: give the key of an organiser of the letter with --organiser-key FILE", path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, usagef("no organiser key at %s: only the %d organiser key(s) listed in letter %s can sign for it; give yours with --organiser-key FILE, or ask an organiser of %s to list a key of yours",
+			path, len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
+	}
+	k, _, err := client.LoadOrCreateOrganiserKey(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if l == nil {
+		return k, nil
+	}
+	pub := k.Public().(ed25519.PublicKey)
+	for _, listed := range l.GetOrganiserKeys() {
+		if bytes.Equal(listed, pub) {
+			return k, nil
 		}
-		path = filepath.Join(d, "organiser.key")
+	}
+	return nil, usagef("the organiser key %s (%s) is not one of the %d listed in letter %s: give the right one with --organiser-key FILE, or ask an organiser of %s to list this one",
+		path, records.KeyFingerprint(pub), len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
+}
+
+// organiserKey loads the organiser key, creating it on first use: only to
+// publish a new letter, which lists it.
+func (e *env) organiserKey() (ed25519.PrivateKey, error) {
+	path, err := e.organiserKeyPath()
+	if err != nil {
+		return nil, err
 	}
 	k, created, err := client.LoadOrCreateOrganiserKey(path)
 	if err != nil {
@@ -81,7 +130,38 @@ func (e *env) organiserKey() (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
-// writeFileAtomic writes a file so that it is either absent or complete.
+// writeFileAtomic writes a file so that it is either absent or complete,
+// and only as a regular file: anything else at path is a usage error.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return atomicfile.Write(path, data, perm)
+	if err := atomicfile.Write(path, data, perm); err != nil {
+		if errors.Is(err, atomicfile.ErrNotRegular) {
+			return usagef("refusing to write %v: name a regular file", err)
+		}
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// safeCell neutralises a CSV cell that a spreadsheet would run as a
+// formula (it starts with =, +, -, @, a tab or a carriage return): it is
+// written with a leading '.
+func safeCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// csvWriter writes CSV with every cell neutralised by safeCell.
+type csvWriter struct{ *csv.Writer }
+
+func newCSVWriter(w io.Writer) csvWriter { return csvWriter{csv.NewWriter(w)} }
+
+// Write writes one record.
+func (w csvWriter) Write(rec []string) error {
+	safe := make([]string, len(rec))
+	for i, c := range rec {
+		safe[i] = safeCell(c)
+	}
+	return w.Writer.Write(safe)
 }

@@ -8,12 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"html/template"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/webui"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -76,6 +79,18 @@ func runDeliver(ctx context.Context, e *env, args []string) error {
 		{"checkpoint.txt", st.Checkpoint()},
 		{"log.pub", []byte(st.VerifierKey() + "\n")},
 		{"README.txt", []byte(deliveryReadme(st.Origin(), st.Size(), lt, ro.Letter.Index, r))},
+	}
+	// The verify page, so that the addressee can check receipts with the
+	// bundle alone (offline: signature, inclusion and name).
+	verifyPage, err := webui.BundleFiles(st.VerifierKey())
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(verifyPage)) {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{name, verifyPage[name]})
 	}
 	for _, f := range files {
 		if err := writeFileAtomic(filepath.Join(*out, f.name), f.data, 0o644); err != nil {
@@ -141,6 +156,10 @@ nobody removed, added or changed a name since.
   roster.html     a printable page of the letter and its signatories
   checkpoint.txt  the log's signed checkpoint this list is taken at
   log.pub         the log's public key, which signs its checkpoints
+  verify.html     a page that checks a signer's receipt (.tlog-proof) in a web
+                  browser, offline, against log.pub (verify.be.html and
+                  verify.ru.html in Belarusian and Russian; it needs the
+                  .js and .css files beside it)
 
 Counts at this checkpoint: %s.
 Private signatories are counted but never named; a redacted name was removed

@@ -69,19 +69,8 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *keyFile != "" {
-		seed, err := client.LoadSignerSeed(*keyFile)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		s.SignerKey = client.SignerKey(seed, c.Origin(), *letter)
-	}
-	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
-		key, err := e.organiserKey()
-		if err != nil {
-			return err
-		}
-		s.OrganiserKey = key
+	if err := e.signWith(&s, c.Origin(), l, *keyFile); err != nil {
+		return err
 	}
 	en := client.NewEndorsement(c.Origin(), l, s)
 	en.ReaddAfterRedaction = *readd
@@ -93,23 +82,7 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	if path == "" {
 		path = fmt.Sprintf("%s-%d.tlog-proof", *letter, r.Verified.Index)
 	}
-	data := r.Receipt
-	if *disclosureOut != "" {
-		rc, err := receipt.Parse(r.Receipt)
-		if err != nil {
-			return err
-		}
-		d := rc.Extra.GetDisclosure()
-		rc.Extra.Disclosure = nil
-		if data, err = rc.Marshal(); err != nil {
-			return err
-		}
-		j, _ := json.MarshalIndent(disclosureJSON(d), "", "  ")
-		if err := writeFileAtomic(*disclosureOut, append(j, '\n'), 0o600); err != nil {
-			return err
-		}
-	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := writeReceipt(path, *disclosureOut, r.Receipt); err != nil {
 		return err
 	}
 	dup := ""
@@ -121,6 +94,27 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// writeReceipt writes a receipt to path; with disclosureOut, its
+// disclosure goes to that file instead, as JSON (see verify --disclosure).
+func writeReceipt(path, disclosureOut string, data []byte) error {
+	if disclosureOut != "" {
+		rc, err := receipt.Parse(data)
+		if err != nil {
+			return err
+		}
+		d := rc.Extra.GetDisclosure()
+		rc.Extra.Disclosure = nil
+		if data, err = rc.Marshal(); err != nil {
+			return err
+		}
+		j, _ := json.MarshalIndent(disclosureJSON(d), "", "  ")
+		if err := writeFileAtomic(disclosureOut, append(j, '\n'), 0o600); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(path, data, 0o600)
+}
+
 // disclosureOf is a disclosure as JSON, the same shape as the server's
 // disclosure bundles.
 type disclosureOf struct {
@@ -130,6 +124,34 @@ type disclosureOf struct {
 	Country     string `json:"country"`
 }
 
+func (d disclosureOf) proto() *pb.Disclosure {
+	return &pb.Disclosure{Salt: d.Salt, Name: d.Name, Affiliation: d.Affiliation, Country: d.Country}
+}
+
 func disclosureJSON(d *pb.Disclosure) disclosureOf {
 	return disclosureOf{Salt: d.GetSalt(), Name: d.GetName(), Affiliation: d.GetAffiliation(), Country: d.GetCountry()}
+}
+
+// signWith sets the keys an endorsement of l is signed with: the signer
+// key derived from keyFile, if given, and the organiser key where the
+// letter needs it (curated, or no signer key).
+func (e *env) signWith(s *client.Signer, origin string, l *pb.Letter, keyFile string) error {
+	if keyFile != "" {
+		seed, err := client.LoadSignerSeed(keyFile)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		s.SignerKey = client.SignerKey(seed, origin, l.GetId())
+	}
+	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
+		key, err := e.letterOrganiserKey(l)
+		if err != nil && l.GetPolicy() == pb.Policy_POLICY_OPEN {
+			return usagef("letter %s is open: sign it with a signer key of your own (undersigned keygen --out my.key, then endorse --key my.key ...)", l.GetId())
+		}
+		if err != nil {
+			return err
+		}
+		s.OrganiserKey = key
+	}
+	return nil
 }

@@ -1,64 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/csv"
-	"errors"
-	"io"
-	"os"
 	"testing"
 
 	"github.com/undersigned/undersigned/client/audit"
-	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
-
-// FuzzReadImport feeds arbitrary CSV files to the import reader: nothing
-// panics, every row it keeps obeys the rules the server applies, and every
-// data row is either kept or rejected with a reason.
-func FuzzReadImport(f *testing.F) {
-	sample, err := os.ReadFile("../../testdata/sample-signatories.csv")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(sample)
-	f.Add([]byte("name,visibility\nA,private\nB,bogus\n"))
-	f.Add([]byte("\ufeffName,Country\n\"x\"\"y\",BY\n"))
-	e := &env{stdout: io.Discard, stderr: io.Discard}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, rows, rejects, err := readImport(e, bytes.NewReader(b), pb.Verification_VERIFICATION_NONE)
-		if err != nil {
-			return
-		}
-		for _, r := range rows {
-			if err := records.CheckFields("disclosure", r.Fields); err != nil {
-				t.Fatalf("row %d kept but breaks a rule: %v", r.Number, err)
-			}
-		}
-		for _, r := range rejects {
-			if r.reason == "" {
-				t.Fatalf("row %d rejected without a reason", r.number)
-			}
-		}
-		// Count the data rows the way a CSV reader does.
-		cr := csv.NewReader(bytes.NewReader(b))
-		cr.FieldsPerRecord = -1
-		n := -1
-		for {
-			_, err := cr.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return
-			}
-			n++
-		}
-		if len(rows)+len(rejects) != n {
-			t.Fatalf("%d rows kept and %d rejected, of %d", len(rows), len(rejects), n)
-		}
-	})
-}
 
 // FuzzPublishedList feeds arbitrary published lists to the parser and the
 // comparison with a roster: nothing panics, and every published name and
@@ -77,11 +24,18 @@ func FuzzPublishedList(f *testing.F) {
 			return
 		}
 		c := audit.CompareNames(names, roster)
-		published := len(c.Exact) + len(c.Folded) + len(c.Transliterated) + len(c.NotInLedger)
+		published := len(c.Exact) + len(c.Folded) + len(c.Confusable) + len(c.Transliterated) + len(c.NotInLedger)
+		ledger := len(c.Exact) + len(c.Folded) + len(c.Confusable) + len(c.Transliterated) + len(c.NotPublished)
+		for _, a := range c.Ambiguous {
+			if len(a.Published) == 0 || len(a.Ledger) == 0 {
+				t.Fatalf("an ambiguous match with an empty side: %+v", a)
+			}
+			published += len(a.Published)
+			ledger += len(a.Ledger)
+		}
 		if published != len(names) {
 			t.Fatalf("%d published names, %d accounted for", len(names), published)
 		}
-		ledger := len(c.Exact) + len(c.Folded) + len(c.Transliterated) + len(c.NotPublished)
 		if ledger != len(roster) {
 			t.Fatalf("%d named endorsements, %d accounted for", len(roster), ledger)
 		}

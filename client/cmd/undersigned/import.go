@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -18,79 +15,113 @@ import (
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/importer"
-	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/importfile"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
 // row is one data row of an import file.
 type row struct {
-	fields []string // as read
 	importer.Row
+	fields []string // as read
+	email  string   // the signer's address, with --email-column
+	path   string   // its receipt, from an earlier run or written now
+	fresh  bool     // its receipt was written in this run
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// importFlags are the flags of import that say how to read the file and
+// name the receipts.
+type importFlags struct {
+	letter, csvFile, dir, verification string
+	columns, ignore                    listFlag
+	encoding, nameOrder, receiptNames  string
+	dryRun                             bool
+	deliver                            deliveryFlags
+}
+
+// parseImportFlags reads the flags of import.
+func parseImportFlags(e *env, args []string) (importFlags, error) {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	var o importFlags
+	fs.StringVar(&o.letter, "letter", "", "the letter `ID`")
+	fs.StringVar(&o.csvFile, "csv", "", "the CSV `FILE`: a header naming the name (or first and last name), and optionally affiliation, country, visibility (public, private or empty), id")
+	fs.StringVar(&o.dir, "receipts", "receipts", "the `DIR` for the receipts, one per accepted row")
+	fs.StringVar(&o.verification, "verification", "none", "how the signers were verified: none, email, phone, in_person or document")
+	fs.Var(&o.columns, "column", "map a column: `FIELD=HEADER`, FIELD one of "+fieldNames()+" (repeatable)")
+	fs.Var(&o.ignore, "ignore", "leave out the column with this `HEADER` on purpose (repeatable)")
+	fs.StringVar(&o.encoding, "encoding", "", "the file's encoding if not UTF-8 or UTF-16 with a byte order mark: windows-1251, windows-1252, iso-8859-2, utf-16le, ...")
+	fs.StringVar(&o.nameOrder, "name-order", "", "with first-name and last-name columns, the name is: first-last or last-first")
+	fs.StringVar(&o.receiptNames, "receipt-names", "index", "receipt file names: index (INDEX-rowN.tlog-proof) or name (INDEX-rowN-NAME.tlog-proof, but never a private signer's name)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "check every row as the server would, write the rejects file, and append nothing")
+	o.deliver.register(fs)
+	if _, err := parse(e, fs, args); err != nil {
+		return o, err
+	}
+	if o.letter == "" || o.csvFile == "" {
+		return o, usagef("import: --letter and --csv are required")
+	}
+	if o.receiptNames != "index" && o.receiptNames != "name" {
+		return o, usagef("import: --receipt-names must be index or name")
+	}
+	return o, o.deliver.check(e.g.server)
 }
 
 func runImport(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	letter := fs.String("letter", "", "the letter id")
-	csvFile := fs.String("csv", "", "the CSV file: a header naming name (required), affiliation, country, visibility, id")
-	dir := fs.String("receipts", "receipts", "the folder for the receipts, one per accepted row, and the import's journal")
-	verification := fs.String("verification", "none", "how the signers were verified: none, email, phone, in_person, document")
-	if _, err := parse(e, fs, args); err != nil {
-		return err
-	}
-	if *letter == "" || *csvFile == "" {
-		return usagef("import: --letter and --csv are required")
-	}
-	ver, err := parseVerification(*verification)
+	o, err := parseImportFlags(e, args)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(*csvFile)
-	if err != nil {
-		return usagef("import: %v", err)
-	}
-	defer f.Close()
-	header, rows, rejects, err := readImport(e, f, ver)
+	ver, err := parseVerification(o.verification)
 	if err != nil {
 		return err
 	}
-	key, err := e.organiserKey()
+	file, err := readImportFile(o)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return usagef("import: %v", err)
-	}
+	describeFile(e, file)
+	rows, rejects := importRows(file, ver)
 	c, err := e.dial(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	l, _, err := c.Letter(ctx, *letter)
+	l, info, err := c.Letter(ctx, o.letter)
 	if err != nil {
 		return err
 	}
-	var bar *progressbar.ProgressBar
-	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
-		bar = progressbar.NewOptions(len(rows), progressbar.OptionSetWriter(e.stderr),
-			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+	if info.GetStatus() == pb.Status_STATUS_CLOSED {
+		return &exitError{exitRefused, fmt.Errorf("letter %s is closed: it takes no more endorsements", o.letter)}
 	}
-	in := make([]importer.Row, len(rows))
-	byNumber := map[int]*row{}
-	for i, r := range rows {
-		in[i] = r.Row
-		byNumber[r.Number] = r
+	key, err := e.letterOrganiserKey(l)
+	if err != nil {
+		return err
 	}
-	cfg := importer.Config{Client: c, Letter: l, OrganiserKey: key, Dir: *dir}
+	cfg := importer.Config{Client: c, Letter: l, OrganiserKey: key, Dir: o.dir, NamedReceipts: o.receiptNames == "name"}
+	if o.dryRun {
+		return dryRun(e, cfg, o, file.Header, rows, rejects)
+	}
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return usagef("import: %v", err)
+	}
+	bar := e.progressBar(len(rows))
 	if bar != nil {
 		cfg.Progress = func(done, total int) { bar.Set(done) }
 	}
-	outcomes, err := importer.Run(ctx, cfg, in)
+	outcomes, err := importer.Run(ctx, cfg, rowsOf(rows))
 	if bar != nil {
 		bar.Finish()
 	}
-	nrejects, werr := report(e, *csvFile, *dir, header, len(rows), rejects, byNumber, outcomes)
+	nrejects, werr := report(e, o.csvFile, o.dir, file.Header, rows, rejects, outcomes)
 	err = errors.Join(err, werr)
+	if err == nil && o.deliver.wanted() {
+		err = deliverAndSay(e, o.deliver, c, l, rows)
+	}
 	if err != nil {
 		var mismatch *client.MismatchError
 		if errors.As(err, &mismatch) {
@@ -104,15 +135,27 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// report writes FILE.rejects.csv and FILE.merged.csv and prints the
-// summary of an import; it returns the number of rows rejected.
-func report(e *env, csvFile, dir string, header []string, read int, rejects []rejected, byNumber map[int]*row, outcomes []importer.Outcome) (int, error) {
+// rowsOf returns what the importer needs of the rows.
+func rowsOf(rows []*row) []importer.Row {
+	in := make([]importer.Row, len(rows))
+	for i, r := range rows {
+		in[i] = r.Row
+	}
+	return in
+}
+
+// report notes each row's receipt, writes FILE.rejects.csv and
+// FILE.merged.csv and prints the summary of an import (or of its dry run);
+// it returns the number of rows rejected.
+func report(e *env, csvFile, dir string, header []string, rows []*row, rejects []rejected, outcomes []importer.Outcome) (int, error) {
 	var accepted, duplicates, done int
 	var merged []rejected
-	for _, o := range outcomes {
+	for i, o := range outcomes {
+		r := rows[i]
+		r.path, r.fresh = o.Receipt, o.Receipt != "" && !o.Skipped
 		switch {
 		case o.Rejected != "":
-			rejects = append(rejects, rejected{o.Row.Number, byNumber[o.Row.Number].fields, o.Rejected})
+			rejects = append(rejects, rejected{r.Number, r.fields, o.Rejected})
 		case o.Skipped:
 			done++
 		case o.Receipt != "":
@@ -122,13 +165,20 @@ func report(e *env, csvFile, dir string, header []string, read int, rejects []re
 			}
 		}
 		if o.MergedInto != 0 && o.Rejected == "" {
-			merged = append(merged, rejected{o.Row.Number, byNumber[o.Row.Number].fields, fmt.Sprint(o.MergedInto)})
+			merged = append(merged, rejected{r.Number, r.fields, fmt.Sprint(o.MergedInto)})
 		}
 	}
 	err := errors.Join(writeRows(csvFile+".rejects.csv", header, "reason", rejects),
 		writeRows(csvFile+".merged.csv", header, "merged_into_row", merged))
 	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier endorsements), %d already had receipts, %d rejected; receipts in %s\n",
-		read+len(rejects)-countServerRejects(outcomes), accepted, duplicates, done, len(rejects), dir)
+		len(rows)+len(rejects)-countRejected(outcomes), accepted, duplicates, done, len(rejects), dir)
+	sayMergedAndRejected(e, csvFile, merged, rejects)
+	return len(rejects), err
+}
+
+// sayMergedAndRejected says which rows were merged and where the rejected
+// rows are.
+func sayMergedAndRejected(e *env, csvFile string, merged, rejects []rejected) {
 	if len(merged) > 0 {
 		fmt.Fprintf(e.stdout, "%d rows describe the same person as an earlier row and share its receipt (rows %s); they are listed in %s\n",
 			len(merged), rowNumbers(merged), csvFile+".merged.csv")
@@ -136,10 +186,9 @@ func report(e *env, csvFile, dir string, header []string, read int, rejects []re
 	if len(rejects) > 0 {
 		fmt.Fprintf(e.stdout, "rejected rows, with the reason, are in %s\n", csvFile+".rejects.csv")
 	}
-	return len(rejects), err
 }
 
-func countServerRejects(outcomes []importer.Outcome) int {
+func countRejected(outcomes []importer.Outcome) int {
 	n := 0
 	for _, o := range outcomes {
 		if o.Rejected != "" {
@@ -157,6 +206,16 @@ func rowNumbers(rs []rejected) string {
 	return strings.Join(s, ", ")
 }
 
+// progressBar returns a progress bar on a terminal, or nil.
+func (e *env) progressBar(n int) *progressbar.ProgressBar {
+	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+		return progressbar.NewOptions(n, progressbar.OptionSetWriter(e.stderr),
+			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
+			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+	}
+	return nil
+}
+
 // rejected is a row that gets no receipt, and why.
 type rejected struct {
 	number int
@@ -164,89 +223,153 @@ type rejected struct {
 	reason string
 }
 
-// readImport reads the header and rows, checks each row with the rules the
-// server applies, and returns the good rows and the rejected ones.
-func readImport(e *env, r io.Reader, ver pb.Verification) ([]string, []*row, []rejected, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
-	if err != nil {
-		return nil, nil, nil, failedf("import: reading the header: %v", err)
+func fieldNames() string {
+	s := make([]string, len(importfile.Fields))
+	for i, f := range importfile.Fields {
+		s[i] = string(f)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF")))
-		switch h {
-		case "name", "affiliation", "country", "visibility", "id":
-			col[h] = i
-		default:
-			fmt.Fprintf(e.stderr, "import: ignoring column %q\n", h)
-		}
-	}
-	if _, ok := col["name"]; !ok {
-		return nil, nil, nil, failedf("import: the header has no name column")
-	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return rec[i]
-		}
-		return ""
-	}
-	var rows []*row
-	var rejects []rejected
-	for n := 1; ; n++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, nil, failedf("import: row %d: %v", n, err)
-		}
-		s := importer.Row{
-			Number: n,
-			Fields: records.CanonicalFields(records.Fields{
-				Name: get(rec, "name"), Affiliation: get(rec, "affiliation"), Country: get(rec, "country"),
-			}),
-			Verification: ver,
-			ID:           strings.TrimSpace(get(rec, "id")),
-		}
-		switch v := strings.ToLower(strings.TrimSpace(get(rec, "visibility"))); v {
-		case "", "public":
-			s.Visibility = pb.Visibility_VISIBILITY_PUBLIC
-		case "private":
-			s.Visibility = pb.Visibility_VISIBILITY_PRIVATE
-		default:
-			rejects = append(rejects, rejected{n, rec, fmt.Sprintf("visibility: must be public, private or empty, not %q", v)})
-			continue
-		}
-		if err := records.CheckFields("disclosure", s.Fields); err != nil {
-			rejects = append(rejects, rejected{n, rec, err.Error()})
-			continue
-		}
-		if len(s.ID) > 128 {
-			rejects = append(rejects, rejected{n, rec, "id: must be at most 128 bytes"})
-			continue
-		}
-		rows = append(rows, &row{fields: rec, Row: s})
-	}
-	return header, rows, rejects, nil
+	return strings.Join(s, ", ")
 }
 
-// writeRows writes rows with a last column (the reason of a rejection,
-// the row a row was merged into), or removes the file of an earlier run
-// when there are none.
-func writeRows(path string, header []string, last string, rejects []rejected) error {
-	if len(rejects) == 0 {
+// readImportFile reads the file with package importfile; every way the
+// file does not fit is a usage error (exit 2) saying which flag helps.
+func readImportFile(o importFlags) (*importfile.File, error) {
+	opts := importfile.Options{Encoding: o.encoding, Ignore: o.ignore, NameOrder: o.nameOrder, EmailColumn: o.deliver.emailColumn, Columns: map[importfile.Field]string{}}
+	for _, m := range o.columns {
+		f, h, ok := strings.Cut(m, "=")
+		if !ok || strings.TrimSpace(h) == "" {
+			return nil, usagef("import: --column %q: want FIELD=HEADER, such as affiliation=Organisation", m)
+		}
+		opts.Columns[importfile.Field(strings.TrimSpace(f))] = h
+	}
+	f, err := os.Open(o.csvFile)
+	if err != nil {
+		return nil, usagef("import: %v", err)
+	}
+	defer f.Close()
+	file, err := importfile.Read(f, opts)
+	var ce *importfile.ColumnsError
+	var ee *importfile.EncodingError
+	switch {
+	case err == nil:
+		return file, nil
+	case errors.As(err, &ce):
+		return nil, usagef("import: %s: %v; nothing was sent: use --column FIELD=HEADER (FIELD one of %s) or --ignore HEADER", o.csvFile, err, fieldNames())
+	case errors.As(err, &ee):
+		return nil, usagef("import: %s: %v, with --encoding", o.csvFile, err)
+	case errors.Is(err, importfile.ErrNameOrder):
+		return nil, usagef("import: %s has a first-name and a last-name column: say how to join them into the name with --name-order first-last or --name-order last-first", o.csvFile)
+	case errors.Is(err, importfile.ErrOptions):
+		return nil, usagef("import: %s: %v", o.csvFile, strings.TrimPrefix(err.Error(), importfile.ErrOptions.Error()+": "))
+	}
+	return nil, usagef("import: %s: %v; nothing was sent", o.csvFile, err)
+}
+
+// describeFile says on stderr how the file was read.
+func describeFile(e *env, f *importfile.File) {
+	var cols []string
+	for _, c := range f.Columns {
+		if c.Field == "" {
+			cols = append(cols, fmt.Sprintf("%q ignored", c.Header))
+		} else if c.Header != string(c.Field) {
+			cols = append(cols, fmt.Sprintf("%q as %s", c.Header, c.Field))
+		}
+	}
+	delim := map[rune]string{',': "commas", ';': "semicolons", '\t': "tabs"}[f.Delimiter]
+	line := fmt.Sprintf("import: read as %s with %s", f.Encoding, delim)
+	if len(cols) > 0 {
+		line += "; columns: " + strings.Join(cols, ", ")
+	}
+	if f.Blank > 0 {
+		line += fmt.Sprintf("; %d blank rows skipped", f.Blank)
+	}
+	fmt.Fprintln(e.stderr, line)
+}
+
+// importRows turns the rows read into rows to send, and the rows that break
+// a rule into rejects.
+func importRows(f *importfile.File, ver pb.Verification) ([]*row, []rejected) {
+	var rows []*row
+	var rejects []rejected
+	for _, r := range f.Rejects {
+		rejects = append(rejects, rejected{r.Line, r.Raw, r.Reason})
+	}
+	for _, r := range f.Rows {
+		rows = append(rows, &row{fields: r.Raw, email: r.Email, Row: importer.Row{
+			Number: r.Line, Fields: r.Fields, Visibility: r.Visibility, Verification: ver, ID: r.ID,
+		}})
+	}
+	return rows, rejects
+}
+
+// previewRows shows the first rows as they would be appended, so that a
+// column read wrongly shows before anything is sent.
+func previewRows(e *env, rows []*row) {
+	const show = 5
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stdout, "the first rows as they would be appended:\n")
+	for _, r := range rows[:min(show, len(rows))] {
+		vis := "public"
+		if r.Visibility == pb.Visibility_VISIBILITY_PRIVATE {
+			vis = "private"
+		}
+		f := r.Fields
+		fmt.Fprintf(e.stdout, "  row %d: name %q, affiliation %q, country %q, %s\n", r.Number, f.Name, f.Affiliation, f.Country, vis)
+	}
+	if len(rows) > show {
+		fmt.Fprintf(e.stdout, "  ... and %d more\n", len(rows)-show)
+	}
+}
+
+// dryRun checks each row as the import would before it sends (see
+// importer.Check), writes the rejects and merged files a real import
+// would, and appends nothing; it exits as the import would.
+func dryRun(e *env, cfg importer.Config, o importFlags, header []string, rows []*row, rejects []rejected) error {
+	total := len(rows) + len(rejects)
+	var would, merged []rejected
+	for i, out := range importer.Check(cfg, rowsOf(rows)) {
+		r := rows[i]
+		switch {
+		case out.Rejected != "":
+			rejects = append(rejects, rejected{r.Number, r.fields, out.Rejected})
+		case out.MergedInto != 0:
+			merged = append(merged, rejected{r.Number, r.fields, fmt.Sprint(out.MergedInto)})
+		default:
+			would = append(would, rejected{number: r.Number})
+		}
+	}
+	err := errors.Join(writeRows(o.csvFile+".rejects.csv", header, "reason", rejects),
+		writeRows(o.csvFile+".merged.csv", header, "merged_into_row", merged))
+	if err != nil {
+		return err
+	}
+	previewRows(e, rows)
+	fmt.Fprintf(e.stdout, "dry run: %d rows: %d would be appended (%d of them merged into an earlier row's endorsement), %d rejected; nothing was sent\n",
+		total, len(would)+len(merged), len(merged), len(rejects))
+	sayMergedAndRejected(e, o.csvFile, merged, rejects)
+	if len(rejects) > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d rows would be rejected", len(rejects))}
+	}
+	return nil
+}
+
+// writeRows writes rows with a last column (the reason of a rejection, the
+// row a row was merged into), or removes the file of an earlier run when
+// there are none.
+func writeRows(path string, header []string, last string, rs []rejected) error {
+	if len(rs) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		return nil
 	}
-	sort.Slice(rejects, func(i, j int) bool { return rejects[i].number < rejects[j].number })
+	sort.Slice(rs, func(i, j int) bool { return rs[i].number < rs[j].number })
 	var b bytes.Buffer
-	w := csv.NewWriter(&b)
+	w := newCSVWriter(&b)
 	w.Write(append(append([]string{"row"}, header...), last))
-	for _, r := range rejects {
+	for _, r := range rs {
 		w.Write(append(append([]string{fmt.Sprint(r.number)}, r.fields...), r.reason))
 	}
 	w.Flush()

@@ -12,7 +12,16 @@ import (
 
 func runLetter(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("letter: want publish, close or delivered")
+		return usagef("letter: want publish, close or delivered (see undersigned letter --help)")
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(e.stdout, "usage: undersigned letter publish|close|delivered [flags]")
+		fmt.Fprintln(e.stdout)
+		for _, c := range letterCommands {
+			fmt.Fprintf(e.stdout, "  %s %s\n            %s\n", c.name, c.args, c.help)
+		}
+		fmt.Fprintln(e.stdout, "\n\"undersigned letter COMMAND --help\" describes each.")
+		return errHelpShown
 	}
 	switch args[0] {
 	case "publish":
@@ -22,7 +31,7 @@ func runLetter(ctx context.Context, e *env, args []string) error {
 	case "delivered":
 		return letterStatus(ctx, e, "delivered", pb.Status_STATUS_DELIVERED, args[1:])
 	}
-	return usagef("letter: unknown command %q (want publish, close or delivered)", args[0])
+	return usagef("letter: unknown command %q (want publish, close or delivered; see undersigned letter --help)", args[0])
 }
 
 func letterPublish(ctx context.Context, e *env, args []string) error {
@@ -86,7 +95,10 @@ func letterPublish(ctx context.Context, e *env, args []string) error {
 
 func letterStatus(ctx context.Context, e *env, verb string, st pb.Status, args []string) error {
 	fs := flag.NewFlagSet("letter "+verb, flag.ContinueOnError)
-	note := fs.String("note", "", "a note: where and when it was delivered, say")
+	note := new(string)
+	if st == pb.Status_STATUS_DELIVERED {
+		note = fs.String("note", "", "where and when it was delivered (required)")
+	}
 	out := fs.String("receipt", "", "where to write the receipt (default letter-ID-"+verb+".tlog-proof)")
 	pos, err := parse(e, fs, args)
 	if err != nil {
@@ -98,15 +110,19 @@ func letterStatus(ctx context.Context, e *env, verb string, st pb.Status, args [
 	if st == pb.Status_STATUS_DELIVERED && *note == "" {
 		return usagef("letter delivered: --note is required (where and when)")
 	}
-	key, err := e.organiserKey()
-	if err != nil {
-		return err
-	}
 	c, err := e.dial(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	l, _, err := c.Letter(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	key, err := e.letterOrganiserKey(l)
+	if err != nil {
+		return err
+	}
 	r, err := c.SetLetterStatus(ctx, pos[0], st, *note, key)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,12 +81,21 @@ func TestImportSample(t *testing.T) {
 	if code, out, errs := c.run("letter", "publish", "--id", "library-hours", "--title", "Library hours", "--text", letter); code != 0 {
 		t.Fatalf("publish: exit %d\n%s%s", code, out, errs)
 	}
+	// The sample's note column is not an input: the import stops, sending
+	// nothing, until it is ignored explicitly.
 	code, out, errs := c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--receipts", "r")
+	if code != exitUsage || !strings.Contains(errs, `"note"`) || !strings.Contains(errs, "--ignore") {
+		t.Fatalf("import with an unknown column: exit %d, want %d naming the column and --ignore\n%s%s", code, exitUsage, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "r")); err == nil {
+		t.Error("the refused import made the receipts folder")
+	}
+	code, out, errs = c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--receipts", "r", "--ignore", "note")
 	if code != exitFailed {
 		t.Fatalf("import: exit %d, want %d (rows rejected)\n%s%s", code, exitFailed, out, errs)
 	}
-	if !strings.Contains(errs, `ignoring column "note"`) {
-		t.Errorf("no warning about the ignored column:\n%s", errs)
+	if !strings.Contains(errs, `"note" ignored`) {
+		t.Errorf("import does not say it ignored the column:\n%s", errs)
 	}
 
 	f, _ := os.Open(sample)
@@ -135,8 +145,8 @@ func TestImportSample(t *testing.T) {
 
 	// Exact duplicates get the first record at its index (the checkpoint
 	// they are proved in may be a later one).
-	a, _ := os.ReadFile(filepath.Join(c.dir, "r", "004-Łapińska-Hanna.tlog-proof"))
-	b, _ := os.ReadFile(filepath.Join(c.dir, "r", "017-Łapińska-Hanna.tlog-proof"))
+	a, _ := os.ReadFile(receiptOfRow(t, filepath.Join(c.dir, "r"), 5))
+	b, _ := os.ReadFile(receiptOfRow(t, filepath.Join(c.dir, "r"), 18))
 	ra, erra := receipt.Parse(a)
 	rb, errb := receipt.Parse(b)
 	if erra != nil || errb != nil || ra.Index != rb.Index || !bytes.Equal(ra.Extra.GetRecord(), rb.Extra.GetRecord()) ||
@@ -145,7 +155,7 @@ func TestImportSample(t *testing.T) {
 	}
 
 	// A rerun sends nothing and keeps every receipt.
-	code, out, errs = c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--receipts", "r")
+	code, out, errs = c.run("import", "--letter", "library-hours", "--csv", "s.csv", "--receipts", "r", "--ignore", "note")
 	if code != exitFailed || !strings.Contains(out, "0 accepted now") || !strings.Contains(out, "already had receipts") {
 		t.Fatalf("rerun: exit %d\n%s%s", code, out, errs)
 	}
@@ -182,6 +192,18 @@ func TestImportSample(t *testing.T) {
 	if !strings.Contains(errs, "17 private") {
 		t.Errorf("the counts do not report the private endorsements: %s", errs)
 	}
+}
+
+// receiptOfRow returns the one receipt in dir of a spreadsheet row.
+func receiptOfRow(t *testing.T, dir string, row int) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-row%d%s", row, receipt.Extension)))
+	named, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-row%d-*%s", row, receipt.Extension)))
+	m = append(m, named...)
+	if len(m) != 1 {
+		t.Fatalf("receipts of row %d: %v, want one", row, m)
+	}
+	return m[0]
 }
 
 // TestVerifyExitCodes checks verify online and offline, and that a changed

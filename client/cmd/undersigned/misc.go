@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/undersigned/undersigned/client"
@@ -47,12 +48,15 @@ func runLog(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func parseReason(s string) (pb.Reason, error) {
-	v, ok := pb.Reason_value["REASON_"+strings.ToUpper(s)]
-	if !ok || v == 0 {
-		return 0, usagef("--reason must be signer_request, not_signed, duplicate or organiser_error (withdraw), or signer_request, safety or legal (redact)")
+func parseReason(verb, s string) (pb.Reason, error) {
+	allowed := map[string][]string{
+		"withdraw": {"signer_request", "not_signed", "duplicate", "organiser_error"},
+		"redact":   {"signer_request", "safety", "legal"},
+	}[verb]
+	if !slices.Contains(allowed, s) {
+		return 0, usagef("%s: --reason must be one of %s, not %q", verb, strings.Join(allowed, ", "), s)
 	}
-	return pb.Reason(v), nil
+	return pb.Reason(pb.Reason_value["REASON_"+strings.ToUpper(s)]), nil
 }
 
 func runWithdraw(ctx context.Context, e *env, args []string) error {
@@ -68,7 +72,11 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	receiptFile := fs.String("receipt", "", "the endorsement's receipt: authorised by its withdrawal secret (or --key)")
 	index := fs.Int64("index", -1, "the endorsement's index: authorised by the organiser key")
-	reason := fs.String("reason", "signer_request", "why")
+	reasons := "signer_request, not_signed, duplicate or organiser_error"
+	if verb == "redact" {
+		reasons = "signer_request, safety or legal"
+	}
+	reason := fs.String("reason", "signer_request", "why: "+reasons)
 	keyFile := fs.String("key", "", "with --receipt: the signer key, if the receipt holds no withdrawal secret")
 	out := fs.String("out", "", "where to write the receipt of the "+verb+" (default "+verb+"-INDEX.tlog-proof)")
 	var redact *bool
@@ -81,7 +89,7 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 	if (*receiptFile == "") == (*index < 0) {
 		return usagef("%s: give exactly one of --receipt and --index", verb)
 	}
-	r, err := parseReason(*reason)
+	r, err := parseReason(verb, *reason)
 	if err != nil {
 		return err
 	}
@@ -110,7 +118,7 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 			return usagef("%s: %v", verb, err)
 		}
 	} else {
-		key, err := e.organiserKey()
+		key, err := e.letterOrganiserKey(nil)
 		if err != nil {
 			return err
 		}

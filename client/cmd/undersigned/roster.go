@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -36,6 +35,9 @@ type rosterData struct {
 	entries []audit.RosterEntry
 	// audited is true for a roster from an audit state.
 	audited bool
+	// withdrawn are the withdrawn endorsements whose names the audit
+	// state knows; nil for a roster from the server.
+	withdrawn []audit.Match
 }
 
 // rows returns the named entries.
@@ -95,8 +97,18 @@ func stateRoster(st *audit.State, letter string, at uint64) (*rosterData, error)
 		return nil, failedf("%v", err)
 	}
 	c := ro.Counts
-	return &rosterData{letter: letter, size: ro.TreeSize, entries: ro.Entries, audited: true,
-		counts: countsJSON{c.Public, c.Private, c.Redacted, c.Withdrawn, c.Superseded, c.Withheld, c.NotChecked}}, nil
+	r := &rosterData{letter: letter, size: ro.TreeSize, entries: ro.Entries, audited: true,
+		counts: countsJSON{c.Public, c.Private, c.Redacted, c.Withdrawn, c.Superseded, c.Withheld, c.NotChecked}, withdrawn: []audit.Match{}}
+	cs, err := st.Changes(letter, 0, ro.TreeSize)
+	if err != nil {
+		return nil, failedf("%v", err)
+	}
+	for _, ch := range cs {
+		if ch.Kind == audit.ChangeWithdrawn && ch.Name != "" {
+			r.withdrawn = append(r.withdrawn, audit.Match{Ledger: ch.Name, Index: uint64(ch.Target)})
+		}
+	}
+	return r, nil
 }
 
 // loadRoster reads a roster from the audit state when offline (or a state
@@ -120,6 +132,7 @@ func runRoster(ctx context.Context, e *env, args []string) error {
 	format := fs.String("format", "csv", "csv or json")
 	offline := fs.Bool("offline", false, "read the roster from the audit state (see undersigned audit) instead of the server")
 	stateDir := fs.String("state", "", "read the roster from this audit state folder (implies --offline)")
+	history := fs.Bool("history", false, "instead of the roster, every record that changed it up to --at, with who authorised each withdrawal and redaction (from the audit state)")
 	if _, err := parse(e, fs, args); err != nil {
 		return err
 	}
@@ -128,6 +141,9 @@ func runRoster(ctx context.Context, e *env, args []string) error {
 	}
 	if *format != "csv" && *format != "json" {
 		return usagef("roster: --format must be csv or json")
+	}
+	if *history {
+		return rosterHistory(ctx, e, *letter, *at, *stateDir, *format)
 	}
 	r, err := e.loadRoster(ctx, *letter, *at, *offline, *stateDir)
 	if err != nil {
@@ -149,7 +165,7 @@ func writeRoster(w io.Writer, r *rosterData, format string, withSalt bool) error
 	rows := r.rows(withSalt)
 	switch format {
 	case "csv":
-		cw := csv.NewWriter(w)
+		cw := newCSVWriter(w)
 		head := []string{"index", "name", "affiliation", "country", "verification", "signer_signed", "accepted_at"}
 		if r.audited {
 			head = append(head, "after_delivery")
@@ -209,4 +225,40 @@ func verificationName(v pb.Verification) string {
 		s = s[len("VERIFICATION_"):]
 	}
 	return strings.ToLower(s)
+}
+
+// rosterHistory writes every change of a letter's roster up to size at,
+// from the audit state, as CSV or JSON.
+func rosterHistory(ctx context.Context, e *env, letter string, at uint64, stateDir, format string) error {
+	st, err := e.openState(ctx, stateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cs, err := st.Changes(letter, 0, at)
+	if err != nil {
+		return failedf("roster: %v", err)
+	}
+	if format == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Letter  string         `json:"letter"`
+			Changes []audit.Change `json:"changes"`
+		}{letter, cs})
+	}
+	w := newCSVWriter(e.stdout)
+	w.Write([]string{"index", "accepted_at", "kind", "target", "name", "reason", "authorised_by", "after_delivery"})
+	for _, c := range cs {
+		target, reason := "", ""
+		if c.Target >= 0 {
+			target = fmt.Sprint(c.Target)
+		}
+		if c.Reason != pb.Reason_REASON_UNSPECIFIED {
+			reason = reasonName(c.Reason)
+		}
+		w.Write([]string{fmt.Sprint(c.Index), c.AcceptedAt.Format(time.RFC3339), string(c.Kind), target, c.Name, reason, c.AuthorisedBy, fmt.Sprint(c.AfterDelivery)})
+	}
+	w.Flush()
+	return w.Error()
 }

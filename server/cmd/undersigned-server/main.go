@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
@@ -56,8 +57,8 @@ func runMain(wrap func(server.Engine) server.Engine) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], wrap)
-	if err == nil {
-		return 0
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0 // with flag.ErrHelp, the flag set printed its help
 	}
 	fmt.Fprintln(os.Stderr, "undersigned-server:", err)
 	var u usageError
@@ -69,8 +70,36 @@ func runMain(wrap func(server.Engine) server.Engine) int {
 
 type usageError struct{ error }
 
+func (u usageError) Unwrap() error { return u.error }
+
+// subcommands are the server's commands, for help.
+var subcommands = []struct{ name, does string }{
+	{"serve", "serve the ledger (the default): --data DIR --grpc ADDR --http ADDR [--origin O], TLS and Trillian flags"},
+	{"token", "create, list or revoke organiser tokens: token create|list|revoke --data DIR"},
+	{"fsck", "check a stopped data folder in full: every entry, tile, checkpoint, record and disclosure"},
+	{"backup", "copy a data folder consistently while it serves: backup --data DIR --out COPY"},
+	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
+	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key"},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: undersigned-server [COMMAND] [flags]")
+	fmt.Fprintln(w)
+	for _, c := range subcommands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.does)
+	}
+	fmt.Fprintln(w, "\n\"undersigned-server COMMAND -h\" (or \"undersigned-server help COMMAND\") lists a command's flags.")
+}
+
 // run runs one command of the program.
 func run(ctx context.Context, args []string, wrap func(server.Engine) server.Engine) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		if len(args) == 1 {
+			usage(os.Stdout)
+			return nil
+		}
+		return run(ctx, []string{args[1], "-h"}, wrap)
+	}
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -93,9 +122,6 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return restore(ctx, args)
 	case "migrate":
 		return migrateCommand(ctx, args)
-	case "help":
-		fmt.Println("usage: undersigned-server [serve|token|fsck|backup|restore|migrate] [flags]; undersigned-server serve -h lists the flags")
-		return nil
 	}
 	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
 }
@@ -217,6 +243,9 @@ func token(ctx context.Context, args []string) error {
 		return usageError{errors.New("token: want create, list or revoke")}
 	}
 	sub, args := args[0], args[1:]
+	if sub == "-h" || sub == "--help" || sub == "-help" {
+		sub, args = "create|list|revoke", []string{"-h"}
+	}
 	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder")
 	name := fs.String("name", "", "create: a name to recognise the token by")

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	_ "modernc.org/sqlite"
 
+	"github.com/undersigned/undersigned/client/names"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
@@ -241,7 +242,54 @@ func (s *Store) migrate(ctx context.Context) error {
 	case v != schemaVersion:
 		return fmt.Errorf("migrate: database schema version %d, this server knows %d", v, schemaVersion)
 	}
+	if err := refold(ctx, tx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	return tx.Commit()
+}
+
+// refold folds the disclosures' names again when names.Fold changed since
+// they were stored (meta's fold_version), so that search finds names
+// stored before and after alike.
+func refold(ctx context.Context, tx *sql.Tx) error {
+	var v int64
+	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'fold_version'`).Scan(&v)
+	if err == nil && v == names.FoldVersion {
+		return nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("fold version: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, name, folded FROM disclosures`)
+	if err != nil {
+		return fmt.Errorf("refold: %w", err)
+	}
+	type change struct {
+		seq    int64
+		folded string
+	}
+	var changes []change
+	for rows.Next() {
+		var c change
+		var name, old string
+		if err := rows.Scan(&c.seq, &name, &old); err != nil {
+			rows.Close()
+			return fmt.Errorf("refold: %w", err)
+		}
+		if c.folded = names.Fold(name); c.folded != old {
+			changes = append(changes, c)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("refold: %w", err)
+	}
+	for _, c := range changes {
+		if _, err := tx.ExecContext(ctx, `UPDATE disclosures SET folded = ? WHERE seq = ?`, c.folded, c.seq); err != nil {
+			return fmt.Errorf("refold: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('fold_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, names.FoldVersion)
+	return err
 }
 
 // Close closes the database.

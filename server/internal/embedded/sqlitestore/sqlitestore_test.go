@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
@@ -131,6 +132,34 @@ func TestSchemaVersionIsChecked(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "99") {
 		t.Errorf("the error %q does not give the version", err)
+	}
+}
+
+// TestNamesAreFoldedAgain: names stored with an older fold (before
+// client/names, full-width letters and typographic apostrophes were not
+// folded) are folded again when the store opens, so that search finds them.
+func TestNamesAreFoldedAgain(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path)
+	seq := admitEndorsement(t, s, "Ｏ’Ｃｏｎｎｏｒ Zoë")
+	assign(t, s, seq)
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE disclosures SET folded = 'ｏ’ｃｏｎｎｏｒ zoe'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM meta WHERE key = 'fold_version'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = open(t, path)
+	rows, err := s.Find(ctx, "l", names.Fold("O'Connor"), 1, 10)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("Find after reopening: %d rows, %v", len(rows), err)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/undersigned/undersigned/client/names"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
@@ -176,14 +177,58 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("postgres: schema: %w", err)
 			}
-			return nil
 		case err != nil:
 			return fmt.Errorf("postgres: schema: %w", err)
 		case v != SchemaVersion:
 			return fmt.Errorf("postgres: the database has schema version %d, this server knows %d", v, SchemaVersion)
 		}
-		return nil
+		return refold(ctx, tx)
 	})
+}
+
+// refold folds the disclosures' names again when names.Fold changed since
+// they were stored (meta's fold_version), so that search finds names
+// stored before and after alike.
+func refold(ctx context.Context, tx pgx.Tx) error {
+	var v int64
+	err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'fold_version'`).Scan(&v)
+	if err == nil && v == names.FoldVersion {
+		return nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: fold version: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT seq, name, folded FROM disclosures`)
+	if err != nil {
+		return fmt.Errorf("postgres: refold: %w", err)
+	}
+	var seqs []int64
+	var folds []string
+	for rows.Next() {
+		var seq int64
+		var name, old string
+		if err := rows.Scan(&seq, &name, &old); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: refold: %w", err)
+		}
+		if f := names.Fold(name); f != old {
+			seqs, folds = append(seqs, seq), append(folds, f)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: refold: %w", err)
+	}
+	if len(seqs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE disclosures d SET folded = u.folded FROM unnest($1::bigint[], $2::text[]) AS u(seq, folded) WHERE d.seq = u.seq`, seqs, folds); err != nil {
+			return fmt.Errorf("postgres: refold: %w", err)
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('fold_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, names.FoldVersion)
+	if err != nil {
+		return fmt.Errorf("postgres: fold version: %w", err)
+	}
+	return nil
 }
 
 // Bind fixes the database to one log: its origin and Trillian tree. A

@@ -1,0 +1,4 @@
+package receiptpage
+
+// QRMatrix is qrMatrix, for tests.
+var QRMatrix = qrMatrix

@@ -1,0 +1,365 @@
+// Package webcheck is what the web page's WebAssembly does: it verifies
+// receipts with the same packages as `undersigned verify` (client/receipt,
+// client/records), and builds and signs endorsements of open letters with
+// the command line's code (client/signing).
+//
+// # What the page fetches
+//
+// A receipt must never leave the browser, and no request may reveal
+// anything of it: not its bytes, and not its index or its checkpoint's
+// size either, which the paths of tiles and consistency proofs would give
+// away. So the online check fetches only what every visitor fetches, before
+// any receipt is given: the latest checkpoint and every entry bundle of the
+// log ([Log.BundlePaths]). From them [Log] recomputes the tree (it must
+// give the checkpoint's root) and the state of every endorsement, and a
+// receipt is then checked locally: its checkpoint's root must be the tree's
+// root at that size (consistency), and its endorsement's state is read from
+// the log's own withdrawals, redactions and corrections.
+//
+// The cost is the whole log, once per page load: about 300 bytes per entry
+// (30 MB for 100,000 entries), from bundles that browsers and caches keep
+// (full bundles are immutable). That is the price of revealing nothing.
+//
+// It needs no network and links no gRPC.
+package webcheck
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/undersigned/undersigned/client/receipt"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// State is the outcome of a check, as the page shows it in the data-state
+// attribute of its result.
+type State string
+
+// The states of a checked receipt.
+const (
+	// Counted: the endorsement counts.
+	Counted State = "counted"
+	// Withdrawn: a later withdrawal removed it.
+	Withdrawn State = "withdrawn"
+	// Redacted: it counts, but its name was redacted.
+	Redacted State = "redacted"
+	// Superseded: a later correction replaced it.
+	Superseded State = "superseded"
+	// Invalid: the receipt does not verify; the reason says why.
+	Invalid State = "invalid"
+	// Included: the receipt verifies offline (signature, inclusion, name)
+	// but its current state was not checked: no log was loaded.
+	Included State = "included"
+)
+
+// Result is what a check found.
+type Result struct {
+	State State `json:"state"`
+	// Reason says why a receipt is invalid.
+	Reason string `json:"reason,omitempty"`
+	// Kind is the record's kind: letter, endorsement, withdrawal, redaction
+	// or letter_status.
+	Kind   string `json:"kind,omitempty"`
+	Index  uint64 `json:"index"`
+	Letter string `json:"letter,omitempty"`
+	// Name is the name in the receipt's disclosure, if it carries one.
+	Name string `json:"name,omitempty"`
+	// Private is true for an endorsement that is counted but never named.
+	Private bool `json:"private,omitempty"`
+	// CheckpointSize is the size of the receipt's checkpoint, LatestSize
+	// that of the log's latest one (0 offline).
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	LatestSize     uint64 `json:"latest_size,omitempty"`
+	// By is the index of the withdrawal, redaction or correction.
+	By *uint64 `json:"by,omitempty"`
+}
+
+// change is what later records did to an endorsement.
+type change struct {
+	withdrawnBy, redactedBy, supersededBy int64
+}
+
+// Log is the log as the page loaded it: the tree of every entry and what
+// became of each endorsement. Build it with [NewLog], add every bundle of
+// [Log.BundlePaths] in order with [Log.AddBundle], then call
+// [Log.Complete].
+type Log struct {
+	verifier   note.Verifier
+	checkpoint *log.Checkpoint
+	hashes     []tlog.Hash // stored hashes, as golang.org/x/mod/sumdb/tlog lays them out
+	size       uint64
+	leafHashes []tlog.Hash
+	changes    map[uint64]*change
+	// endorsements holds the letter and visibility of each endorsement.
+	endorsements map[uint64]endorsementInfo
+	complete     bool
+}
+
+type endorsementInfo struct {
+	letter  string
+	private bool
+}
+
+// NewLog starts loading the log whose latest checkpoint is checkpoint,
+// which must be signed by v.
+func NewLog(v note.Verifier, checkpoint []byte) (*Log, error) {
+	cp, _, _, err := log.ParseCheckpoint(checkpoint, v.Name(), v)
+	if err != nil {
+		return nil, fmt.Errorf("the log's latest checkpoint: %w", err)
+	}
+	return &Log{verifier: v, checkpoint: cp, changes: map[uint64]*change{}, endorsements: map[uint64]endorsementInfo{}}, nil
+}
+
+// Size returns the size of the latest checkpoint.
+func (l *Log) Size() uint64 { return l.checkpoint.Size }
+
+// BundlePaths returns the paths, relative to the log's tlog-tiles root,
+// of every entry bundle of the latest checkpoint, in order.
+func (l *Log) BundlePaths() []string {
+	var paths []string
+	for n := uint64(0); n*layout.EntryBundleWidth < l.checkpoint.Size; n++ {
+		paths = append(paths, layout.EntriesPath(n, layout.PartialTileSize(0, n, l.checkpoint.Size)))
+	}
+	return paths
+}
+
+func (l *Log) hashReader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			if x < 0 || x >= int64(len(l.hashes)) {
+				return nil, fmt.Errorf("hash %d is not loaded", x)
+			}
+			out[i] = l.hashes[x]
+		}
+		return out, nil
+	})
+}
+
+// AddBundle adds the next entry bundle. A full bundle holds 256 entries;
+// the last may be partial.
+func (l *Log) AddBundle(data []byte) error {
+	if l.complete {
+		return errors.New("the log is complete")
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(data); err != nil {
+		return fmt.Errorf("entry bundle at %d: %w", l.size, err)
+	}
+	want := min(uint64(layout.EntryBundleWidth), l.checkpoint.Size-l.size)
+	if uint64(len(b.Entries)) < want || l.size%layout.EntryBundleWidth != 0 {
+		return fmt.Errorf("entry bundle at %d holds %d entries, want %d", l.size, len(b.Entries), want)
+	}
+	for _, e := range b.Entries[:want] {
+		if err := l.add(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) add(entry []byte) error {
+	h := tlog.RecordHash(entry)
+	stored, err := tlog.StoredHashesForRecordHash(int64(l.size), h, l.hashReader())
+	if err != nil {
+		return fmt.Errorf("entry %d: %w", l.size, err)
+	}
+	l.hashes = append(l.hashes, stored...)
+	l.leafHashes = append(l.leafHashes, h)
+	index := l.size
+	l.size++
+	l.apply(index, entry)
+	return nil
+}
+
+func (l *Log) changeOf(target uint64) *change {
+	c := l.changes[target]
+	if c == nil {
+		c = &change{withdrawnBy: -1, redactedBy: -1, supersededBy: -1}
+		l.changes[target] = c
+	}
+	return c
+}
+
+// apply records what the entry at index does to earlier endorsements.
+// The server admitted it under the rules of the letter; the audit checks
+// them all again. Here only the target and its leaf hash are checked.
+func (l *Log) apply(index uint64, entry []byte) {
+	var rec pb.Record
+	if proto.Unmarshal(entry, &rec) != nil {
+		return
+	}
+	targets := func(t uint64, leaf []byte) bool {
+		return t < index && bytes.Equal(l.leafHashes[t][:], leaf)
+	}
+	switch k := rec.GetKind().(type) {
+	case *pb.Record_Endorsement:
+		l.endorsements[index] = endorsementInfo{letter: k.Endorsement.GetLetterId(), private: k.Endorsement.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE}
+		if s := k.Endorsement.Supersedes; s != nil && *s < index {
+			if c := l.changeOf(*s); c.supersededBy < 0 {
+				c.supersededBy = int64(index)
+			}
+		}
+	case *pb.Record_Withdrawal:
+		if w := k.Withdrawal; targets(w.GetTargetIndex(), w.GetTargetLeafHash()) {
+			if c := l.changeOf(w.GetTargetIndex()); c.withdrawnBy < 0 {
+				c.withdrawnBy = int64(index)
+			}
+		}
+	case *pb.Record_Redaction:
+		if r := k.Redaction; targets(r.GetTargetIndex(), r.GetTargetLeafHash()) {
+			if c := l.changeOf(r.GetTargetIndex()); c.redactedBy < 0 {
+				c.redactedBy = int64(index)
+			}
+		}
+	}
+}
+
+// Complete checks that every entry of the latest checkpoint was added and
+// that they give its root. Until it succeeds, [Verify] does not use the
+// log.
+func (l *Log) Complete() error {
+	if l.size != l.checkpoint.Size {
+		return fmt.Errorf("loaded %d entries of %d", l.size, l.checkpoint.Size)
+	}
+	root, err := l.treeHash(l.size)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(root, l.checkpoint.Hash) {
+		return errors.New("the log's entries do not give the root of its signed checkpoint")
+	}
+	l.complete = true
+	return nil
+}
+
+func (l *Log) treeHash(n uint64) ([]byte, error) {
+	if n == 0 {
+		return nil, errors.New("empty tree")
+	}
+	h, err := tlog.TreeHash(int64(n), l.hashReader())
+	if err != nil {
+		return nil, err
+	}
+	return h[:], nil
+}
+
+func kindOf(r *pb.Record) string {
+	switch r.GetKind().(type) {
+	case *pb.Record_Letter:
+		return "letter"
+	case *pb.Record_Endorsement:
+		return "endorsement"
+	case *pb.Record_Withdrawal:
+		return "withdrawal"
+	case *pb.Record_Redaction:
+		return "redaction"
+	case *pb.Record_LetterStatus:
+		return "letter_status"
+	}
+	return "unknown"
+}
+
+func invalid(err error) Result {
+	return Result{State: Invalid, Reason: err.Error()}
+}
+
+// Verify checks a receipt with the log key v: offline (the checkpoint's
+// signature, the inclusion proof, the record, the name against the
+// commitment and the withdrawal secret against the lock), then, when l is a
+// complete log, its consistency with the latest checkpoint and what became
+// of the endorsement. Without a complete log the state of a valid receipt
+// is [Included].
+func Verify(v note.Verifier, b []byte, l *Log) Result {
+	r, err := receipt.Parse(b)
+	if err != nil {
+		return invalid(err)
+	}
+	ver, err := r.Verify(v)
+	if err != nil {
+		return invalid(err)
+	}
+	res := Result{State: Included, Kind: kindOf(ver.Record), Index: ver.Index, CheckpointSize: ver.Checkpoint.Size}
+	if e := ver.Record.GetEndorsement(); e != nil {
+		res.Letter = e.GetLetterId()
+		res.Private = e.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE
+	}
+	if d := ver.Disclosure; d != nil {
+		res.Name = d.GetName()
+	}
+	if l == nil || !l.complete {
+		return res
+	}
+	res.LatestSize = l.checkpoint.Size
+	if ver.Checkpoint.Size > l.checkpoint.Size {
+		return invalid(fmt.Errorf("the log's latest checkpoint (size %d) is smaller than the receipt's (size %d): the log went back", l.checkpoint.Size, ver.Checkpoint.Size))
+	}
+	root, err := l.treeHash(ver.Checkpoint.Size)
+	if err != nil {
+		return invalid(err)
+	}
+	if !bytes.Equal(root, ver.Checkpoint.Hash) {
+		return invalid(errors.New("the receipt's checkpoint is not consistent with the log's latest checkpoint: the log showed two histories"))
+	}
+	if res.Kind != "endorsement" {
+		return res
+	}
+	res.State = Counted
+	l.state(&res)
+	return res
+}
+
+// state sets what became of the endorsement at res.Index.
+func (l *Log) state(res *Result) {
+	c := l.changes[res.Index]
+	if c == nil {
+		return
+	}
+	set := func(s State, by int64) {
+		u := uint64(by)
+		res.State, res.By = s, &u
+	}
+	switch {
+	case c.withdrawnBy >= 0:
+		set(Withdrawn, c.withdrawnBy)
+	case c.supersededBy >= 0:
+		set(Superseded, c.supersededBy)
+	case c.redactedBy >= 0:
+		set(Redacted, c.redactedBy)
+	}
+}
+
+// VerifyReference checks a reference to an endorsement instead of a
+// receipt: the log's origin, the index and the leaf hash of the record,
+// which is what a link carries when the whole receipt would be too long
+// for a QR code (#o=ORIGIN&i=INDEX&h=LEAF). It needs a complete log (the
+// page never fetches anything for one entry): the entry at index must have
+// that leaf hash, and its state is read as for a receipt. There is no name
+// to check.
+func VerifyReference(origin string, index uint64, leafHash []byte, l *Log) Result {
+	if l == nil || !l.complete {
+		return invalid(errors.New("a reference without its receipt can be checked only against the log, which is not loaded"))
+	}
+	if origin != l.checkpoint.Origin {
+		return invalid(fmt.Errorf("the reference names the log %q, this page checks %q", origin, l.checkpoint.Origin))
+	}
+	if index >= l.size || !bytes.Equal(l.leafHashes[index][:], leafHash) {
+		return invalid(fmt.Errorf("the log holds no such record at index %d", index))
+	}
+	e, ok := l.endorsements[index]
+	if !ok {
+		return invalid(fmt.Errorf("the record at index %d is not an endorsement", index))
+	}
+	res := Result{State: Counted, Kind: "endorsement", Index: index, Letter: e.letter, Private: e.private,
+		CheckpointSize: l.checkpoint.Size, LatestSize: l.checkpoint.Size}
+	l.state(&res)
+	return res
+}

@@ -1,0 +1,332 @@
+package webcheck_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/signing"
+	"github.com/undersigned/undersigned/client/webcheck"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+const origin = "example.org/webcheck"
+
+// testLog is a log kept in memory, signed like the server's.
+type testLog struct {
+	t       *testing.T
+	signer  note.Signer
+	v       note.Verifier
+	entries [][]byte
+	hashes  []tlog.Hash
+	org     ed25519.PrivateKey
+	letter  *pb.Letter
+}
+
+func newTestLog(t *testing.T) *testLog {
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := note.NewSigner(skey)
+	v, _ := note.NewVerifier(vkey)
+	_, org, _ := ed25519.GenerateKey(rand.Reader)
+	l := &testLog{t: t, signer: s, v: v, org: org}
+	text := "Keep the library open.\n"
+	l.letter = &pb.Letter{Id: "library", Title: "Library", Text: text, TextDigest: records.TextDigest(text), Language: "en",
+		Policy: pb.Policy_POLICY_OPEN, OrganiserKeys: [][]byte{org.Public().(ed25519.PublicKey)}}
+	records.SignLetter(org, origin, l.letter)
+	l.add(&pb.Record{Kind: &pb.Record_Letter{Letter: l.letter}})
+	return l
+}
+
+func (l *testLog) reader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = l.hashes[x]
+		}
+		return out, nil
+	})
+}
+
+func (l *testLog) add(r *pb.Record) uint64 {
+	r.Version = records.Version
+	b, err := records.Encode(r)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	n := int64(len(l.entries))
+	h, err := tlog.StoredHashes(n, b, l.reader())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.hashes = append(l.hashes, h...)
+	l.entries = append(l.entries, b)
+	return uint64(n)
+}
+
+func (l *testLog) checkpoint(size uint64) []byte {
+	root, err := tlog.TreeHash(int64(size), l.reader())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	cp := log.Checkpoint{Origin: origin, Size: size, Hash: root[:]}
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.signer)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return signed
+}
+
+// receipt returns the receipt of entry i in the tree of size.
+func (l *testLog) receipt(i, size uint64, extra *pb.ReceiptExtra) []byte {
+	p, err := tlog.ProveRecord(int64(size), int64(i), l.reader())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	r := &receipt.Receipt{Index: i, Checkpoint: l.checkpoint(size), Extra: extra}
+	for _, h := range p {
+		r.Proof = append(r.Proof, bytes.Clone(h[:]))
+	}
+	if r.Extra == nil {
+		r.Extra = &pb.ReceiptExtra{}
+	}
+	r.Extra.Record = l.entries[i]
+	b, err := r.Marshal()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return b
+}
+
+// bundles returns the entry bundles of the whole log, in order.
+func (l *testLog) bundles() [][]byte {
+	var out [][]byte
+	for from := 0; from < len(l.entries); from += 256 {
+		var b []byte
+		for _, e := range l.entries[from:min(from+256, len(l.entries))] {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+			b = append(b, e...)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// endorse adds an endorsement by the organiser and returns its index and
+// what its receipt carries.
+func (l *testLog) endorse(name string, supersedes *uint64) (uint64, *pb.ReceiptExtra) {
+	e := signing.NewEndorsement(origin, l.letter, signing.Signer{Fields: records.Fields{Name: name}, OrganiserKey: l.org, Supersedes: supersedes})
+	i := l.add(&pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}})
+	return i, &pb.ReceiptExtra{Disclosure: e.Disclosure, WithdrawalSecret: e.WithdrawalSecret}
+}
+
+func (l *testLog) load(t *testing.T) *webcheck.Log {
+	wl, err := webcheck.NewLog(l.v, l.checkpoint(uint64(len(l.entries))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := wl.BundlePaths()
+	bundles := l.bundles()
+	if len(paths) != len(bundles) {
+		t.Fatalf("%d bundle paths for %d bundles", len(paths), len(bundles))
+	}
+	for _, b := range bundles {
+		if err := wl.AddBundle(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wl.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	return wl
+}
+
+func TestVerify(t *testing.T) {
+	l := newTestLog(t)
+	type held struct {
+		rcpt []byte
+		want webcheck.State
+	}
+	var receipts = map[string]held{}
+	// Enough entries for two bundles, so that the second one is partial.
+	for i := 0; i < 300; i++ {
+		l.endorse(fmt.Sprintf("Signer %d", i), nil)
+	}
+	counted, extra := l.endorse("Łapińska Hanna", nil)
+	withdrawn, wextra := l.endorse("Withdrawn Signer", nil)
+	redacted, rextra := l.endorse("Redacted Signer", nil)
+	replaced, pextra := l.endorse("Typo Signr", nil)
+	size := uint64(len(l.entries))
+	receipts["counted"] = held{l.receipt(counted, size, extra), webcheck.Counted}
+	receipts["withdrawn"] = held{l.receipt(withdrawn, size, wextra), webcheck.Withdrawn}
+	receipts["redacted"] = held{l.receipt(redacted, size, rextra), webcheck.Redacted}
+	receipts["superseded"] = held{l.receipt(replaced, size, pextra), webcheck.Superseded}
+	leaf := func(i uint64) []byte { return receipt.LeafHash(l.entries[i]) }
+	l.add(&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: withdrawn, TargetLeafHash: leaf(withdrawn),
+		Reason: pb.Reason_REASON_SIGNER_REQUEST, Authorisation: &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: wextra.GetWithdrawalSecret()}}}}})
+	l.add(&pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: redacted, TargetLeafHash: leaf(redacted),
+		Reason: pb.Reason_REASON_SAFETY, Authorisation: &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: rextra.GetWithdrawalSecret()}}}}})
+	// A withdrawal naming the right index with another leaf hash does
+	// nothing.
+	l.add(&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: counted, TargetLeafHash: leaf(0),
+		Reason: pb.Reason_REASON_SIGNER_REQUEST}}})
+	l.endorse("Typo Signer", &replaced)
+	// The newest receipt's checkpoint is the latest one.
+	last, lextra := l.endorse("Last Signer", nil)
+	receipts["latest"] = held{l.receipt(last, uint64(len(l.entries)), lextra), webcheck.Counted}
+	wl := l.load(t)
+	for name, h := range receipts {
+		got := webcheck.Verify(l.v, h.rcpt, wl)
+		if got.State != h.want {
+			t.Errorf("%s: %+v, want %s", name, got, h.want)
+		}
+		if off := webcheck.Verify(l.v, h.rcpt, nil); off.State != webcheck.Included {
+			t.Errorf("%s offline: %+v, want included", name, off)
+		}
+	}
+	got := webcheck.Verify(l.v, receipts["counted"].rcpt, wl)
+	if got.Name != "Łapińska Hanna" || got.Index != counted || got.Letter != "library" || got.CheckpointSize != size || got.LatestSize != uint64(len(l.entries)) {
+		t.Errorf("counted: %+v", got)
+	}
+	if got := webcheck.Verify(l.v, receipts["withdrawn"].rcpt, wl); got.By == nil || *got.By != size {
+		t.Errorf("withdrawn: by %v, want %d", got.By, size)
+	}
+	// One byte changed anywhere makes it invalid.
+	rc := receipts["counted"].rcpt
+	for _, part := range []string{"index ", "\n\n", "— "} {
+		b := bytes.Clone(rc)
+		i := bytes.Index(b, []byte(part)) + len(part) + 2
+		b[i] ^= 1
+		if got := webcheck.Verify(l.v, b, wl); got.State != webcheck.Invalid || got.Reason == "" {
+			t.Errorf("changed after %q: %+v, want invalid with a reason", part, got)
+		}
+	}
+}
+
+// TestVerifyFork: a log that shows another history than the one the
+// receipt was signed in is caught, though it is consistent with itself.
+func TestVerifyFork(t *testing.T) {
+	a := newTestLog(t)
+	i, extra := a.endorse("Ales", nil)
+	rcpt := a.receipt(i, uint64(len(a.entries)), extra)
+	// The same log key, a history without Ales.
+	b := &testLog{t: t, signer: a.signer, v: a.v, org: a.org, letter: a.letter}
+	b.entries, b.hashes = [][]byte{a.entries[0]}, a.hashes[:1:1]
+	b.endorse("Someone Else", nil)
+	b.endorse("Someone Else Again", nil)
+	got := webcheck.Verify(a.v, rcpt, b.load(t))
+	if got.State != webcheck.Invalid || !strings.Contains(got.Reason, "two histories") {
+		t.Errorf("a receipt of another history: %+v", got)
+	}
+}
+
+func TestLogRefusesWrongEntries(t *testing.T) {
+	l := newTestLog(t)
+	for i := 0; i < 5; i++ {
+		l.endorse(fmt.Sprintf("Signer %d", i), nil)
+	}
+	wl, err := webcheck.NewLog(l.v, l.checkpoint(uint64(len(l.entries))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := l.bundles()[0]
+	b[len(b)-3] ^= 1
+	if err := wl.AddBundle(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := wl.Complete(); err == nil {
+		t.Error("Complete accepted entries that do not give the checkpoint's root")
+	}
+	other, _, _ := note.GenerateKey(rand.Reader, origin)
+	_ = other
+	if _, err := webcheck.NewLog(l.v, []byte("not a checkpoint\n")); err == nil {
+		t.Error("NewLog accepted a checkpoint that is not signed")
+	}
+}
+
+// TestSignComplete signs as the page does, plays the server's part, and
+// checks the receipt the page offers.
+func TestSignComplete(t *testing.T) {
+	l := newTestLog(t)
+	req := webcheck.SignRequest{Origin: origin, LetterID: "library", LetterDigest: l.letter.GetTextDigest(), Name: " Ганна  ", Private: true}
+	s, err := webcheck.Sign(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var er pb.EndorseRequest
+	if err := proto.Unmarshal(s.Request, &er); err != nil {
+		t.Fatal(err)
+	}
+	e := er.GetEndorsement()
+	if err := records.CheckEndorsement(origin, l.letter, e); err != nil {
+		t.Fatalf("the server would refuse it: %v", err)
+	}
+	seed, err := signing.ParseSignerSeed(s.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(e.GetSigner().GetPublicKey(), records.SignerKeyForLetter(seed, origin, "library").Public().(ed25519.PublicKey)) {
+		t.Error("the key file did not sign the endorsement")
+	}
+	i := l.add(&pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e}})
+	kept, err := s.Complete(l.v, l.receipt(i, uint64(len(l.entries)), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := receipt.Parse(kept)
+	v, err := r.Verify(l.v)
+	if err != nil || v.Disclosure.GetName() != "Ганна" || !v.HasSecret {
+		t.Errorf("the kept receipt: %+v, %v", v, err)
+	}
+	// The receipt of another endorsement is refused.
+	j, _ := l.endorse("Other", nil)
+	if _, err := s.Complete(l.v, l.receipt(j, uint64(len(l.entries)), nil)); err == nil {
+		t.Error("Complete accepted the receipt of another endorsement")
+	}
+	if _, err := webcheck.Sign(webcheck.SignRequest{Origin: origin, LetterID: "library", Name: "  "}); err == nil || !strings.Contains(err.Error(), "disclosure.name") {
+		t.Errorf("an empty name: %v, want an error naming disclosure.name", err)
+	}
+}
+
+func TestVerifyReference(t *testing.T) {
+	l := newTestLog(t)
+	kept, _ := l.endorse("Kept", nil)
+	gone, gextra := l.endorse("Gone", nil)
+	leaf := func(i uint64) []byte { return receipt.LeafHash(l.entries[i]) }
+	l.add(&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: gone, TargetLeafHash: leaf(gone),
+		Reason: pb.Reason_REASON_SIGNER_REQUEST, Authorisation: &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: gextra.GetWithdrawalSecret()}}}}})
+	wl := l.load(t)
+	for _, c := range []struct {
+		name   string
+		origin string
+		index  uint64
+		leaf   []byte
+		log    *webcheck.Log
+		want   webcheck.State
+	}{
+		{"counted", origin, kept, leaf(kept), wl, webcheck.Counted},
+		{"withdrawn", origin, gone, leaf(gone), wl, webcheck.Withdrawn},
+		{"another leaf", origin, kept, leaf(gone), wl, webcheck.Invalid},
+		{"another log", "example.org/other", kept, leaf(kept), wl, webcheck.Invalid},
+		{"beyond the log", origin, 99, leaf(kept), wl, webcheck.Invalid},
+		{"the letter", origin, 0, leaf(0), wl, webcheck.Invalid},
+		{"offline", origin, kept, leaf(kept), nil, webcheck.Invalid},
+	} {
+		if got := webcheck.VerifyReference(c.origin, c.index, c.leaf, c.log); got.State != c.want {
+			t.Errorf("%s: %+v, want %s", c.name, got, c.want)
+		}
+	}
+}
