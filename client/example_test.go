@@ -14,6 +14,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // startServer serves a new log in a temporary folder and returns its gRPC
@@ -24,7 +25,7 @@ func startServer() (addr, token string, stop func()) {
 		log.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Origin: "example.org/letters"})
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Origin: "example.org/letters", Engine: servertest.EmbeddedEngine})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
 	"github.com/undersigned/undersigned/client/policy"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 )
 
 // KnownLogs pins log verifier keys by origin, like SSH's known_hosts: a

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +31,9 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // TestReflectionAndHealth lists the services through the reflection API,
@@ -152,9 +157,18 @@ func TestCheckpoint(t *testing.T) {
 	}
 }
 
+// mustSigner returns the log's signer, from the data folder's key.
 func mustSigner(t *testing.T, ts *testServer) note.Signer {
 	t.Helper()
-	return ts.Srv.keys.signer
+	b, err := os.ReadFile(filepath.Join(ts.Dir, datadir.LogKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestHTTPTiles checks the tlog-tiles API and /metrics over a log of more
@@ -233,12 +247,12 @@ func TestHTTPTiles(t *testing.T) {
 				t.Errorf("tile node %d is not the leaf hash of entry %d", i, i)
 			}
 		}
-		var ds []DisclosureJSON
+		var ds []records.BundledDisclosure
 		_, _, raw = httpGet(t, ts.HTTP, "/log/disclosures/000")
 		if err := json.Unmarshal(raw, &ds); err != nil || len(ds) != layout.EntryBundleWidth-1 {
 			t.Fatalf("disclosures 000: %d, %v; want %d (every entry but the letter)", len(ds), err, layout.EntryBundleWidth-1)
 		}
-		if ds[0].Index != 1 || !strings.HasPrefix(ds[0].Name, "Tile Signer") || ds[0].Salt == "" {
+		if ds[0].Index != 1 || !strings.HasPrefix(ds[0].Name, "Tile Signer") || len(ds[0].Salt) == 0 {
 			t.Errorf("first disclosure %+v", ds[0])
 		}
 	})
@@ -290,7 +304,7 @@ func TestHTTPTiles(t *testing.T) {
 // reads through them, and stops by cancelling the context.
 func TestLoopbackTCP(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(context.Background(), Config{DataDir: dir, BatchMaxAge: 5 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond})
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, Engine: servertest.EmbeddedEngine})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -9,11 +10,9 @@ import (
 
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -22,7 +21,8 @@ import (
 type callerKey struct{}
 
 // authenticate reads the bearer token of a call. No token gives an
-// anonymous caller; a token that is unknown or revoked is refused.
+// anonymous caller; a token that is unknown or revoked is refused. The
+// error is for toStatus.
 func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
@@ -31,17 +31,17 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	}
 	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok {
-		return ledger.Caller{}, status.Error(codes.Unauthenticated, "authorization: must be \"Bearer <token>\"")
+		return ledger.Caller{}, unauthenticated("authorization: must be \"Bearer <token>\"")
 	}
 	if s.cfg.TLS.RequireClientCertForTokens && !hasClientCert(ctx) {
-		return ledger.Caller{}, status.Error(codes.Unauthenticated, "a token is accepted only with a verified client certificate")
+		return ledger.Caller{}, unauthenticated("a token is accepted only with a verified client certificate")
 	}
-	t, err := s.tokens.lookup(ctx, HashToken(strings.TrimSpace(tok)))
+	t, err := s.tokens.lookup(ctx, ledger.HashToken(strings.TrimSpace(tok)))
 	if err != nil {
-		return ledger.Caller{}, s.toStatus(ctx, err)
+		return ledger.Caller{}, fmt.Errorf("look the token up: %w", err)
 	}
 	if t == nil {
-		return ledger.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
+		return ledger.Caller{}, unauthenticated("unknown or revoked token")
 	}
 	return ledger.Caller{Token: t}, nil
 }
@@ -89,6 +89,8 @@ var writeMethods = map[string]bool{
 const overloadRetry = 500 * time.Millisecond
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, id := withRequestID(ctx)
+	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
 	if writeMethods[info.FullMethod] {
 		if !s.writes.TryAcquire(1) {
 			return nil, s.toStatus(ctx, &ledger.OverloadedError{RetryAfter: overloadRetry, What: "too many writes in progress"})
@@ -97,7 +99,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	}
 	c, err := s.authenticate(ctx)
 	if err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, err)
 	}
 	return handler(context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c)), req)
 }
@@ -110,11 +112,12 @@ type wrappedStream struct {
 func (w wrappedStream) Context() context.Context { return w.ctx }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	c, err := s.authenticate(ss.Context())
+	ctx, id := withRequestID(ss.Context())
+	ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
+	c, err := s.authenticate(ctx)
 	if err != nil {
-		return err
+		return s.toStatus(ctx, err)
 	}
-	ctx := ss.Context()
 	return handler(srv, wrappedStream{ss, context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c))})
 }
 
@@ -123,7 +126,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 type limiter struct {
 	cfg RateLimits
 	// shared, when set, keeps the letters' buckets where every server of
-	// the tree shares them (PostgreSQL); the addresses' stay per server.
+	// the log shares them (Engine.SharedLetterLimit); the addresses' stay
+	// per server.
 	shared func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
 
 	mu        sync.Mutex
@@ -137,8 +141,10 @@ type entry struct {
 	used time.Time
 }
 
-func newLimiter(cfg RateLimits) *limiter {
-	return &limiter{cfg: cfg, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
+// newLimiter returns a limiter; shared, when set, keeps the letters'
+// buckets (see Engine.SharedLetterLimit).
+func newLimiter(cfg RateLimits, shared func(context.Context, string, float64, int) (time.Duration, error)) *limiter {
+	return &limiter{cfg: cfg, shared: shared, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
 }
 
 // allow takes one token from the address's and the letter's buckets; it

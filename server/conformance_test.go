@@ -3,25 +3,17 @@ package server_test
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/trillian"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/test/bufconn"
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/conformance"
-	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
-	"github.com/undersigned/undersigned/server/servertest/trilliantest"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 func init() {
@@ -33,7 +25,7 @@ func init() {
 // engine.
 func TestConformanceEmbedded(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Log {
-		return &serverLog{dir: t.TempDir(), cfg: server.Config{BatchMaxAge: 5 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond}}
+		return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: servertest.Embedded})}
 	})
 }
 
@@ -41,18 +33,7 @@ func TestConformanceEmbedded(t *testing.T) {
 // this process, on its memory storage, with the store in the data folder.
 func TestConformanceTrillianMemory(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Log {
-		tr, err := trillianmem.Start(context.Background(), trillianmem.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(tr.Close)
-		tree, err := tr.CreateTree(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &serverLog{dir: t.TempDir(), cfg: server.Config{Trillian: &server.TrillianConfig{
-			Conn: tr.Conn, TreeID: tree, PollInterval: 10 * time.Millisecond,
-		}}}
+		return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: servertest.TrillianMemory})}
 	})
 }
 
@@ -60,98 +41,35 @@ func TestConformanceTrillianMemory(t *testing.T) {
 // and PostgreSQL (deploy/trillian/up.sh), each log on a new tree and a new
 // database.
 func TestConformanceTrillianPostgres(t *testing.T) {
-	env := trilliantest.Need(t)
 	conformance.Run(t, func(t *testing.T) conformance.Log {
-		return &serverLog{dir: t.TempDir(), cfg: server.Config{Trillian: &server.TrillianConfig{
-			Addr: env.TrillianAddr, TreeID: env.NewTree(t, trillian.TreeType_LOG), PostgresURI: env.NewDatabase(t),
-			PollInterval: 20 * time.Millisecond,
-		}}}
+		return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: servertest.TrillianPostgres})}
 	})
 }
 
-// serverLog serves a data folder (and, for Trillian, a tree) with
-// server.New, over bufconn and httptest.
-type serverLog struct {
-	dir        string
-	cfg        server.Config
+// conformanceLog starts the servers of a servertest.Log for the suite,
+// each with a second organiser token.
+type conformanceLog struct {
+	*servertest.Log
 	otherToken string
 }
 
-// logBuffer keeps a server's logs for a failing test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *serverLog) Start(t *testing.T) *conformance.Target {
+func (l *conformanceLog) Start(t *testing.T) *conformance.Target {
 	t.Helper()
-	ctx := context.Background()
-	logs := &logBuffer{}
-	cfg := l.cfg
-	cfg.DataDir = l.dir
-	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start a server on %s: %v", l.dir, err)
-	}
-	tok, err := os.ReadFile(s.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := l.Log.Start(t)
 	if l.otherToken == "" {
-		if l.otherToken, _, err = server.NewToken(ctx, s.Tokens(), "second organiser", nil); err != nil {
+		var err error
+		if l.otherToken, _, err = ledger.NewToken(context.Background(), s.Srv.Tokens(), "second organiser", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pub, err := os.ReadFile(filepath.Join(l.dir, server.LogPubFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	g := s.NewGRPCServer()
-	go g.Serve(lis)
-	h := httptest.NewServer(s.HTTPHandler())
-	engine := "embedded"
-	if cfg.Trillian != nil {
-		engine = "trillian"
-	}
-	var once sync.Once
-	stop := func(t *testing.T) {
-		once.Do(func() {
-			h.Close()
-			g.Stop()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := s.Close(ctx); err != nil {
-				t.Errorf("close the server: %v", err)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop(t)
-		if t.Failed() {
-			logs.mu.Lock()
-			t.Logf("logs of the server on %s:\n%s", l.dir, logs.b.String())
-			logs.mu.Unlock()
-		}
-	})
 	return &conformance.Target{
-		Engine: engine,
-		Addr:   "passthrough:///bufconn",
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return lis.DialContext(ctx)
-		})},
-		HTTP:        h.URL,
-		Token:       strings.TrimSpace(string(tok)),
+		Engine:      s.Engine,
+		Addr:        s.Addr,
+		HTTP:        s.HTTP,
+		Token:       s.Token,
 		OtherToken:  l.otherToken,
-		VerifierKey: strings.TrimSpace(string(pub)),
-		Stop:        stop,
+		VerifierKey: s.VerifierKey,
+		Stop:        func(t *testing.T) { s.Stop(t) },
 	}
 }
 
@@ -186,28 +104,21 @@ func modelSeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// modelLog is a log of the engine for a model test, whose writes without a
+// token are not limited.
+func modelLog(t *testing.T, engine servertest.Engine) *conformanceLog {
+	return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: engine, OpenRate: modelRate})}
+}
+
 // TestModelEmbedded checks random sequences of operations on the embedded
 // engine against the rules function (conformance.RunModel).
 func TestModelEmbedded(t *testing.T) {
-	l := &serverLog{dir: t.TempDir(), cfg: server.Config{BatchMaxAge: 5 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond, OpenRate: modelRate}}
-	conformance.RunModel(t, l, modelOps(t, 10000), modelSeed(t))
+	conformance.RunModel(t, modelLog(t, servertest.Embedded), modelOps(t, 10000), modelSeed(t))
 }
 
 // TestModelTrillianMemory is TestModelEmbedded on Trillian in this process.
 func TestModelTrillianMemory(t *testing.T) {
-	tr, err := trillianmem.Start(context.Background(), trillianmem.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	tree, err := tr.CreateTree(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &serverLog{dir: t.TempDir(), cfg: server.Config{OpenRate: modelRate, Trillian: &server.TrillianConfig{
-		Conn: tr.Conn, TreeID: tree, PollInterval: 10 * time.Millisecond,
-	}}}
-	conformance.RunModel(t, l, modelOps(t, 10000), modelSeed(t))
+	conformance.RunModel(t, modelLog(t, servertest.TrillianMemory), modelOps(t, 10000), modelSeed(t))
 }
 
 // TestModelTrillianPostgres is TestModelEmbedded on Trillian and
@@ -217,10 +128,5 @@ func TestModelTrillianPostgres(t *testing.T) {
 	if raceEnabled {
 		t.Skip("too slow under the race detector: .ci/run runs it without -race")
 	}
-	env := trilliantest.Need(t)
-	l := &serverLog{dir: t.TempDir(), cfg: server.Config{OpenRate: modelRate, Trillian: &server.TrillianConfig{
-		Addr: env.TrillianAddr, TreeID: env.NewTree(t, trillian.TreeType_LOG), PostgresURI: env.NewDatabase(t),
-		PollInterval: 20 * time.Millisecond,
-	}}}
-	conformance.RunModel(t, l, modelOps(t, 1000), modelSeed(t))
+	conformance.RunModel(t, modelLog(t, servertest.TrillianPostgres), modelOps(t, 1000), modelSeed(t))
 }

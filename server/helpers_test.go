@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,112 +22,55 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // testTimeout bounds every call a test makes; tests fail rather than hang.
 const testTimeout = 30 * time.Second
 
-// testLog keeps a server's logs and shows them only when a test fails.
-type testLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// testServer is a server on a temporary data folder, served in process
-// over bufconn (gRPC) and httptest (HTTP).
+// testServer is a server on a data folder, served in the test's process,
+// with an organiser key generated for the test.
 type testServer struct {
-	Dir   string
-	Srv   *Server
-	Token string
+	*servertest.Server
 	// Org is an organiser key generated for the test.
 	Org ed25519.PrivateKey
-	// HTTP is the base URL of the HTTP API.
-	HTTP string
-
-	lis      *bufconn.Listener
-	grpc     *grpc.Server
-	http     *httptest.Server
-	stopOnce sync.Once
 }
 
-type serverOption func(*Config)
+type serverOption func(*servertest.Options)
 
 func withOrigin(origin string) serverOption {
-	return func(c *Config) { c.Origin = origin }
+	return func(o *servertest.Options) { o.Origin = origin }
 }
 
-func withOpenRate(r RateLimits) serverOption {
-	return func(c *Config) { c.OpenRate = r }
+func withOpenRate(r server.RateLimits) serverOption {
+	return func(o *servertest.Options) { o.OpenRate = r }
 }
 
-// startServer opens a server on dir with a fast batch age and the
-// shortest checkpoint interval Tessera allows, and serves it until the
-// test ends.
+// startServer starts a server on dir, on the embedded engine with a fast
+// batch age and the shortest checkpoint interval Tessera allows, and
+// serves it until the test ends.
 func startServer(t *testing.T, dir string, opts ...serverOption) *testServer {
 	t.Helper()
-	logs := &testLog{}
-	cfg := Config{
-		DataDir:            dir,
-		Logger:             slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		BatchMaxAge:        5 * time.Millisecond,
-		CheckpointInterval: 100 * time.Millisecond,
+	o := servertest.Options{Dir: dir}
+	for _, f := range opts {
+		f(&o)
 	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New(%s): %v", dir, err)
-	}
-	ts := &testServer{Dir: dir, Srv: s, Token: readToken(t, s.TokenPath), Org: newOrganiserKey(t)}
-	ts.lis = bufconn.Listen(1 << 20)
-	ts.grpc = s.NewGRPCServer()
-	go ts.grpc.Serve(ts.lis)
-	ts.http = httptest.NewServer(s.HTTPHandler())
-	ts.HTTP = ts.http.URL
-	t.Cleanup(func() {
-		ts.stop(t)
-		if t.Failed() {
-			t.Logf("logs of the server on %s:\n%s", dir, logs)
-		}
-	})
+	ts := &testServer{Server: servertest.Start(t, o), Org: newOrganiserKey(t)}
+	readToken(t, ts.Srv.TokenPath)
 	return ts
 }
 
 // stop stops serving and closes the server; it may be called more than
 // once.
-func (ts *testServer) stop(t *testing.T) {
-	t.Helper()
-	ts.stopOnce.Do(func() {
-		ts.http.Close()
-		ts.grpc.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if err := ts.Srv.Close(ctx); err != nil {
-			t.Errorf("closing the server: %v", err)
-		}
-	})
-}
+func (ts *testServer) stop(t *testing.T) { ts.Stop(t) }
 
 func newOrganiserKey(t *testing.T) ed25519.PrivateKey {
 	t.Helper()
@@ -148,54 +88,29 @@ func readToken(t *testing.T, path string) string {
 		t.Fatalf("read the token file: %v", err)
 	}
 	tok := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(tok, TokenPrefix) {
-		t.Fatalf("token file %s holds %q, want a token starting %q", path, tok, TokenPrefix)
+	if !strings.HasPrefix(tok, ledger.TokenPrefix) {
+		t.Fatalf("token file %s holds %q, want a token starting %q", path, tok, ledger.TokenPrefix)
 	}
 	return tok
-}
-
-// dialOptions dial the bufconn listener.
-func (ts *testServer) dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-		return ts.lis.DialContext(ctx)
-	})}
 }
 
 // dial returns a client that sends token with its writes (none when
 // token is empty), pinned to the key in the data folder's log.pub.
 func (ts *testServer) dial(t *testing.T, token string, opts ...grpc.DialOption) *client.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Config{
-		Addr:        "passthrough:///bufconn",
-		Token:       token,
-		LogKey:      ts.logPub(t),
-		DialOptions: append(ts.dialOptions(), opts...),
-	})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return ts.Dial(t, token, opts...)
 }
 
 // conn returns a raw gRPC connection to the server.
 func (ts *testServer) conn(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		append(ts.dialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return ts.Conn(t)
 }
 
 // logPub returns the verifier key the data folder publishes.
 func (ts *testServer) logPub(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(ts.Dir, LogPubFile))
+	b, err := os.ReadFile(filepath.Join(ts.Dir, "log.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/transparency-dev/tessera/api/layout"
 
+	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/server/internal/web"
 )
 
@@ -31,14 +31,18 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /log/tile/{level}/{n...}", s.serveTile)
 	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.ledger.Healthy(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	return withRequestIDs(mux)
+}
+
+// serveHealth says whether the ledger can write: "ok", or "unhealthy" with
+// a reason safe for anyone; the server's log has the full one.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.ledger.Healthy(); err != nil {
+		s.httpError(w, r, http.StatusServiceUnavailable, "unhealthy: writes are refused now, reads are served", err)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 const (
@@ -49,7 +53,7 @@ const (
 func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	cp, err := s.ledger.Checkpoint(r.Context())
 	if err != nil {
-		http.Error(w, "no checkpoint yet", http.StatusServiceUnavailable)
+		s.httpError(w, r, http.StatusServiceUnavailable, "no checkpoint yet", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -74,13 +78,13 @@ func (s *Server) published(r *http.Request, level, n uint64, p uint8) bool {
 	return last <= cp.Size || p != 0 && layout.PartialTileSize(level, n, cp.Size) == p
 }
 
-func writeResource(w http.ResponseWriter, b []byte, err error, p uint8) {
+func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, b []byte, err error, p uint8) {
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			http.NotFound(w, nil)
+			http.NotFound(w, r)
 			return
 		}
-		http.Error(w, "cannot read the resource", http.StatusInternalServerError)
+		s.httpError(w, r, http.StatusInternalServerError, "cannot read the resource", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -95,38 +99,29 @@ func writeResource(w http.ResponseWriter, b []byte, err error, p uint8) {
 func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 	level, n, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("n"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not a tile of the tlog-tiles API", err)
 		return
 	}
 	if !s.published(r, level, n, p) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := s.tlog.ReadTile(r.Context(), level, n, p)
-	writeResource(w, b, err, p)
+	b, err := s.engine.ReadTile(r.Context(), level, n, p)
+	s.writeResource(w, r, b, err, p)
 }
 
 func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 	n, p, err := layout.ParseTileIndexPartial(r.PathValue("n"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not an entry bundle of the tlog-tiles API", err)
 		return
 	}
 	if !s.published(r, 0, n, p) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := s.tlog.ReadEntryBundle(r.Context(), n, p)
-	writeResource(w, b, err, p)
-}
-
-// DisclosureJSON is one element of a disclosure bundle.
-type DisclosureJSON struct {
-	Index       uint64 `json:"index"`
-	Salt        string `json:"salt"`
-	Name        string `json:"name"`
-	Affiliation string `json:"affiliation"`
-	Country     string `json:"country"`
+	b, err := s.engine.ReadEntryBundle(r.Context(), n, p)
+	s.writeResource(w, r, b, err, p)
 }
 
 // serveDisclosures serves the public, unredacted disclosures of an entry
@@ -135,7 +130,7 @@ type DisclosureJSON struct {
 func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.httpError(w, r, http.StatusBadRequest, "not a disclosure bundle", err)
 		return
 	}
 	if !s.published(r, 0, n, p) {
@@ -149,18 +144,12 @@ func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	from := n * layout.EntryBundleWidth
 	rows, err := s.ledger.Disclosures(r.Context(), from, from+width)
 	if err != nil {
-		http.Error(w, "disclosures are not available now", http.StatusServiceUnavailable)
+		s.httpError(w, r, http.StatusServiceUnavailable, "disclosures are not available now", err)
 		return
 	}
-	out := make([]DisclosureJSON, 0, len(rows))
+	out := make([]records.BundledDisclosure, 0, len(rows))
 	for _, d := range rows {
-		out = append(out, DisclosureJSON{
-			Index:       d.Index,
-			Salt:        base64.StdEncoding.EncodeToString(d.Disclosure.GetSalt()),
-			Name:        d.Disclosure.GetName(),
-			Affiliation: d.Disclosure.GetAffiliation(),
-			Country:     d.Disclosure.GetCountry(),
-		})
+		out = append(out, records.NewBundledDisclosure(d.Index, d.Disclosure))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", shortLife)

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -453,7 +453,7 @@ func TestSampleImport(t *testing.T) {
 
 		// Everything the HTTP API serves.
 		var httpBytes, bundleBytes []byte
-		var bundled []DisclosureJSON
+		var bundled []records.BundledDisclosure
 		fetch := func(path string) []byte {
 			code, h, body := httpGet(t, ts.HTTP, path)
 			if code != http.StatusOK {
@@ -481,7 +481,7 @@ func TestSampleImport(t *testing.T) {
 		for _, p := range disclosureBundles {
 			body := fetch(p)
 			bundleBytes = append(bundleBytes, body...)
-			var ds []DisclosureJSON
+			var ds []records.BundledDisclosure
 			if err := json.Unmarshal(body, &ds); err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}

@@ -4,37 +4,48 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // cuttableConn is a connection to Trillian that can be cut: while cut,
-// every call fails with Unavailable, as when Trillian is down.
+// every call fails with Unavailable, as when Trillian is down, with the
+// text gRPC gives then, which names Trillian's address.
 type cuttableConn struct {
 	grpc.ClientConnInterface
 	cut atomic.Bool
 }
 
+// trillianDown is what a call to a Trillian that is down fails with.
+var trillianDown = status.Error(codes.Unavailable,
+	`connection error: desc = "transport: Error while dialing: dial tcp 10.20.30.40:8090: connect: connection refused" (trillian-log-server.internal.example)`)
+
 func (c *cuttableConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	if c.cut.Load() {
-		return status.Error(codes.Unavailable, "Trillian is down (test)")
+		return trillianDown
 	}
 	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
 }
 
 func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if c.cut.Load() {
-		return nil, status.Error(codes.Unavailable, "Trillian is down (test)")
+		return nil, trillianDown
 	}
 	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
 }
@@ -45,24 +56,13 @@ func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, met
 // receipt, and new writes go through.
 func TestTrillianOutage(t *testing.T) {
 	ctx := context.Background()
-	tr, err := trillianmem.Start(ctx, trillianmem.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	tree, err := tr.CreateTree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := &cuttableConn{ClientConnInterface: tr.Conn}
-	target := (&serverLog{dir: t.TempDir(), cfg: server.Config{Trillian: &server.TrillianConfig{
-		Conn: conn, TreeID: tree, PollInterval: 10 * time.Millisecond,
-	}}}).Start(t)
-	cl, err := client.Dial(ctx, client.Config{Addr: target.Addr, Token: target.Token, DialOptions: target.DialOptions})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	var conn *cuttableConn
+	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory,
+		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
+			conn = &cuttableConn{ClientConnInterface: c}
+			return conn
+		}})
+	cl := s.Dial(t, s.Token)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "outage", Title: "Outage", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
@@ -120,4 +120,110 @@ func TestTrillianOutage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestTrillianOutageTellsNothing cuts a frontend off Trillian and checks
+// what callers are told: Unavailable, with no address, host name or text
+// of Trillian's, and a request id, under which the server's log holds the
+// full error. It checks a read that asks Trillian, a write once the
+// frontend calls itself unhealthy, and /healthz.
+func TestTrillianOutageTellsNothing(t *testing.T) {
+	ctx := context.Background()
+	var conn *cuttableConn
+	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory,
+		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
+			conn = &cuttableConn{ClientConnInterface: c}
+			return conn
+		}})
+	cl := s.Dial(t, s.Token)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "outage", Title: "Outage", Text: "Sign here.\n"}, key)
+	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
+		t.Fatal(err)
+	}
+	endorse := func(ctx context.Context, name string, opts ...grpc.CallOption) error {
+		e := client.NewEndorsement(cl.Origin(), l, client.Signer{Fields: records.Fields{Name: name}, OrganiserKey: key})
+		_, err := cl.API().Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure}, opts...)
+		return err
+	}
+	if err := endorse(ctx, "Before the outage"); err != nil {
+		t.Fatal(err)
+	}
+	conn.cut.Store(true)
+	defer conn.cut.Store(false)
+
+	// checkSafe checks what a caller got, and reports whether the log
+	// holds the full error of Trillian's under its request id.
+	checkSafe := func(t *testing.T, what string, err error, header, trailer metadata.MD) bool {
+		t.Helper()
+		st := status.Convert(err)
+		if st.Code() != codes.Unavailable {
+			t.Fatalf("%s: %v, want Unavailable", what, err)
+		}
+		for _, leak := range []string{"10.20.30.40", "8090", "dial", "connection refused", "internal.example", "transport", "rillian"} {
+			if strings.Contains(st.Message(), leak) {
+				t.Errorf("%s: the message %q holds %q", what, st.Message(), leak)
+			}
+		}
+		id := header.Get(server.RequestIDHeader)
+		if len(id) != 1 || id[0] == "" || !slices.Equal(trailer.Get(server.RequestIDHeader), id) {
+			t.Fatalf("%s: request id %q in the header, %q in the trailer; want one, the same", what, id, trailer.Get(server.RequestIDHeader))
+		}
+		if !strings.Contains(st.Message(), id[0]) {
+			t.Errorf("%s: the message %q does not name the request id %s", what, st.Message(), id[0])
+		}
+		for _, line := range strings.Split(s.Logs.String(), "\n") {
+			if strings.Contains(line, "request_id="+id[0]) && strings.Contains(line, "dial tcp 10.20.30.40:8090") {
+				return true
+			}
+		}
+		return false
+	}
+
+	t.Run("a read that asks Trillian", func(t *testing.T) {
+		var header, trailer metadata.MD
+		_, err := cl.API().GetInclusionProof(ctx, &pb.GetInclusionProofRequest{Index: 0, TreeSize: 2}, grpc.Header(&header), grpc.Trailer(&trailer))
+		if !checkSafe(t, "GetInclusionProof", err, header, trailer) {
+			t.Errorf("the server's log holds no line with the request id and the full error:\n%s", s.Logs)
+		}
+	})
+	t.Run("a write once the frontend is unhealthy", func(t *testing.T) {
+		// Until the frontend calls itself unhealthy (after 5 s of failed
+		// steps) a write is admitted and waits; the caller gives up on it
+		// after a moment and gets Unavailable too, for its own deadline.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var header, trailer metadata.MD
+			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			err := endorse(wctx, "Refused during the outage", grpc.Header(&header), grpc.Trailer(&trailer))
+			cancel()
+			if status.Code(err) == codes.Unavailable && checkSafe(t, "Endorse", err, header, trailer) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("30 s into the outage, a write got %v, and no refusal for the outage was logged:\n%s", err, s.Logs)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	t.Run("healthz", func(t *testing.T) {
+		resp, err := http.Get(s.HTTP + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get(server.RequestIDHeader)
+		if resp.StatusCode != http.StatusServiceUnavailable || id == "" || !strings.HasPrefix(string(body), "unhealthy") {
+			t.Fatalf("/healthz: %s, request id %q, %q; want 503 unhealthy with a request id", resp.Status, id, body)
+		}
+		for _, leak := range []string{"10.20.30.40", "8090", "dial", "connection refused", "internal.example", "rillian"} {
+			if strings.Contains(string(body), leak) {
+				t.Errorf("/healthz says %q, which holds %q", body, leak)
+			}
+		}
+		if !strings.Contains(s.Logs.String(), "request_id="+id) {
+			t.Errorf("the server's log does not name the request id %s of /healthz", id)
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -145,15 +146,15 @@ func TestWritesNeedTheRightToken(t *testing.T) {
 
 	// Tokens are made in the server's own store: the test lives in the
 	// package, as Server has no exported accessor for its token store.
-	scopedToken, _, err := NewToken(ctx, ts.Srv.store.Tokens(), "letter b only", []string{"letter-b"})
+	scopedToken, _, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "letter b only", []string{"letter-b"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revokedToken, revoked, err := NewToken(ctx, ts.Srv.store.Tokens(), "revoked", nil)
+	revokedToken, revoked, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "revoked", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := ts.Srv.store.Tokens().Revoke(ctx, revoked.ID, time.Now().Unix()); !ok || err != nil {
+	if ok, err := ts.Srv.Tokens().Revoke(ctx, revoked.ID, time.Now().Unix()); !ok || err != nil {
 		t.Fatalf("revoke: %v, %v", ok, err)
 	}
 	before := logSize(t, c)
@@ -208,7 +209,7 @@ func TestWritesNeedTheRightToken(t *testing.T) {
 		want codes.Code
 	}{
 		{"no token", ts.dial(t, ""), codes.Unauthenticated},
-		{"unknown token", ts.dial(t, TokenPrefix+"000000000000_bogus"), codes.Unauthenticated},
+		{"unknown token", ts.dial(t, ledger.TokenPrefix+"000000000000_bogus"), codes.Unauthenticated},
 		{"revoked token", ts.dial(t, revokedToken), codes.Unauthenticated},
 		{"token for another letter", ts.dial(t, scopedToken), codes.PermissionDenied},
 	}
@@ -253,7 +254,7 @@ func TestDuplicatesAcrossPrincipals(t *testing.T) {
 	c := ts.dial(t, ts.Token)
 	origin := c.Origin()
 	letter := ts.publish(t, c, "dedup-letter", pb.Policy_POLICY_CURATED)
-	secondToken, _, err := NewToken(ctx, ts.Srv.store.Tokens(), "second organiser", nil)
+	secondToken, _, err := ledger.NewToken(ctx, ts.Srv.Tokens(), "second organiser", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

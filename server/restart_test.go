@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	"github.com/undersigned/undersigned/client/receipt/receipttest"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // TestRestart closes a server and opens another on the same data folder:
@@ -36,7 +39,7 @@ func TestRestart(t *testing.T) {
 	first.stop(t)
 
 	t.Run("another origin is refused", func(t *testing.T) {
-		s, err := New(context.Background(), Config{DataDir: dir, Origin: "example.test/undersigned/other"})
+		s, err := server.New(context.Background(), server.Config{DataDir: dir, Origin: "example.test/undersigned/other", Engine: servertest.EmbeddedEngine})
 		if err == nil {
 			s.Close(context.Background())
 			t.Fatal("New accepted another origin on an existing data folder")
@@ -106,13 +109,13 @@ func TestRestart(t *testing.T) {
 	}
 
 	t.Run("the data folder has its files", func(t *testing.T) {
-		for _, f := range []string{LogKeyFile, LogPubFile, DedupSecretFile, TokenFile, LastCheckpointFile, StateFile} {
+		for _, f := range []string{datadir.LogKeyFile, datadir.LogPubFile, datadir.DedupSecretFile, datadir.TokenFile, datadir.LastCheckpointFile, datadir.StateFile} {
 			fi, err := os.Stat(filepath.Join(dir, f))
 			if err != nil {
 				t.Errorf("%s: %v", f, err)
 				continue
 			}
-			if secret := f == LogKeyFile || f == DedupSecretFile || f == TokenFile; secret && fi.Mode().Perm()&0o077 != 0 {
+			if secret := f == datadir.LogKeyFile || f == datadir.DedupSecretFile || f == datadir.TokenFile; secret && fi.Mode().Perm()&0o077 != 0 {
 				t.Errorf("%s has mode %v: readable by others", f, fi.Mode().Perm())
 			}
 		}

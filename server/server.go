@@ -1,14 +1,17 @@
-// Package server is the undersigned service: it opens a data folder and an
-// engine, and serves the ledger over gRPC (package undersigned.v1) and HTTP
-// (the tlog-tiles API and disclosure bundles under /log/, /metrics and
-// /healthz).
+// Package server is the undersigned service: it serves the ledger of a data
+// folder over gRPC (package undersigned.v1) and HTTP (the tlog-tiles API
+// and disclosure bundles under /log/, /metrics and /healthz), on an
+// [Engine] that keeps the log and everything beside it.
 //
-// The program in cmd/undersigned-server turns flags into a [Config] and
-// calls [Run]; tests call [New] and serve it on listeners of their own.
+// The service holds the gRPC service, the HTTP handlers, authentication
+// and rate limits, the mapping of errors to statuses, and its
+// configuration. It knows no engine: the program in cmd/undersigned-server
+// turns flags into a [Config] whose Engine opens the one it picked
+// (package embedded or trillian), and calls [Run]. Tests start servers
+// with package servertest.
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,13 +19,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/transparency-dev/formats/log"
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -31,37 +32,30 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/internal/embedded"
-	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
-	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/ledger"
-	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
 )
 
-// Config configures a server. The zero value of each field is a sensible
-// default.
+// Config configures a server. The zero value of each field but Engine is
+// a sensible default.
 type Config struct {
 	// DataDir is the data folder; default ./undersigned-data.
 	DataDir string
+	// Origin is the log's origin, fixed at first start; default
+	// localhost/undersigned/<8 random hex digits>.
+	Origin string
+	// Engine opens the engine on the data folder. Required.
+	Engine OpenEngine
 	// GRPCAddr and HTTPAddr are the listen addresses; defaults
 	// 127.0.0.1:7420 and 127.0.0.1:7421.
 	GRPCAddr string
 	HTTPAddr string
-	// Origin is the log's origin, fixed at first start; default
-	// localhost/undersigned/<8 random hex digits>.
-	Origin string
 	// TLS configures TLS for both ports; the zero value serves plaintext.
 	TLS TLSConfig
 	// Logger receives the server's logs; default discards them.
 	Logger *slog.Logger
 	// Registry receives the metrics served at /metrics; default a new one.
 	Registry *prometheus.Registry
-
-	// BatchMaxSize, BatchMaxAge and CheckpointInterval tune the embedded
-	// engine (see embedded.Config).
-	BatchMaxSize       uint
-	BatchMaxAge        time.Duration
-	CheckpointInterval time.Duration
 
 	// OpenRate limits the writes that need no token (signer-authorised
 	// withdrawals and redactions, open-letter endorsements).
@@ -77,15 +71,6 @@ type Config struct {
 	// rather than queued, so that memory stays bounded under any load. 0
 	// means 4,096.
 	MaxInflightWrites int
-
-	// AfterAdmit, when set, is called after each batch of writes is
-	// admitted and before it is appended: crash tests kill the process
-	// there.
-	AfterAdmit func()
-
-	// Trillian, when set, runs the server as a Trillian personality
-	// (DESIGN.md §7) instead of on the embedded engine.
-	Trillian *TrillianConfig
 }
 
 // RateLimits are the limits on the writes that need no token.
@@ -136,35 +121,18 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// engineLog is what the server needs of an engine's log: the ledger's
-// Log, the tlog-tiles resources, and a way to stop it.
-type engineLog interface {
-	ledger.Log
-	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
-	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
-	Close(ctx context.Context) error
-}
-
 // Server is an open data folder with its engine and ledger.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	keys   *keys
-	engine string
-	store  ledger.Store
-	tlog   engineLog
+	folder *datadir.Folder
+	engine Engine
 	ledger *ledger.Ledger
 	health *health.Server
 	limits *limiter
 	tokens *tokenCache
 	writes *semaphore.Weighted
 	tls    *tls.Config
-
-	// On the embedded engine: its log, its guard, and the log as checked
-	// at start.
-	emb      *embedded.Log
-	guard    *guard.Signer
-	verified *embedded.Verified
 
 	// TokenPath is the file holding the first organiser token.
 	TokenPath string
@@ -173,220 +141,80 @@ type Server struct {
 	closeErr  error
 }
 
-// New opens the data folder (creating the log key, the verifier key, the
-// secrets and the first organiser token on first start), reconciles the
-// store with the log, and returns a server ready to serve.
+// New opens the data folder (creating the log key, the verifier key and
+// the secrets on first start), opens the engine on it, creates the first
+// organiser token on first start, reconciles the store with the log, and
+// returns a server ready to serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if cfg.Engine == nil {
+		return nil, errors.New("server: no engine")
+	}
 	tlsConfig, err := cfg.TLS.load()
 	if err != nil {
 		return nil, err
 	}
-	k, first, err := openKeys(cfg.DataDir, cfg.Origin)
+	f, err := datadir.Open(cfg.DataDir, cfg.Origin)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, keys: k, tls: tlsConfig}
-	if first {
-		s.log.Info("created a new log", slog.String("origin", k.origin),
-			slog.String("key", filepath.Join(cfg.DataDir, LogKeyFile)),
-			slog.String("verifier_key", filepath.Join(cfg.DataDir, LogPubFile)))
+	s := &Server{cfg: cfg, log: cfg.Logger, folder: f, tls: tlsConfig}
+	if f.Created {
+		s.log.Info("created a new log", slog.String("origin", f.Origin),
+			slog.String("key", f.Path(datadir.LogKeyFile)),
+			slog.String("verifier_key", f.Path(datadir.LogPubFile)))
 	}
-	if cfg.Trillian != nil {
-		err = s.openTrillian(ctx)
-	} else {
-		err = s.openEmbedded(ctx)
-	}
-	if err != nil {
+	if s.engine, err = cfg.Engine(ctx, f); err != nil {
 		return nil, err
 	}
-	path, created, err := ensureFirstToken(ctx, cfg.DataDir, s.store.Tokens())
-	if err != nil {
-		s.tlog.Close(ctx)
-		s.store.Close()
+	if err := s.open(ctx); err != nil {
+		s.engine.Close(ctx)
 		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the ledger on the engine, and what serves it.
+func (s *Server) open(ctx context.Context) error {
+	path, created, err := s.folder.EnsureFirstToken(ctx, s.engine.Store().Tokens())
+	if err != nil {
+		return err
 	}
 	s.TokenPath = path
 	if created {
 		s.log.Info("created the first organiser token", slog.String("file", path))
 	}
 	s.ledger, err = ledger.New(ctx, ledger.Config{
-		Origin:      k.origin,
-		Verifier:    k.verifier,
-		VerifierKey: k.verifierKey,
-		Engine:      s.engine,
-		Log:         s.tlog,
-		Store:       s.store,
-		DedupSecret: k.dedupSecret,
+		Origin:      s.folder.Origin,
+		Verifier:    s.folder.Verifier,
+		VerifierKey: s.folder.VerifierKey,
+		Engine:      s.engine.Name(),
+		Log:         s.engine.Log(),
+		Store:       s.engine.Store(),
+		DedupSecret: s.folder.DedupSecret,
 		Logger:      s.log,
-		Metrics:     ledger.NewMetrics(cfg.Registry),
-		AfterAdmit:  cfg.AfterAdmit,
+		Metrics:     ledger.NewMetrics(s.cfg.Registry),
 	})
 	if err != nil {
-		s.tlog.Close(ctx)
-		s.store.Close()
-		return nil, err
+		return err
 	}
-	// (The Trillian engine's tile builder checks the tree against the last
-	// checkpoint signed before it signs another.)
-	if s.emb != nil {
-		if err := s.checkEmbeddedAtStart(ctx); err != nil {
-			s.ledger.Close()
-			s.tlog.Close(ctx)
-			s.store.Close()
-			return nil, err
-		}
+	if err := s.engine.Start(ctx); err != nil {
+		s.ledger.Close()
+		return err
 	}
 	s.health = health.NewServer()
-	s.limits = newLimiter(cfg.OpenRate)
-	if pg, ok := s.store.(*pgstore.Store); ok {
-		s.limits.shared = pg.TakeLetterToken
-	}
-	s.writes = semaphore.NewWeighted(int64(cfg.MaxInflightWrites))
-	s.tokens = newTokenCache(s.store.Tokens())
-	cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return s, nil
-}
-
-// openEmbedded opens the embedded engine in the data folder: the SQLite
-// store and the Tessera log, checked since the last clean stop.
-func (s *Server) openEmbedded(ctx context.Context) error {
-	cfg, k := s.cfg, s.keys
-	var err error
-	s.engine = "embedded"
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, StateFile))
-	if err != nil {
-		return err
-	}
-	s.store = st
-	g, err := guard.New(ctx, k.signer, k.verifier, guard.File(filepath.Join(cfg.DataDir, LastCheckpointFile)), nil, s.log)
-	if err != nil {
-		st.Close()
-		return err
-	}
-	s.guard = g
-	s.emb, err = embedded.Open(ctx, embedded.Config{
-		Dir:                filepath.Join(cfg.DataDir, LogDir),
-		Signer:             g,
-		Verifier:           k.verifier,
-		BatchMaxSize:       cfg.BatchMaxSize,
-		BatchMaxAge:        cfg.BatchMaxAge,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Logger:             s.log,
-	})
-	if err != nil {
-		st.Close()
-		return err
-	}
-	s.tlog = s.emb
-	// What changed since the last clean stop: the entries beyond the
-	// verified state must give the tree Tessera keeps.
-	verifiedPath := filepath.Join(cfg.DataDir, LogVerifiedFile)
-	verified, err := embedded.LoadVerified(verifiedPath)
-	if err == nil {
-		start := time.Now()
-		var checked *embedded.Verified
-		if checked, err = s.emb.Check(ctx, verified, embedded.CheckOptions{}); err == nil {
-			s.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
-				slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
-			s.verified = checked
-			err = embedded.SaveVerified(verifiedPath, checked)
-		}
-	}
-	if err != nil {
-		s.emb.Close(ctx)
-		st.Close()
-		return fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, cfg.DataDir)
-	}
+	s.limits = newLimiter(s.cfg.OpenRate, s.engine.SharedLetterLimit())
+	s.writes = semaphore.NewWeighted(int64(s.cfg.MaxInflightWrites))
+	s.tokens = newTokenCache(s.engine.Store().Tokens())
+	s.cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return nil
-}
-
-// checkEmbeddedAtStart checks, once the store is reconciled, that the
-// embedded log caught up with the last checkpoint it signed and extends
-// it, and waits for a published checkpoint that covers it. An error means
-// the server must not serve; a log that does not extend the checkpoint is
-// served with writes refused.
-func (s *Server) checkEmbeddedAtStart(ctx context.Context) error {
-	if err := s.checkAgainstLastSigned(ctx, s.guard); err != nil {
-		if errors.Is(err, guard.ErrBehind) {
-			return fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
-		}
-		s.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
-		return nil
-	}
-	if err := s.awaitPublished(ctx, s.guard); err != nil {
-		return fmt.Errorf("refusing to serve: %w", err)
-	}
-	return nil
-}
-
-// checkAgainstLastSigned checks, at start, that the log's tree extends the
-// last checkpoint signed.
-func (s *Server) checkAgainstLastSigned(ctx context.Context, g *guard.Signer) error {
-	size, root, err := s.emb.TreeState(ctx)
-	if err != nil {
-		return err
-	}
-	return g.Check(ctx, size, root)
-}
-
-// awaitPublished waits until the published checkpoint covers the last one
-// signed: a restored log must not serve a checkpoint older than one it
-// handed out before.
-func (s *Server) awaitPublished(ctx context.Context, g *guard.Signer) error {
-	last := g.Last()
-	if last == nil {
-		return nil
-	}
-	var want log.Checkpoint
-	if _, err := want.Unmarshal(firstParagraph(last)); err != nil {
-		return fmt.Errorf("the last signed checkpoint: %w", err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		cp, err := s.tlog.Checkpoint(ctx)
-		if err == nil && cp.Size >= want.Size {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no checkpoint covering the last one signed (size %d) was published", want.Size)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// firstParagraph returns a signed note's text: everything before the blank
-// line.
-func firstParagraph(n []byte) []byte {
-	if i := bytes.Index(n, []byte("\n\n")); i >= 0 {
-		return n[:i+1]
-	}
-	return n
-}
-
-// saveVerified checks, at a clean stop, the entries appended since the
-// start, so that the next start checks only what changes after this stop.
-// The Trillian engine has no such state in the data folder.
-func (s *Server) saveVerified(ctx context.Context) error {
-	if s.emb == nil {
-		return nil
-	}
-	v, err := s.emb.Check(ctx, s.verified, embedded.CheckOptions{})
-	if err != nil {
-		return fmt.Errorf("checking the log at stop: %w", err)
-	}
-	return embedded.SaveVerified(filepath.Join(s.cfg.DataDir, LogVerifiedFile), v)
 }
 
 // Origin returns the log's origin.
-func (s *Server) Origin() string { return s.keys.origin }
+func (s *Server) Origin() string { return s.folder.Origin }
 
 // VerifierKey returns the log's verifier key.
-func (s *Server) VerifierKey() string { return s.keys.verifierKey }
+func (s *Server) VerifierKey() string { return s.folder.VerifierKey }
 
 // Tokens returns the store of API tokens, to create, list and revoke them
 // while serving.
@@ -419,11 +247,11 @@ func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	return g
 }
 
-// Close stops the ledger and the log and closes the store.
+// Close stops the ledger and closes the engine.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.health.Shutdown()
-		s.closeErr = errors.Join(s.ledger.Close(), s.tlog.Close(ctx), s.saveVerified(ctx), s.store.Close())
+		s.closeErr = errors.Join(s.ledger.Close(), s.engine.Close(ctx))
 	})
 	return s.closeErr
 }
@@ -458,8 +286,8 @@ func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	if s.tls != nil {
 		hl = tls.NewListener(hl, s.tls)
 	}
-	s.log.Info("serving", slog.String("origin", s.keys.origin), slog.String("grpc", gl.Addr().String()),
-		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.keys.verifierKey),
+	s.log.Info("serving", slog.String("origin", s.folder.Origin), slog.String("grpc", gl.Addr().String()),
+		slog.String("http", hl.Addr().String()), slog.String("verifier_key", s.folder.VerifierKey),
 		slog.String("token_file", s.TokenPath))
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(gl) }()

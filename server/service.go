@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client/records"
@@ -50,7 +50,7 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 	ctx := stream.Context()
 	c := callerOf(ctx)
 	if c.Token == nil {
-		return status.Error(codes.Unauthenticated, ledger.ErrUnauthenticated.Error())
+		return v.s.toStatus(ctx, ledger.ErrUnauthenticated)
 	}
 	slots := make(chan chan *pb.EndorseStreamResponse, streamWindow)
 	recvErr := make(chan error, 1)
@@ -92,15 +92,15 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 		select {
 		case resp = <-slot:
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return v.s.toStatus(ctx, ctx.Err())
 		}
 		if err := stream.Send(resp); err != nil {
-			return err
+			return v.s.toStatus(ctx, fmt.Errorf("send a response: %w", err))
 		}
 	}
 	select {
 	case err := <-recvErr:
-		return err
+		return v.s.toStatus(ctx, fmt.Errorf("receive a request: %w", err))
 	default:
 		return nil
 	}

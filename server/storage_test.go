@@ -1,6 +1,7 @@
-package server
+package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/embedded"
 )
 
 // smallDisk mounts a tmpfs of size bytes on a new folder. It needs root:
@@ -124,7 +126,8 @@ func TestStorageFaults(t *testing.T) {
 	}
 	check("after recovery")
 	ts.stop(t)
-	if n, out := runFsck(t, dir); n != 0 {
-		t.Fatalf("fsck after the faults:\n%s", out)
+	var out bytes.Buffer
+	if n, err := embedded.Fsck(testContext(t), dir, &out); err != nil || n != 0 {
+		t.Fatalf("fsck after the faults: %v\n%s", err, out.String())
 	}
 }

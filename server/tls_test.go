@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -21,6 +21,8 @@ import (
 
 	"github.com/undersigned/undersigned/client"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -74,8 +76,8 @@ func newTestPKI(t *testing.T) *testPKI {
 func TestTLS(t *testing.T) {
 	pki := newTestPKI(t)
 	dir := t.TempDir()
-	s, err := New(context.Background(), Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 5 * time.Millisecond,
-		TLS: TLSConfig{CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile, RequireClientCertForTokens: true}})
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, Engine: servertest.EmbeddedEngine,
+		TLS: server.TLSConfig{CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile, RequireClientCertForTokens: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("client certificates need a CA", func(t *testing.T) {
-		_, err := New(context.Background(), Config{DataDir: t.TempDir(), TLS: TLSConfig{CertFile: pki.serverCert, KeyFile: pki.serverKey, RequireClientCertForTokens: true}})
+		_, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Engine: servertest.EmbeddedEngine, TLS: server.TLSConfig{CertFile: pki.serverCert, KeyFile: pki.serverKey, RequireClientCertForTokens: true}})
 		if err == nil {
 			t.Fatal("a server requiring client certificates started without a client CA")
 		}

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"strconv"
@@ -14,6 +14,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server"
 )
 
 // endorsementState returns what GetEndorsement says of index.
@@ -241,16 +242,16 @@ func TestTokenFreeWrites(t *testing.T) {
 func TestOpenRateLimit(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		limits RateLimits
+		limits server.RateLimits
 		// letters names, for each write in turn, the letter it endorses;
 		// the last is the one refused.
 		letters []string
 		// after is a write allowed once the limit is reached, or "".
 		after string
 	}{
-		{"per address", RateLimits{PerAddress: 0.001, AddressBurst: 3, PerLetter: 1000, LetterBurst: 1000},
+		{"per address", server.RateLimits{PerAddress: 0.001, AddressBurst: 3, PerLetter: 1000, LetterBurst: 1000},
 			[]string{"open-a", "open-b", "open-a", "open-b"}, ""},
-		{"per letter", RateLimits{PerAddress: 1000, AddressBurst: 1000, PerLetter: 0.001, LetterBurst: 2},
+		{"per letter", server.RateLimits{PerAddress: 1000, AddressBurst: 1000, PerLetter: 0.001, LetterBurst: 2},
 			[]string{"open-a", "open-a", "open-a"}, "open-b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,12 +277,12 @@ func TestOpenRateLimit(t *testing.T) {
 			var trailer metadata.MD
 			_, err := anon.API().Endorse(ctx, &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure}, grpc.Trailer(&trailer))
 			wantCode(t, err, codes.ResourceExhausted)
-			hint := trailer.Get(RetryAfterTrailer)
+			hint := trailer.Get(server.RetryAfterTrailer)
 			if len(hint) != 1 {
-				t.Fatalf("trailer %v has no single %s", trailer, RetryAfterTrailer)
+				t.Fatalf("trailer %v has no single %s", trailer, server.RetryAfterTrailer)
 			}
 			if ms, err := strconv.ParseInt(hint[0], 10, 64); err != nil || ms <= 0 {
-				t.Errorf("%s = %q, want a positive number of milliseconds", RetryAfterTrailer, hint[0])
+				t.Errorf("%s = %q, want a positive number of milliseconds", server.RetryAfterTrailer, hint[0])
 			}
 			hasRetryInfo := false
 			for _, d := range status.Convert(err).Details() {

@@ -200,16 +200,40 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 	}
 	start := st.Size()
 	a.log.InfoContext(ctx, "audit", slog.String("origin", a.origin), slog.Uint64("from", start), slog.Uint64("to", cp.Size))
+	ap, stopped, err := a.follow(ctx, rep, start, raw, cp)
+	switch {
+	case err != nil:
+		return a.sourceFailed(rep, err)
+	case stopped:
+		return rep, nil
+	}
+	if ap == nil {
+		ap = &applier{m: st.m, roundStart: start}
+	}
+	if err := a.resolveDisclosures(ctx, rep, ap, start); err != nil {
+		a.dirty = true
+		return a.sourceFailed(rep, err)
+	}
+	return a.save(ctx, rep, ap)
+}
+
+// follow extends the verified state to cp, and, while a disclosure is
+// missing, follows the log if it grew, since its redaction may be on its
+// way. It reports whether the audit stopped at a violation of the tree;
+// an error is the source's.
+func (a *Auditor) follow(ctx context.Context, rep *Report, start uint64, raw []byte, cp *log.Checkpoint) (*applier, bool, error) {
+	st := a.st
 	var ap *applier
+	var err error
 	for round := 0; ; round++ {
 		if cp.Size > st.Size() {
 			if ap, err = a.extend(ctx, rep, ap, start, cp); err != nil {
 				a.dirty = true
-				return a.sourceFailed(rep, err)
+				return nil, false, err
 			}
 			if !rep.OK() && rep.Violations[0].Rule == RuleTree {
 				a.dirty = true
-				return rep, nil
+				return nil, true, nil
 			}
 			st.h.Checkpoint, st.h.Size = string(raw), cp.Size
 		}
@@ -228,13 +252,12 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 		}
 		raw, cp = next, ncp
 	}
-	if ap == nil {
-		ap = &applier{m: st.m, roundStart: start}
-	}
-	if err := a.resolveDisclosures(ctx, rep, ap, start); err != nil {
-		a.dirty = true
-		return a.sourceFailed(rep, err)
-	}
+	return ap, false, nil
+}
+
+// save records what the audit found in the state, and saves it.
+func (a *Auditor) save(ctx context.Context, rep *Report, ap *applier) (*Report, error) {
+	st := a.st
 	slices.SortStableFunc(rep.Violations, func(x, y Violation) int {
 		switch {
 		case x.Index < y.Index:
@@ -639,69 +662,19 @@ func (p *pipeline) run(ctx context.Context, fetch func(emit func([]Entry) error)
 	errs := make(chan error, 3)
 	go func() {
 		defer close(raw)
-		var buf []Entry
-		size := 0
-		err := fetch(func(b []Entry) error {
-			buf = append(buf, b...)
-			for _, e := range b {
-				size += len(e.Record)
-			}
-			if len(buf) < batchSize && size < maxBatchBytes {
-				return nil
-			}
-			select {
-			case raw <- buf:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			buf, size = nil, 0
-			return nil
-		})
-		if err == nil && len(buf) > 0 {
-			select {
-			case raw <- buf:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
-		if err != nil {
+		if err := p.fetch(ctx, fetch, raw); err != nil {
 			errs <- err
 			cancel()
 		}
 	}()
 	go func() {
 		defer close(decoded)
-		for b := range raw {
-			items := make([]*item, len(b))
-			p.parallel(len(b), func(i int) {
-				items[i] = &item{entry: b[i]}
-				items[i].decode()
-			})
-			select {
-			case decoded <- items:
-			case <-ctx.Done():
-				return
-			}
-		}
+		p.decode(ctx, raw, decoded)
 	}()
 	checkDone := make(chan struct{})
 	go func() {
 		defer close(checkDone)
-		for items := range checked {
-			results := make([]*Violation, len(items))
-			p.parallel(len(items), func(i int) {
-				if items[i].check != nil {
-					results[i] = items[i].check()
-				}
-			})
-			p.mu.Lock()
-			for _, v := range results {
-				if v != nil {
-					p.violations = append(p.violations, *v)
-				}
-			}
-			p.mu.Unlock()
-		}
+		p.check(checked)
 	}()
 	var applyErr error
 	for items := range decoded {
@@ -725,6 +698,74 @@ func (p *pipeline) run(ctx context.Context, fetch func(emit func([]Entry) error)
 	default:
 	}
 	return ctx.Err()
+}
+
+// fetch sends what fetch emits to raw, in batches of batchSize entries or
+// maxBatchBytes of records, whichever comes first.
+func (p *pipeline) fetch(ctx context.Context, fetch func(emit func([]Entry) error) error, raw chan<- []Entry) error {
+	var buf []Entry
+	size := 0
+	err := fetch(func(b []Entry) error {
+		buf = append(buf, b...)
+		for _, e := range b {
+			size += len(e.Record)
+		}
+		if len(buf) < batchSize && size < maxBatchBytes {
+			return nil
+		}
+		select {
+		case raw <- buf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		buf, size = nil, 0
+		return nil
+	})
+	if err == nil && len(buf) > 0 {
+		select {
+		case raw <- buf:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// decode decodes the batches of raw, in parallel within each, and sends
+// them on in order.
+func (p *pipeline) decode(ctx context.Context, raw <-chan []Entry, decoded chan<- []*item) {
+	for b := range raw {
+		items := make([]*item, len(b))
+		p.parallel(len(b), func(i int) {
+			items[i] = &item{entry: b[i]}
+			items[i].decode()
+		})
+		select {
+		case decoded <- items:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// check runs the checks of the applied items, in parallel within each
+// batch, and keeps the violations they find.
+func (p *pipeline) check(checked <-chan []*item) {
+	for items := range checked {
+		results := make([]*Violation, len(items))
+		p.parallel(len(items), func(i int) {
+			if items[i].check != nil {
+				results[i] = items[i].check()
+			}
+		})
+		p.mu.Lock()
+		for _, v := range results {
+			if v != nil {
+				p.violations = append(p.violations, *v)
+			}
+		}
+		p.mu.Unlock()
+	}
 }
 
 // CheckCheckpoint checks that the audited log still holds the tree of the

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -332,18 +332,10 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 	return b
 }
 
-// disclosureJSON is one element of a disclosure bundle.
-type disclosureJSON struct {
-	Index       uint64 `json:"index"`
-	Salt        string `json:"salt"`
-	Name        string `json:"name"`
-	Affiliation string `json:"affiliation"`
-	Country     string `json:"country"`
-}
-
-// The longest fields a disclosure may hold, in bytes: 4 per code point.
+// The longest fields a disclosure may hold, in bytes: 4 per code point,
+// and a salt of 32 bytes (33 is the most that 44 base64 characters hold).
 const (
-	maxSaltBase64 = 44
+	maxSalt       = 33
 	maxNameBytes  = 4 * 200
 	maxAffilBytes = 4 * 1000
 	maxCountry    = 4 * 100
@@ -381,7 +373,7 @@ func decodeDisclosures(u string, n uint64, body io.Reader) (map[uint64]*pb.Discl
 		return &SourceError{URL: u, Index: i, HasIndex: true, Problem: fmt.Sprintf(format, args...)}
 	}
 	for dec.More() {
-		var d disclosureJSON
+		var d records.BundledDisclosure
 		if err := dec.Decode(&d); err != nil {
 			return nil, err
 		}
@@ -390,14 +382,10 @@ func decodeDisclosures(u string, n uint64, body io.Reader) (map[uint64]*pb.Discl
 			return nil, bad(d.Index, "outside disclosure bundle %d (indexes %d to %d)", n, first, first+layout.EntryBundleWidth-1)
 		case out[d.Index] != nil:
 			return nil, bad(d.Index, "served twice in disclosure bundle %d", n)
-		case len(d.Salt) > maxSaltBase64 || len(d.Name) > maxNameBytes || len(d.Affiliation) > maxAffilBytes || len(d.Country) > maxCountry:
+		case len(d.Salt) > maxSalt || len(d.Name) > maxNameBytes || len(d.Affiliation) > maxAffilBytes || len(d.Country) > maxCountry:
 			return nil, bad(d.Index, "a field longer than a disclosure can hold")
 		}
-		salt, err := base64.StdEncoding.DecodeString(d.Salt)
-		if err != nil {
-			return nil, fmt.Errorf("the salt of %d: %w", d.Index, err)
-		}
-		out[d.Index] = &pb.Disclosure{Salt: salt, Name: d.Name, Affiliation: d.Affiliation, Country: d.Country}
+		out[d.Index] = d.Disclosure()
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim(']') {
 		return nil, fmt.Errorf("the JSON array does not end (%v)", err)

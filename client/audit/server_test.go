@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,7 @@ import (
 	"github.com/undersigned/undersigned/client/audit"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // liveLog is a real server on loopback listeners, with a client holding
@@ -27,40 +26,16 @@ type liveLog struct {
 	c       *client.Client
 	key     ed25519.PrivateKey
 	httpURL string
-	dataDir string
+	logDir  string
 	letter  *pb.Letter
 }
 
-func startServer(t *testing.T) *liveLog {
+// startServer starts a server; tampered says the test alters its files.
+func startServer(t *testing.T, tampered bool) *liveLog {
 	t.Helper()
-	dataDir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "audit.test/undersigned"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	token, err := os.ReadFile(srv.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Dial(ctx, client.Config{Addr: gl.Addr().String(), Token: strings.TrimSpace(string(token))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	s := servertest.Start(t, servertest.Options{Origin: "audit.test/undersigned", Tampered: tampered})
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	return &liveLog{c: c, key: key, httpURL: "http://" + hl.Addr().String(), dataDir: dataDir}
+	return &liveLog{c: s.Dial(t, s.Token), key: key, httpURL: s.HTTP, logDir: s.LogDir}
 }
 
 func (l *liveLog) publish(t *testing.T, id string) *pb.Letter {
@@ -147,7 +122,7 @@ func serverCounts(t *testing.T, c *client.Client, id string, size uint64) *pb.Co
 // second audit after more writes asks only for the new entries.
 func TestHonestLog(t *testing.T) {
 	ctx := context.Background()
-	l := startServer(t)
+	l := startServer(t, false)
 	lt := l.publish(t, "library-hours")
 	var res []*client.Result
 	names := []string{"Тацяна Уладзіміраўна", "Łapińska Hanna", "Müller Sören", "Natallia", "natallia", "Ivan Petrov"}
@@ -241,11 +216,11 @@ func TestHonestLog(t *testing.T) {
 }
 
 // flipStored flips a byte near the end of entry index (in its signature)
-// in the entry bundle a server stored in its data folder.
-func flipStored(t *testing.T, dataDir string, index, size uint64) {
+// in the entry bundle a server stored in its log's folder.
+func flipStored(t *testing.T, logDir string, index, size uint64) {
 	t.Helper()
 	n := index / layout.EntryBundleWidth
-	path := filepath.Join(dataDir, server.LogDir, filepath.FromSlash(layout.EntriesPath(n, layout.PartialTileSize(0, n, size))))
+	path := filepath.Join(logDir, filepath.FromSlash(layout.EntriesPath(n, layout.PartialTileSize(0, n, size))))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -267,14 +242,14 @@ func flipStored(t *testing.T, dataDir string, index, size uint64) {
 // TestTamperedServerFiles flips a byte of an entry in the real server's
 // data folder: a new audit over gRPC and one over HTTP both name it.
 func TestTamperedServerFiles(t *testing.T) {
-	l := startServer(t)
+	l := startServer(t, true)
 	lt := l.publish(t, "library-hours")
 	var last *client.Result
 	for _, n := range []string{"Łapińska Hanna", "Тацяна Уладзіміраўна", "Müller Sören"} {
 		last = l.endorse(t, lt, client.Signer{Fields: records.Fields{Name: n}})
 	}
 	size := last.Verified.Checkpoint.Size
-	flipStored(t, l.dataDir, 2, size)
+	flipStored(t, l.logDir, 2, size)
 	httpSrc, err := audit.NewHTTPSource(l.httpURL, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -42,9 +42,9 @@ import (
 	"unicode"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/atomicfile"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,33 +13,16 @@ import (
 	"github.com/undersigned/undersigned/client/importer"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // setup serves a new log with one curated letter and returns an import
 // configuration for it.
 func setup(t *testing.T) importer.Config {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	data := t.TempDir()
-	srv, err := server.New(ctx, server.Config{DataDir: data, Origin: "importer.test/undersigned"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	token, err := os.ReadFile(srv.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Dial(ctx, client.Config{Addr: gl.Addr().String(), Token: strings.TrimSpace(string(token))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Origin: "importer.test/undersigned"})
+	c := s.Dial(t, s.Token)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	l := client.NewLetter(c.Origin(), client.LetterDraft{ID: "imported", Title: "Imported", Text: "Sign here.\n"}, key)
 	if _, err := c.PublishLetter(ctx, l, ""); err != nil {

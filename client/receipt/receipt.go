@@ -65,65 +65,31 @@ func Parse(b []byte) (*Receipt, error) {
 	if len(b) > MaxSize {
 		return nil, malformed("larger than %d bytes", MaxSize)
 	}
-	rest := b
-	badLine := false
-	line := func() (string, bool) {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return "", false
-		}
-		l := string(rest[:i])
-		rest = rest[i+1:]
-		// Go's base64 skips CR and LF even when strict: refuse them here, so
-		// that a receipt has one spelling.
-		badLine = badLine || strings.IndexByte(l, '\r') >= 0
-		return l, true
-	}
-	l, ok := line()
+	ls := &lines{rest: b}
+	l, ok := ls.next()
 	if !ok || l != Header {
 		return nil, malformed("first line must be %q", Header)
 	}
 	r := new(Receipt)
-	l, ok = line()
+	l, ok = ls.next()
 	if !ok {
 		return nil, malformed("truncated after the header")
 	}
 	if data, found := strings.CutPrefix(l, "extra "); found {
-		raw, err := base64.StdEncoding.Strict().DecodeString(data)
-		if err != nil {
-			return nil, malformed("extra: %v", err)
+		var err error
+		if r.Extra, err = parseExtra(data); err != nil {
+			return nil, err
 		}
-		r.Extra = new(pb.ReceiptExtra)
-		if err := proto.Unmarshal(raw, r.Extra); err != nil {
-			return nil, malformed("extra: %v", err)
-		}
-		// One meaning, one encoding: no unknown fields, and the bytes are
-		// the deterministic encoding of what they hold.
-		if records.HasUnknownFields(r.Extra) {
-			return nil, malformed("extra: unknown fields")
-		}
-		again, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Extra)
-		if err != nil || !bytes.Equal(again, raw) {
-			return nil, malformed("extra: not canonically encoded")
-		}
-		if l, ok = line(); !ok {
+		if l, ok = ls.next(); !ok {
 			return nil, malformed("truncated after the extra line")
 		}
 	}
-	index, found := strings.CutPrefix(l, "index ")
-	if !found {
-		return nil, malformed("missing the index line")
+	var err error
+	if r.Index, err = parseIndex(l); err != nil {
+		return nil, err
 	}
-	if index == "" || len(index) > 1 && index[0] == '0' {
-		return nil, malformed("index %q must be a decimal without leading zeroes", index)
-	}
-	n, err := strconv.ParseUint(index, 10, 64)
-	if err != nil {
-		return nil, malformed("index %q: %v", index, err)
-	}
-	r.Index = n
 	for {
-		l, ok = line()
+		l, ok = ls.next()
 		if !ok {
 			return nil, malformed("missing the empty line before the checkpoint")
 		}
@@ -139,14 +105,74 @@ func Parse(b []byte) (*Receipt, error) {
 		}
 		r.Proof = append(r.Proof, h)
 	}
-	if badLine {
+	if ls.badLine {
 		return nil, malformed("a line holds a carriage return")
 	}
-	if len(rest) == 0 {
+	if len(ls.rest) == 0 {
 		return nil, malformed("missing the checkpoint")
 	}
-	r.Checkpoint = bytes.Clone(rest)
+	r.Checkpoint = bytes.Clone(ls.rest)
 	return r, nil
+}
+
+// lines reads a receipt line by line.
+type lines struct {
+	rest []byte
+	// badLine is set once a line holds a carriage return. Go's base64
+	// skips CR and LF even when strict: they are refused, so that a
+	// receipt has one spelling.
+	badLine bool
+}
+
+// next returns the next line, without its newline, or false when no
+// newline is left.
+func (ls *lines) next() (string, bool) {
+	i := bytes.IndexByte(ls.rest, '\n')
+	if i < 0 {
+		return "", false
+	}
+	l := string(ls.rest[:i])
+	ls.rest = ls.rest[i+1:]
+	ls.badLine = ls.badLine || strings.IndexByte(l, '\r') >= 0
+	return l, true
+}
+
+// parseExtra parses the data of the extra line. One meaning, one
+// encoding: it refuses unknown fields, and bytes that are not the
+// deterministic encoding of what they hold.
+func parseExtra(data string) (*pb.ReceiptExtra, error) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(data)
+	if err != nil {
+		return nil, malformed("extra: %v", err)
+	}
+	extra := new(pb.ReceiptExtra)
+	if err := proto.Unmarshal(raw, extra); err != nil {
+		return nil, malformed("extra: %v", err)
+	}
+	if records.HasUnknownFields(extra) {
+		return nil, malformed("extra: unknown fields")
+	}
+	again, err := proto.MarshalOptions{Deterministic: true}.Marshal(extra)
+	if err != nil || !bytes.Equal(again, raw) {
+		return nil, malformed("extra: not canonically encoded")
+	}
+	return extra, nil
+}
+
+// parseIndex parses the index line: a decimal without leading zeroes.
+func parseIndex(l string) (uint64, error) {
+	index, found := strings.CutPrefix(l, "index ")
+	if !found {
+		return 0, malformed("missing the index line")
+	}
+	if index == "" || len(index) > 1 && index[0] == '0' {
+		return 0, malformed("index %q must be a decimal without leading zeroes", index)
+	}
+	n, err := strconv.ParseUint(index, 10, 64)
+	if err != nil {
+		return 0, malformed("index %q: %v", index, err)
+	}
+	return n, nil
 }
 
 // Marshal returns the receipt as a tlog-proof file.

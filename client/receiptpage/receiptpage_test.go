@@ -8,9 +8,7 @@ import (
 	"encoding/base64"
 	"image"
 	"image/color"
-	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +21,7 @@ import (
 	"github.com/undersigned/undersigned/client/receiptpage"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // decodeQR reads a QR code's modules back with an independent decoder.
@@ -60,26 +58,9 @@ func decodeQR(t *testing.T, m [][]bool) string {
 // endorse serves a log, publishes a letter in lang and endorses name.
 func endorse(t *testing.T, lang, name, affiliation string) (*pb.Letter, *client.Result, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: t.TempDir(), Origin: "page.test/undersigned"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	b, err := os.ReadFile(srv.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(string(b))
-	c, err := client.Dial(ctx, client.Config{Addr: gl.Addr().String(), Token: tok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{Origin: "page.test/undersigned"})
+	c := s.Dial(t, s.Token)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	l := client.NewLetter(c.Origin(), client.LetterDraft{ID: "l", Title: "Права подпісу", Text: "Text.\n", Language: lang}, key)
 	if _, err := c.PublishLetter(ctx, l, ""); err != nil {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,31 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
-// newAuditCLI serves a new log and returns a CLI for it and its HTTP
-// address.
+// newAuditCLI serves a new log on the embedded engine and returns a CLI
+// for it, its HTTP address and its data folder. The tests may alter the
+// log's files.
 func newAuditCLI(t *testing.T) (*cli, string, string) {
 	t.Helper()
-	dataDir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "cli.test/audit"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &cli{t: t, server: gl.Addr().String(), token: srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, "http://" + hl.Addr().String(), dataDir
+	s := servertest.Start(t, servertest.Options{Origin: "cli.test/audit", Tampered: true})
+	return &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, s.HTTP, s.Dir
 }
 
 func writeLines(t *testing.T, path string, lines []string) {
@@ -214,7 +197,7 @@ func TestAuditCommands(t *testing.T) {
 
 	// A stored entry altered after it was signed: a new audit exits 1 and
 	// names it.
-	partials, _ := filepath.Glob(filepath.Join(dataDir, server.LogDir, "tile", "entries", "000.p", "*"))
+	partials, _ := filepath.Glob(filepath.Join(dataDir, "log", "tile", "entries", "000.p", "*"))
 	width := func(p string) int { w, _ := strconv.Atoi(filepath.Base(p)); return w }
 	slices.SortFunc(partials, func(a, b string) int { return width(a) - width(b) })
 	if len(partials) == 0 {

@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/atomicfile"
 	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,30 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // newServerCLI serves a new log and returns a CLI for it and the server.
-func newServerCLI(t *testing.T) (*cli, *server.Server) {
+func newServerCLI(t *testing.T) (*cli, *servertest.Server) {
 	t.Helper()
-	dataDir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "cli.test/issue15"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &cli{t: t, server: gl.Addr().String(), token: srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, srv
+	s := servertest.Start(t, servertest.Options{Origin: "cli.test/issue15"})
+	return &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}, s
 }
 
 // publishSample publishes the sample letter as library-hours.

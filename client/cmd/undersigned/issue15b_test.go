@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"net"
 	"os"
@@ -11,7 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // TestVerifyDisclosure: problem 4 of issue 15. A name kept apart with
@@ -47,21 +46,7 @@ func TestMessagesThatHelp(t *testing.T) {
 		t.Fatalf("endorse: exit %d\n%s%s", code, out, errs)
 	}
 	// Another log's key: a server of its own.
-	otherData := func() string {
-		dataDir := t.TempDir()
-		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "cli.test/other"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		gl, _ := net.Listen("tcp", "127.0.0.1:0")
-		hl, _ := net.Listen("tcp", "127.0.0.1:0")
-		done := make(chan struct{})
-		go func() { srv.Serve(ctx, gl, hl); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return dataDir
-	}()
-	wrongKey := filepath.Join(otherData, server.LogPubFile)
+	wrongKey := servertest.Start(t, servertest.Options{Origin: "cli.test/other"}).VerifierKeyFile
 
 	// Offline with another log's key: not "note has no verifiable signatures".
 	code, out, _ := c.run("verify", "--offline", "--log-key", wrongKey, "me.tlog-proof")
@@ -118,10 +103,7 @@ func TestMessagesThatHelp(t *testing.T) {
 func TestVolunteerKey(t *testing.T) {
 	c, srv := newServerCLI(t)
 	publishSample(t, c)
-	tok, _, err := server.NewToken(context.Background(), srv.Tokens(), "volunteer", []string{"library-hours"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := srv.NewToken(t, "volunteer", "library-hours")
 	v := *c
 	v.config = t.TempDir()
 	v.token = filepath.Join(t.TempDir(), "volunteer.token")

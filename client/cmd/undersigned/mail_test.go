@@ -20,7 +20,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/server"
 )
 
 // mailpitVersion is the SMTP server the e-mail test sends to, built from
@@ -154,7 +153,7 @@ func TestEmailReceipts(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "194 e-mails sent") {
 		t.Fatalf("import: exit %d, want %d with 194 e-mails\n%s%s", code, exitFailed, out, errs)
 	}
-	verifier, err := note.NewVerifier(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(dataDir, server.LogPubFile))))))
+	verifier, err := note.NewVerifier(strings.TrimSpace(string(must(os.ReadFile(filepath.Join(dataDir, "log.pub"))))))
 	if err != nil {
 		t.Fatal(err)
 	}

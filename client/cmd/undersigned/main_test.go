@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,24 +13,14 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/undersigned/undersigned/client/receipt"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // testServer serves a new log and returns its address and token file.
 func testServer(t *testing.T) (addr, tokenFile, dataDir string) {
 	t.Helper()
-	dataDir = t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "cli.test/undersigned"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return gl.Addr().String(), srv.TokenPath, dataDir
+	s := servertest.Start(t, servertest.Options{Origin: "cli.test/undersigned"})
+	return s.Addr, s.Srv.TokenPath, s.Dir
 }
 
 // cli runs the command line in-process and returns its exit code and

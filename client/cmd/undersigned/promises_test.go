@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,7 +18,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // builtCLI is the undersigned binary, built once for the tests that drive
@@ -62,18 +61,8 @@ type user struct {
 func newUser(t *testing.T) *user {
 	t.Helper()
 	bin := buildCLI(t)
-	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: data, Origin: "promises.test/undersigned"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &user{t: t, bin: bin, dir: t.TempDir(), config: t.TempDir(), grpc: gl.Addr().String(), http: "http://" + hl.Addr().String(), token: srv.TokenPath}
+	s := servertest.Start(t, servertest.Options{Origin: "promises.test/undersigned"})
+	return &user{t: t, bin: bin, dir: t.TempDir(), config: t.TempDir(), grpc: s.Addr, http: s.HTTP, token: s.Srv.TokenPath}
 }
 
 // run runs the command line and returns its exit code.

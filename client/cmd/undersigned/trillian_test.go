@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/trillian"
-
-	"github.com/undersigned/undersigned/server"
-	"github.com/undersigned/undersigned/server/servertest/trilliantest"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // TestSampleOnTrillianPostgres runs the sample of the quickstart through
@@ -21,21 +16,8 @@ import (
 // signatories imported, every receipt verifies online and offline, and the
 // roster has every public name.
 func TestSampleOnTrillianPostgres(t *testing.T) {
-	env := trilliantest.Need(t)
-	dataDir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Origin: "cli-trillian.test/undersigned", Trillian: &server.TrillianConfig{
-		Addr: env.TrillianAddr, TreeID: env.NewTree(t, trillian.TreeType_LOG), PostgresURI: env.NewDatabase(t),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gl, _ := net.Listen("tcp", "127.0.0.1:0")
-	hl, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, gl, hl); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	c := &cli{t: t, server: gl.Addr().String(), token: srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}
+	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianPostgres, Origin: "cli-trillian.test/undersigned"})
+	c := &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}
 
 	letter, _ := filepath.Abs("../../testdata/sample-letter.txt")
 	sample, _ := filepath.Abs("../../testdata/sample-signatories.csv")
@@ -60,7 +42,7 @@ func TestSampleOnTrillianPostgres(t *testing.T) {
 	if code != 0 || strings.Count(out, "counted") != len(receipts) {
 		t.Fatalf("verify every receipt online: exit %d, %d counted of %d\n%s%s", code, strings.Count(out, "counted"), len(receipts), out, errs)
 	}
-	pub := filepath.Join(dataDir, server.LogPubFile)
+	pub := s.VerifierKeyFile
 	code, out, errs = c.run(append([]string{"verify", "--offline", "--log-key", pub}, receipts...)...)
 	if code != 0 || strings.Count(out, "verified offline") != len(receipts) {
 		t.Fatalf("verify every receipt offline: exit %d\n%s%s", code, out, errs)

@@ -62,8 +62,52 @@ const (
 // lock the secret opens. It returns the index and the record bytes, or an
 // error saying what is wrong.
 func VerifyIndependently(proof []byte, verifierKey string) (index uint64, record []byte, err error) {
+	p, err := parseProof(proof)
+	if err != nil {
+		return 0, nil, err
+	}
+	index = p.index
+	size, root, err := openCheckpoint(p.checkpoint, verifierKey)
+	if err != nil {
+		return 0, nil, err
+	}
+	if index >= size {
+		return 0, nil, fmt.Errorf("receipttest: index %d is not below the tree size %d", index, size)
+	}
+	if size > 1<<62 {
+		return 0, nil, fmt.Errorf("receipttest: tree size %d is too large", size)
+	}
+	fields, err := strictFields(p.extra, extraSecret)
+	if err != nil {
+		return 0, nil, fmt.Errorf("receipttest: extra: %w", err)
+	}
+	record = fields[extraRecord]
+	if len(record) == 0 {
+		return 0, nil, errors.New("receipttest: the extra data holds no record")
+	}
+	if err := tlog.CheckRecord(p.hashes, int64(size), root, int64(index), tlog.RecordHash(record)); err != nil {
+		return 0, nil, fmt.Errorf("receipttest: inclusion of the record at %d in the tree of size %d: %w", index, size, err)
+	}
+	if err := checkSecrets(record, fields); err != nil {
+		return 0, nil, err
+	}
+	return index, record, nil
+}
+
+// parsedProof is a tlog-proof file taken apart, its checkpoint not yet
+// verified.
+type parsedProof struct {
+	extra      []byte
+	index      uint64
+	hashes     []tlog.Hash
+	checkpoint []byte
+}
+
+// parseProof takes a tlog-proof file apart, refusing any spelling but the
+// canonical one.
+func parseProof(proof []byte) (*parsedProof, error) {
 	if len(proof) > maxSize {
-		return 0, nil, fmt.Errorf("receipttest: receipt of %d bytes", len(proof))
+		return nil, fmt.Errorf("receipttest: receipt of %d bytes", len(proof))
 	}
 	rest := proof
 	line := func() (string, error) {
@@ -75,95 +119,77 @@ func VerifyIndependently(proof []byte, verifierKey string) (index uint64, record
 		rest = rest[i+1:]
 		return l, nil
 	}
-
 	l, err := line()
 	if err != nil || l != header {
-		return 0, nil, fmt.Errorf("receipttest: first line is not %q", header)
+		return nil, fmt.Errorf("receipttest: first line is not %q", header)
 	}
 	if l, err = line(); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	var extra []byte
+	p := new(parsedProof)
 	if data, ok := strings.CutPrefix(l, "extra "); ok {
-		if extra, err = canonicalBase64(data, -1); err != nil {
-			return 0, nil, fmt.Errorf("receipttest: extra: %w", err)
+		if p.extra, err = canonicalBase64(data, -1); err != nil {
+			return nil, fmt.Errorf("receipttest: extra: %w", err)
 		}
 		if l, err = line(); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 	}
 	digits, ok := strings.CutPrefix(l, "index ")
 	if !ok {
-		return 0, nil, fmt.Errorf("receipttest: %q is not an index line", l)
+		return nil, fmt.Errorf("receipttest: %q is not an index line", l)
 	}
-	if index, err = canonicalDecimal(digits); err != nil {
-		return 0, nil, fmt.Errorf("receipttest: index: %w", err)
+	if p.index, err = canonicalDecimal(digits); err != nil {
+		return nil, fmt.Errorf("receipttest: index: %w", err)
 	}
-	var hashes []tlog.Hash
 	for {
 		if l, err = line(); err != nil {
-			return 0, nil, errors.New("receipttest: no empty line before the checkpoint")
+			return nil, errors.New("receipttest: no empty line before the checkpoint")
 		}
 		if l == "" {
 			break
 		}
-		if len(hashes) == maxHashes {
-			return 0, nil, errors.New("receipttest: too many proof hashes")
+		if len(p.hashes) == maxHashes {
+			return nil, errors.New("receipttest: too many proof hashes")
 		}
 		h, err := canonicalBase64(l, hashSize)
 		if err != nil {
-			return 0, nil, fmt.Errorf("receipttest: proof hash %d: %w", len(hashes), err)
+			return nil, fmt.Errorf("receipttest: proof hash %d: %w", len(p.hashes), err)
 		}
-		hashes = append(hashes, tlog.Hash(h))
+		p.hashes = append(p.hashes, tlog.Hash(h))
 	}
+	p.checkpoint = rest
+	return p, nil
+}
 
-	size, root, err := openCheckpoint(rest, verifierKey)
-	if err != nil {
-		return 0, nil, err
-	}
-	if index >= size {
-		return 0, nil, fmt.Errorf("receipttest: index %d is not below the tree size %d", index, size)
-	}
-	if size > 1<<62 {
-		return 0, nil, fmt.Errorf("receipttest: tree size %d is too large", size)
-	}
-
-	fields, err := strictFields(extra, extraSecret)
-	if err != nil {
-		return 0, nil, fmt.Errorf("receipttest: extra: %w", err)
-	}
-	record = fields[extraRecord]
-	if len(record) == 0 {
-		return 0, nil, errors.New("receipttest: the extra data holds no record")
-	}
-	if err := tlog.CheckRecord(hashes, int64(size), root, int64(index), tlog.RecordHash(record)); err != nil {
-		return 0, nil, fmt.Errorf("receipttest: inclusion of the record at %d in the tree of size %d: %w", index, size, err)
-	}
-
+// checkSecrets checks, when the extra data holds a disclosure or a
+// withdrawal secret, that the record is an endorsement whose commitment
+// the disclosure opens and whose lock the secret opens.
+func checkSecrets(record []byte, fields map[protowire.Number][]byte) error {
 	disclosure, hasDisclosure := fields[extraDisc]
 	secret, hasSecret := fields[extraSecret]
 	if !hasDisclosure && !hasSecret {
-		return index, record, nil
+		return nil
 	}
 	e, err := endorsementOf(record)
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
 	if hasDisclosure {
 		if err := checkDisclosure(disclosure, e[commitment]); err != nil {
-			return 0, nil, err
+			return err
 		}
 	}
 	if hasSecret {
 		if len(secret) != secretSize {
-			return 0, nil, fmt.Errorf("receipttest: withdrawal secret of %d bytes", len(secret))
+			return fmt.Errorf("receipttest: withdrawal secret of %d bytes", len(secret))
 		}
 		h := sha256.Sum256(append([]byte(lockTag), secret...))
 		if !bytes.Equal(h[:], e[lock]) {
-			return 0, nil, errors.New("receipttest: the withdrawal secret does not open the lock")
+			return errors.New("receipttest: the withdrawal secret does not open the lock")
 		}
 	}
-	return index, record, nil
+	return nil
 }
 
 // openCheckpoint verifies a signed checkpoint and returns its size and

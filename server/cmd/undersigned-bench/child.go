@@ -23,6 +23,8 @@ import (
 	"github.com/undersigned/undersigned/client"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/embedded"
 )
 
 // childCommand runs the server inside this binary, so that the benchmark
@@ -32,13 +34,14 @@ const childCommand = "serve-child"
 func runChild(args []string) error {
 	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
 	var cfg server.Config
+	var ec embedded.Config
 	fs.StringVar(&cfg.DataDir, "data", "", "")
 	fs.StringVar(&cfg.GRPCAddr, "grpc", "", "")
 	fs.StringVar(&cfg.HTTPAddr, "http", "", "")
 	fs.StringVar(&cfg.Origin, "origin", "", "")
-	fs.UintVar(&cfg.BatchMaxSize, "batch-size", 0, "")
-	fs.DurationVar(&cfg.BatchMaxAge, "batch-age", 0, "")
-	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 0, "")
+	fs.UintVar(&ec.BatchMaxSize, "batch-size", 0, "")
+	fs.DurationVar(&ec.BatchMaxAge, "batch-age", 0, "")
+	fs.DurationVar(&ec.CheckpointInterval, "checkpoint-interval", 0, "")
 	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 0, "")
 	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +68,11 @@ func runChild(args []string) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	klog.SetSlogLogger(cfg.Logger.With(slog.String("component", "tessera")))
+	ec.Logger = cfg.Logger
+	cfg.Engine = func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
+		ec.Folder = f
+		return embedded.Open(ctx, ec)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return server.Run(ctx, cfg)
@@ -126,7 +134,7 @@ func startChild(ctx context.Context, o options, dir string, extra ...string) (*c
 	go func() { c.done <- c.cmd.Wait(); logf.Close() }()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 		if err == nil {
 			dctx, cancel := context.WithTimeout(ctx, time.Second)
 			cl, err := client.Dial(dctx, client.Config{Addr: g})

@@ -133,47 +133,57 @@ func benchReads(ctx context.Context, o options, res *results) error {
 			srv.profile(false)
 		}
 		res.record(m)
-		m = drive(ctx, nameEntries, "entries/s", o, 2, srv.cpu, func(ctx context.Context, _ int64) error {
-			start := rand.Uint64N(size - min(size, 10_000) + 1)
-			stream, err := api.GetEntries(ctx, &pb.GetEntriesRequest{Start: start, End: start + min(size, 10_000)})
-			if err != nil {
-				return err
-			}
-			for {
-				_, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-			}
-		})
-		// Each operation streamed 10,000 entries.
-		m.Rate *= float64(min(size, 10_000))
-		m.Ops *= int64(min(size, 10_000))
-		m.ServerCPUPerOp /= time.Duration(min(size, 10_000))
-		m.CPUPerOp /= time.Duration(min(size, 10_000))
-		res.record(m)
-		m = drive(ctx, nameTiles, "tiles/s", o, readers, srv.cpu, func(ctx context.Context, _ int64) error {
-			u := fmt.Sprintf("http://%s/log/%s", srv.httpAddr, layout.TilePath(0, rand.Uint64N(fullTiles), 0))
-			resp, err := hc.Get(u)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") == "" {
-				return fmt.Errorf("%s: %s", u, resp.Status)
-			}
-			return nil
-		})
-		res.record(m)
+		res.record(benchEntries(ctx, o, srv, api, size))
+		res.record(benchTiles(ctx, o, srv, hc, readers, fullTiles))
 		fmt.Fprintf(os.Stderr, "run %d: reads done\n", i+1)
 	}
 	res.finish(nameProofs, nameEntries, nameTiles)
 	res.Extra["reads_log_size"] = size
 	return nil
+}
+
+// benchEntries measures GetEntries, each call streaming 10,000 entries
+// from a random start; the rate is in entries.
+func benchEntries(ctx context.Context, o options, srv *child, api pb.LedgerServiceClient, size uint64) measurement {
+	n := min(size, 10_000)
+	m := drive(ctx, nameEntries, "entries/s", o, 2, srv.cpu, func(ctx context.Context, _ int64) error {
+		start := rand.Uint64N(size - n + 1)
+		stream, err := api.GetEntries(ctx, &pb.GetEntriesRequest{Start: start, End: start + n})
+		if err != nil {
+			return err
+		}
+		for {
+			_, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	m.Rate *= float64(n)
+	m.Ops *= int64(n)
+	m.ServerCPUPerOp /= time.Duration(n)
+	m.CPUPerOp /= time.Duration(n)
+	return m
+}
+
+// benchTiles measures full tiles of level 0 fetched over HTTP.
+func benchTiles(ctx context.Context, o options, srv *child, hc *http.Client, readers int, fullTiles uint64) measurement {
+	return drive(ctx, nameTiles, "tiles/s", o, readers, srv.cpu, func(ctx context.Context, _ int64) error {
+		u := fmt.Sprintf("http://%s/log/%s", srv.httpAddr, layout.TilePath(0, rand.Uint64N(fullTiles), 0))
+		resp, err := hc.Get(u)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") == "" {
+			return fmt.Errorf("%s: %s", u, resp.Status)
+		}
+		return nil
+	})
 }

@@ -55,6 +55,8 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	trillianengine "github.com/undersigned/undersigned/server/internal/trillian"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
@@ -91,10 +93,14 @@ func serveChild(v string) int {
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	err := server.Run(ctx, server.Config{
-		DataDir: c.Dir, GRPCAddr: c.GRPC, HTTPAddr: c.HTTP, Origin: c.Origin,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Trillian: &server.TrillianConfig{Addr: c.Trillian, TreeID: c.TreeID, PostgresURI: c.Postgres},
+		DataDir: c.Dir, GRPCAddr: c.GRPC, HTTPAddr: c.HTTP, Origin: c.Origin, Logger: logger,
+		Engine: func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
+			return trillianengine.Open(ctx, trillianengine.Config{
+				Folder: f, Addr: c.Trillian, TreeID: c.TreeID, PostgresURI: c.Postgres, Logger: logger,
+			})
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench server:", err)
@@ -427,7 +433,7 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	var cl *client.Client
 	deadline := time.Now().Add(time.Minute)
 	for {
-		tok, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 		if err == nil {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: strings.TrimSpace(string(tok)), KnownLogs: filepath.Join(dir, "known_logs")})

@@ -1,21 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,166 +17,28 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
-// The test binary doubles as the server: with this variable set, TestMain
-// runs main instead of the tests, so the crash test needs no separate
-// build.
-const childEnv = "UNDERSIGNED_CRASHTEST_CHILD"
-
+// The test binary doubles as the server: started by servertest as a child
+// process, it runs main instead of the tests, with the test seams the
+// child's options ask for.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		main()
+	if servertest.RunChild(func(wrap func(server.Engine) server.Engine) { os.Exit(runMain(wrap)) }) {
 		return
 	}
 	os.Exit(m.Run())
 }
 
 // child is a server process that the test can kill.
-type child struct {
-	cmd        *exec.Cmd
-	addr, http string
-	done       chan error
-	// out is what the process wrote, kept to tell why it exited.
-	out *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// newChild prepares a server process with args, on two free ports, its
-// output to logw.
-func newChild(t *testing.T, logw io.Writer, env []string, args ...string) *child {
-	t.Helper()
-	c := &child{addr: freePort(t), http: freePort(t), done: make(chan error, 1), out: &syncBuffer{}}
-	c.cmd = exec.Command(os.Args[0], append([]string{"serve", "--grpc", c.addr, "--http", c.http}, args...)...)
-	c.cmd.Env = append(os.Environ(), env...)
-	c.cmd.Stdout = io.MultiWriter(logw, c.out)
-	c.cmd.Stderr = c.cmd.Stdout
-	return c
-}
-
-func (c *child) start(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- c.cmd.Wait() }()
-}
-
-// startAgainOnNewPorts starts a process that exited because one of its
-// free ports was taken between freePort and its bind (another process's
-// outgoing connection may take it), on two new ones. It reports whether
-// that was why.
-func (c *child) startAgainOnNewPorts(t *testing.T) bool {
-	t.Helper()
-	if !strings.Contains(c.out.String(), "address already in use") {
-		return false
-	}
-	oldAddr, oldHTTP := c.addr, c.http
-	c.addr, c.http = freePort(t), freePort(t)
-	t.Logf("a port of the server was taken before it could listen; starting it again on %s and %s", c.addr, c.http)
-	args := slices.Clone(c.cmd.Args[1:])
-	for i, a := range args {
-		switch a {
-		case oldAddr:
-			args[i] = c.addr
-		case oldHTTP:
-			args[i] = c.http
-		}
-	}
-	cmd := exec.Command(c.cmd.Path, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr
-	c.cmd, c.out = cmd, &syncBuffer{}
-	cmd.Stdout = io.MultiWriter(cmd.Stdout, c.out)
-	cmd.Stderr = cmd.Stdout
-	c.start(t)
-	return true
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+type child = servertest.Process
 
 // startServer starts the server on dir; killAfterAdmit > 0 makes it kill
 // itself after that many admitted batches, between intent and append.
 func startServer(t *testing.T, dir, origin string, killAfterAdmit int, logw io.Writer, extra ...string) *child {
 	t.Helper()
-	env := []string{childEnv + "=1", "GODEBUG=gctrace=1"}
-	if killAfterAdmit > 0 {
-		env = append(env, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
-	}
-	c := newChild(t, logw, env, append([]string{"--data", dir,
-		"--origin", origin, "--batch-age", "10ms", "--checkpoint-interval", "100ms"}, extra...)...)
-	c.start(t)
-	return c
-}
-
-func (c *child) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-	c.done <- nil // later kills return at once
-}
-
-// dial waits for the server to answer, or for it to die.
-func (c *child) dial(t *testing.T, token string, knownLogs string) *client.Client {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		cl, err := client.Dial(ctx, client.Config{Addr: c.addr, Token: token, KnownLogs: knownLogs})
-		cancel()
-		if err == nil {
-			return cl
-		}
-		select {
-		case err := <-c.done:
-			if c.startAgainOnNewPorts(t) {
-				continue
-			}
-			c.done <- err
-			t.Fatalf("the server exited before answering: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// dialOrganiser waits for a first start on dir to have made the first
-// organiser token, and dials with it.
-func (c *child) dialOrganiser(t *testing.T, dir, knownLogs string) (*client.Client, string) {
-	t.Helper()
-	c.dial(t, "", knownLogs).Close()
-	b, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(b))
-	return c.dial(t, token, knownLogs), token
+	return servertest.StartProcess(t, servertest.ProcessOptions{Dir: dir, Origin: origin, Args: extra,
+		KillAfterAdmit: killAfterAdmit, Env: []string{"GODEBUG=gctrace=1"}, Log: logw})
 }
 
 // receipts collects every receipt handed out, across crashes.
@@ -346,13 +202,13 @@ func TestCrashDuringImport(t *testing.T) {
 	ctx := context.Background()
 
 	srv := startServer(t, dir, origin, 0, logf)
-	cl, token := srv.dialOrganiser(t, dir, knownLogs)
+	cl, token := srv.DialOrganiser(t, knownLogs)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "crash", Title: "Crash test", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()
-	srv.kill()
+	srv.Kill()
 
 	got := &receipts{byID: map[int][]byte{}}
 	// Each cycle: how the server dies. killAfterAdmit kills it between an
@@ -380,13 +236,13 @@ func TestCrashDuringImport(t *testing.T) {
 	for i, c := range cycles {
 		before := len(got.all())
 		srv = startServer(t, dir, origin, c.killAfterAdmit, logf)
-		cl = srv.dial(t, token, knownLogs)
+		cl = srv.Dial(t, token, knownLogs)
 		// Every receipt handed out before the last kill verifies now.
 		checkAll(t, ctx, cl, got)
 		ictx, cancel := context.WithCancel(ctx)
 		var timer *time.Timer
 		if c.afterTime > 0 {
-			timer = time.AfterFunc(c.afterTime, srv.kill)
+			timer = time.AfterFunc(c.afterTime, srv.Kill)
 		}
 		if c.afterReceipts > 0 {
 			go func() {
@@ -394,7 +250,7 @@ func TestCrashDuringImport(t *testing.T) {
 				for len(got.all()) < before+c.afterReceipts && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 				}
-				srv.kill()
+				srv.Kill()
 			}()
 		}
 		n, err := importRows(ictx, cl, l, key, secrets, names[:(i+1)*rowsPerCycle], got)
@@ -402,7 +258,7 @@ func TestCrashDuringImport(t *testing.T) {
 		if timer != nil {
 			timer.Stop()
 		}
-		srv.kill()
+		srv.Kill()
 		cl.Close()
 		t.Logf("%s: %d receipts before the kill (%v)", c.name, n, err)
 	}
@@ -410,8 +266,8 @@ func TestCrashDuringImport(t *testing.T) {
 	// A clean run finishes the import; everything verifies; each name is
 	// in the roster exactly once.
 	srv = startServer(t, dir, origin, 0, logf)
-	defer srv.kill()
-	cl = srv.dial(t, token, knownLogs)
+	defer srv.Kill()
+	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
 	checkAll(t, ctx, cl, got)
 	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {

@@ -65,7 +65,7 @@ func TestCrashCyclesTrillian(t *testing.T) {
 	tree, db := env.NewTree(t, trillian.TreeType_LOG), env.NewDatabase(t)
 	const origin = "crash-cycles-trillian.test/undersigned"
 	runCrashCycles(t, func(dir string, killAfterAdmit int, logw io.Writer) *child {
-		return startFrontend(t, env, dir, origin, tree, db, killAfterAdmit, logw).child
+		return startFrontend(t, env, dir, origin, tree, db, killAfterAdmit, logw)
 	})
 }
 
@@ -105,13 +105,13 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 	rep := cycleReport{Cycles: cycles, Kills: map[string]int{}}
 
 	srv := start(dir, 0, logf)
-	cl, token := srv.dialOrganiser(t, dir, knownLogs)
+	cl, token := srv.DialOrganiser(t, knownLogs)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "cycles", Title: "Crash cycles", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()
-	srv.kill()
+	srv.Kill()
 
 	stateDir := t.TempDir()
 
@@ -130,7 +130,7 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 			killAfterAdmit = 1 + rng.IntN(3)
 		}
 		srv = start(dir, killAfterAdmit, logf)
-		cl = srv.dial(t, token, knownLogs)
+		cl = srv.Dial(t, token, knownLogs)
 		// The receipts of the last cycle, and a sample of older ones,
 		// verify against the log as it is after the restart.
 		var check []int
@@ -155,14 +155,14 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 				for len(got.all()) < want && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 				}
-				srv.kill()
+				srv.Kill()
 			}()
 		case "after a delay":
-			time.AfterFunc(time.Duration(rng.IntN(400))*time.Millisecond, srv.kill)
+			time.AfterFunc(time.Duration(rng.IntN(400))*time.Millisecond, srv.Kill)
 		}
 		importRows(ictx, cl, l, key, secrets, names[:(c+1)*rowsPerCycle], got)
 		cancel()
-		srv.kill()
+		srv.Kill()
 		cl.Close()
 		rep.Kills[kind]++
 		after := got.all()
@@ -175,8 +175,8 @@ func runCrashCycles(t *testing.T, start func(dir string, killAfterAdmit int, log
 	}
 
 	srv = start(dir, 0, logf)
-	defer srv.kill()
-	cl = srv.dial(t, token, knownLogs)
+	defer srv.Kill()
+	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
 	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {
 		t.Fatalf("the final import: %v", err)

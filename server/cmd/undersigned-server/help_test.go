@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"strings"
@@ -18,14 +19,14 @@ func TestHelp(t *testing.T) {
 			t.Errorf("the help does not list %s:\n%s", c, b.String())
 		}
 	}
-	if err := run([]string{"--help"}); err != nil {
+	if err := run(context.Background(), []string{"--help"}, nil); err != nil {
 		t.Errorf("--help: %v", err)
 	}
 	for _, c := range []string{"serve", "token", "fsck", "backup", "restore", "migrate"} {
-		if err := run([]string{c, "-h"}); !errors.Is(err, flag.ErrHelp) {
+		if err := run(context.Background(), []string{c, "-h"}, nil); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%s -h: %v, want flag.ErrHelp (exit 0)", c, err)
 		}
-		if err := run([]string{"help", c}); !errors.Is(err, flag.ErrHelp) {
+		if err := run(context.Background(), []string{"help", c}, nil); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("help %s: %v, want flag.ErrHelp (exit 0)", c, err)
 		}
 	}

@@ -13,6 +13,10 @@
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
 // organiser token written once to organiser.token (mode 0600).
+//
+// The program picks the engine and hands it to the service (package
+// server): the embedded engine (package embedded) by default, a Trillian
+// tree (package trillian) with --trillian, --tree-id and --postgres.
 package main
 
 import (
@@ -26,30 +30,42 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // the flag set printed its help
-		}
-		fmt.Fprintln(os.Stderr, "undersigned-server:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	os.Exit(runMain(nil))
+}
+
+// runMain runs the command line until SIGINT or SIGTERM, prints its error
+// and returns the exit code: 2 for a usage error, 1 for any other. wrap,
+// when set, wraps the engine the server is given: a test seam (see
+// servertest.RunChild), nil in production.
+func runMain(wrap func(server.Engine) server.Engine) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], wrap)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0 // with flag.ErrHelp, the flag set printed its help
 	}
+	fmt.Fprintln(os.Stderr, "undersigned-server:", err)
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
 }
 
 type usageError struct{ error }
@@ -75,13 +91,14 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\n\"undersigned-server COMMAND -h\" (or \"undersigned-server help COMMAND\") lists a command's flags.")
 }
 
-func run(args []string) error {
+// run runs one command of the program.
+func run(ctx context.Context, args []string, wrap func(server.Engine) server.Engine) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
 		if len(args) == 1 {
 			usage(os.Stdout)
 			return nil
 		}
-		return run([]string{args[1], "-h"})
+		return run(ctx, []string{args[1], "-h"}, wrap)
 	}
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -89,95 +106,139 @@ func run(args []string) error {
 	}
 	switch cmd {
 	case "serve":
-		return serve(args)
+		cfg, err := parseServe(args)
+		if err != nil {
+			return err
+		}
+		cfg.wrapEngine = wrap
+		return cfg.run(ctx)
 	case "token":
-		return token(args)
+		return token(ctx, args)
 	case "fsck":
-		return fsck(args)
+		return fsck(ctx, args)
 	case "backup":
-		return backup(args)
+		return backup(ctx, args)
 	case "restore":
-		return restore(args)
+		return restore(ctx, args)
 	case "migrate":
-		return migrateCommand(args)
+		return migrateCommand(ctx, args)
 	}
 	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
 }
 
-func serve(args []string) error {
+// Config is the configuration of `undersigned-server serve`, from its
+// flags.
+type Config struct {
+	// Server configures the service. Its Engine, Logger and Registry are
+	// set by run.
+	Server server.Config
+	// Embedded tunes the embedded engine, the default. Its Folder and
+	// Logger are set when it opens.
+	Embedded embedded.Config
+	// Trillian, when its Addr is set, serves the log as a Trillian
+	// personality instead (--trillian, --tree-id, --postgres).
+	Trillian trillian.Config
+	// DebugAddr, when set, serves Go's profiles (net/http/pprof) there.
+	DebugAddr string
+	// Verbose logs debug messages.
+	Verbose bool
+
+	// wrapEngine, when set, wraps the engine: a test seam, which no flag
+	// reaches.
+	wrapEngine func(server.Engine) server.Engine
+}
+
+// parseServe turns the flags of serve into a Config.
+func parseServe(args []string) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cfg server.Config
-	fs.StringVar(&cfg.DataDir, "data", "undersigned-data", "the data folder")
-	fs.StringVar(&cfg.GRPCAddr, "grpc", "127.0.0.1:7420", "the gRPC listen address")
-	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7421", "the HTTP listen address (tlog-tiles under /log/, /metrics)")
-	fs.StringVar(&cfg.Origin, "origin", "", "the log's origin, fixed at first start (default localhost/undersigned/<random>)")
-	fs.UintVar(&cfg.BatchMaxSize, "batch-size", 1024, "the most entries Tessera sequences at once")
-	fs.DurationVar(&cfg.BatchMaxAge, "batch-age", 50*time.Millisecond, "the longest an entry waits for its batch")
-	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
-	fs.Float64Var(&cfg.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
-	fs.Float64Var(&cfg.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	cfg := &Config{}
+	sc, ec, tc := &cfg.Server, &cfg.Embedded, &cfg.Trillian
+	fs.StringVar(&sc.DataDir, "data", "undersigned-data", "the data folder")
+	fs.StringVar(&sc.GRPCAddr, "grpc", "127.0.0.1:7420", "the gRPC listen address")
+	fs.StringVar(&sc.HTTPAddr, "http", "127.0.0.1:7421", "the HTTP listen address (tlog-tiles under /log/, /metrics)")
+	fs.StringVar(&sc.Origin, "origin", "", "the log's origin, fixed at first start (default localhost/undersigned/<random>)")
+	fs.UintVar(&ec.BatchMaxSize, "batch-size", 1024, "the most entries Tessera sequences at once")
+	fs.DurationVar(&ec.BatchMaxAge, "batch-age", 50*time.Millisecond, "the longest an entry waits for its batch")
+	fs.DurationVar(&ec.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
+	fs.Float64Var(&sc.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
+	fs.Float64Var(&sc.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
 	maxStreams := fs.Uint("max-streams-per-connection", 512, "calls one connection may have open at once")
-	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
-	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
-	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
-	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
-	fs.BoolVar(&cfg.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
-	debugAddr := fs.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
-	verbose := fs.Bool("v", false, "log debug messages")
-	tf := addTrillianFlags(fs)
+	fs.IntVar(&sc.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
+	fs.StringVar(&sc.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
+	fs.StringVar(&sc.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
+	fs.StringVar(&sc.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
+	fs.BoolVar(&sc.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
+	fs.StringVar(&tc.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
+	fs.Int64Var(&tc.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
+	fs.StringVar(&tc.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI (Trillian engine)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
+	fs.BoolVar(&cfg.Verbose, "v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
-	var err error
-	if cfg.Trillian, err = tf.config(); err != nil {
-		return usageError{err}
+	sc.MaxStreamsPerConnection = uint32(*maxStreams)
+	switch {
+	case tc.Addr == "" && (tc.TreeID != 0 || tc.PostgresURI != ""):
+		return nil, usageError{errors.New("--tree-id and --postgres go with --trillian")}
+	case tc.Addr != "" && (tc.TreeID == 0 || tc.PostgresURI == ""):
+		return nil, usageError{errors.New("--trillian needs --tree-id and --postgres")}
 	}
-	cfg.MaxStreamsPerConnection = uint32(*maxStreams)
+	return cfg, nil
+}
+
+// run serves the ledger until ctx is done.
+func (c *Config) run(ctx context.Context) error {
 	level := slog.LevelInfo
-	if *verbose {
+	if c.Verbose {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	klog.SetSlogLogger(logger.With(slog.String("component", "tessera")))
-	cfg.Logger = logger
-	cfg.AfterAdmit = killSwitch()
-	if *debugAddr != "" {
+	reg := prometheus.NewRegistry()
+	sc := c.Server
+	sc.Logger, sc.Registry, sc.Engine = logger, reg, c.openEngine(logger, reg)
+	if c.DebugAddr != "" {
 		go func() {
-			logger.Info("serving profiles", slog.String("debug", *debugAddr))
-			if err := http.ListenAndServe(*debugAddr, nil); err != nil {
+			logger.Info("serving profiles", slog.String("debug", c.DebugAddr))
+			if err := http.ListenAndServe(c.DebugAddr, nil); err != nil {
 				logger.Error("profiles", slog.Any("error", err))
 			}
 		}()
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return server.Run(ctx, cfg)
+	return server.Run(ctx, sc)
 }
 
-// killSwitch returns, when UNDERSIGNED_TEST_KILL_AFTER_ADMIT=N is set, a
-// hook that kills the process with SIGKILL after the Nth admitted batch,
-// between the intent and the append. Crash tests use it; nothing else
-// should.
-func killSwitch() func() {
-	v := os.Getenv("UNDERSIGNED_TEST_KILL_AFTER_ADMIT")
-	if v == "" {
-		return nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return nil
-	}
-	var count atomic.Int64
-	return func() {
-		if count.Add(1) == int64(n) {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {}
+// openEngine returns the function that opens the engine the configuration
+// names on the data folder: Trillian when --trillian is given, else the
+// embedded engine.
+func (c *Config) openEngine(logger *slog.Logger, reg prometheus.Registerer) server.OpenEngine {
+	return func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
+		var e server.Engine
+		if c.Trillian.Addr != "" {
+			tc := c.Trillian
+			tc.Folder, tc.Logger, tc.Registry = f, logger, reg
+			te, err := trillian.Open(ctx, tc)
+			if err != nil {
+				return nil, err
+			}
+			e = te
+		} else {
+			ec := c.Embedded
+			ec.Folder, ec.Logger = f, logger
+			ee, err := embedded.Open(ctx, ec)
+			if err != nil {
+				return nil, err
+			}
+			e = ee
 		}
+		if c.wrapEngine != nil {
+			e = c.wrapEngine(e)
+		}
+		return e, nil
 	}
 }
 
-func token(args []string) error {
+func token(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError{errors.New("token: want create, list or revoke")}
 	}
@@ -193,7 +254,6 @@ func token(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	ctx := context.Background()
 	ts, closeTokens, err := openTokens(ctx, *data, *postgres)
 	if err != nil {
 		return err
@@ -205,7 +265,7 @@ func token(args []string) error {
 		if *letters != "" {
 			ls = strings.Split(*letters, ",")
 		}
-		tok, t, err := server.NewToken(ctx, ts, *name, ls)
+		tok, t, err := ledger.NewToken(ctx, ts, *name, ls)
 		if err != nil {
 			return err
 		}
@@ -248,15 +308,15 @@ func token(args []string) error {
 	return nil
 }
 
-// fsck checks a stopped data folder in full; exit 1 when it finds a
-// problem.
-func fsck(args []string) error {
+// fsck checks a stopped data folder of the embedded engine in full; exit
+// 1 when it finds a problem.
+func fsck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder (the server must be stopped)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	n, err := server.Fsck(context.Background(), *data, os.Stdout)
+	n, err := embedded.Fsck(ctx, *data, os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -267,7 +327,7 @@ func fsck(args []string) error {
 }
 
 // backup copies a data folder, while it may be served.
-func backup(args []string) error {
+func backup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder")
 	out := fs.String("out", "", "the new folder for the copy")
@@ -277,7 +337,7 @@ func backup(args []string) error {
 	if *out == "" {
 		return usageError{errors.New("backup: --out is required")}
 	}
-	if err := server.Backup(context.Background(), *data, *out); err != nil {
+	if err := embedded.Backup(ctx, *data, *out); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "backed up %s to %s\n", *data, *out)
@@ -285,7 +345,7 @@ func backup(args []string) error {
 }
 
 // restore makes a new data folder from a copy.
-func restore(args []string) error {
+func restore(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the copy made by backup")
 	data := fs.String("data", "undersigned-data", "the new data folder")
@@ -295,10 +355,19 @@ func restore(args []string) error {
 	if *from == "" {
 		return usageError{errors.New("restore: --from is required")}
 	}
-	n, err := server.Restore(context.Background(), *from, *data)
+	n, err := embedded.Restore(ctx, *from, *data)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "restored %s into %s; %d redacted disclosures deleted again; the server appends the admitted writes the copy's log lacks when it starts\n", *from, *data, n)
 	return nil
+}
+
+// openTokens opens the token store: in the data folder, or in PostgreSQL
+// for the Trillian engine.
+func openTokens(ctx context.Context, dataDir, postgres string) (ledger.TokenStore, func() error, error) {
+	if postgres != "" {
+		return trillian.OpenTokens(ctx, postgres)
+	}
+	return embedded.OpenTokens(ctx, dataDir)
 }

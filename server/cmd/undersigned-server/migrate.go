@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/google/trillian"
 	"google.golang.org/grpc"
@@ -18,7 +16,7 @@ import (
 )
 
 // migrateCommand copies a stopped embedded log into a new Trillian tree.
-func migrateCommand(args []string) error {
+func migrateCommand(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	var cfg migrate.Config
 	fs.StringVar(&cfg.From, "from", "undersigned-data", "the embedded engine's data folder (its server stopped)")
@@ -39,8 +37,6 @@ func migrateCommand(args []string) error {
 	defer conn.Close()
 	cfg.Log, cfg.Admin = trillian.NewTrillianLogClient(conn), trillian.NewTrillianAdminClient(conn)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	res, err := migrate.Run(ctx, cfg)
 	if err != nil {
 		return err

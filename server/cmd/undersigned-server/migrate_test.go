@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +20,8 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/servertest"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
@@ -33,7 +34,7 @@ import (
 func TestMigrate(t *testing.T) {
 	env := trilliantest.Need(t)
 	db := env.NewDatabase(t)
-	logs := &serverLog{}
+	logs := &servertest.Logs{}
 	showOnFailure(t, logs)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -41,7 +42,7 @@ func TestMigrate(t *testing.T) {
 
 	// An embedded log with endorsements, a withdrawal and a redaction.
 	from := t.TempDir()
-	emb, err := server.New(ctx, server.Config{DataDir: from, Origin: origin, BatchMaxAge: 5 * time.Millisecond})
+	emb, err := server.New(ctx, server.Config{DataDir: from, Origin: origin, Engine: servertest.EmbeddedEngine})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +51,8 @@ func TestMigrate(t *testing.T) {
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- emb.Serve(sctx, gl, hl) }()
-	token := readTokenFile(t, from)
-	pub, err := os.ReadFile(filepath.Join(from, server.LogPubFile))
+	token := servertest.ReadToken(t, from)
+	pub, err := os.ReadFile(filepath.Join(from, datadir.LogPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestMigrate(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
-	embeddedCP, err := os.ReadFile(filepath.Join(from, server.LastCheckpointFile))
+	embeddedCP, err := os.ReadFile(filepath.Join(from, datadir.LastCheckpointFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +139,9 @@ func TestMigrate(t *testing.T) {
 
 	// The Trillian engine continues the log.
 	f := startFrontend(t, env, to, origin, tree, db, 0, logs)
-	tc := f.dial(t, token, filepath.Join(t.TempDir(), "known_logs"))
+	tc := f.Dial(t, token, filepath.Join(t.TempDir(), "known_logs"))
 	defer tc.Close()
-	if got := f.checkpoint(t); !bytes.Equal(got, embeddedCP) {
+	if got := f.Checkpoint(t); !bytes.Equal(got, embeddedCP) {
 		t.Errorf("the first checkpoint of the Trillian engine is not the embedded one:\n%s\n%s", got, embeddedCP)
 	}
 	if tc.VerifierKey() != strings.TrimSpace(string(pub)) {
@@ -180,14 +181,13 @@ func TestMigrate(t *testing.T) {
 	if next.Verified.Index != n+3 {
 		t.Errorf("the first write after the migration is at %d, want %d", next.Verified.Index, n+3)
 	}
-	f.stop(t)
+	f.Stop(t)
 }
 
 // runCommand runs undersigned-server (this test binary) with args.
 func runCommand(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd := servertest.Command(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

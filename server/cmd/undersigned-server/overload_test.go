@@ -23,6 +23,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 func rssOf(pid int) int64 {
@@ -54,15 +55,15 @@ func TestOverload(t *testing.T) {
 	}
 	defer logf.Close()
 	srv := startServer(t, dir, "overload.test/undersigned", 0, logf, "--max-inflight-writes", "1024")
-	defer srv.kill()
-	srv.dial(t, "", "").Close()
-	tok, _ := os.ReadFile(filepath.Join(dir, server.TokenFile))
+	defer srv.Kill()
+	srv.Dial(t, "", "").Close()
+	tok, _ := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	token := strings.TrimSpace(string(tok))
 	const conns = 8
 	var cls []*client.Client
 	// One more connection for reads only, as a reader would have.
 	for range conns + 1 {
-		c := srv.dial(t, token, "")
+		c := srv.Dial(t, token, "")
 		defer c.Close()
 		cls = append(cls, c)
 	}
@@ -108,7 +109,7 @@ func TestOverload(t *testing.T) {
 	wg.Wait()
 	wcancel()
 	sustained := max(warm.Load()/2, 100)
-	baseline := rssOf(srv.cmd.Process.Pid)
+	baseline := rssOf(srv.Pid())
 
 	var ok, exhausted, withHint, failed atomic.Int64
 	var receiptsMu sync.Mutex
@@ -127,7 +128,7 @@ func TestOverload(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			if r := rssOf(srv.cmd.Process.Pid); r > maxRSS.Load() {
+			if r := rssOf(srv.Pid()); r > maxRSS.Load() {
 				maxRSS.Store(r)
 			}
 		}

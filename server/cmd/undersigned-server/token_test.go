@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // capture runs f with stdout and stderr redirected, and returns both.
@@ -34,20 +36,20 @@ func capture(t *testing.T, f func() error) (string, string, error) {
 // revoked.
 func TestTokenCommand(t *testing.T) {
 	dir := t.TempDir()
-	s, err := server.New(context.Background(), server.Config{DataDir: dir})
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, Engine: servertest.EmbeddedEngine})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close(context.Background())
 
 	out, _, err := capture(t, func() error {
-		return run([]string{"token", "create", "--data", dir, "--name", "press office", "--letters", "a,b"})
+		return run(context.Background(), []string{"token", "create", "--data", dir, "--name", "press office", "--letters", "a,b"}, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := strings.TrimSpace(out)
-	if !strings.HasPrefix(tok, server.TokenPrefix) {
+	if !strings.HasPrefix(tok, ledger.TokenPrefix) {
 		t.Fatalf("token create printed %q", out)
 	}
 	// Stored hashed: the token itself is nowhere in the data folder, but
@@ -60,26 +62,26 @@ func TestTokenCommand(t *testing.T) {
 		}
 		return nil
 	})
-	list, _, err := capture(t, func() error { return run([]string{"token", "list", "--data", dir}) })
+	list, _, err := capture(t, func() error { return run(context.Background(), []string{"token", "list", "--data", dir}, nil) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := strings.Split(strings.TrimPrefix(tok, server.TokenPrefix), "_")[0]
+	id := strings.Split(strings.TrimPrefix(tok, ledger.TokenPrefix), "_")[0]
 	if !strings.Contains(list, id) || !strings.Contains(list, "press office") || !strings.Contains(list, "a,b") {
 		t.Fatalf("token list does not show the token, its name and its letters:\n%s", list)
 	}
-	if _, _, err := capture(t, func() error { return run([]string{"token", "revoke", "--data", dir, id}) }); err != nil {
+	if _, _, err := capture(t, func() error { return run(context.Background(), []string{"token", "revoke", "--data", dir, id}, nil) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := capture(t, func() error { return run([]string{"token", "revoke", "--data", dir, id}) }); err == nil {
+	if _, _, err := capture(t, func() error { return run(context.Background(), []string{"token", "revoke", "--data", dir, id}, nil) }); err == nil {
 		t.Fatal("a token was revoked twice")
 	}
-	s, err = server.New(context.Background(), server.Config{DataDir: dir})
+	s, err = server.New(context.Background(), server.Config{DataDir: dir, Engine: servertest.EmbeddedEngine})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	got, err := s.Tokens().ByHash(context.Background(), server.HashToken(tok))
+	got, err := s.Tokens().ByHash(context.Background(), ledger.HashToken(tok))
 	if err != nil || got != nil {
 		t.Fatalf("a revoked token is still accepted: %v %v", got, err)
 	}

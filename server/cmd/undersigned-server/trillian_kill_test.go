@@ -68,7 +68,7 @@ func TestTrillianKilled(t *testing.T) {
 	}()
 	dir, knownLogs := t.TempDir(), filepath.Join(t.TempDir(), "known_logs")
 	f := startFrontend(t, env, dir, "trillian-killed.test/undersigned", tree, db, 0, logf)
-	cl, _ := f.dialOrganiser(t, dir, knownLogs)
+	cl, _ := f.DialOrganiser(t, knownLogs)
 	defer cl.Close()
 	ctx := context.Background()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,107 +23,29 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
 // frontend is an undersigned-server process on a Trillian tree.
-type frontend struct {
-	*child
-}
+type frontend = servertest.Process
 
 // startFrontend starts `undersigned-server serve --trillian ...` on dir;
 // killAfterAdmit > 0 makes it kill itself after that many admitted
 // batches, between intent and queuing.
 func startFrontend(t *testing.T, env *trilliantest.Env, dir, origin string, tree int64, postgres string, killAfterAdmit int, logw io.Writer) *frontend {
 	t.Helper()
-	vars := []string{childEnv + "=1"}
-	if killAfterAdmit > 0 {
-		vars = append(vars, fmt.Sprintf("UNDERSIGNED_TEST_KILL_AFTER_ADMIT=%d", killAfterAdmit))
-	}
-	f := &frontend{child: newChild(t, logw, vars, "--data", dir, "--origin", origin,
-		"--trillian", env.TrillianAddr, "--tree-id", strconv.FormatInt(tree, 10), "--postgres", postgres)}
-	f.start(t)
-	t.Cleanup(f.kill)
-	return f
+	return servertest.StartProcess(t, servertest.ProcessOptions{Dir: dir, Origin: origin, KillAfterAdmit: killAfterAdmit, Log: logw,
+		Args: []string{"--trillian", env.TrillianAddr, "--tree-id", strconv.FormatInt(tree, 10), "--postgres", postgres}})
 }
 
-// stop stops the process with SIGTERM and waits for it.
-func (f *frontend) stop(t *testing.T) {
-	t.Helper()
-	f.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-f.done:
-		f.done <- nil
-	case <-time.After(time.Minute):
-		t.Error("the server did not stop within a minute of SIGINT")
-		f.kill()
-	}
-}
-
-func (f *frontend) checkpoint(t *testing.T) []byte {
-	t.Helper()
-	resp, err := http.Get("http://" + f.http + "/log/checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /log/checkpoint: %d %s", resp.StatusCode, b)
-	}
-	return b
-}
-
-// serverLog collects the logs of server processes, shown when a test
-// fails.
-type serverLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *serverLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func showOnFailure(t *testing.T, logs *serverLog) {
+// showOnFailure shows the servers' logs when the test fails.
+func showOnFailure(t *testing.T, logs *servertest.Logs) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server logs:\n%s", logs)
 		}
 	})
-}
-
-// copyDataFolder copies the files a second frontend of the same log needs:
-// the keys, the secrets and the token file.
-func copyDataFolder(t *testing.T, from, to string) {
-	t.Helper()
-	for _, f := range []string{server.LogKeyFile, server.LogPubFile, server.DedupSecretFile, server.TokenFile} {
-		b, err := os.ReadFile(filepath.Join(from, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func readTokenFile(t *testing.T, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, server.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // TestTwoFrontends runs two undersigned-server processes on one Trillian
@@ -135,17 +55,17 @@ func readTokenFile(t *testing.T, dir string) string {
 func TestTwoFrontends(t *testing.T) {
 	env := trilliantest.Need(t)
 	tree, db := env.NewTree(t, trillian.TreeType_LOG), env.NewDatabase(t)
-	logs := &serverLog{}
+	logs := &servertest.Logs{}
 	showOnFailure(t, logs)
 	const origin = "two.test/undersigned"
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startFrontend(t, env, dirA, origin, tree, db, 0, logs)
-	a.dial(t, "", filepath.Join(t.TempDir(), "known_logs")).Close()
-	copyDataFolder(t, dirA, dirB)
+	a.Dial(t, "", filepath.Join(t.TempDir(), "known_logs")).Close()
+	servertest.CopyFolder(t, dirA, dirB)
 	b := startFrontend(t, env, dirB, origin, tree, db, 0, logs)
-	token := readTokenFile(t, dirA)
+	token := servertest.ReadToken(t, dirA)
 	knownLogs := filepath.Join(t.TempDir(), "known_logs")
-	ca, cb := a.dial(t, token, knownLogs), b.dial(t, token, knownLogs)
+	ca, cb := a.Dial(t, token, knownLogs), b.Dial(t, token, knownLogs)
 	defer ca.Close()
 	defer cb.Close()
 	if ca.VerifierKey() != cb.VerifierKey() {
@@ -197,11 +117,11 @@ func TestTwoFrontends(t *testing.T) {
 		other, _ := tokenOnPostgres(t, db)
 		e := client.NewEndorsement(origin, letter, client.Signer{Fields: records.Fields{Name: "Frontend Signer 07"}, OrganiserKey: org})
 		for _, f := range []*frontend{a, b} {
-			c := f.dial(t, other, knownLogs)
+			c := f.Dial(t, other, knownLogs)
 			_, err := c.Endorse(ctx, e, "")
 			c.Close()
 			if status.Code(err) != codes.AlreadyExists {
-				t.Errorf("through %s: %v, want AlreadyExists", f.addr, err)
+				t.Errorf("through %s: %v, want AlreadyExists", f.Addr, err)
 			}
 		}
 	})
@@ -224,7 +144,7 @@ func TestTwoFrontends(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	var cpA, cpB []byte
 	for {
-		cpA, cpB = a.checkpoint(t), b.checkpoint(t)
+		cpA, cpB = a.Checkpoint(t), b.Checkpoint(t)
 		if bytes.Equal(cpA, cpB) && strings.Contains(string(cpA), "\n"+strconv.FormatUint(want, 10)+"\n") {
 			break
 		}
@@ -234,17 +154,17 @@ func TestTwoFrontends(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, f := range []*frontend{a, b} {
-		resp, err := http.Get("http://" + f.http + "/metrics")
+		resp, err := http.Get("http://" + f.HTTPAddr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if line := fmt.Sprintf("undersigned_trillian_published_size %d\n", want); !strings.Contains(string(body), line) {
-			t.Errorf("%s/metrics does not say %q", f.http, line)
+			t.Errorf("%s/metrics does not say %q", f.HTTPAddr, line)
 		}
 		if m := regexp.MustCompile(`undersigned_trillian_checkpoints_signed_total (\d+)`).FindSubmatch(body); m != nil {
-			t.Logf("frontend %s signed %s checkpoints itself", f.http, m[1])
+			t.Logf("frontend %s signed %s checkpoints itself", f.HTTPAddr, m[1])
 		}
 	}
 	rosters := make([][]byte, 2)
@@ -270,16 +190,15 @@ func TestTwoFrontends(t *testing.T) {
 			t.Errorf("receipt %d through frontend B: %v, %v", i, st, err)
 		}
 	}
-	a.stop(t)
-	b.stop(t)
+	a.Stop(t)
+	b.Stop(t)
 }
 
 // tokenOnPostgres creates an organiser token in the Trillian engine's
 // database with the token command, and returns it.
 func tokenOnPostgres(t *testing.T, postgres string) (string, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "token", "create", "--postgres", postgres, "--name", "another organiser")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd := servertest.Command("token", "create", "--postgres", postgres, "--name", "another organiser")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -295,7 +214,7 @@ func tokenOnPostgres(t *testing.T, postgres string) (string, string) {
 func TestCrashDuringImportTrillian(t *testing.T) {
 	env := trilliantest.Need(t)
 	tree, db := env.NewTree(t, trillian.TreeType_LOG), env.NewDatabase(t)
-	logs := &serverLog{}
+	logs := &servertest.Logs{}
 	showOnFailure(t, logs)
 	dir := t.TempDir()
 	knownLogs := filepath.Join(t.TempDir(), "known_logs")
@@ -306,15 +225,15 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 
 	srv := startFrontend(t, env, dir, origin, tree, db, 0, logs)
 	token := ""
-	srv.dial(t, "", knownLogs).Close()
-	token = readTokenFile(t, dir)
-	cl := srv.dial(t, token, knownLogs)
+	srv.Dial(t, "", knownLogs).Close()
+	token = servertest.ReadToken(t, dir)
+	cl := srv.Dial(t, token, knownLogs)
 	l := client.NewLetter(cl.Origin(), client.LetterDraft{ID: "crash", Title: "Crash test", Text: "Sign here.\n"}, key)
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		t.Fatal(err)
 	}
 	cl.Close()
-	srv.kill()
+	srv.Kill()
 
 	const rowsPerCycle = 200
 	cycles := []struct {
@@ -335,12 +254,12 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 	got := &receipts{byID: map[int][]byte{}}
 	for i, c := range cycles {
 		srv = startFrontend(t, env, dir, origin, tree, db, c.killAfterAdmit, logs)
-		cl = srv.dial(t, token, knownLogs)
+		cl = srv.Dial(t, token, knownLogs)
 		checkAll(t, ctx, cl, got)
 		before := len(got.all())
 		var timer *time.Timer
 		if c.afterTime > 0 {
-			timer = time.AfterFunc(c.afterTime, srv.kill)
+			timer = time.AfterFunc(c.afterTime, srv.Kill)
 		}
 		if c.afterReceipts > 0 {
 			go func() {
@@ -348,19 +267,19 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 				for len(got.all()) < before+c.afterReceipts && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 				}
-				srv.kill()
+				srv.Kill()
 			}()
 		}
 		n, err := importRows(ctx, cl, l, key, secrets, names[:(i+1)*rowsPerCycle], got)
 		if timer != nil {
 			timer.Stop()
 		}
-		srv.kill()
+		srv.Kill()
 		cl.Close()
 		t.Logf("%s: %d receipts before the kill (%v)", c.name, n, err)
 	}
 	srv = startFrontend(t, env, dir, origin, tree, db, 0, logs)
-	cl = srv.dial(t, token, knownLogs)
+	cl = srv.Dial(t, token, knownLogs)
 	defer cl.Close()
 	checkAll(t, ctx, cl, got)
 	if _, err := importRows(ctx, cl, l, key, secrets, names, got); err != nil {
@@ -390,5 +309,5 @@ func TestCrashDuringImportTrillian(t *testing.T) {
 	if want := uint64(len(names) + 1); info.GetSize() != want {
 		t.Errorf("the log has %d entries, want %d: something was appended twice", info.GetSize(), want)
 	}
-	srv.stop(t)
+	srv.Stop(t)
 }

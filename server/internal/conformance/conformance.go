@@ -559,6 +559,15 @@ func testLifecycle(t *testing.T, l Log) {
 	s.verifyReceipt(typo, client.StateSuperseded)
 	s.verifyReceipt(kept, client.StateCounted)
 
+	s.checkLifecycleServed(redacted, before)
+	s.checkStatus(letter)
+}
+
+// checkLifecycleServed checks what is served after the lifecycle's
+// actions: the redacted endorsement without its name, and the counts now
+// and at size before.
+func (s *session) checkLifecycleServed(redacted *client.Result, before uint64) {
+	t := s.t
 	for _, e := range s.entries() {
 		if e.GetIndex() == redacted.Verified.Index && (e.GetDisclosure() != nil || !e.GetRedacted()) {
 			t.Errorf("GetEntries serves the redacted endorsement with disclosure %v, redacted %v", e.GetDisclosure(), e.GetRedacted())
@@ -577,11 +586,17 @@ func testLifecycle(t *testing.T, l Log) {
 	if counts.GetPublic() != 2 || counts.GetRedacted() != 1 || counts.GetWithdrawn() != 0 || counts.GetSuperseded() != 0 {
 		t.Errorf("counts at size %d: %v; want the state before the actions", before, counts)
 	}
+}
 
+// checkStatus closes the lifecycle letter, then records its delivery:
+// endorsements and a second close are refused.
+func (s *session) checkStatus(letter *pb.Letter) {
+	t := s.t
+	ctx := testContext(t)
 	if _, err := s.c.SetLetterStatus(ctx, "lifecycle", pb.Status_STATUS_CLOSED, "", s.org); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	_, err = s.c.Endorse(ctx, s.endorsement(letter, "Too Late", pb.Visibility_VISIBILITY_PUBLIC), "")
+	_, err := s.c.Endorse(ctx, s.endorsement(letter, "Too Late", pb.Visibility_VISIBILITY_PUBLIC), "")
 	wantCode(t, err, codes.FailedPrecondition)
 	_, err = s.other.SetLetterStatus(ctx, "lifecycle", pb.Status_STATUS_CLOSED, "", s.org)
 	wantCode(t, err, codes.FailedPrecondition, codes.AlreadyExists)
@@ -603,11 +618,46 @@ func testLifecycle(t *testing.T, l Log) {
 // close, and every endorsement that got a receipt before the close.
 func testOrdering(t *testing.T, l Log) {
 	s := open(t, l.Start(t), nil)
-	const writers, each = 8, 12
 	letters := []*pb.Letter{
 		client.NewLetter(s.c.Origin(), client.LetterDraft{ID: "order-a", Title: "A", Text: letterText}, s.org),
 		client.NewLetter(s.c.Origin(), client.LetterDraft{ID: "order-b", Title: "B", Text: letterText}, s.org),
 	}
+	accepted, closedAt := s.writeConcurrently(letters)
+	if t.Failed() {
+		return
+	}
+	letterAt := map[string]uint64{}
+	for _, e := range s.entries() {
+		rec := mustDecode(t, e.GetRecord())
+		switch {
+		case rec.GetLetter() != nil:
+			letterAt[rec.GetLetter().GetId()] = e.GetIndex()
+		case rec.GetEndorsement() != nil:
+			id := rec.GetEndorsement().GetLetterId()
+			at, ok := letterAt[id]
+			if !ok || at > e.GetIndex() {
+				t.Errorf("endorsement at %d comes before its letter %s", e.GetIndex(), id)
+			}
+			if c, ok := closedAt[id]; ok && e.GetIndex() > c {
+				t.Errorf("endorsement at %d comes after letter %s was closed at %d", e.GetIndex(), id, c)
+			}
+			if accepted[e.GetIndex()] != id {
+				t.Errorf("endorsement at %d of %s has no receipt", e.GetIndex(), id)
+			}
+			delete(accepted, e.GetIndex())
+		}
+	}
+	if len(accepted) != 0 {
+		t.Errorf("%d receipts name indexes that hold no endorsement", len(accepted))
+	}
+}
+
+// writeConcurrently publishes the letters and endorses them at once from
+// many callers, one of which closes each letter half way. It returns the
+// letter of each index that got a receipt, and the index of each close.
+func (s *session) writeConcurrently(letters []*pb.Letter) (accepted map[uint64]string, closedAt map[string]uint64) {
+	t := s.t
+	const writers, each = 8, 12
 	var wg sync.WaitGroup
 	for _, lt := range letters {
 		wg.Go(func() {
@@ -618,8 +668,7 @@ func testOrdering(t *testing.T, l Log) {
 	}
 	deadline := time.Now().Add(timeout)
 	var mu sync.Mutex
-	accepted := map[uint64]string{}
-	closedAt := map[string]uint64{}
+	accepted, closedAt = map[uint64]string{}, map[string]uint64{}
 	for w := range writers {
 		lt := letters[w%2]
 		wg.Go(func() {
@@ -654,33 +703,7 @@ func testOrdering(t *testing.T, l Log) {
 		})
 	}
 	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	letterAt := map[string]uint64{}
-	for _, e := range s.entries() {
-		rec := mustDecode(t, e.GetRecord())
-		switch {
-		case rec.GetLetter() != nil:
-			letterAt[rec.GetLetter().GetId()] = e.GetIndex()
-		case rec.GetEndorsement() != nil:
-			id := rec.GetEndorsement().GetLetterId()
-			at, ok := letterAt[id]
-			if !ok || at > e.GetIndex() {
-				t.Errorf("endorsement at %d comes before its letter %s", e.GetIndex(), id)
-			}
-			if c, ok := closedAt[id]; ok && e.GetIndex() > c {
-				t.Errorf("endorsement at %d comes after letter %s was closed at %d", e.GetIndex(), id, c)
-			}
-			if accepted[e.GetIndex()] != id {
-				t.Errorf("endorsement at %d of %s has no receipt", e.GetIndex(), id)
-			}
-			delete(accepted, e.GetIndex())
-		}
-	}
-	if len(accepted) != 0 {
-		t.Errorf("%d receipts name indexes that hold no endorsement", len(accepted))
-	}
+	return accepted, closedAt
 }
 
 func (s *session) disclosureBundle(n uint64) ([]map[string]any, []byte) {
@@ -716,78 +739,10 @@ func testTiles(t *testing.T, l Log) {
 	if err != nil || cp.Size < 301 {
 		t.Fatalf("/log/checkpoint: %v, %v", cp, err)
 	}
-	size := cp.Size
-
-	fetch := func(path string, wantImmutable bool) []byte {
-		t.Helper()
-		code, h, body := s.get("/log/" + path)
-		if code != http.StatusOK {
-			t.Fatalf("GET /log/%s: %d %s", path, code, body)
-		}
-		if immutable := strings.Contains(h.Get("Cache-Control"), "immutable"); immutable != wantImmutable {
-			t.Errorf("GET /log/%s: Cache-Control %q", path, h.Get("Cache-Control"))
-		}
-		return body
-	}
-	// The entry bundles hold the log; their leaves give the tree.
-	var leaves [][]byte
-	for n := uint64(0); n*layout.EntryBundleWidth < size; n++ {
-		p := layout.PartialTileSize(0, n, size)
-		var b api.EntryBundle
-		if err := b.UnmarshalText(fetch(layout.EntriesPath(n, p), p == 0)); err != nil {
-			t.Fatal(err)
-		}
-		leaves = append(leaves, b.Entries...)
-	}
-	if uint64(len(leaves)) != size {
-		t.Fatalf("the entry bundles hold %d entries, the checkpoint %d", len(leaves), size)
-	}
-	rows := map[[2]uint64][]byte{}
-	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-	for _, leaf := range leaves {
-		rng.Append(rfc6962.DefaultHasher.HashLeaf(leaf), func(id compact.NodeID, h []byte) {
-			if id.Level%8 == 0 {
-				rows[[2]uint64{uint64(id.Level / 8), id.Index}] = h
-			}
-		})
-	}
-	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Hash) {
-		t.Fatalf("the entry bundles give the root %x, the checkpoint %x", root, cp.Hash)
-	}
-	// Every tile of the tree holds the nodes the leaves give.
-	for level := uint64(0); size>>(8*level) > 0; level++ {
-		width := size >> (8 * level)
-		for n := uint64(0); n*layout.TileWidth < width; n++ {
-			p := layout.PartialTileSize(level, n, size)
-			var tile api.HashTile
-			if err := tile.UnmarshalText(fetch(layout.TilePath(level, n, p), p == 0)); err != nil {
-				t.Fatal(err)
-			}
-			for i, h := range tile.Nodes {
-				if !bytes.Equal(h, rows[[2]uint64{level, n*layout.TileWidth + uint64(i)}]) {
-					t.Fatalf("tile %s: node %d is not the tree's", layout.TilePath(level, n, p), i)
-				}
-			}
-		}
-	}
-	// A tlog-tiles proof builder proves inclusion from the tiles alone.
-	tiles := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-		return fetch(layout.TilePath(level, index, p), p == 0), nil
-	}
-	builder, err := tclient.NewProofBuilder(testContext(t), size, tiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range []uint64{0, 255, 256, size - 1} {
-		p, err := builder.InclusionProof(testContext(t), i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, rfc6962.DefaultHasher.HashLeaf(leaves[i]), p, cp.Hash); err != nil {
-			t.Errorf("inclusion of %d from the tiles: %v", i, err)
-		}
-	}
+	leaves, nodes := s.checkEntryBundles(cp)
+	s.checkTiles(cp, leaves, nodes)
 	// Nothing beyond the checkpoint.
+	size := cp.Size
 	for _, p := range []string{
 		layout.TilePath(0, size/256+1, 0),
 		layout.TilePath(0, size/256, uint8(size%256)+1),
@@ -802,6 +757,90 @@ func testTiles(t *testing.T, l Log) {
 	ds, _ := s.disclosureBundle(0)
 	if len(ds) != layout.EntryBundleWidth-1 || ds[0]["index"] != float64(1) || !strings.HasPrefix(ds[0]["name"].(string), "Tile Signer") {
 		t.Errorf("disclosure bundle 0 has %d elements, the first %v; want the 255 endorsements", len(ds), ds[0])
+	}
+}
+
+// fetchResource returns a resource of the tlog-tiles API, which must be
+// served immutable exactly when it is full.
+func (s *session) fetchResource(path string, wantImmutable bool) []byte {
+	s.t.Helper()
+	code, h, body := s.get("/log/" + path)
+	if code != http.StatusOK {
+		s.t.Fatalf("GET /log/%s: %d %s", path, code, body)
+	}
+	if immutable := strings.Contains(h.Get("Cache-Control"), "immutable"); immutable != wantImmutable {
+		s.t.Errorf("GET /log/%s: Cache-Control %q", path, h.Get("Cache-Control"))
+	}
+	return body
+}
+
+// checkEntryBundles reads the entry bundles of the checkpoint's tree and
+// checks that their leaves give its root. It returns the leaves, and the
+// nodes of the tree that tiles hold, by tile level and index.
+func (s *session) checkEntryBundles(cp *log.Checkpoint) ([][]byte, map[[2]uint64][]byte) {
+	t, size := s.t, cp.Size
+	var leaves [][]byte
+	for n := uint64(0); n*layout.EntryBundleWidth < size; n++ {
+		p := layout.PartialTileSize(0, n, size)
+		var b api.EntryBundle
+		if err := b.UnmarshalText(s.fetchResource(layout.EntriesPath(n, p), p == 0)); err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, b.Entries...)
+	}
+	if uint64(len(leaves)) != size {
+		t.Fatalf("the entry bundles hold %d entries, the checkpoint %d", len(leaves), size)
+	}
+	nodes := map[[2]uint64][]byte{}
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	for _, leaf := range leaves {
+		rng.Append(rfc6962.DefaultHasher.HashLeaf(leaf), func(id compact.NodeID, h []byte) {
+			if id.Level%8 == 0 {
+				nodes[[2]uint64{uint64(id.Level / 8), id.Index}] = h
+			}
+		})
+	}
+	if root, _ := rng.GetRootHash(nil); !bytes.Equal(root, cp.Hash) {
+		t.Fatalf("the entry bundles give the root %x, the checkpoint %x", root, cp.Hash)
+	}
+	return leaves, nodes
+}
+
+// checkTiles checks that every tile of the checkpoint's tree holds the
+// nodes the leaves give, and that a tlog-tiles proof builder proves
+// inclusion from the tiles alone.
+func (s *session) checkTiles(cp *log.Checkpoint, leaves [][]byte, nodes map[[2]uint64][]byte) {
+	t, size := s.t, cp.Size
+	for level := uint64(0); size>>(8*level) > 0; level++ {
+		width := size >> (8 * level)
+		for n := uint64(0); n*layout.TileWidth < width; n++ {
+			p := layout.PartialTileSize(level, n, size)
+			var tile api.HashTile
+			if err := tile.UnmarshalText(s.fetchResource(layout.TilePath(level, n, p), p == 0)); err != nil {
+				t.Fatal(err)
+			}
+			for i, h := range tile.Nodes {
+				if !bytes.Equal(h, nodes[[2]uint64{level, n*layout.TileWidth + uint64(i)}]) {
+					t.Fatalf("tile %s: node %d is not the tree's", layout.TilePath(level, n, p), i)
+				}
+			}
+		}
+	}
+	tiles := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		return s.fetchResource(layout.TilePath(level, index, p), p == 0), nil
+	}
+	builder, err := tclient.NewProofBuilder(testContext(t), size, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []uint64{0, 255, 256, size - 1} {
+		p, err := builder.InclusionProof(testContext(t), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, rfc6962.DefaultHasher.HashLeaf(leaves[i]), p, cp.Hash); err != nil {
+			t.Errorf("inclusion of %d from the tiles: %v", i, err)
+		}
 	}
 }
 

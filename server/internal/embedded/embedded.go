@@ -1,38 +1,43 @@
-// Package embedded is the default engine's log: Tessera's POSIX driver in a
-// folder of the data folder, one process, one writer. It implements
-// ledger.Log and serves the tlog-tiles resources the HTTP API exposes.
+// Package embedded is the default engine of the undersigned server: one
+// process, one data folder, no other service. The log is Tessera's POSIX
+// driver in the folder (package tesseralog) and everything beside it, the
+// admitted writes, the disclosures, the indexes and the API tokens, is a
+// SQLite database in the folder (package sqlitestore).
+//
+// An [Engine] owns its whole life: [Open] opens the folder's log and store
+// and checks the entries written since the last clean stop; once the
+// ledger has reconciled the store with the log, [Engine.Start] checks that
+// the log caught up with the last checkpoint it signed; [Engine.Close]
+// stops the log, checks what was appended since the start, and closes the
+// store. A stopped folder is checked in full by [Fsck], copied while served
+// by [Backup] and made into a new folder by [Restore].
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
-	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api/layout"
-	tclient "github.com/transparency-dev/tessera/client"
-	"github.com/transparency-dev/tessera/storage/posix"
-	"golang.org/x/mod/sumdb/note"
 
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
-// Config configures the log.
+// Name is the engine's name, as GetLogInfo reports it.
+const Name = "embedded"
+
+// Config configures the engine.
 type Config struct {
-	// Dir is the folder Tessera keeps the log in.
-	Dir string
-	// Signer signs checkpoints. A *guard.Signer gets its consistency
-	// prover from the log.
-	Signer note.Signer
-	// Verifier verifies them.
-	Verifier note.Verifier
+	// Folder is the open data folder.
+	Folder *datadir.Folder
 	// BatchMaxSize and BatchMaxAge bound Tessera's batches; 0 means 1,024
 	// entries and 50 ms.
 	BatchMaxSize uint
@@ -40,272 +45,182 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is published while the
 	// log grows; 0 means 100 ms, the least Tessera allows.
 	CheckpointInterval time.Duration
-	// Logger receives the log's logs.
+	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 }
 
-// Log is a Tessera POSIX log.
-type Log struct {
-	cfg      Config
-	origin   string
-	appender *tessera.Appender
-	shutdown func(context.Context) error
-	reader   tessera.LogReader
-	nodes    *nodes
-
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	// latest is the latest published checkpoint; changed is closed and
-	// replaced when it changes.
-	mu      sync.Mutex
-	latest  ledger.Checkpoint
-	changed chan struct{}
-	readErr error
-
-	probeMu  sync.Mutex
-	probedAt time.Time
-	probeErr error
+// Engine is the embedded engine on an open data folder.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	tlog  *tesseralog.Log
+	store *sqlitestore.Store
+	guard *guard.Signer
+	// verified is the log as checked at start.
+	verified *tesseralog.Verified
 }
 
-// probeInterval is how long a check that the folder can be written holds.
-const probeInterval = 10 * time.Millisecond
-
-// writable checks, at most once per probeInterval, that a file of the
-// log's state folder can be opened for writing. (Not Tessera's lock file:
-// closing any descriptor of it would release the process's lock.)
-func (l *Log) writable() error {
-	l.probeMu.Lock()
-	defer l.probeMu.Unlock()
-	if now := time.Now(); now.Sub(l.probedAt) >= probeInterval {
-		f, err := os.OpenFile(filepath.Join(l.cfg.Dir, ".state", "writable"), os.O_RDWR|os.O_CREATE, 0o644)
-		if err == nil {
-			err = f.Close()
-		}
-		l.probedAt, l.probeErr = now, err
-	}
-	return l.probeErr
-}
-
-var _ ledger.Log = (*Log)(nil)
-
-// Open opens or creates the log in cfg.Dir.
-func Open(ctx context.Context, cfg Config) (*Log, error) {
-	if cfg.BatchMaxSize == 0 {
-		cfg.BatchMaxSize = 1024
-	}
-	if cfg.BatchMaxAge == 0 {
-		cfg.BatchMaxAge = 50 * time.Millisecond
-	}
-	if cfg.CheckpointInterval == 0 {
-		cfg.CheckpointInterval = 100 * time.Millisecond
-	}
+// Open opens the engine in the data folder: the SQLite store, the guard of
+// the last signed checkpoint and the Tessera log, whose entries written
+// since the last clean stop must give the tree Tessera keeps. It fails,
+// and nothing must be served, when they do not.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), changed: make(chan struct{}), done: make(chan struct{})}
-	if g, ok := cfg.Signer.(*guard.Signer); ok {
-		g.SetProver(l.proveConsistency)
-	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(cfg.Signer).
-		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
-		WithCheckpointInterval(cfg.CheckpointInterval).
-		WithPushback(4 * cfg.BatchMaxSize)
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	appender, shutdown, reader, err := tessera.NewAppender(runCtx, driver, opts)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	l.appender, l.shutdown, l.reader, l.cancel = appender, shutdown, reader, cancel
-	l.nodes = newNodes(reader.ReadTile)
-	if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
-		cancel()
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	go l.pollCheckpoint(runCtx)
-	return l, nil
-}
-
-// Close waits for everything appended to be published, then stops.
-func (l *Log) Close(ctx context.Context) error {
-	err := l.shutdown(ctx)
-	l.cancel()
-	<-l.done
-	return err
-}
-
-// Append queues data. On a data folder that cannot be written, it fails at
-// once rather than hand the entry to Tessera, whose sequencer stops the
-// process when it cannot open its lock file.
-func (l *Log) Append(ctx context.Context, data []byte) func() (uint64, error) {
-	if err := l.writable(); err != nil {
-		return func() (uint64, error) { return 0, fmt.Errorf("the log's folder cannot be written: %w", err) }
-	}
-	f := l.appender.Add(ctx, tessera.NewEntry(data))
-	return func() (uint64, error) {
-		i, err := f()
-		return i.Index, err
-	}
-}
-
-// pollInterval is how often the published checkpoint is read.
-const pollInterval = 5 * time.Millisecond
-
-func (l *Log) pollCheckpoint(ctx context.Context) {
-	defer close(l.done)
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) && ctx.Err() == nil {
-			l.cfg.Logger.Warn("reading the published checkpoint", slog.Any("error", err))
-		}
-	}
-}
-
-// refresh reads the published checkpoint and wakes waiters when it moved.
-func (l *Log) refresh(ctx context.Context) error {
-	raw, err := l.reader.ReadCheckpoint(ctx)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	same := string(raw) == string(l.latest.Raw)
-	l.mu.Unlock()
-	if same {
-		return nil
-	}
-	cp, _, _, err := log.ParseCheckpoint(raw, l.origin, l.cfg.Verifier)
-	if err != nil {
-		l.mu.Lock()
-		l.readErr = fmt.Errorf("the published checkpoint does not verify: %w", err)
-		l.mu.Unlock()
-		return l.readErr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.readErr = nil
-	if cp.Size < l.latest.Size {
-		return fmt.Errorf("the published checkpoint went back from %d to %d", l.latest.Size, cp.Size)
-	}
-	l.latest = ledger.Checkpoint{Raw: raw, Size: cp.Size, Hash: cp.Hash}
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return nil
-}
-
-// AwaitCheckpoint waits for a published checkpoint that includes index.
-func (l *Log) AwaitCheckpoint(ctx context.Context, index uint64) (ledger.Checkpoint, error) {
-	for {
-		l.mu.Lock()
-		cp, ch := l.latest, l.changed
-		l.mu.Unlock()
-		if cp.Size > index {
-			return cp, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ledger.Checkpoint{}, ctx.Err()
-		}
-	}
-}
-
-// Checkpoint returns the latest published checkpoint.
-func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.latest.Raw == nil {
-		return ledger.Checkpoint{}, errors.New("no checkpoint published yet")
-	}
-	return l.latest, nil
-}
-
-// Healthy returns why the log cannot sign, or nil.
-func (l *Log) Healthy() error {
-	if g, ok := l.cfg.Signer.(*guard.Signer); ok {
-		if err := g.Err(); err != nil {
-			return err
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.readErr
-}
-
-// IntegratedSize returns the number of entries with an index.
-func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
-	return l.reader.IntegratedSize(ctx)
-}
-
-// InclusionProof proves the entry at index in the tree of size.
-func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	return l.nodes.inclusion(ctx, index, size)
-}
-
-// LeafHash returns the leaf hash of the entry at index, from the level-0
-// tile of the tree of size.
-func (l *Log) LeafHash(ctx context.Context, index, size uint64) ([]byte, error) {
-	return l.nodes.node(ctx, 0, index, size)
-}
-
-// ConsistencyProof proves that the tree of size to extends that of size
-// from.
-func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return l.nodes.consistency(ctx, from, to)
-}
-
-// proveConsistency is the guard's prover. It reads the tiles afresh rather
-// than from the cache: the guard checks what is on disk.
-func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return newNodes(l.reader.ReadTile).consistency(ctx, from, to)
-}
-
-// ReadLeaves returns the entries [start, end), which must be integrated.
-func (l *Log) ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, error) {
-	size, err := l.reader.IntegratedSize(ctx)
+	f := cfg.Folder
+	e := &Engine{cfg: cfg, log: cfg.Logger}
+	st, err := sqlitestore.Open(ctx, f.Path(datadir.StateFile))
 	if err != nil {
 		return nil, err
 	}
-	if end > size {
-		return nil, fmt.Errorf("read leaves [%d, %d): the log has %d", start, end, size)
+	e.store = st
+	if e.guard, err = guard.New(ctx, f.Signer, f.Verifier, guard.File(f.Path(datadir.LastCheckpointFile)), nil, e.log); err != nil {
+		st.Close()
+		return nil, err
 	}
-	out := make([][]byte, 0, end-start)
-	for i := start; i < end; {
-		b, err := tclient.GetEntryBundle(ctx, l.reader.ReadEntryBundle, i/layout.EntryBundleWidth, size)
-		if err != nil {
-			return nil, err
-		}
-		first := i % layout.EntryBundleWidth
-		n := min(uint64(len(b.Entries))-first, end-i)
-		out = append(out, b.Entries[first:first+n]...)
-		i += n
-		if n == 0 {
-			return nil, fmt.Errorf("read leaves: entry bundle %d is short", i/layout.EntryBundleWidth)
-		}
+	e.tlog, err = tesseralog.Open(ctx, tesseralog.Config{
+		Dir:                f.Path(datadir.LogDir),
+		Signer:             e.guard,
+		Verifier:           f.Verifier,
+		BatchMaxSize:       cfg.BatchMaxSize,
+		BatchMaxAge:        cfg.BatchMaxAge,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Logger:             e.log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
 	}
-	return out, nil
+	if err := e.checkSinceLastStop(ctx); err != nil {
+		e.tlog.Close(ctx)
+		st.Close()
+		return nil, fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, f.Dir)
+	}
+	return e, nil
 }
 
-// ReadTile returns a tile for the tlog-tiles API.
-func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return l.reader.ReadTile(ctx, level, index, p)
+// checkSinceLastStop checks what changed since the last clean stop: the
+// entries beyond the verified state must give the tree Tessera keeps.
+func (e *Engine) checkSinceLastStop(ctx context.Context) error {
+	path := e.cfg.Folder.Path(datadir.LogVerifiedFile)
+	verified, err := tesseralog.LoadVerified(path)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	checked, err := e.tlog.Check(ctx, verified, tesseralog.CheckOptions{})
+	if err != nil {
+		return err
+	}
+	e.log.Info("checked the log since the last clean stop", slog.Uint64("from", verified.Size),
+		slog.Uint64("to", checked.Size), slog.Duration("took", time.Since(start)))
+	e.verified = checked
+	return tesseralog.SaveVerified(path, checked)
 }
 
-// ReadEntryBundle returns an entry bundle for the tlog-tiles API.
-func (l *Log) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return l.reader.ReadEntryBundle(ctx, index, p)
+// Name returns "embedded".
+func (e *Engine) Name() string { return Name }
+
+// Log returns the Tessera log.
+func (e *Engine) Log() ledger.Log { return e.tlog }
+
+// Store returns the SQLite store.
+func (e *Engine) Store() ledger.Store { return e.store }
+
+// ReadTile returns a tile of the tlog-tiles API.
+func (e *Engine) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return e.tlog.ReadTile(ctx, level, index, p)
+}
+
+// ReadEntryBundle returns an entry bundle of the tlog-tiles API.
+func (e *Engine) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return e.tlog.ReadEntryBundle(ctx, index, p)
+}
+
+// SharedLetterLimit returns nil: one server serves the log, and keeps the
+// letters' rate limits itself.
+func (e *Engine) SharedLetterLimit() func(context.Context, string, float64, int) (time.Duration, error) {
+	return nil
+}
+
+// Start checks, once the ledger has reconciled the store with the log,
+// that the log caught up with the last checkpoint it signed and extends
+// it, and waits for a published checkpoint that covers it. An error means
+// the server must not serve; a log that does not extend the checkpoint is
+// served with writes refused (the guard has stopped signing).
+func (e *Engine) Start(ctx context.Context) error {
+	size, root, err := e.tlog.TreeState(ctx)
+	if err == nil {
+		err = e.guard.Check(ctx, size, root)
+	}
+	if err != nil {
+		if errors.Is(err, guard.ErrBehind) {
+			return fmt.Errorf("refusing to serve: %w, and the store holds no admitted writes to catch up with: the log lost entries it had published (restored from an older copy?)", err)
+		}
+		e.log.Error("the log does not extend the last checkpoint it signed: writes are refused", slog.Any("error", err))
+		return nil
+	}
+	if err := e.awaitPublished(ctx); err != nil {
+		return fmt.Errorf("refusing to serve: %w", err)
+	}
+	return nil
+}
+
+// awaitPublished waits until the published checkpoint covers the last one
+// signed: a restored log must not serve a checkpoint older than one it
+// handed out before.
+func (e *Engine) awaitPublished(ctx context.Context) error {
+	last := e.guard.Last()
+	if last == nil {
+		return nil
+	}
+	var want log.Checkpoint
+	if _, err := want.Unmarshal(firstParagraph(last)); err != nil {
+		return fmt.Errorf("the last signed checkpoint: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if want.Size == 0 {
+		return nil
+	}
+	if _, err := e.tlog.AwaitCheckpoint(ctx, want.Size-1); err != nil {
+		return fmt.Errorf("no checkpoint covering the last one signed (size %d) was published: %w", want.Size, err)
+	}
+	return nil
+}
+
+// firstParagraph returns a signed note's text: everything before the blank
+// line.
+func firstParagraph(n []byte) []byte {
+	if i := bytes.Index(n, []byte("\n\n")); i >= 0 {
+		return n[:i+1]
+	}
+	return n
+}
+
+// Close stops the log, checks the entries appended since the start (so
+// that the next start checks only what changes after this stop), and
+// closes the store. The ledger must be closed first.
+func (e *Engine) Close(ctx context.Context) error {
+	return errors.Join(e.tlog.Close(ctx), e.saveVerified(ctx), e.store.Close())
+}
+
+func (e *Engine) saveVerified(ctx context.Context) error {
+	v, err := e.tlog.Check(ctx, e.verified, tesseralog.CheckOptions{})
+	if err != nil {
+		return fmt.Errorf("checking the log at stop: %w", err)
+	}
+	return tesseralog.SaveVerified(e.cfg.Folder.Path(datadir.LogVerifiedFile), v)
+}
+
+// OpenTokens opens the API tokens of the data folder dir, which its SQLite
+// store keeps, to create, list and revoke them while a server may be
+// serving the folder. close closes the store.
+func OpenTokens(ctx context.Context, dir string) (ts ledger.TokenStore, close func() error, err error) {
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.StateFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.Tokens(), st.Close, nil
 }

@@ -27,7 +27,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 )
 
 // ErrInconsistent is wrapped by the error of a signer that refused to sign

@@ -168,9 +168,6 @@ func (l *Ledger) admitBatch(ws []*write) {
 	}
 	l.answer(ws, results, b)
 	l.cfg.Metrics.admitBatch.Observe(time.Since(start).Seconds())
-	if len(b.entries) > 0 && l.cfg.AfterAdmit != nil {
-		l.cfg.AfterAdmit()
-	}
 	if len(b.entries) == 0 {
 		return
 	}

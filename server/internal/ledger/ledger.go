@@ -139,9 +139,6 @@ type Config struct {
 	MaxQueue int
 	// Metrics receives the ledger's measurements; nil means none.
 	Metrics *Metrics
-	// AfterAdmit, when set, is called after each batch is durably admitted
-	// and before it is handed to the log. Crash tests use it.
-	AfterAdmit func()
 }
 
 // Ledger admits writes and answers reads. Its methods are safe for
@@ -381,74 +378,24 @@ func (l *Ledger) waitIndexed(ctx context.Context, n uint64) error {
 // order, the admitted entries the log does not have.
 func (l *Ledger) reconcile(ctx context.Context) error {
 	start := time.Now()
-	watermark, err := l.cfg.Store.Watermark(ctx)
+	watermark, size, err := l.reconcileBounds(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
-	}
-	size, err := l.cfg.Log.IntegratedSize(ctx)
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
-	}
-	if size < watermark {
-		// The log lost entries the store had indexed (a restored copy, a
-		// disk rolled back). The store has their exact bytes, in the
-		// log's order: append them again. The checkpoint signer then
-		// checks the result against the last checkpoint it signed.
-		l.log.Warn("the log has fewer entries than the store indexed: appending the missing ones again from the store",
-			slog.Uint64("log_size", size), slog.Uint64("indexed", watermark))
-		if err := l.cfg.Store.Unassign(ctx, size); err != nil {
-			return fmt.Errorf("reconcile: %w", err)
-		}
-		watermark = size
 	}
 	unassigned, err := l.cfg.Store.Unassigned(ctx, watermark)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	// Match the log's entries to the admitted ones by their bytes. Batches
-	// are handed to the log without waiting for the one before, so after a
-	// failed append the log may hold a later batch and not an earlier one;
-	// every entry of such a batch depends only on entries with an index.
-	bySeq := make(map[string][]int, len(unassigned))
-	for i, e := range unassigned {
-		bySeq[string(e.LeafHash)] = append(bySeq[string(e.LeafHash)], i)
-	}
-	matched := make([]bool, len(unassigned))
-	var found []Assignment
-	const chunk = 4096
-	for from := watermark; from < size; from += chunk {
-		to := min(from+chunk, size)
-		leaves, err := l.cfg.Log.ReadLeaves(ctx, from, to)
-		if err != nil {
-			return fmt.Errorf("reconcile: %w", err)
-		}
-		for i, leaf := range leaves {
-			index := from + uint64(i)
-			candidates := bySeq[string(leafHash(leaf))]
-			j := -1
-			for _, c := range candidates {
-				if !matched[c] && bytes.Equal(unassigned[c].Record, leaf) {
-					j = c
-					break
-				}
-			}
-			if j < 0 {
-				return fmt.Errorf("reconcile: log entry %d was never admitted by this store", index)
-			}
-			e := unassigned[j]
-			if e.Index != NoIndex && uint64(e.Index) != index {
-				return fmt.Errorf("reconcile: log entry %d is recorded at index %d", index, e.Index)
-			}
-			matched[j] = true
-			found = append(found, Assignment{Seq: e.Seq, Index: index})
-		}
+	found, matched, err := l.matchLog(ctx, unassigned, watermark, size)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	slices.SortFunc(found, func(a, b Assignment) int { return cmp.Compare(a.Seq, b.Seq) })
 	if err := l.cfg.Store.Assign(ctx, found, size); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	l.setIndexed(size)
-	var missing []Entry
+	b := &batch{}
 	for i, e := range unassigned {
 		if matched[i] {
 			continue
@@ -456,19 +403,78 @@ func (l *Ledger) reconcile(ctx context.Context) error {
 		if e.Index != NoIndex {
 			return fmt.Errorf("reconcile: seq %d is recorded at index %d beyond the log's size %d", e.Seq, e.Index, size)
 		}
-		missing = append(missing, e)
+		b.entries = append(b.entries, batchEntry{seq: e.Seq, record: e.Record})
 	}
-	if len(missing) > 0 {
-		b := &batch{}
-		for _, e := range missing {
-			b.entries = append(b.entries, batchEntry{seq: e.Seq, record: e.Record})
-		}
+	if len(b.entries) > 0 {
 		if err := l.appendBatch(ctx, b); err != nil {
-			return fmt.Errorf("reconcile: append the %d admitted entries missing from the log: %w", len(missing), err)
+			return fmt.Errorf("reconcile: append the %d admitted entries missing from the log: %w", len(b.entries), err)
 		}
 	}
 	l.log.Info("reconciled the store with the log",
-		slog.Uint64("size", size), slog.Int("matched", len(found)), slog.Int("appended_again", len(missing)),
+		slog.Uint64("size", size), slog.Int("matched", len(found)), slog.Int("appended_again", len(b.entries)),
 		slog.Duration("took", time.Since(start)))
 	return nil
+}
+
+// reconcileBounds returns the store's watermark and the log's size. When
+// the log lost entries the store had indexed (a restored copy, a disk
+// rolled back), it forgets their indexes: the store has their exact bytes,
+// in the log's order, and they are appended again. The checkpoint signer
+// then checks the result against the last checkpoint it signed.
+func (l *Ledger) reconcileBounds(ctx context.Context) (watermark, size uint64, err error) {
+	if watermark, err = l.cfg.Store.Watermark(ctx); err != nil {
+		return 0, 0, err
+	}
+	if size, err = l.cfg.Log.IntegratedSize(ctx); err != nil {
+		return 0, 0, err
+	}
+	if size < watermark {
+		l.log.Warn("the log has fewer entries than the store indexed: appending the missing ones again from the store",
+			slog.Uint64("log_size", size), slog.Uint64("indexed", watermark))
+		if err := l.cfg.Store.Unassign(ctx, size); err != nil {
+			return 0, 0, err
+		}
+		watermark = size
+	}
+	return watermark, size, nil
+}
+
+// matchLog matches the log's entries [from, size) to the admitted ones by
+// their bytes, and returns their indexes and which of unassigned it
+// matched. Batches are handed to the log without waiting for the one
+// before, so after a failed append the log may hold a later batch and not
+// an earlier one; every entry of such a batch depends only on entries with
+// an index.
+func (l *Ledger) matchLog(ctx context.Context, unassigned []Entry, from, size uint64) ([]Assignment, []bool, error) {
+	bySeq := make(map[string][]int, len(unassigned))
+	for i, e := range unassigned {
+		bySeq[string(e.LeafHash)] = append(bySeq[string(e.LeafHash)], i)
+	}
+	matched := make([]bool, len(unassigned))
+	var found []Assignment
+	const chunk = 4096
+	for ; from < size; from += chunk {
+		leaves, err := l.cfg.Log.ReadLeaves(ctx, from, min(from+chunk, size))
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, leaf := range leaves {
+			index := from + uint64(i)
+			candidates := bySeq[string(leafHash(leaf))]
+			k := slices.IndexFunc(candidates, func(c int) bool {
+				return !matched[c] && bytes.Equal(unassigned[c].Record, leaf)
+			})
+			if k < 0 {
+				return nil, nil, fmt.Errorf("log entry %d was never admitted by this store", index)
+			}
+			j := candidates[k]
+			e := unassigned[j]
+			if e.Index != NoIndex && uint64(e.Index) != index {
+				return nil, nil, fmt.Errorf("log entry %d is recorded at index %d", index, e.Index)
+			}
+			matched[j] = true
+			found = append(found, Assignment{Seq: e.Seq, Index: index})
+		}
+	}
+	return found, matched, nil
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
@@ -65,7 +65,7 @@ func newKeys(t *testing.T) testKeys {
 // POSIX log, as the server opens them.
 type engine struct {
 	store  *sqlitestore.Store
-	log    *embedded.Log
+	log    *tesseralog.Log
 	ledger *ledger.Ledger
 	once   sync.Once
 }
@@ -84,7 +84,7 @@ func openEngine(t *testing.T, k testKeys, storePath, logDir, guardPath string) (
 		store.Close()
 		return nil, err
 	}
-	log, err := embedded.Open(ctx, embedded.Config{Dir: logDir, Signer: g, Verifier: k.verifier, BatchMaxAge: 5 * time.Millisecond})
+	log, err := tesseralog.Open(ctx, tesseralog.Config{Dir: logDir, Signer: g, Verifier: k.verifier, BatchMaxAge: 5 * time.Millisecond})
 	if err != nil {
 		store.Close()
 		return nil, err

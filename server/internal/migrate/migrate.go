@@ -29,12 +29,11 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
-	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
-	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/internal/atomicfile"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
@@ -153,18 +152,14 @@ type source struct {
 // openSource opens a stopped embedded log and checks that its store and
 // log agree.
 func openSource(ctx context.Context, dir string) (*source, error) {
-	if _, err := os.Stat(filepath.Join(dir, server.StateFile+"-wal")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, datadir.StateFile+"-wal")); err == nil {
 		return nil, fmt.Errorf("migrate: %s is in use, or its server did not stop cleanly: stop the server (or start it and stop it once) first", dir)
 	}
-	pub, err := os.ReadFile(filepath.Join(dir, server.LogPubFile))
+	v, err := datadir.ReadVerifier(dir)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	v, err := note.NewVerifier(string(bytes.TrimSpace(pub)))
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %s: %w", server.LogPubFile, err)
-	}
-	published, err := os.ReadFile(filepath.Join(dir, server.LogDir, layout.CheckpointPath))
+	published, err := os.ReadFile(filepath.Join(dir, datadir.LogDir, layout.CheckpointPath))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: the embedded log's checkpoint: %w", err)
 	}
@@ -172,10 +167,10 @@ func openSource(ctx context.Context, dir string) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: the embedded log's checkpoint: %w", err)
 	}
-	if signed, err := os.ReadFile(filepath.Join(dir, server.LastCheckpointFile)); err != nil || !bytes.Equal(signed, published) {
+	if signed, err := os.ReadFile(filepath.Join(dir, datadir.LastCheckpointFile)); err != nil || !bytes.Equal(signed, published) {
 		return nil, fmt.Errorf("migrate: the last checkpoint signed is not the one published (%v): start the embedded server and stop it once", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, server.StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.StateFile))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -294,10 +289,10 @@ func (m *migration) copyLeaves(ctx context.Context) ([]uint64, error) {
 // readBundle reads entry bundle k of the embedded log.
 func (m *migration) readBundle(k uint64) ([][]byte, error) {
 	p := layout.PartialTileSize(0, k, m.src.size)
-	raw, err := os.ReadFile(filepath.Join(m.src.dir, server.LogDir, layout.EntriesPath(k, p)))
+	raw, err := os.ReadFile(filepath.Join(m.src.dir, datadir.LogDir, layout.EntriesPath(k, p)))
 	if err != nil && p != 0 {
 		// Tessera may have completed the bundle after the checkpoint.
-		raw, err = os.ReadFile(filepath.Join(m.src.dir, server.LogDir, layout.EntriesPath(k, 0)))
+		raw, err = os.ReadFile(filepath.Join(m.src.dir, datadir.LogDir, layout.EntriesPath(k, 0)))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read entry bundle %d: %w", k, err)
@@ -411,10 +406,10 @@ func copyFolder(from, to string) error {
 		mode     os.FileMode
 		optional bool
 	}{
-		{server.LogKeyFile, 0o600, false},
-		{server.LogPubFile, 0o644, false},
-		{server.DedupSecretFile, 0o600, false},
-		{server.TokenFile, 0o600, true},
+		{datadir.LogKeyFile, 0o600, false},
+		{datadir.LogPubFile, 0o644, false},
+		{datadir.DedupSecretFile, 0o600, false},
+		{datadir.TokenFile, 0o600, true},
 	} {
 		b, err := os.ReadFile(filepath.Join(from, f.name))
 		if errors.Is(err, os.ErrNotExist) && f.optional {

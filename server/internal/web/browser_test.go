@@ -31,6 +31,7 @@ import (
 	"github.com/undersigned/undersigned/client/webui"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // findBrowser returns Debian's chromium (or another Chromium found on the
@@ -196,7 +197,7 @@ func (tb *tab) verifyState(t *testing.T, base string, rcpt []byte, shot string, 
 
 func TestBrowser(t *testing.T) {
 	tb := newTab(t)
-	ls := startLive(t, server.Config{OpenRate: server.RateLimits{PerAddress: 100, AddressBurst: 100}})
+	ls := startLive(t, servertest.Options{OpenRate: server.RateLimits{PerAddress: 100, AddressBurst: 100}})
 	ctx := testContext(t)
 	sample := ls.publish(t, "library-hours", "An open letter on the right to sign without fear", pb.Policy_POLICY_CURATED)
 	open := ls.publish(t, "open-library", "Keep the library open: sign it yourself", pb.Policy_POLICY_OPEN)

@@ -5,12 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/csv"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,21 +15,10 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 const testTimeout = 2 * time.Minute
-
-// testLog collects a server's log lines, printed when a test fails.
-type testLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 
 // liveServer is a real server on loopback ports, with an organiser client.
 type liveServer struct {
@@ -43,50 +29,11 @@ type liveServer struct {
 }
 
 // startLive serves a new data folder on loopback ports until the test ends.
-func startLive(t *testing.T, cfg server.Config) *liveServer {
+func startLive(t *testing.T, o servertest.Options) *liveServer {
 	t.Helper()
-	logs := &testLog{}
-	cfg.DataDir = t.TempDir()
-	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	cfg.BatchMaxAge = 5 * time.Millisecond
-	cfg.CheckpointInterval = 100 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, gl, hl) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("the server's log:\n%s", logs.b.String())
-		}
-	})
-	token, err := os.ReadFile(s.TokenPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dctx, dcancel := context.WithTimeout(ctx, testTimeout)
-	defer dcancel()
-	c, err := client.Dial(dctx, client.Config{Addr: gl.Addr().String(), Token: strings.TrimSpace(string(token)), LogKey: s.VerifierKey()})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	s := servertest.Start(t, o)
 	_, org, _ := ed25519.GenerateKey(rand.Reader)
-	return &liveServer{URL: "http://" + hl.Addr().String(), Client: c, Org: org, Srv: s}
+	return &liveServer{URL: s.HTTP, Client: s.Dial(t, s.Token), Org: org, Srv: s.Srv}
 }
 
 func testContext(t *testing.T) context.Context {

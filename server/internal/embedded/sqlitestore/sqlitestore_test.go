@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -18,6 +17,7 @@ import (
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
 	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger/storetest"
 )
 
 func open(t *testing.T, path string) *sqlitestore.Store {
@@ -108,41 +108,6 @@ func lookup(t *testing.T, s *sqlitestore.Store, k []byte) (int64, bool) {
 		t.Fatal(err)
 	}
 	return seq, found
-}
-
-func TestTokens(t *testing.T) {
-	ctx := context.Background()
-	ts := open(t, filepath.Join(t.TempDir(), "state.db")).Tokens()
-	a := ledger.Token{ID: "a", Hash: key("token a"), Name: "all letters", Created: 1}
-	b := ledger.Token{ID: "b", Hash: key("token b"), Name: "two letters", Letters: []string{"one", "two"}, Created: 2}
-	for _, tok := range []ledger.Token{a, b} {
-		if err := ts.Create(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ts.Create(ctx, ledger.Token{ID: "c", Hash: key("token a"), Name: "same hash"}); err == nil {
-		t.Error("a second token with the same hash was stored")
-	}
-	got, err := ts.ByHash(ctx, key("token b"))
-	if err != nil || got == nil || got.ID != "b" || !slices.Equal(got.Letters, []string{"one", "two"}) {
-		t.Fatalf("ByHash(b) = %+v, %v", got, err)
-	}
-	if got, err := ts.ByHash(ctx, key("unknown")); got != nil || err != nil {
-		t.Errorf("ByHash(unknown) = %+v, %v; want nil, nil", got, err)
-	}
-	if ok, err := ts.Revoke(ctx, "a", 100); !ok || err != nil {
-		t.Fatalf("Revoke(a) = %v, %v", ok, err)
-	}
-	if ok, err := ts.Revoke(ctx, "a", 200); ok || err != nil {
-		t.Errorf("a second Revoke(a) = %v, %v; want false", ok, err)
-	}
-	if got, err := ts.ByHash(ctx, key("token a")); got != nil || err != nil {
-		t.Errorf("ByHash of a revoked token = %+v, %v; want nil", got, err)
-	}
-	all, err := ts.List(ctx)
-	if err != nil || len(all) != 2 || all[0].ID != "a" || all[0].Revoked != 100 || all[1].Revoked != 0 {
-		t.Errorf("List = %+v, %v", all, err)
-	}
 }
 
 func TestSchemaVersionIsChecked(t *testing.T) {
@@ -326,75 +291,13 @@ func holding(t *testing.T, dir string, needles ...[]byte) []string {
 	return found
 }
 
-// TestDedupKeyPassesToCorrection checks the rule the ledger relies on for
-// corrections: inserting a key another entry holds gives it to the new
-// entry, and marking the old entry superseded does not remove it.
-func TestDedupKeyPassesToCorrection(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
-	shared, own := key("signer key"), key("old fields")
-	old := admitEndorsement(t, s, "Old", shared, own)
-	correction := admitEndorsement(t, s, "Correction", shared)
-	if seq, found := lookup(t, s, shared); !found || seq != correction {
-		t.Fatalf("the shared key gives seq %d (found %v), want the correction %d", seq, found, correction)
-	}
-	err := s.Admit(context.Background(), func(tx ledger.AdmitTx) error {
-		return tx.Mark(context.Background(), old, ledger.TargetSuperseded, correction, false)
+// TestContract runs the contract of a ledger.Store on SQLite.
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) ledger.Store {
+		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seq, found := lookup(t, s, shared); !found || seq != correction {
-		t.Errorf("after the mark, the shared key gives seq %d (found %v), want the correction %d", seq, found, correction)
-	}
-	if _, found := lookup(t, s, own); found {
-		t.Error("the superseded entry's own key is still in the index")
-	}
-}
-
-// TestRosterAsOfTreeSize checks that the roster and the state of an
-// endorsement are those of the tree size asked for.
-func TestRosterAsOfTreeSize(t *testing.T) {
-	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "state.db"))
-	a := admitEndorsement(t, s, "Alpha")
-	b := admitEndorsement(t, s, "Beta")
-	assign(t, s, a, b)            // indexes 0 and 1
-	w := admitWithdrawal(t, s, a) // index 2
-	assign(t, s, w)
-	for _, tc := range []struct {
-		size        uint64
-		names       []string
-		withdrawn   uint64
-		withdrawnBy int64
-	}{
-		{1, []string{"Alpha"}, 0, -1},
-		{2, []string{"Alpha", "Beta"}, 0, -1},
-		{3, []string{"Beta"}, 1, 2},
-	} {
-		t.Run(fmt.Sprintf("size %d", tc.size), func(t *testing.T) {
-			rows, c, err := s.Roster(ctx, "l", tc.size, -1, 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var names []string
-			for _, r := range rows {
-				names = append(names, r.Disclosure.GetName())
-			}
-			if !slices.Equal(names, tc.names) || c.Public != uint64(len(tc.names)) || c.Withdrawn != tc.withdrawn {
-				t.Errorf("roster %v with counts %+v, want %v and %d withdrawn", names, c, tc.names, tc.withdrawn)
-			}
-			st, err := s.Endorsement(ctx, 0, tc.size)
-			if err != nil || st == nil || st.WithdrawnBy != tc.withdrawnBy {
-				t.Errorf("Endorsement(0) at %d = %+v, %v; want withdrawn by %d", tc.size, st, err, tc.withdrawnBy)
-			}
-		})
-	}
-	if st, err := s.Endorsement(ctx, 1, 1); st != nil || err != nil {
-		t.Errorf("Endorsement(1) at size 1 = %+v, %v; want nil: it is not in that tree", st, err)
-	}
-	// Paging: after index 0 at size 2.
-	rows, _, err := s.Roster(ctx, "l", 2, 0, 100)
-	if err != nil || len(rows) != 1 || rows[0].Index != 1 {
-		t.Errorf("the page after index 0 = %+v, %v", rows, err)
-	}
 }

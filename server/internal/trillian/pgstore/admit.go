@@ -378,83 +378,115 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 // flush sends the transaction's writes as one pipeline.
 func (a *admitTx) flush(ctx context.Context) error {
 	b := &pgx.Batch{}
-	if n := len(a.inserted); n > 0 {
-		var (
-			seqs                 = make([]int64, 0, n)
-			hashes, recs         = make([][]byte, 0, n), make([][]byte, 0, n)
-			kinds                = make([]int16, 0, n)
-			letterIDs, principal = make([]string, 0, n), make([]string, 0, n)
-		)
-		var (
-			eSeq                       []int64
-			eLetter                    []string
-			eVis, eVer                 []int16
-			eSigner, eKeys             [][]byte
-			eWith, eRed, eSup          []int64
-			eSpent                     []bool
-			dSeq                       []int64
-			dSalt                      [][]byte
-			dName, dAff, dCtry, dFolds []string
-			lID                        []string
-			lSeq, lClosed, lDelivered  []int64
-		)
+	if len(a.inserted) > 0 {
+		var rows insertedRows
 		for _, ne := range a.inserted {
-			seqs = append(seqs, ne.seq)
-			hashes = append(hashes, ne.LeafHash)
-			recs = append(recs, ne.Record)
-			kinds = append(kinds, int16(ne.Kind))
-			letterIDs = append(letterIDs, ne.LetterID)
-			principal = append(principal, ne.Principal)
-			switch ne.Kind {
-			case ledger.KindLetter:
-				l := a.letters[ne.LetterID]
-				lID = append(lID, ne.LetterID)
-				lSeq = append(lSeq, ne.seq)
-				lClosed = append(lClosed, l.ClosedSeq)
-				lDelivered = append(lDelivered, l.DeliveredSeq)
-			case ledger.KindEndorsement:
-				e := a.bySeq[ne.seq]
-				eSeq = append(eSeq, ne.seq)
-				eLetter = append(eLetter, ne.LetterID)
-				eVis = append(eVis, int16(ne.Visibility))
-				eVer = append(eVer, int16(ne.Verification))
-				eSigner = append(eSigner, ne.SignerKey)
-				eKeys = append(eKeys, e.dedupKeys)
-				eWith = append(eWith, e.WithdrawnBy)
-				eRed = append(eRed, e.RedactedBy)
-				eSup = append(eSup, e.SupersededBy)
-				eSpent = append(eSpent, e.SecretSpent)
-				if d := ne.Disclosure; d != nil && !e.dropDisclosure {
-					dSeq = append(dSeq, ne.seq)
-					dSalt = append(dSalt, d.GetSalt())
-					dName = append(dName, d.GetName())
-					dAff = append(dAff, d.GetAffiliation())
-					dCtry = append(dCtry, d.GetCountry())
-					dFolds = append(dFolds, ne.FoldedName)
-				}
-			}
+			rows.add(a, ne)
 		}
-		b.Queue(`INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal)
-			SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::smallint[], $4::text[], $5::bytea[], $6::text[])`,
-			seqs, hashes, kinds, letterIDs, recs, principal)
-		if len(eSeq) > 0 {
-			b.Queue(`INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key,
-				withdrawn_by, redacted_by, superseded_by, secret_spent, dedup_keys)
-				SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::smallint[], $5::bytea[],
-				$6::bigint[], $7::bigint[], $8::bigint[], $9::boolean[], $10::bytea[])`,
-				eSeq, eLetter, eVis, eVer, eSigner, eWith, eRed, eSup, eSpent, eKeys)
-		}
-		if len(dSeq) > 0 {
-			b.Queue(`INSERT INTO disclosures (seq, salt, name, affiliation, country, folded)
-				SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-				dSeq, dSalt, dName, dAff, dCtry, dFolds)
-		}
-		if len(lID) > 0 {
-			b.Queue(`INSERT INTO letters (letter_id, seq, closed_seq, delivered_seq)
-				SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])`,
-				lID, lSeq, lClosed, lDelivered)
+		rows.queue(b)
+	}
+	a.queueMarks(b)
+	a.queueStatuses(b)
+	a.queueDedup(b)
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write the batch: %w", err)
+	}
+	return nil
+}
+
+// insertedRows are the rows of the entries a transaction inserted, column
+// by column, as unnest takes them.
+type insertedRows struct {
+	seqs                  []int64
+	hashes, recs          [][]byte
+	kinds                 []int16
+	letterIDs, principals []string
+
+	eSeq              []int64
+	eLetter           []string
+	eVis, eVer        []int16
+	eSigner, eKeys    [][]byte
+	eWith, eRed, eSup []int64
+	eSpent            []bool
+
+	dSeq                       []int64
+	dSalt                      [][]byte
+	dName, dAff, dCtry, dFolds []string
+
+	lID                       []string
+	lSeq, lClosed, lDelivered []int64
+}
+
+// add adds the rows of an inserted entry: its entry, and its endorsement
+// (with its disclosure, unless redacted in the same transaction) or its
+// letter.
+func (r *insertedRows) add(a *admitTx, ne newEntry) {
+	r.seqs = append(r.seqs, ne.seq)
+	r.hashes = append(r.hashes, ne.LeafHash)
+	r.recs = append(r.recs, ne.Record)
+	r.kinds = append(r.kinds, int16(ne.Kind))
+	r.letterIDs = append(r.letterIDs, ne.LetterID)
+	r.principals = append(r.principals, ne.Principal)
+	switch ne.Kind {
+	case ledger.KindLetter:
+		l := a.letters[ne.LetterID]
+		r.lID = append(r.lID, ne.LetterID)
+		r.lSeq = append(r.lSeq, ne.seq)
+		r.lClosed = append(r.lClosed, l.ClosedSeq)
+		r.lDelivered = append(r.lDelivered, l.DeliveredSeq)
+	case ledger.KindEndorsement:
+		e := a.bySeq[ne.seq]
+		r.eSeq = append(r.eSeq, ne.seq)
+		r.eLetter = append(r.eLetter, ne.LetterID)
+		r.eVis = append(r.eVis, int16(ne.Visibility))
+		r.eVer = append(r.eVer, int16(ne.Verification))
+		r.eSigner = append(r.eSigner, ne.SignerKey)
+		r.eKeys = append(r.eKeys, e.dedupKeys)
+		r.eWith = append(r.eWith, e.WithdrawnBy)
+		r.eRed = append(r.eRed, e.RedactedBy)
+		r.eSup = append(r.eSup, e.SupersededBy)
+		r.eSpent = append(r.eSpent, e.SecretSpent)
+		if d := ne.Disclosure; d != nil && !e.dropDisclosure {
+			r.dSeq = append(r.dSeq, ne.seq)
+			r.dSalt = append(r.dSalt, d.GetSalt())
+			r.dName = append(r.dName, d.GetName())
+			r.dAff = append(r.dAff, d.GetAffiliation())
+			r.dCtry = append(r.dCtry, d.GetCountry())
+			r.dFolds = append(r.dFolds, ne.FoldedName)
 		}
 	}
+}
+
+// queue queues the inserts of the rows.
+func (r *insertedRows) queue(b *pgx.Batch) {
+	b.Queue(`INSERT INTO entries (seq, leaf_hash, kind, letter_id, record, principal)
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::smallint[], $4::text[], $5::bytea[], $6::text[])`,
+		r.seqs, r.hashes, r.kinds, r.letterIDs, r.recs, r.principals)
+	if len(r.eSeq) > 0 {
+		b.Queue(`INSERT INTO endorsements (seq, letter_id, visibility, verification, signer_key,
+			withdrawn_by, redacted_by, superseded_by, secret_spent, dedup_keys)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::smallint[], $4::smallint[], $5::bytea[],
+			$6::bigint[], $7::bigint[], $8::bigint[], $9::boolean[], $10::bytea[])`,
+			r.eSeq, r.eLetter, r.eVis, r.eVer, r.eSigner, r.eWith, r.eRed, r.eSup, r.eSpent, r.eKeys)
+	}
+	if len(r.dSeq) > 0 {
+		b.Queue(`INSERT INTO disclosures (seq, salt, name, affiliation, country, folded)
+			SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+			r.dSeq, r.dSalt, r.dName, r.dAff, r.dCtry, r.dFolds)
+	}
+	if len(r.lID) > 0 {
+		b.Queue(`INSERT INTO letters (letter_id, seq, closed_seq, delivered_seq)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])`,
+			r.lID, r.lSeq, r.lClosed, r.lDelivered)
+	}
+}
+
+// queueMarks queues the marks of endorsements admitted before, and the
+// deletion of the disclosures a redaction removed.
+func (a *admitTx) queueMarks(b *pgx.Batch) {
 	var (
 		uSeq              []int64
 		uWith, uRed, uSup []int64
@@ -483,6 +515,10 @@ func (a *admitTx) flush(ctx context.Context) error {
 	if len(dropSeq) > 0 {
 		b.Queue(`DELETE FROM disclosures WHERE seq = ANY($1)`, dropSeq)
 	}
+}
+
+// queueStatuses queues the status changes of letters admitted before.
+func (a *admitTx) queueStatuses(b *pgx.Batch) {
 	var lID []string
 	var lClosed, lDelivered []int64
 	for id, l := range a.letters {
@@ -497,6 +533,11 @@ func (a *admitTx) flush(ctx context.Context) error {
 			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, c, d) WHERE letters.letter_id = v.id`,
 			lID, lClosed, lDelivered)
 	}
+}
+
+// queueDedup queues the final value of every dedup key the transaction
+// touched: the entry it finds, or none.
+func (a *admitTx) queueDedup(b *pgx.Batch) {
 	var putKeys, dropKeys [][]byte
 	var putSeqs []int64
 	for k := range a.touched {
@@ -513,11 +554,4 @@ func (a *admitTx) flush(ctx context.Context) error {
 		b.Queue(`INSERT INTO dedup (key, seq) SELECT * FROM unnest($1::bytea[], $2::bigint[])
 			ON CONFLICT (key) DO UPDATE SET seq = EXCLUDED.seq`, putKeys, putSeqs)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := a.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write the batch: %w", err)
-	}
-	return nil
 }

@@ -1,13 +1,11 @@
 package trillianlog
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/transparency-dev/tessera/api/layout"
 )
@@ -32,8 +30,8 @@ var ErrTileMismatch = errors.New("a different tile is already stored at this pla
 // TileStore keeps what the tile builder produces: each full tile and entry
 // bundle, stored once, and the builder's state at the end of the last full
 // entry bundle, so that a restarted builder continues from there. Several
-// builders (frontends) may share one store. Implementations: [MemoryTiles],
-// and PostgreSQL (package pgstore).
+// builders (frontends) may share one store. Implementations: PostgreSQL
+// (package pgstore), and memory for tests (package trillianmem).
 type TileStore interface {
 	// TileState returns the size the builder reached and its state there,
 	// or 0 and nil when nothing was stored.
@@ -47,71 +45,6 @@ type TileStore interface {
 	// EntryBundle returns a full entry bundle, or an error wrapping
 	// os.ErrNotExist.
 	EntryBundle(ctx context.Context, index uint64) ([]byte, error)
-}
-
-// MemoryTiles is a [TileStore] in memory, for a Trillian that keeps its own
-// tree in memory (tests). The zero value is ready to use.
-type MemoryTiles struct {
-	mu      sync.Mutex
-	tiles   map[[2]uint64][]byte
-	bundles map[uint64][]byte
-	size    uint64
-	state   []byte
-}
-
-var _ TileStore = (*MemoryTiles)(nil)
-
-// TileState returns the stored state.
-func (m *MemoryTiles) TileState(context.Context) (uint64, []byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.size, bytes.Clone(m.state), nil
-}
-
-// PutTiles stores tiles, bundles and the state.
-func (m *MemoryTiles) PutTiles(_ context.Context, tiles []Tile, bundles []Bundle, size uint64, state []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tiles == nil {
-		m.tiles, m.bundles = map[[2]uint64][]byte{}, map[uint64][]byte{}
-	}
-	for _, t := range tiles {
-		k := [2]uint64{t.Level, t.Index}
-		if old, ok := m.tiles[k]; ok && !bytes.Equal(old, t.Data) {
-			return fmt.Errorf("tile %d/%d: %w", t.Level, t.Index, ErrTileMismatch)
-		}
-		m.tiles[k] = bytes.Clone(t.Data)
-	}
-	for _, b := range bundles {
-		if old, ok := m.bundles[b.Index]; ok && !bytes.Equal(old, b.Data) {
-			return fmt.Errorf("entry bundle %d: %w", b.Index, ErrTileMismatch)
-		}
-		m.bundles[b.Index] = bytes.Clone(b.Data)
-	}
-	if size > m.size {
-		m.size, m.state = size, bytes.Clone(state)
-	}
-	return nil
-}
-
-// Tile returns a stored tile.
-func (m *MemoryTiles) Tile(_ context.Context, level, index uint64) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.tiles[[2]uint64{level, index}]; ok {
-		return t, nil
-	}
-	return nil, fmt.Errorf("tile %d/%d: %w", level, index, os.ErrNotExist)
-}
-
-// EntryBundle returns a stored bundle.
-func (m *MemoryTiles) EntryBundle(_ context.Context, index uint64) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if b, ok := m.bundles[index]; ok {
-		return b, nil
-	}
-	return nil, fmt.Errorf("entry bundle %d: %w", index, os.ErrNotExist)
 }
 
 // appendBundleEntry appends one entry to an entry bundle.

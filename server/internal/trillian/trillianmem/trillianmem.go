@@ -1,8 +1,9 @@
 // Package trillianmem runs Trillian in the process, on its memory storage:
 // a log server, an admin server and a sequencer wired to one registry, as
 // Trillian's own integration tests wire them, served on an in-memory gRPC
-// listener. It lets every `go test` exercise the Trillian engine without a
-// database; the trees live as long as the [Trillian] does.
+// listener; and [Tiles], the tile builder's store in memory. They let every
+// `go test` exercise the Trillian engine without a database; the trees
+// live as long as the [Trillian] does.
 //
 // Trillian's memory storage does not implement AddSequencedLeaves, so a
 // PREORDERED_LOG tree (a migration) cannot be filled here. Where it falls

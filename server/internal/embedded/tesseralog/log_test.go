@@ -1,4 +1,4 @@
-package embedded
+package tesseralog
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/server/internal/guard"
 )
 
 func openTestLog(t *testing.T) *Log {
@@ -25,7 +27,12 @@ func openTestLog(t *testing.T) *Log {
 	}
 	s, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
-	l, err := Open(context.Background(), Config{Dir: t.TempDir(), Signer: s, Verifier: v})
+	dir := t.TempDir()
+	g, err := guard.New(context.Background(), s, v, guard.File(filepath.Join(dir, "checkpoint.signed")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(context.Background(), Config{Dir: filepath.Join(dir, "log"), Signer: g, Verifier: v})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package server
+package embedded_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 )
 
 // fillAndStop writes a letter and n endorsements (every third private) to
@@ -48,16 +49,6 @@ func fillAndStop(t *testing.T, dir string, n int) {
 	ts.stop(t)
 }
 
-func runFsck(t *testing.T, dir string) (int, string) {
-	t.Helper()
-	var out bytes.Buffer
-	n, err := Fsck(context.Background(), dir, &out)
-	if err != nil {
-		t.Fatalf("fsck: %v\n%s", err, out.String())
-	}
-	return n, out.String()
-}
-
 // TestFsck checks a sound data folder, then folders spoilt in each way fsck
 // must catch.
 func TestFsck(t *testing.T) {
@@ -86,7 +77,7 @@ func TestFsck(t *testing.T) {
 		}
 	}
 	exec := func(t *testing.T, dir, q string) {
-		db, err := sql.Open("sqlite", filepath.Join(dir, StateFile))
+		db, err := sql.Open("sqlite", filepath.Join(dir, datadir.StateFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,10 +96,10 @@ func TestFsck(t *testing.T) {
 		want string
 	}{
 		{"a flipped byte in an entry bundle", func(t *testing.T, dir string) {
-			flip(t, filepath.Join(dir, LogDir, layout.EntriesPath(0, 0)), 100)
+			flip(t, filepath.Join(dir, datadir.LogDir, layout.EntriesPath(0, 0)), 100)
 		}, "the log is corrupt"},
 		{"a flipped byte in a tile", func(t *testing.T, dir string) {
-			flip(t, filepath.Join(dir, LogDir, layout.TilePath(0, 0, 0)), 64)
+			flip(t, filepath.Join(dir, datadir.LogDir, layout.TilePath(0, 0, 0)), 64)
 		}, "tile 0/0"},
 		{"an altered disclosure", func(t *testing.T, dir string) {
 			exec(t, dir, `UPDATE disclosures SET name = name || '!' WHERE seq = (SELECT MIN(seq) FROM disclosures)`)
@@ -138,25 +129,25 @@ func TestStartRefusesACorruptLog(t *testing.T) {
 	dir := t.TempDir()
 	fillAndStop(t, dir, 300)
 	// As after a crash before any clean stop: nothing is known verified.
-	if err := os.Remove(filepath.Join(dir, LogVerifiedFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, datadir.LogVerifiedFile)); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, LogDir, layout.EntriesPath(0, 0))
+	p := filepath.Join(dir, datadir.LogDir, layout.EntriesPath(0, 0))
 	b, _ := os.ReadFile(p)
 	b[50] ^= 1
 	os.WriteFile(p, b, 0o644)
-	_, err := New(context.Background(), Config{DataDir: dir})
+	_, err := open(context.Background(), dir)
 	if err == nil || !strings.Contains(err.Error(), "refusing to serve") {
 		t.Fatalf("a corrupt log was served: %v", err)
 	}
 	b[50] ^= 1
 	os.WriteFile(p, b, 0o644)
-	s, err := New(context.Background(), Config{DataDir: dir})
+	s, err := open(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("the repaired log: %v", err)
 	}
 	s.Close(context.Background())
-	v, err := os.ReadFile(filepath.Join(dir, LogVerifiedFile))
+	v, err := os.ReadFile(filepath.Join(dir, datadir.LogVerifiedFile))
 	if err != nil || !bytes.Contains(v, []byte(`"size":301`)) {
 		t.Fatalf("the verified state after a clean stop: %s (%v)", v, err)
 	}

@@ -1,4 +1,4 @@
-package embedded
+package tesseralog
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 )
 
 // ErrCorrupt is wrapped by every error of a check that found the log's

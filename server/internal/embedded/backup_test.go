@@ -1,4 +1,4 @@
-package server
+package embedded_test
 
 import (
 	"context"
@@ -11,8 +11,9 @@ import (
 	"testing"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/embedded"
 )
 
 // TestBackupRestore takes a backup while writes go on, restores it, and
@@ -32,7 +33,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	early := t.TempDir() + "/early"
-	if err := Backup(ctx, ts.Dir, early); err != nil {
+	if err := embedded.Backup(ctx, ts.Dir, early); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 
@@ -67,7 +68,7 @@ func TestBackupRestore(t *testing.T) {
 	}
 	backupStarted.Store(true)
 	out := t.TempDir() + "/copy"
-	if err := Backup(ctx, ts.Dir, out); err != nil {
+	if err := embedded.Backup(ctx, ts.Dir, out); err != nil {
 		t.Fatalf("backup while serving: %v", err)
 	}
 	close(stop)
@@ -79,7 +80,7 @@ func TestBackupRestore(t *testing.T) {
 
 	t.Run("every receipt from before the backup verifies against the restore", func(t *testing.T) {
 		dir := t.TempDir() + "/restored"
-		if _, err := Restore(ctx, out, dir); err != nil {
+		if _, err := embedded.Restore(ctx, out, dir); err != nil {
 			t.Fatal(err)
 		}
 		rs := startServer(t, dir)
@@ -111,7 +112,7 @@ func TestBackupRestore(t *testing.T) {
 		if err := os.CopyFS(old, os.DirFS(out)); err != nil {
 			t.Fatal(err)
 		}
-		db, err := sql.Open("sqlite", filepath.Join(old, StateFile))
+		db, err := sql.Open("sqlite", filepath.Join(old, datadir.StateFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +124,7 @@ func TestBackupRestore(t *testing.T) {
 		db.Exec(`UPDATE endorsements SET redacted_by = 0`)
 		db.Close()
 		dir := t.TempDir() + "/restored"
-		n, err := Restore(ctx, old, dir)
+		n, err := embedded.Restore(ctx, old, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,17 +140,15 @@ func TestBackupRestore(t *testing.T) {
 		// The early copy's log and store, with the last checkpoint the
 		// server signed later: the entries in between are gone from both.
 		dir := t.TempDir() + "/forked"
-		if _, err := Restore(ctx, early, dir); err != nil {
+		if _, err := embedded.Restore(ctx, early, dir); err != nil {
 			t.Fatal(err)
 		}
-		if err := copyFile(filepath.Join(out, LastCheckpointFile), filepath.Join(dir, LastCheckpointFile)); err != nil {
+		if err := copyFile(filepath.Join(out, datadir.LastCheckpointFile), filepath.Join(dir, datadir.LastCheckpointFile)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := New(ctx, Config{DataDir: dir})
+		_, err := open(ctx, dir)
 		if err == nil || !strings.Contains(err.Error(), "refusing to serve") {
 			t.Fatalf("a restore that lost published entries started: %v", err)
 		}
 	})
 }
-
-var _ = records.Fields{}

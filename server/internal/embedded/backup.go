@@ -1,4 +1,4 @@
-package server
+package embedded
 
 import (
 	"context"
@@ -11,11 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/undersigned/undersigned/client/records"
-	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded/sqlitestore"
+	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 )
 
 // Backup copies a data folder, which a server may be serving, to out, a
@@ -45,14 +44,14 @@ func backupOnce(ctx context.Context, dir, out string) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	// The secrets, the keys and the last signed checkpoint first.
-	for _, f := range []string{LogKeyFile, LogPubFile, DedupSecretFile, TokenFile, LastCheckpointFile} {
+	for _, f := range []string{datadir.LogKeyFile, datadir.LogPubFile, datadir.DedupSecretFile, datadir.TokenFile, datadir.LastCheckpointFile} {
 		if err := copyFile(filepath.Join(dir, f), filepath.Join(out, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("backup: %w", err)
 		}
 	}
 	// The log: its tree state before everything else, so that every tile
 	// and bundle the state needs was written before it is copied.
-	src, dst := filepath.Join(dir, LogDir), filepath.Join(out, LogDir)
+	src, dst := filepath.Join(dir, datadir.LogDir), filepath.Join(out, datadir.LogDir)
 	if err := os.MkdirAll(filepath.Join(dst, ".state"), 0o755); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -83,28 +82,24 @@ func backupOnce(ctx context.Context, dir, out string) error {
 	}
 	// Then a snapshot of the store, which holds every intent admitted
 	// before it, so every entry of the copied log.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, StateFile)+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, datadir.StateFile)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(out, StateFile)); err != nil {
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(out, datadir.StateFile)); err != nil {
 		return fmt.Errorf("backup: snapshot the store: %w", err)
 	}
 	// Check the copy.
-	pub, err := os.ReadFile(filepath.Join(out, LogPubFile))
+	v, err := datadir.ReadVerifier(out)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(pub)))
+	l, err := tesseralog.OpenReadOnly(dst, v)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	l, err := embedded.OpenReadOnly(dst, v)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if _, err := l.Check(ctx, &embedded.Verified{}, embedded.CheckOptions{Tiles: true}); err != nil {
+	if _, err := l.Check(ctx, &tesseralog.Verified{}, tesseralog.CheckOptions{Tiles: true}); err != nil {
 		return fmt.Errorf("backup: the copy does not check: %w", err)
 	}
 	return nil
@@ -152,7 +147,7 @@ func Restore(ctx context.Context, backup, dir string) (int64, error) {
 	if err := os.CopyFS(dir, os.DirFS(backup)); err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
-	for _, f := range []string{LogKeyFile, DedupSecretFile, TokenFile, StateFile} {
+	for _, f := range []string{datadir.LogKeyFile, datadir.DedupSecretFile, datadir.TokenFile, datadir.StateFile} {
 		os.Chmod(filepath.Join(dir, f), 0o600)
 	}
 	n, err := reapplyRedactions(ctx, dir)
@@ -166,15 +161,11 @@ func Restore(ctx context.Context, backup, dir string) (int64, error) {
 // endorsement that a redaction record of the log, or the store itself,
 // says is redacted. It returns how many it deleted.
 func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
-	pub, err := os.ReadFile(filepath.Join(dir, LogPubFile))
+	v, err := datadir.ReadVerifier(dir)
 	if err != nil {
 		return 0, err
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(pub)))
-	if err != nil {
-		return 0, err
-	}
-	l, err := embedded.OpenReadOnly(filepath.Join(dir, LogDir), v)
+	l, err := tesseralog.OpenReadOnly(filepath.Join(dir, datadir.LogDir), v)
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +185,7 @@ func reapplyRedactions(ctx context.Context, dir string) (int64, error) {
 			}
 		}
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, StateFile))
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.StateFile))
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/ledger/storetest"
 	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
@@ -47,4 +49,17 @@ func TestLetterRateIsShared(t *testing.T) {
 	if wait, err := a.TakeLetterToken(ctx, "another letter", rate, burst); err != nil || wait != 0 {
 		t.Fatalf("another letter's bucket: %v %v", wait, err)
 	}
+}
+
+// TestContract runs the contract of a ledger.Store on PostgreSQL, each test
+// on a new database.
+func TestContract(t *testing.T) {
+	env := trilliantest.Need(t)
+	storetest.Run(t, func(t *testing.T) ledger.Store {
+		s, err := pgstore.Open(context.Background(), env.NewDatabase(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/undersigned/undersigned/client/atomicfile"
+	"github.com/undersigned/undersigned/internal/atomicfile"
 )
 
 func TestWrite(t *testing.T) {

@@ -1,6 +1,10 @@
 // Package atomicfile writes files that a crash leaves either as they were or
 // complete, never half-written, and only as regular files: never over a
 // device, a directory, a named pipe or a symbolic link.
+//
+// It is internal to the module: the command line keeps its receipts and
+// journals with it, the server its keys, secrets and last signed
+// checkpoint. It is no part of the client library's API.
 package atomicfile
 
 import (

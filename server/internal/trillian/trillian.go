@@ -1,0 +1,215 @@
+// Package trillian is the scale engine of the undersigned server: the
+// server is a Trillian personality (DESIGN.md §7). The tree is kept by
+// Trillian (trillian_log_server and trillian_log_signer, on a database of
+// their own), everything beside it by undersigned's own PostgreSQL
+// database, and several servers ("frontends") can serve one tree.
+//
+// The engine is one package tree: the log client and tile builder
+// (package trillianlog), the PostgreSQL store, which also keeps the tiles,
+// the last signed checkpoint and the per-letter rate limits every frontend
+// shares (package pgstore), and, for tests, Trillian in the process
+// (package trillianmem).
+//
+// [Open] dials Trillian and opens the PostgreSQL store; [New] makes an
+// engine from parts given to it, which is how tests run the engine on
+// Trillian's memory storage without PostgreSQL.
+package trillian
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	trillianpb "github.com/google/trillian"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
+)
+
+// Name is the engine's name, as GetLogInfo reports it.
+const Name = "trillian"
+
+// Config configures the engine.
+type Config struct {
+	// Folder is the open data folder: the log's key, its verifier key and
+	// the secrets, the same in every frontend of the tree.
+	Folder *datadir.Folder
+	// Addr is the gRPC address of trillian_log_server, which Open dials.
+	Addr string
+	// TreeID is the tree: a LOG tree, active.
+	TreeID int64
+	// PostgresURI is undersigned's own database (not Trillian's), which
+	// Open opens.
+	PostgresURI string
+	// PollInterval is how often the tree's size is read; 0 means 50 ms.
+	PollInterval time.Duration
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the log's metrics; nil means none.
+	Registry prometheus.Registerer
+}
+
+// Parts are what an engine on a Trillian tree is made of. [Open] makes them
+// on trillian_log_server and PostgreSQL.
+type Parts struct {
+	// Conn reaches trillian_log_server.
+	Conn grpc.ClientConnInterface
+	// Store keeps everything beside the log; every frontend of the tree
+	// shares it.
+	Store ledger.UnorderedStore
+	// Tiles keeps the tile builder's full tiles and state.
+	Tiles trillianlog.TileStore
+	// Checkpoints keeps the last signed checkpoint, shared by every
+	// frontend.
+	Checkpoints guard.Persister
+	// LetterLimit, when set, keeps the per-letter rate limits every
+	// frontend shares (see the server's Engine.SharedLetterLimit).
+	LetterLimit func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
+	// Close, when set, closes what the parts hold; the engine calls it
+	// from its own Close.
+	Close func() error
+}
+
+// Engine is the Trillian engine on one tree.
+type Engine struct {
+	log   *trillianlog.Log
+	parts Parts
+}
+
+// Open dials trillian_log_server at cfg.Addr, opens undersigned's own
+// PostgreSQL database at cfg.PostgresURI (creating or upgrading its
+// schema), binds it to the log's origin and tree, and opens the engine on
+// them.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.TreeID == 0:
+		return nil, errors.New("trillian: a tree id is required")
+	case cfg.Addr == "":
+		return nil, errors.New("trillian: the address of trillian_log_server is required")
+	case cfg.PostgresURI == "":
+		return nil, errors.New("trillian: undersigned's PostgreSQL database is required")
+	}
+	conn, err := grpc.NewClient(cfg.Addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("trillian: dial %s: %w", cfg.Addr, err)
+	}
+	st, err := pgstore.Open(ctx, cfg.PostgresURI, cfg.Logger)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := st.Bind(ctx, cfg.Folder.Origin, cfg.TreeID); err != nil {
+		st.Close()
+		conn.Close()
+		return nil, err
+	}
+	e, err := New(ctx, cfg, Parts{
+		Conn:        conn,
+		Store:       st,
+		Tiles:       st,
+		Checkpoints: st.Checkpoints(),
+		LetterLimit: st.TakeLetterToken,
+		Close:       func() error { return errors.Join(st.Close(), conn.Close()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("opened the Trillian engine", slog.Int64("tree_id", cfg.TreeID))
+	return e, nil
+}
+
+// New opens the engine on its parts: the guard of the last signed
+// checkpoint, and the log on the tree, which checks that the tree answers.
+// On an error, New closes the parts.
+func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
+	defer func() {
+		if err != nil && p.Close != nil {
+			p.Close()
+		}
+	}()
+	if cfg.TreeID == 0 {
+		return nil, errors.New("trillian: a tree id is required")
+	}
+	f := cfg.Folder
+	g, err := guard.New(ctx, f.Signer, f.Verifier, p.Checkpoints, nil, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	l, err := trillianlog.Open(ctx, trillianlog.Config{
+		Client:       trillianpb.NewTrillianLogClient(p.Conn),
+		TreeID:       cfg.TreeID,
+		Signer:       g,
+		Verifier:     f.Verifier,
+		Tiles:        p.Tiles,
+		PollInterval: cfg.PollInterval,
+		Logger:       cfg.Logger,
+		Registry:     cfg.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{log: l, parts: p}, nil
+}
+
+// OpenTokens opens the API tokens of the Trillian engine, which its
+// PostgreSQL database keeps, to create, list and revoke them while
+// frontends serve. close closes the database.
+func OpenTokens(ctx context.Context, postgresURI string) (ts ledger.TokenStore, close func() error, err error) {
+	st, err := pgstore.Open(ctx, postgresURI, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.Tokens(), st.Close, nil
+}
+
+// Name returns "trillian".
+func (e *Engine) Name() string { return Name }
+
+// Log returns the log on the tree, a ledger.UnorderedLog.
+func (e *Engine) Log() ledger.Log { return e.log }
+
+// Store returns the shared store.
+func (e *Engine) Store() ledger.Store { return e.parts.Store }
+
+// ReadTile returns a tile of the tlog-tiles API, as the tile builder made
+// it.
+func (e *Engine) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return e.log.ReadTile(ctx, level, index, p)
+}
+
+// ReadEntryBundle returns an entry bundle of the tlog-tiles API.
+func (e *Engine) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return e.log.ReadEntryBundle(ctx, index, p)
+}
+
+// SharedLetterLimit returns the per-letter rate limit the frontends share,
+// or nil when the parts have none.
+func (e *Engine) SharedLetterLimit() func(context.Context, string, float64, int) (time.Duration, error) {
+	return e.parts.LetterLimit
+}
+
+// Start does nothing: the tile builder checks the tree against the last
+// checkpoint signed before it signs another.
+func (e *Engine) Start(context.Context) error { return nil }
+
+// Close stops following the tree and closes the parts.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.log.Close(ctx)
+	if e.parts.Close != nil {
+		err = errors.Join(err, e.parts.Close())
+	}
+	return err
+}
