@@ -9,6 +9,8 @@
 //	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
 //	undersigned-server migrate --from DIR --data DIR2 --trillian ADDR --postgres URI
 //	                                        an embedded log into a new Trillian tree
+//	undersigned-server unmigrate --data DIR --tree-id N
+//	                                        serve a migrated (retired) folder again
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -79,7 +81,8 @@ var subcommands = []struct{ name, does string }{
 	{"fsck", "check a stopped data folder in full: every entry, tile, checkpoint, record and disclosure"},
 	{"backup", "copy a data folder consistently while it serves: backup --data DIR --out COPY"},
 	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
-	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key"},
+	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key; retires the old folder"},
+	{"unmigrate", "undo the retirement of a migrated folder, abandoning the migration: unmigrate --data DIR --tree-id N"},
 }
 
 func usage(w io.Writer) {
@@ -122,8 +125,10 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return restore(ctx, args)
 	case "migrate":
 		return migrateCommand(ctx, args)
+	case "unmigrate":
+		return unmigrateCommand(args)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate or unmigrate)", cmd)}
 }
 
 // Config is the configuration of `undersigned-server serve`, from its
