@@ -1,0 +1,351 @@
+// Package letters keeps the letters of the log in memory, as of the latest
+// checkpoint: each letter with its status, its counts and its endorsements,
+// brought up to date by applying each new entry in log order, the way an
+// audit replays a log. It is the one maintained source of letter state
+// that the reads of a letter (GetLetter, ListLetters) and the web pages
+// answer from, so that a read costs a lookup, not a count.
+//
+// The server admitted every entry under the rules of its letter
+// (client/rules), so a [View] only follows what each record does: a
+// letter starts a roster, an endorsement joins it, a withdrawal, a
+// correction or a redaction changes the endorsement it names, a status
+// closes or delivers the letter. A letter's [Counts] are kept as each
+// record applies, never recounted.
+//
+// Private and redacted names never reach a view: the source serves only
+// public, unredacted disclosures, and a redaction read from the log drops
+// the name it hides.
+package letters
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/undersigned/undersigned/client/names"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// Source is the log a [View] follows.
+type Source interface {
+	// Checkpoint returns the latest published checkpoint and its size.
+	Checkpoint(ctx context.Context) (raw []byte, size uint64, err error)
+	// Entries calls fn with the entries [start, end) in order, each with
+	// its public, unredacted disclosure if it has one, and marked redacted
+	// if it is.
+	Entries(ctx context.Context, start, end uint64, fn func([]*pb.Entry) error) error
+}
+
+// NoIndex is the index of a status a letter does not have.
+const NoIndex = -1
+
+// Counts tallies a letter's endorsements, as the store's roster does: an
+// endorsement withdrawn is Withdrawn; else one superseded by a correction
+// is Superseded; else a private one is Private, a redacted one Redacted,
+// and the rest Public.
+type Counts struct {
+	Public, Private, Redacted, Withdrawn, Superseded uint64
+}
+
+// Counted is every endorsement that counts, named or not.
+func (c Counts) Counted() uint64 { return c.Public + c.Private + c.Redacted }
+
+// Letter is a letter as of the view's size. Its fields are read under the
+// view's lock ([View.Read]).
+type Letter struct {
+	// Index is the letter record's index, At when the server accepted it,
+	// Record its bytes as stored and Letter the record decoded.
+	Index  uint64
+	At     int64
+	Record []byte
+	Letter *pb.Letter
+	// Status is the later of the close and the first delivery; Note is
+	// the note of the latest status record.
+	Status pb.Status
+	Note   string
+	// ClosedIndex is the index of the status record that closed the
+	// letter, DeliveredIndex of the first that marked it delivered, or
+	// NoIndex.
+	ClosedIndex, DeliveredIndex int64
+	// Counts are the letter's counts, kept as records apply.
+	Counts Counts
+	// All is every endorsement of the letter, in index order.
+	All []*Endorsement
+	// History is every withdrawal, redaction and correction, in order.
+	History []Change
+
+	namedMu sync.Mutex
+	named   []*Endorsement // nil when stale
+}
+
+// Endorsement is an endorsement as of the view's size.
+type Endorsement struct {
+	Index uint64
+	At    int64
+	// Private is an endorsement counted, never named.
+	Private bool
+	// Name, Affiliation and Country are its public disclosure; Name is
+	// empty when there is none (private, redacted, or withheld).
+	Name, Affiliation, Country string
+	// Fold and Key are the name folded for search (client/names: the
+	// folding of `undersigned diff`, see names.Fold and
+	// names.TransliterationKey).
+	Fold, Key                     string
+	Withdrawn, Redacted, Replaced bool
+	// Letter is the endorsement's letter.
+	Letter *Letter
+}
+
+// Counted reports whether the endorsement counts: neither withdrawn nor
+// superseded.
+func (e *Endorsement) Counted() bool { return !e.Withdrawn && !e.Replaced }
+
+// count returns the counter the endorsement adds to.
+func (e *Endorsement) count(c *Counts) *uint64 {
+	switch {
+	case e.Withdrawn:
+		return &c.Withdrawn
+	case e.Replaced:
+		return &c.Superseded
+	case e.Private:
+		return &c.Private
+	case e.Redacted:
+		return &c.Redacted
+	}
+	return &c.Public
+}
+
+// Change is a withdrawal, a redaction or a correction.
+type Change struct {
+	Index, Target uint64
+	Kind          string // withdrawal, redaction, correction
+	By            string // signer, secret, organiser
+	Reason        string // a reason key: signer_request, safety, ...; "correction"
+	At            int64
+}
+
+// View is the letters of a log as of a size. Its methods are safe for
+// concurrent use.
+type View struct {
+	mu sync.RWMutex
+	// size and checkpoint are what the view was built to.
+	size       uint64
+	checkpoint []byte
+	letters    []*Letter
+	byID       map[string]*Letter
+	// endorsements is every endorsement, in index order.
+	endorsements []*Endorsement
+	// loading serialises updates.
+	loading sync.Mutex
+}
+
+// New returns an empty view, which [View.Update] brings up to a log.
+func New() *View {
+	return &View{byID: map[string]*Letter{}}
+}
+
+// Update brings the view to the source's latest checkpoint. Callers
+// updating at once wait for one another: the entries are read once.
+func (v *View) Update(ctx context.Context, src Source) error {
+	raw, size, err := src.Checkpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("latest checkpoint: %w", err)
+	}
+	if v.Size() >= size {
+		return nil
+	}
+	v.loading.Lock()
+	defer v.loading.Unlock()
+	current := v.Size()
+	if current >= size {
+		return nil
+	}
+	err = src.Entries(ctx, current, size, func(batch []*pb.Entry) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for _, e := range batch {
+			if e.GetIndex() != v.size {
+				return fmt.Errorf("entry %d came where %d was expected", e.GetIndex(), v.size)
+			}
+			v.apply(e)
+			v.size++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("entries %d to %d: %w", current, size, err)
+	}
+	v.mu.Lock()
+	v.checkpoint = raw
+	v.mu.Unlock()
+	return nil
+}
+
+// Size returns the size the view was built to.
+func (v *View) Size() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.size
+}
+
+// Snapshot is the view as fn of [View.Read] sees it.
+type Snapshot struct {
+	// Size and Checkpoint are the size the view was built to, and the
+	// signed checkpoint of that size (nil for entries applied since).
+	Size       uint64
+	Checkpoint []byte
+	// Letters are the letters, in index order.
+	Letters []*Letter
+	v       *View
+}
+
+// Letter returns the letter with this id, or nil.
+func (s *Snapshot) Letter(id string) *Letter { return s.v.byID[id] }
+
+// Read calls fn with the view, which does not change until fn returns. fn
+// must not keep what it reads beyond its return, nor change it.
+func (v *View) Read(fn func(*Snapshot)) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	fn(&Snapshot{Size: v.size, Checkpoint: v.checkpoint, Letters: v.letters, v: v})
+}
+
+// Named returns the letter's endorsements that count and have a public
+// name, in index order: the roster the pages show. It is computed once
+// after each change of the letter; the caller is within [View.Read].
+func (l *Letter) Named() []*Endorsement {
+	l.namedMu.Lock()
+	defer l.namedMu.Unlock()
+	if l.named == nil {
+		named := make([]*Endorsement, 0, l.Counts.Public)
+		for _, e := range l.All {
+			if e.Counted() && !e.Private && !e.Redacted && e.Name != "" {
+				named = append(named, e)
+			}
+		}
+		l.named = named
+	}
+	return l.named
+}
+
+// apply follows one entry; the caller holds mu for writing.
+func (v *View) apply(e *pb.Entry) {
+	var rec pb.Record
+	if err := proto.Unmarshal(e.GetRecord(), &rec); err != nil {
+		return
+	}
+	i, at := e.GetIndex(), rec.GetAcceptedAt()
+	switch k := rec.GetKind().(type) {
+	case *pb.Record_Letter:
+		l := &Letter{Index: i, At: at, Record: e.GetRecord(), Letter: k.Letter, ClosedIndex: NoIndex, DeliveredIndex: NoIndex}
+		v.letters = append(v.letters, l)
+		v.byID[k.Letter.GetId()] = l
+	case *pb.Record_LetterStatus:
+		if l := v.byID[k.LetterStatus.GetLetterId()]; l != nil {
+			l.setStatus(i, k.LetterStatus)
+		}
+	case *pb.Record_Endorsement:
+		v.endorse(i, at, k.Endorsement, e)
+	case *pb.Record_Withdrawal:
+		w := k.Withdrawal
+		if t := v.endorsement(w.GetTargetIndex()); t != nil {
+			t.change(func() { t.Withdrawn = true })
+			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "withdrawal",
+				By: authority(w.GetAuthorisation()), Reason: reasonKey(w.GetReason()), At: at})
+		}
+	case *pb.Record_Redaction:
+		r := k.Redaction
+		if t := v.endorsement(r.GetTargetIndex()); t != nil {
+			t.change(func() { t.Redacted, t.Name, t.Affiliation, t.Country, t.Fold, t.Key = true, "", "", "", "", "" })
+			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "redaction",
+				By: authority(r.GetAuthorisation()), Reason: reasonKey(r.GetReason()), At: at})
+		}
+	}
+}
+
+// setStatus applies a status record at index i.
+func (l *Letter) setStatus(i uint64, s *pb.LetterStatus) {
+	switch s.GetStatus() {
+	case pb.Status_STATUS_CLOSED:
+		if l.ClosedIndex == NoIndex {
+			l.ClosedIndex = int64(i)
+		}
+	case pb.Status_STATUS_DELIVERED:
+		if l.DeliveredIndex == NoIndex {
+			l.DeliveredIndex = int64(i)
+		}
+	}
+	l.Note = s.GetNote()
+	// The status is the later of the two.
+	switch {
+	case l.ClosedIndex > l.DeliveredIndex:
+		l.Status = pb.Status_STATUS_CLOSED
+	case l.DeliveredIndex > l.ClosedIndex:
+		l.Status = pb.Status_STATUS_DELIVERED
+	}
+}
+
+// endorsement returns the endorsement at index, or nil.
+func (v *View) endorsement(index uint64) *Endorsement {
+	k, ok := slices.BinarySearchFunc(v.endorsements, index, func(e *Endorsement, i uint64) int { return cmp.Compare(e.Index, i) })
+	if !ok {
+		return nil
+	}
+	return v.endorsements[k]
+}
+
+// change applies fn to the endorsement and moves it between its letter's
+// counts.
+func (e *Endorsement) change(fn func()) {
+	l := e.Letter
+	*e.count(&l.Counts)--
+	fn()
+	*e.count(&l.Counts)++
+	l.named = nil
+}
+
+func (v *View) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
+	l := v.byID[en.GetLetterId()]
+	if l == nil {
+		return
+	}
+	ev := &Endorsement{Index: i, At: at, Private: en.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE, Letter: l,
+		Redacted: e.GetRedacted()}
+	if d := e.GetDisclosure(); d != nil && !ev.Private && !ev.Redacted {
+		ev.Name, ev.Affiliation, ev.Country = d.GetName(), d.GetAffiliation(), d.GetCountry()
+		ev.Fold, ev.Key = names.Fold(d.GetName()), names.TransliterationKey(d.GetName())
+	}
+	v.endorsements = append(v.endorsements, ev)
+	l.All = append(l.All, ev)
+	*ev.count(&l.Counts)++
+	l.named = nil
+	if s := en.Supersedes; s != nil {
+		if t := v.endorsement(*s); t != nil {
+			t.change(func() { t.Replaced = true })
+			by := "signer"
+			if en.GetOrganiser() != nil {
+				by = "organiser"
+			}
+			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "correction", By: by, Reason: "correction", At: at})
+		}
+	}
+}
+
+func reasonKey(r pb.Reason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "REASON_"))
+}
+
+func authority(a *pb.Authorisation) string {
+	switch a.GetBy().(type) {
+	case *pb.Authorisation_Signer:
+		return "signer"
+	case *pb.Authorisation_WithdrawalSecret:
+		return "secret"
+	}
+	return "organiser"
+}
