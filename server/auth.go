@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
@@ -107,7 +109,44 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		}
 		defer release()
 	}
+	if err := s.catchUp(ctx, info.FullMethod); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
 	return handler(context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c)), req)
+}
+
+// KnownSizeHeader is the gRPC metadata in which a client sends the largest
+// tree size of the log it has verified a checkpoint of. A server that has
+// not published that size yet (another frontend of the log did) catches
+// up before it answers, or, after CatchUpWait, answers Unavailable with a
+// retry hint (RetryInfo, and the retry-after-ms trailer) having done
+// nothing: a caller is never told the log went back, nor that a record it
+// was handed is not found.
+const KnownSizeHeader = "undersigned-known-size"
+
+// CatchUpWait is the longest a call waits for its server to catch up with
+// the tree size its client knows.
+const CatchUpWait = time.Second
+
+// catchUp waits until the log's published size covers the size the
+// caller knows (KnownSizeHeader), for the ledger service's calls.
+func (s *Server) catchUp(ctx context.Context, method string) error {
+	if !strings.HasPrefix(method, ledgerServicePrefix) {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(KnownSizeHeader)
+	if len(vals) == 0 {
+		return nil
+	}
+	size, err := strconv.ParseUint(vals[0], 10, 64)
+	if err != nil {
+		return &records.FieldError{Field: KnownSizeHeader + " (metadata)", Rule: "must be a tree size, in decimal"}
+	}
+	if size == 0 {
+		return nil
+	}
+	return s.ledger.CatchUp(ctx, size, CatchUpWait)
 }
 
 // isRead reports whether a method is a read of the ledger service.
@@ -154,6 +193,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 			return s.toStatus(ctx, err)
 		}
 		defer release()
+	}
+	if err := s.catchUp(ctx, info.FullMethod); err != nil {
+		return s.toStatus(ctx, err)
 	}
 	return handler(srv, wrappedStream{ss, context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c))})
 }

@@ -2305,7 +2305,10 @@ func (x *FindEndorsementsResponse) GetEntries() []*RosterEntry {
 type GetEndorsementRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The index of the endorsement.
-	Index         uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The state as of this tree size, at most the published size; 0 means
+	// the latest checkpoint.
+	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2343,6 +2346,13 @@ func (*GetEndorsementRequest) Descriptor() ([]byte, []int) {
 func (x *GetEndorsementRequest) GetIndex() uint64 {
 	if x != nil {
 		return x.Index
+	}
+	return 0
+}
+
+func (x *GetEndorsementRequest) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
 	}
 	return 0
 }
@@ -2596,9 +2606,10 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"Q\n" +
 	"\x18FindEndorsementsResponse\x125\n" +
-	"\aentries\x18\x01 \x03(\v2\x1b.undersigned.v1.RosterEntryR\aentries\"-\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.undersigned.v1.RosterEntryR\aentries\"J\n" +
 	"\x15GetEndorsementRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xae\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\xae\x02\n" +
 	"\x16GetEndorsementResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\x05state\x18\x02 \x01(\x0e2 .undersigned.v1.EndorsementStateR\x05state\x12&\n" +

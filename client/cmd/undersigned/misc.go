@@ -108,6 +108,7 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 		if err != nil {
 			return err
 		}
+		c.Observe(v.Checkpoint.Size)
 		var seed []byte
 		if *keyFile != "" {
 			if seed, err = client.LoadSignerSeed(*keyFile); err != nil {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
@@ -303,10 +304,10 @@ func (l *Ledger) Find(ctx context.Context, letterID, query string, limit int) ([
 	return l.cfg.Store.Find(ctx, letterID, folded, size, limit)
 }
 
-// Endorsement returns what became of the endorsement at index, at the
-// latest checkpoint.
-func (l *Ledger) Endorsement(ctx context.Context, index uint64) (*EndorsementState, uint64, error) {
-	size, _, err := l.sizeOrLatest(ctx, 0)
+// Endorsement returns what became of the endorsement at index, by tree
+// size (0: the latest checkpoint).
+func (l *Ledger) Endorsement(ctx context.Context, index, size uint64) (*EndorsementState, uint64, error) {
+	size, _, err := l.sizeOrLatest(ctx, size)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -326,3 +327,39 @@ func (l *Ledger) Endorsement(ctx context.Context, index uint64) (*EndorsementSta
 // LettersView returns the letters' view of [Ledger.View] as it is, for a
 // reader that brings it up to date itself from [Ledger.ViewSource].
 func (l *Ledger) LettersView() *letters.View { return l.view }
+
+// catcherUp is a [Log] that several servers publish from (Trillian): asked
+// to, it follows the tree at once rather than at its next poll.
+type catcherUp interface {
+	CatchUp()
+}
+
+// behindRetry is the retry hint of a [BehindError].
+const behindRetry = 250 * time.Millisecond
+
+// CatchUp returns once the published checkpoint covers size, a tree size
+// the caller knows (another server of the log may have published it):
+// at once when it does, else after asking the log to follow the tree and
+// waiting up to wait. It returns a [*BehindError] when the log is still
+// behind then, so that a caller is never told the log is smaller than a
+// checkpoint it was handed, nor that a record it was given is not found.
+func (l *Ledger) CatchUp(ctx context.Context, size uint64, wait time.Duration) error {
+	cp, err := l.cfg.Log.Checkpoint(ctx)
+	if err == nil && cp.Size >= size {
+		return nil
+	}
+	if c, ok := l.cfg.Log.(catcherUp); ok {
+		c.CatchUp()
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if _, err := l.cfg.Log.AwaitCheckpoint(wctx, size-1); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		published, _ := l.cfg.Log.Checkpoint(ctx)
+		l.cfg.Metrics.behind.Inc()
+		return &BehindError{Known: size, Published: published.Size, RetryAfter: behindRetry}
+	}
+	return nil
+}
