@@ -42,17 +42,17 @@ func (r *RateLimits) setDefaults() {
 // ReadLimits are the limits on the reads of callers without a token.
 type ReadLimits struct {
 	// PerAddress is the sustained rate of calls per client address, per
-	// second, and AddressBurst the burst; defaults 100 and 1,000.
+	// second, and AddressBurst the burst; defaults 500 and 5,000.
 	PerAddress   float64
 	AddressBurst int
 }
 
 func (r *ReadLimits) setDefaults() {
 	if r.PerAddress == 0 {
-		r.PerAddress = 100
+		r.PerAddress = 500
 	}
 	if r.AddressBurst == 0 {
-		r.AddressBurst = 1000
+		r.AddressBurst = 5000
 	}
 }
 

@@ -76,6 +76,11 @@ type Config struct {
 	// client, rather than as goroutines on the server. 0 means 512.
 	MaxStreamsPerConnection uint32
 
+	// Connections bounds the connections of both ports: caps per client
+	// address and in all, timeouts for connections that do nothing, the
+	// size of headers.
+	Connections Connections
+
 	// MaxInflightWrites bounds the writes in progress at once, whoever
 	// sends them; more are answered ResourceExhausted with a retry hint
 	// rather than queued, so that memory stays bounded under any load. 0
@@ -108,6 +113,7 @@ func (c *Config) setDefaults() {
 	if c.MaxInflightReads <= 0 {
 		c.MaxInflightReads = 512
 	}
+	c.Connections.setDefaults()
 	c.OpenRate.setDefaults()
 	c.SignerRate.setDefaults()
 	c.ReadRate.setDefaults()
@@ -125,6 +131,7 @@ type Server struct {
 	tokens *tokenCache
 	writes *semaphore.Weighted
 	reads  *semaphore.Weighted
+	conns  *connMetrics
 	tls    *tls.Config
 
 	// TokenPath is the file holding the first organiser token.
@@ -201,6 +208,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.reads = semaphore.NewWeighted(int64(s.cfg.MaxInflightReads))
 	s.tokens = newTokenCache(s.engine.Store().Tokens())
 	s.cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.conns = newConnMetrics(s.cfg.Registry)
 	return nil
 }
 
@@ -226,12 +234,11 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 
 // NewGRPCServer returns a gRPC server with the services registered.
 func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	base := []grpc.ServerOption{
+	base := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
-		grpc.MaxConcurrentStreams(s.cfg.MaxStreamsPerConnection),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	}
+	}, s.grpcConnectionOptions()...)
 	if s.tls != nil {
 		base = append(base, grpc.Creds(credentials.NewTLS(s.tls)))
 	}
@@ -276,7 +283,13 @@ func Run(ctx context.Context, cfg Config) error {
 // gracefully and closes the server.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	g := s.NewGRPCServer()
-	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.tls}
+	c := s.cfg.Connections
+	h := &http.Server{Handler: s.HTTPHandler(), TLSConfig: s.tls,
+		ReadHeaderTimeout: c.HandshakeTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	gl = limitConnections(gl, c, s.conns, "grpc")
+	hl = limitConnections(hl, c, s.conns, "http")
 	if s.tls != nil {
 		hl = tls.NewListener(hl, s.tls)
 	}
