@@ -81,6 +81,8 @@ type Letter struct {
 
 	namedMu sync.Mutex
 	named   []*Endorsement // nil when stale
+	// folded is how many of All have their names folded.
+	folded int
 }
 
 // Endorsement is an endorsement as of the view's size.
@@ -94,7 +96,7 @@ type Endorsement struct {
 	Name, Affiliation, Country string
 	// Fold and Key are the name folded for search (client/names: the
 	// folding of `undersigned diff`, see names.Fold and
-	// names.TransliterationKey).
+	// names.TransliterationKey), once [Letter.FoldNames] made them.
 	Fold, Key                     string
 	Withdrawn, Redacted, Replaced bool
 	// Letter is the endorsement's letter.
@@ -233,6 +235,21 @@ func (l *Letter) Named() []*Endorsement {
 	return l.named
 }
 
+// FoldNames folds, for search, the names of the letter's endorsements not
+// folded yet: folding costs more than the rest of a read, so it is done
+// for the letters people search, when they first do. The caller is within
+// [View.Read]; after FoldNames, Fold and Key may be read there.
+func (l *Letter) FoldNames() {
+	l.namedMu.Lock()
+	defer l.namedMu.Unlock()
+	for _, e := range l.All[l.folded:] {
+		if e.Name != "" {
+			e.Fold, e.Key = names.Fold(e.Name), names.TransliterationKey(e.Name)
+		}
+	}
+	l.folded = len(l.All)
+}
+
 // apply follows one entry; the caller holds mu for writing.
 func (v *View) apply(e *pb.Entry) {
 	var rec pb.Record
@@ -318,7 +335,6 @@ func (v *View) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
 		Redacted: e.GetRedacted()}
 	if d := e.GetDisclosure(); d != nil && !ev.Private && !ev.Redacted {
 		ev.Name, ev.Affiliation, ev.Country = d.GetName(), d.GetAffiliation(), d.GetCountry()
-		ev.Fold, ev.Key = names.Fold(d.GetName()), names.TransliterationKey(d.GetName())
 	}
 	v.endorsements = append(v.endorsements, ev)
 	l.All = append(l.All, ev)

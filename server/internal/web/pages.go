@@ -145,6 +145,7 @@ func (h *Handler) letterData(r *http.Request, v *letters.Snapshot, l *letters.Le
 	d.Query = strings.TrimSpace(q.Get("q"))
 	list := l.Named()
 	if d.Query != "" {
+		l.FoldNames()
 		list = search(list, d.Query)
 		d.Matches = len(list)
 	}

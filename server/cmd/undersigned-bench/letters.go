@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/undersigned/undersigned/client"
+	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+)
+
+// The measures of the letters part.
+const (
+	nameGetLetter     = "GetLetter, no token, read limits off"
+	nameQuiet         = "Endorse, no reads"
+	nameLoaded        = "Endorse, 64 readers looping GetLetter, read limits off"
+	nameLimitedQuiet  = "Endorse, no reads (default read limits)"
+	nameLimitedLoaded = "Endorse, 64 readers looping GetLetter, default read limits"
+)
+
+// letterReaders is how many anonymous readers loop GetLetter.
+const letterReaders = 64
+
+// letterWriters is how many organisers endorse at once while they do.
+const letterWriters = 16
+
+// benchLetters measures GetLetter on a letter of --letter-entries
+// endorsements, by anonymous readers, and what their loop does to the
+// latency of endorsements: once with the read limits off (what a read
+// costs the server), once with the default limits (what one address of
+// readers can take).
+func benchLetters(ctx context.Context, o options, res *results) error {
+	off := []string{"--read-rate", "1e9", "--read-burst", "1000000000"}
+	quiet, loaded, err := lettersOn(ctx, o, res, filepath.Join(o.dir, "letters-off"), off, nameGetLetter, nameQuiet, nameLoaded)
+	if err != nil {
+		return err
+	}
+	res.Extra["endorse_p99_ratio_read_limits_off"] = fmt.Sprintf("%.2f", loaded.P99.Seconds()/quiet.P99.Seconds())
+	quiet, loaded, err = lettersOn(ctx, o, res, filepath.Join(o.dir, "letters-limited"), nil, "", nameLimitedQuiet, nameLimitedLoaded)
+	if err != nil {
+		return err
+	}
+	res.Extra["endorse_p99_ratio_default_read_limits"] = fmt.Sprintf("%.2f", loaded.P99.Seconds()/quiet.P99.Seconds())
+	res.Extra["letter_entries"] = o.letterEntries
+	return nil
+}
+
+// lettersOn fills a server started with extra flags, and measures
+// GetLetter (when getLetter names it) and endorsements without and with
+// the readers, returning the medians of the two.
+func lettersOn(ctx context.Context, o options, res *results, dir string, extra []string, getLetter, quietName, loadedName string) (measurement, measurement, error) {
+	srv, err := startChild(ctx, o, dir, extra...)
+	if err != nil {
+		return measurement{}, measurement{}, err
+	}
+	defer srv.stop()
+	fmt.Fprintf(os.Stderr, "filling a letter with %d endorsements\n", o.letterEntries)
+	if _, err := fill(ctx, srv, o.letterEntries, 0); err != nil {
+		return measurement{}, measurement{}, err
+	}
+	readers := make([]*client.Client, 4)
+	for i := range readers {
+		if readers[i], err = client.Dial(ctx, client.Config{Addr: srv.grpcAddr}); err != nil {
+			return measurement{}, measurement{}, err
+		}
+		defer readers[i].Close()
+	}
+	want := uint64(o.letterEntries)
+	var refused atomic.Int64
+	read := func(ctx context.Context, seq int64) error {
+		c := readers[seq%int64(len(readers))]
+		// The raw call: the client library would send a refused read
+		// again after its hint, and the readers here loop regardless.
+		resp, err := c.API().GetLetter(ctx, &pb.GetLetterRequest{LetterId: "bench"})
+		if status.Code(err) == codes.ResourceExhausted {
+			refused.Add(1)
+			return err
+		}
+		if err == nil && resp.GetLetter().GetCounts().GetPublic() < want {
+			err = fmt.Errorf("the letter counts %d endorsements, fewer than %d", resp.GetLetter().GetCounts().GetPublic(), want)
+		}
+		return err
+	}
+	writer, err := newLetterWriter(ctx, srv)
+	if err != nil {
+		return measurement{}, measurement{}, err
+	}
+	defer writer.close()
+	names := []string{quietName, loadedName}
+	for i := range o.runs {
+		if getLetter != "" {
+			m := drive(ctx, getLetter, "calls/s", o, letterReaders, srv.cpu, read)
+			res.record(m)
+			fmt.Fprintf(os.Stderr, "run %d: %s %.0f/s, p99 %v\n", i+1, getLetter, m.Rate, m.P99)
+		}
+		m := drive(ctx, quietName, "endorsements/s", o, letterWriters, srv.cpu, writer.endorse)
+		res.record(m)
+		fmt.Fprintf(os.Stderr, "run %d: %s p99 %v\n", i+1, quietName, m.P99)
+		rctx, stop := context.WithCancel(ctx)
+		var reads atomic.Int64
+		for r := range letterReaders {
+			go func() {
+				for seq := int64(r); rctx.Err() == nil; seq += letterReaders {
+					if read(rctx, seq) == nil {
+						reads.Add(1)
+					}
+				}
+			}()
+		}
+		refused.Store(0)
+		start := time.Now()
+		m = drive(ctx, loadedName, "endorsements/s", o, letterWriters, srv.cpu, writer.endorse)
+		m.Note = fmt.Sprintf("readers: %.0f calls/s answered, %.0f/s refused by the read limits",
+			float64(reads.Load())/time.Since(start).Seconds(), float64(refused.Load())/time.Since(start).Seconds())
+		stop()
+		res.record(m)
+		fmt.Fprintf(os.Stderr, "run %d: %s p99 %v (%s)\n", i+1, loadedName, m.P99, m.Note)
+	}
+	if getLetter != "" {
+		names = append([]string{getLetter}, names...)
+	}
+	med := res.finish(names...)
+	return med[quietName], med[loadedName], nil
+}
+
+// letterWriter endorses the letter a fill made, with an organiser token,
+// with names no fill uses.
+type letterWriter struct {
+	c   *client.Client
+	gen *endorsements
+}
+
+func newLetterWriter(ctx context.Context, srv *child) (*letterWriter, error) {
+	c, l, key, err := organiserClient(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	gen := &endorsements{origin: c.Origin(), letter: l, key: key}
+	gen.next.Store(1 << 40)
+	return &letterWriter{c: c, gen: gen}, nil
+}
+
+func (w *letterWriter) endorse(ctx context.Context, _ int64) error {
+	e := w.gen.get()
+	_, err := w.c.API().Endorse(w.c.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure})
+	return err
+}
+
+func (w *letterWriter) close() { w.c.Close() }
