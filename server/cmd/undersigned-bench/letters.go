@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
@@ -64,20 +66,22 @@ func lettersOn(ctx context.Context, o options, res *results, dir string, extra [
 	if _, err := fill(ctx, srv, o.letterEntries, 0); err != nil {
 		return measurement{}, measurement{}, err
 	}
-	readers := make([]*client.Client, 4)
+	// Plain gRPC connections, not the client library's, which would send
+	// a refused read again after its hint: these readers loop regardless,
+	// as a hostile one would.
+	readers := make([]pb.LedgerServiceClient, 4)
 	for i := range readers {
-		if readers[i], err = client.Dial(ctx, client.Config{Addr: srv.grpcAddr}); err != nil {
+		conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
 			return measurement{}, measurement{}, err
 		}
-		defer readers[i].Close()
+		defer conn.Close()
+		readers[i] = pb.NewLedgerServiceClient(conn)
 	}
 	want := uint64(o.letterEntries)
 	var refused atomic.Int64
 	read := func(ctx context.Context, seq int64) error {
-		c := readers[seq%int64(len(readers))]
-		// The raw call: the client library would send a refused read
-		// again after its hint, and the readers here loop regardless.
-		resp, err := c.API().GetLetter(ctx, &pb.GetLetterRequest{LetterId: "bench"})
+		resp, err := readers[seq%int64(len(readers))].GetLetter(ctx, &pb.GetLetterRequest{LetterId: "bench"})
 		if status.Code(err) == codes.ResourceExhausted {
 			refused.Add(1)
 			return err
