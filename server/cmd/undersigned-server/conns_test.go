@@ -112,6 +112,9 @@ func TestIdleConnections(t *testing.T) {
 			err = probeHealth(ctx, p.HTTPAddr)
 		}
 		took := time.Since(start)
+		if ctx.Err() != nil {
+			return // the test is over, not the server
+		}
 		probes.Add(1)
 		if err != nil {
 			failed.Add(1)
