@@ -109,6 +109,12 @@ func lettersOn(ctx context.Context, o options, res *results, dir string, extra [
 		}
 		return err
 	}
+	// The first read builds the letters' view: what it holds in memory.
+	before := srv.rss()
+	if err := read(ctx, 0); err != nil {
+		return err
+	}
+	res.Extra["rss_mb_before_and_after_first_GetLetter_"+filepath.Base(dir)] = fmt.Sprintf("%d, %d", before>>20, srv.rss()>>20)
 	writer, err := newLetterWriter(ctx, srv)
 	if err != nil {
 		return err
