@@ -67,11 +67,12 @@ type Client struct {
 	verifier note.Verifier
 	key      string
 
-	// known is the largest tree size verified; sizeDir keeps it, and
-	// saved is the size last read from or written there.
-	known   atomic.Uint64
-	sizeDir string
-	saved   uint64
+	// known is the largest tree size known, and verified the largest of
+	// a checkpoint verified; sizeDir keeps the latter, and saved is the
+	// size last read from or written there.
+	known, verified atomic.Uint64
+	sizeDir         string
+	saved           uint64
 }
 
 // Dial connects to a server, fetches the log's description and checks its

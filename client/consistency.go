@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -39,21 +40,53 @@ const KnownSizeHeader = "undersigned-known-size"
 // a retry hint, beyond its context's own deadline.
 const RetryFor = 30 * time.Second
 
-// KnownSize returns the largest tree size of the log the client has
-// verified a checkpoint of, which it sends with every call.
+// KnownSize returns the largest tree size of the log the client knows: of
+// a checkpoint it verified, or that a server of the log answered at. It
+// sends it with every call.
 func (c *Client) KnownSize() uint64 { return c.known.Load() }
 
 // Observe tells the client of a tree size of its log that the caller
 // verified a checkpoint of (a receipt's, say): it is sent with every later
-// call, so that no server answers from a smaller log. A size no larger than
-// the known one changes nothing.
+// call, so that no server answers from a smaller log, and kept in the size
+// folder. A size no larger than the known one changes nothing.
 func (c *Client) Observe(size uint64) {
+	raise(&c.verified, size)
+	raise(&c.known, size)
+}
+
+// raise sets v to size when size is larger.
+func raise(v *atomic.Uint64, size uint64) {
 	for {
-		old := c.known.Load()
-		if size <= old || c.known.CompareAndSwap(old, size) {
+		old := v.Load()
+		if size <= old || v.CompareAndSwap(old, size) {
 			return
 		}
 	}
+}
+
+// treeSizer and sizer are the answers that say at which tree size a
+// server answered.
+type (
+	treeSizer interface{ GetTreeSize() uint64 }
+	sizer     interface{ GetSize() uint64 }
+	toSizer   interface{ GetToSize() uint64 }
+)
+
+// observeAnswer raises the known size to the tree size an answer was made
+// at: a later call to another server of the log is not answered from a
+// smaller one. Such a size is sent, not kept in the size folder: only
+// verified checkpoints are.
+func (c *Client) observeAnswer(reply any) {
+	var size uint64
+	switch r := reply.(type) {
+	case treeSizer:
+		size = r.GetTreeSize()
+	case sizer:
+		size = r.GetSize()
+	case toSizer:
+		size = r.GetToSize()
+	}
+	raise(&c.known, size)
 }
 
 // withKnownSize adds the known size to a call's metadata.
@@ -109,6 +142,9 @@ func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply
 	deadline := time.Now().Add(RetryFor)
 	for {
 		err := invoker(c.withKnownSize(ctx), method, req, reply, cc, opts...)
+		if err == nil {
+			c.observeAnswer(reply)
+		}
 		wait, ok := retryHint(method, err)
 		if !ok || time.Now().Add(wait).After(deadline) || !sleepOrDone(ctx, wait) {
 			return err
@@ -194,10 +230,10 @@ func (c *Client) loadKnownSize(dir string) error {
 	return nil
 }
 
-// saveKnownSize writes the known size of the log to the size folder, when
-// it grew.
+// saveKnownSize writes the largest verified size of the log to the size
+// folder, when it grew.
 func (c *Client) saveKnownSize() error {
-	n := c.known.Load()
+	n := c.verified.Load()
 	if c.sizeDir == "" || n <= c.saved {
 		return nil
 	}

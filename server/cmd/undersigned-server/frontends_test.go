@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -212,16 +213,22 @@ func (c *caller) iteration(ctx context.Context, i int) {
 	var res *client.Result
 	var letter *pb.Letter
 	publish := len(c.letters) == 0 || c.rng.IntN(20) == 0
+	// What is sent again after a frontend went away is the same write.
+	var e *client.Endorsement
+	if publish {
+		letter = client.NewLetter(c.c.Origin(), client.LetterDraft{ID: fmt.Sprintf("%s-%d", c.name, i), Title: "Agree", Text: "We agree.\n"}, c.org)
+	} else {
+		letter = c.letters[c.rng.IntN(len(c.letters))]
+		name := fmt.Sprintf("Signer %s %d", c.name, i)
+		e = client.NewEndorsement(c.c.Origin(), letter, client.Signer{Fields: records.Fields{Name: name}, OrganiserKey: c.org})
+	}
 	err := c.again(ctx, func(ctx context.Context) error {
 		var err error
 		if publish {
-			letter = client.NewLetter(c.c.Origin(), client.LetterDraft{ID: fmt.Sprintf("%s-%d", c.name, i), Title: "Agree", Text: "We agree.\n"}, c.org)
 			res, err = c.c.PublishLetter(ctx, letter, "")
-			return err
+		} else {
+			res, err = c.c.Endorse(ctx, e, "")
 		}
-		letter = c.letters[c.rng.IntN(len(c.letters))]
-		name := fmt.Sprintf("Signer %s %d", c.name, i)
-		res, err = c.c.Endorse(ctx, client.NewEndorsement(c.c.Origin(), letter, client.Signer{Fields: records.Fields{Name: name}, OrganiserKey: c.org}), "")
 		return err
 	})
 	if err != nil {
@@ -370,8 +377,66 @@ func TestFrontendsAgree(t *testing.T) {
 	if stats.verified.Load() != stats.ops.Load() {
 		t.Errorf("%d of %d receipts verified", stats.verified.Load(), stats.ops.Load())
 	}
+	checkOnce(t, one, stats)
 	a.Stop(t)
 	b.Stop(t)
+}
+
+// checkOnce reads the whole log once the writes are over, through both
+// frontends: each name is in it once, and for each letter the store's
+// roster and the letters' view count what the log holds.
+func checkOnce(t *testing.T, c *caller, stats *frontendsStats) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stream, err := c.c.API().GetEntries(ctx, &pb.GetEntriesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, perLetter := map[string][]uint64{}, map[string]uint64{}
+	size := uint64(0)
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range resp.GetEntries() {
+			size++
+			rec, err := records.Decode(e.GetRecord())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if en := rec.GetEndorsement(); en != nil {
+				key := en.GetLetterId() + "/" + e.GetDisclosure().GetName()
+				names[key] = append(names[key], e.GetIndex())
+				perLetter[en.GetLetterId()]++
+			}
+		}
+	}
+	for k, at := range names {
+		if len(at) > 1 {
+			t.Errorf("%s is in the log %d times, at %v", k, len(at), at)
+		}
+	}
+	if want := uint64(stats.ops.Load()); size != want {
+		t.Errorf("the log holds %d records after %d writes", size, want)
+	}
+	for id, n := range perLetter {
+		roster, err := c.c.API().GetRoster(ctx, &pb.GetRosterRequest{LetterId: id, TreeSize: size, PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, info, err := c.c.Letter(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, view := roster.GetCounts().GetPublic(), info.GetCounts().GetPublic(); got != n || view != n {
+			t.Errorf("letter %s: the log holds %d endorsements, the roster counts %d, GetLetter %d", id, n, got, view)
+		}
+	}
 }
 
 // envCount returns the count in the environment variable name, or def.
