@@ -123,11 +123,11 @@ func checkResult(t *testing.T, err error, field string, badSignature bool) {
 func TestCheckLetter(t *testing.T) {
 	organiser3 := testKey("organiser 3")
 	tests := []struct {
-		name    string
-		edit    func(l *pb.Letter) // applied to a valid curated letter
-		resign  ed25519.PrivateKey // signs the letter after edit, if not nil
-		field   string // "" when valid
-		badSig  bool
+		name   string
+		edit   func(l *pb.Letter) // applied to a valid curated letter
+		resign ed25519.PrivateKey // signs the letter after edit, if not nil
+		field  string             // "" when valid
+		badSig bool
 	}{
 		{name: "valid curated", edit: func(*pb.Letter) {}},
 		{name: "valid open", edit: func(l *pb.Letter) { l.Policy = pb.Policy_POLICY_OPEN }, resign: organiser1},
@@ -953,7 +953,9 @@ func TestCheckOrganiserChange(t *testing.T) {
 		badSig bool
 	}{
 		{name: "add", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1) }},
-		{name: "revoke", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_REVOKE, pubKey(organiser2), organiser1) }},
+		{name: "revoke", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_REVOKE, pubKey(organiser2), organiser1)
+		}},
 		// Whether the signing key is valid for the letter, and whether the
 		// change is possible, are rules of the log's state (client/rules).
 		{name: "signed by a key not listed: the rules' to refuse", build: func() *pb.OrganiserChange {
@@ -966,9 +968,13 @@ func TestCheckOrganiserChange(t *testing.T) {
 			records.SignOrganiserChange(organiser1, testOrigin, c)
 			return c
 		}, field: "organiser_change.letter_id"},
-		{name: "no change", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_UNSPECIFIED, pubKey(volunteer), organiser1) }, field: "organiser_change.change"},
+		{name: "no change", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_UNSPECIFIED, pubKey(volunteer), organiser1)
+		}, field: "organiser_change.change"},
 		{name: "unknown change", build: func() *pb.OrganiserChange { return valid(3, pubKey(volunteer), organiser1) }, field: "organiser_change.change"},
-		{name: "key of the wrong size", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer)[:31], organiser1) }, field: "organiser_change.key"},
+		{name: "key of the wrong size", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer)[:31], organiser1)
+		}, field: "organiser_change.key"},
 		{name: "no key", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_REVOKE, nil, organiser1) }, field: "organiser_change.key"},
 		{name: "revokes the key that signs it", build: func() *pb.OrganiserChange {
 			return valid(pb.KeyChange_KEY_CHANGE_REVOKE, pubKey(organiser1), organiser1)
