@@ -105,6 +105,7 @@ type statusRecord struct {
 	letter int32
 	status pb.Status
 	note   string
+	by     []byte // the organiser key that signed it
 }
 
 // keyChange is an organiser change: the key added or revoked, and the key
@@ -506,11 +507,12 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
 	m := a.m
 	li, ok := m.byID[s.GetLetterId()]
+	by := s.GetOrganiser().GetPublicKey()
 	if !ok {
-		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote()})
+		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote(), by: by})
 		return
 	}
-	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote()})
+	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote(), by: by})
 	ls := m.letters[li]
 	ls.statuses = append(ls.statuses, index)
 	switch s.GetStatus() {

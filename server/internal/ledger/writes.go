@@ -319,6 +319,28 @@ func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStat
 	})
 }
 
+// ChangeOrganiser appends an organiser change: a key added to a letter's
+// organiser keys, or revoked. It needs a token with rights to the letter,
+// and the signature of another organiser key valid for the letter at the
+// change's index.
+func (l *Ledger) ChangeOrganiser(ctx context.Context, c Caller, oc *pb.OrganiserChange) (*WriteResult, error) {
+	if err := unknownFields("organiser_change", oc); err != nil {
+		return nil, err
+	}
+	if err := check(func() error { return records.CheckOrganiserChange(l.origin, oc) }); err != nil {
+		return nil, err
+	}
+	if err := c.mayWrite(oc.GetLetterId()); err != nil {
+		return nil, err
+	}
+	return l.write(ctx, &write{
+		principal: c.principal(),
+		kind:      KindOrganiserChange,
+		letterID:  oc.GetLetterId(),
+		input:     rules.Input{Record: &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: proto.CloneOf(oc)}}},
+	})
+}
+
 // write admits w, waits for its index and a checkpoint that includes it,
 // and builds its receipt.
 func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
