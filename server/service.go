@@ -201,13 +201,14 @@ func counts(c ledger.Counts) *pb.Counts {
 
 func letterInfo(li *ledger.LetterInfo) *pb.LetterInfo {
 	out := &pb.LetterInfo{
-		Index:         li.Index,
-		Record:        li.Record,
-		Status:        li.Status,
-		Counts:        counts(li.Counts),
-		LetterId:      li.Letter.GetId(),
-		Title:         li.Letter.GetTitle(),
-		OrganiserKeys: li.OrganiserKeys,
+		Index:                li.Index,
+		Record:               li.Record,
+		Status:               li.Status,
+		Counts:               counts(li.Counts),
+		LetterId:             li.Letter.GetId(),
+		Title:                li.Letter.GetTitle(),
+		OrganiserKeys:        li.OrganiserKeys,
+		RevokedOrganiserKeys: li.RevokedKeys,
 	}
 	if li.ClosedIndex != ledger.NoIndex {
 		i := uint64(li.ClosedIndex)

@@ -1837,8 +1837,11 @@ type LetterInfo struct {
 	// The organiser keys valid for the letter's next record: those it lists,
 	// as organiser changes added and revoked them since.
 	OrganiserKeys [][]byte `protobuf:"bytes,9,rep,name=organiser_keys,json=organiserKeys,proto3" json:"organiser_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The keys organiser changes revoked from the letter: never valid for it
+	// again.
+	RevokedOrganiserKeys [][]byte `protobuf:"bytes,10,rep,name=revoked_organiser_keys,json=revokedOrganiserKeys,proto3" json:"revoked_organiser_keys,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *LetterInfo) Reset() {
@@ -1930,6 +1933,13 @@ func (x *LetterInfo) GetTitle() string {
 func (x *LetterInfo) GetOrganiserKeys() [][]byte {
 	if x != nil {
 		return x.OrganiserKeys
+	}
+	return nil
+}
+
+func (x *LetterInfo) GetRevokedOrganiserKeys() [][]byte {
+	if x != nil {
+		return x.RevokedOrganiserKeys
 	}
 	return nil
 }
@@ -2653,7 +2663,7 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\twithdrawn\x18\x04 \x01(\x04R\twithdrawn\x12\x1e\n" +
 	"\n" +
 	"superseded\x18\x05 \x01(\x04R\n" +
-	"superseded\"\xef\x02\n" +
+	"superseded\"\xa5\x03\n" +
 	"\n" +
 	"LetterInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
@@ -2664,7 +2674,9 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x06counts\x18\x06 \x01(\v2\x16.undersigned.v1.CountsR\x06counts\x12\x1b\n" +
 	"\tletter_id\x18\a \x01(\tR\bletterId\x12\x14\n" +
 	"\x05title\x18\b \x01(\tR\x05title\x12%\n" +
-	"\x0eorganiser_keys\x18\t \x03(\fR\rorganiserKeysB\x0f\n" +
+	"\x0eorganiser_keys\x18\t \x03(\fR\rorganiserKeys\x124\n" +
+	"\x16revoked_organiser_keys\x18\n" +
+	" \x03(\fR\x14revokedOrganiserKeysB\x0f\n" +
 	"\r_closed_indexB\x12\n" +
 	"\x10_delivered_index\"P\n" +
 	"\x12ListLettersRequest\x12\x1b\n" +

@@ -118,7 +118,7 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 			return usagef("%s: %v", verb, err)
 		}
 	} else {
-		key, err := e.letterOrganiserKey(nil)
+		key, err := e.letterOrganiserKey(nil, nil)
 		if err != nil {
 			return err
 		}

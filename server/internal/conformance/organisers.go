@@ -67,6 +67,9 @@ func testOrganisers(t *testing.T, l Log) {
 		t.Fatalf("revoke the volunteer's key: %v", err)
 	}
 	s.wantKeys(letter.GetId(), s.org.Public().(ed25519.PublicKey), newPub)
+	if _, info, err := s.c.Letter(ctx, letter.GetId()); err != nil || len(info.GetRevokedOrganiserKeys()) != 1 || !bytes.Equal(info.GetRevokedOrganiserKeys()[0], vpub) {
+		t.Errorf("GetLetter lists revoked keys %x (%v), want the volunteer's", info.GetRevokedOrganiserKeys(), err)
+	}
 	size := s.checkpoint().Size
 
 	// From the revocation on, the volunteer's key signs nothing.
