@@ -118,6 +118,7 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 		{"restart", testRestart},
 		{"the promises of issue 10", testPromises},
 		{"organiser keys added and revoked", testOrganisers},
+		{"organiser keys change under concurrency", testKeyOrdering},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newLog(t)) })
 	}

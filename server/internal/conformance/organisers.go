@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/audit"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
@@ -141,4 +145,88 @@ func wantRevoked(t *testing.T, what string, err error) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "was revoked") {
 		t.Errorf("%s by a revoked key: %v, want InvalidArgument saying the key was revoked", what, err)
 	}
+}
+
+// testKeyOrdering changes a letter's organiser keys while endorsements
+// signed by the key being changed arrive from many callers: in the log,
+// every endorsement that key signed comes after the change that added it
+// and before the one that revoked it (an engine that orders entries itself
+// must keep them so), and an audit finds nothing wrong.
+func testKeyOrdering(t *testing.T, l Log) {
+	s := open(t, l.Start(t), nil)
+	ctx := testContext(t)
+	letter := s.publish("keys-under-load", pb.Policy_POLICY_CURATED)
+	vpub, volunteer, _ := ed25519.GenerateKey(rand.Reader)
+	const writers, each = 8, 10
+	var mu sync.Mutex
+	var signed []uint64 // what the volunteer's key got receipts for
+	var added, revoked uint64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(timeout)
+	// The writers start before the key is listed, so that some of their
+	// endorsements are admitted while the addition waits for its index.
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				e := client.NewEndorsement(s.c.Origin(), letter, client.Signer{
+					Fields: records.Fields{Name: fmt.Sprintf("Writer %d Signer %d", w, i)}, OrganiserKey: volunteer})
+				r, err := s.c.Endorse(testContext(t), e, "")
+				switch {
+				case err == nil:
+					mu.Lock()
+					signed = append(signed, r.Verified.Index)
+					mu.Unlock()
+				case status.Code(err) == codes.InvalidArgument && strings.Contains(err.Error(), "must be one of the organiser keys") && time.Now().Before(deadline):
+					// Not listed yet: the addition is on its way.
+					time.Sleep(time.Millisecond)
+				case status.Code(err) == codes.InvalidArgument && strings.Contains(err.Error(), "was revoked"):
+					return
+				default:
+					t.Errorf("endorse: %v", err)
+					return
+				}
+			}
+		})
+	}
+	r, err := s.c.ChangeOrganiser(ctx, letter.GetId(), pb.KeyChange_KEY_CHANGE_ADD, vpub, s.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added = r.Verified.Index
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(signed)
+		mu.Unlock()
+		if n >= writers*each/2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r, err = s.c.ChangeOrganiser(ctx, letter.GetId(), pb.KeyChange_KEY_CHANGE_REVOKE, vpub, s.org); err != nil {
+		t.Fatal(err)
+	}
+	revoked = r.Verified.Index
+	wg.Wait()
+	for _, i := range signed {
+		if i <= added || i >= revoked {
+			t.Errorf("an endorsement signed by the volunteer's key is at %d, outside (%d, %d): before its addition or after its revocation", i, added, revoked)
+		}
+	}
+	st, err := audit.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := audit.New(audit.Config{Source: audit.NewGRPCSource(s.c.API()), VerifierKey: s.target.VerifierKey, State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Errorf("the audit finds %v", rep.Violations)
+	}
+	t.Logf("%d endorsements by the volunteer's key between its addition at %d and its revocation at %d", len(signed), added, revoked)
 }
