@@ -55,16 +55,9 @@ func letterPublish(ctx context.Context, e *env, args []string) error {
 	if *id == "" || *title == "" || *textFile == "" {
 		return usagef("letter publish: --id, --title and --text are required")
 	}
-	var coOrganisers []ed25519.PublicKey
-	for _, f := range organisers {
-		k, err := client.LoadOrganiserPublicKey(f)
-		if err != nil {
-			return usagef("letter publish: --organiser: %v", err)
-		}
-		coOrganisers = append(coOrganisers, k)
-	}
-	if len(coOrganisers)+1 > records.MaxOrganiserKeys {
-		return usagef("letter publish: a letter lists at most %d organiser keys, yours included", records.MaxOrganiserKeys)
+	coOrganisers, err := readOrganisers(organisers)
+	if err != nil {
+		return err
 	}
 	text, err := os.ReadFile(*textFile)
 	if err != nil {
@@ -156,4 +149,21 @@ func letterStatus(ctx context.Context, e *env, verb string, st pb.Status, args [
 	}
 	fmt.Fprintf(e.stdout, "letter %s: %s at index %d; receipt: %s\n", pos[0], map[pb.Status]string{pb.Status_STATUS_CLOSED: "closed", pb.Status_STATUS_DELIVERED: "delivered"}[st], r.Verified.Index, path)
 	return nil
+}
+
+// readOrganisers reads the co-organisers' public keys of letter publish
+// --organiser.
+func readOrganisers(files []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		k, err := client.LoadOrganiserPublicKey(f)
+		if err != nil {
+			return nil, usagef("letter publish: --organiser: %v", err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys)+1 > records.MaxOrganiserKeys {
+		return nil, usagef("letter publish: a letter lists at most %d organiser keys, yours included", records.MaxOrganiserKeys)
+	}
+	return keys, nil
 }

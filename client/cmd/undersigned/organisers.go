@@ -178,10 +178,16 @@ func organiserChange(ctx context.Context, e *env, verb string, change pb.KeyChan
 	if err != nil {
 		return err
 	}
+	return reportChange(e, verb, change, l.GetId(), key, r, *out)
+}
+
+// reportChange writes an organiser change's receipt (to out, or a name of
+// its own) and says what the change did.
+func reportChange(e *env, verb string, change pb.KeyChange, letterID string, key []byte, r *client.Result, out string) error {
 	fp := records.KeyFingerprint(key)
-	path := *out
+	path := out
 	if path == "" {
-		path = "letter-" + l.GetId() + "-organiser-" + verb + "-" + fp + ".tlog-proof"
+		path = "letter-" + letterID + "-organiser-" + verb + "-" + fp + ".tlog-proof"
 	}
 	if err := writeFileAtomic(path, r.Receipt, 0o644); err != nil {
 		return err
@@ -194,7 +200,7 @@ func organiserChange(ctx context.Context, e *env, verb string, change pb.KeyChan
 		pb.KeyChange_KEY_CHANGE_ADD:    "added organiser key %s to letter %s at index %d%s: it may sign for the letter from now on; receipt: %s\n",
 		pb.KeyChange_KEY_CHANGE_REVOKE: "revoked organiser key %s from letter %s at index %d%s: it signs nothing for the letter from now on, and what it signed before stays; receipt: %s\n",
 	}[change]
-	fmt.Fprintf(e.stdout, what, fp, l.GetId(), r.Verified.Index, note, path)
+	fmt.Fprintf(e.stdout, what, fp, letterID, r.Verified.Index, note, path)
 	return nil
 }
 
