@@ -47,6 +47,12 @@
 // endorsement, so the audit checks the person rules only where the log shows
 // them (signer keys).
 //
+// Two States are here: [Memory], which keeps everything it is given (the
+// reference the stores are checked against in tests), and [Follower], the
+// compact state of a reader that follows a whole log as anyone reads it
+// (the browser's verifier and the server's pages), which like the audit
+// knows signer keys as the only person keys.
+//
 // # The same person
 //
 // Two endorsements of a letter are of the same person when they share a
