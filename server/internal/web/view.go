@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -32,9 +33,11 @@ type view struct {
 	// endorsements by log index.
 	endorsements map[uint64]*endorsementView
 	// rules follows the log's state as the rules of a letter see it;
-	// broken counts the records that break them.
+	// broken counts the records that break them, which log tells the
+	// operator of.
 	rules  *rules.Follower
 	broken int
+	log    *slog.Logger
 	// loading serialises updates.
 	loading sync.Mutex
 }
@@ -86,8 +89,8 @@ type historyItem struct {
 	At         int64
 }
 
-func newView() *view {
-	return &view{byID: map[string]*letterView{}, endorsements: map[uint64]*endorsementView{}, rules: rules.NewFollower()}
+func newView(log *slog.Logger) *view {
+	return &view{byID: map[string]*letterView{}, endorsements: map[uint64]*endorsementView{}, rules: rules.NewFollower(), log: log}
 }
 
 // update brings the view to the source's latest checkpoint.
@@ -158,6 +161,8 @@ func (v *view) apply(e *pb.Entry) {
 	ch, err := v.rules.Append(&rec, rfc6962.DefaultHasher.HashLeaf(e.GetRecord()))
 	if err != nil {
 		v.broken++
+		v.log.Warn("web: a record of the log breaks the rules of a letter; the pages ignore it (an audit reports it)",
+			slog.Uint64("index", e.GetIndex()), slog.Any("rule", err), slog.Int("broken", v.broken))
 		// Hiding a name is always safe: even a redaction that breaks the
 		// rules hides the name it targets from the pages.
 		if t := v.endorsements[rec.GetRedaction().GetTargetIndex()]; rec.GetRedaction() != nil && t != nil && t.disclosure != nil {

@@ -94,10 +94,11 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	h := &Handler{src: cfg.Source, log: cfg.Logger, view: newView(), pages: t, mux: http.NewServeMux()}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, pages: t, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.view = newView(h.log)
 	h.mux.HandleFunc("GET /{$}", h.index)
 	h.mux.HandleFunc("GET /letters/{id}", h.letter)
 	h.mux.HandleFunc("POST /letters/{id}/sign", h.sign)
