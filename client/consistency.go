@@ -104,6 +104,7 @@ var writeMethods = map[string]bool{
 	pb.LedgerService_Withdraw_FullMethodName:        true,
 	pb.LedgerService_Redact_FullMethodName:          true,
 	pb.LedgerService_SetLetterStatus_FullMethodName: true,
+	pb.LedgerService_ChangeOrganiser_FullMethodName: true,
 	pb.LedgerService_EndorseStream_FullMethodName:   true,
 }
 

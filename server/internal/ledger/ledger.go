@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 		letters:   map[string]*letterState{},
 		pending:   map[int64]*pendingEntry{},
 		indexedCh: make(chan struct{}),
-		view:      letters.New(),
+		view:      letters.New(cfg.Logger),
 		ctx:       runCtx,
 		cancel:    cancel,
 	}

@@ -182,6 +182,10 @@ type LetterInfo struct {
 	ClosedIndex    int64
 	DeliveredIndex int64
 	Counts         Counts
+	// OrganiserKeys are the keys valid for the letter's next record: those
+	// it lists, as the organiser changes in the published log added and
+	// revoked them since; RevokedKeys those they revoked.
+	OrganiserKeys, RevokedKeys [][]byte
 }
 
 // viewSource is the ledger as the letters' view reads it.
@@ -215,7 +219,8 @@ func letterInfo(lt *letters.Letter) *LetterInfo {
 	return &LetterInfo{
 		Index: lt.Index, Record: lt.Record, Letter: lt.Letter, Status: lt.Status,
 		ClosedIndex: lt.ClosedIndex, DeliveredIndex: lt.DeliveredIndex,
-		Counts: Counts{Public: c.Public, Private: c.Private, Redacted: c.Redacted, Withdrawn: c.Withdrawn, Superseded: c.Superseded},
+		Counts:        Counts{Public: c.Public, Private: c.Private, Redacted: c.Redacted, Withdrawn: c.Withdrawn, Superseded: c.Superseded},
+		OrganiserKeys: lt.OrganiserKeys, RevokedKeys: lt.RevokedKeys,
 	}
 }
 

@@ -5,29 +5,37 @@
 // that the reads of a letter (GetLetter, ListLetters) and the web pages
 // answer from, so that a read costs a lookup, not a count.
 //
-// The server admitted every entry under the rules of its letter
-// (client/rules), so a [View] only follows what each record does: a
-// letter starts a roster, an endorsement joins it, a withdrawal, a
-// correction or a redaction changes the endorsement it names, a status
-// closes or delivers the letter. A letter's [Counts] are kept as each
-// record applies, never recounted.
+// What each record does is what the rules of a letter say (package
+// client/rules, through a rules.Follower: the function the server's
+// admission, the audit and the browser apply), so a view shows what an
+// auditor finds: a letter starts a roster, an endorsement joins it, a
+// withdrawal, a correction or a redaction changes the endorsement it
+// names, a status closes or delivers the letter, an organiser change adds
+// or revokes a key; a record that breaks the rules changes nothing, and is
+// logged for the operator. A letter's [Counts] are kept as each record
+// applies, never recounted.
 //
 // Private and redacted names never reach a view: the source serves only
 // public, unredacted disclosures, and a redaction read from the log drops
-// the name it hides.
+// the name it hides (even one that breaks the rules: hiding a name is
+// always safe).
 package letters
 
 import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/undersigned/undersigned/client/names"
+	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -72,6 +80,10 @@ type Letter struct {
 	// letter, DeliveredIndex of the first that marked it delivered, or
 	// NoIndex.
 	ClosedIndex, DeliveredIndex int64
+	// OrganiserKeys are the keys valid for the letter's next record: those
+	// it lists, as organiser changes added and revoked them since;
+	// RevokedKeys those they revoked.
+	OrganiserKeys, RevokedKeys [][]byte
 	// Counts are the letter's counts, kept as records apply.
 	Counts Counts
 	// All is every endorsement of the letter, in index order.
@@ -122,13 +134,17 @@ func (e *Endorsement) count(c *Counts) *uint64 {
 	return &c.Public
 }
 
-// Change is a withdrawal, a redaction or a correction.
+// Change is a withdrawal, a redaction, a correction or an organiser
+// change.
 type Change struct {
 	Index, Target uint64
-	Kind          string // withdrawal, redaction, correction
+	Kind          string // withdrawal, redaction, correction, organiser_added, organiser_revoked
 	By            string // signer, secret, organiser
-	Reason        string // a reason key: signer_request, safety, ...; "correction"
-	At            int64
+	// ByKey is the fingerprint of the organiser key that signed it, Key
+	// that of the key an organiser change added or revoked.
+	ByKey, Key string
+	Reason     string // a reason key: signer_request, safety, ...; "correction"; "keys"
+	At         int64
 }
 
 // View is the letters of a log as of a size. Its methods are safe for
@@ -142,13 +158,23 @@ type View struct {
 	byID       map[string]*Letter
 	// endorsements is every endorsement, in index order.
 	endorsements []*Endorsement
+	// rules follows the log's state as the rules of a letter see it;
+	// broken counts the records that break them, which log tells the
+	// operator of.
+	rules  *rules.Follower
+	broken int
+	log    *slog.Logger
 	// loading serialises updates.
 	loading sync.Mutex
 }
 
-// New returns an empty view, which [View.Update] brings up to a log.
-func New() *View {
-	return &View{byID: map[string]*Letter{}}
+// New returns an empty view, which [View.Update] brings up to a log. log
+// is told of the records that break the rules of a letter; nil discards.
+func New(log *slog.Logger) *View {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &View{byID: map[string]*Letter{}, rules: rules.NewFollower(), log: log}
 }
 
 // Update brings the view to the source's latest checkpoint. Callers
@@ -186,6 +212,14 @@ func (v *View) Update(ctx context.Context, src Source) error {
 	v.checkpoint = raw
 	v.mu.Unlock()
 	return nil
+}
+
+// Broken returns how many records of the log break the rules of a letter,
+// which the view ignored.
+func (v *View) Broken() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.broken
 }
 
 // Size returns the size the view was built to.
@@ -250,38 +284,63 @@ func (l *Letter) FoldNames() {
 	l.folded = len(l.All)
 }
 
-// apply follows one entry; the caller holds mu for writing.
+// apply follows one entry, as the rules say; the caller holds mu for
+// writing.
 func (v *View) apply(e *pb.Entry) {
 	var rec pb.Record
 	if err := proto.Unmarshal(e.GetRecord(), &rec); err != nil {
+		rec.Reset()
+	}
+	ch, err := v.rules.Append(&rec, rfc6962.DefaultHasher.HashLeaf(e.GetRecord()))
+	if err != nil {
+		v.broken++
+		v.log.Warn("a record of the log breaks the rules of a letter; the letters' view ignores it (an audit reports it)",
+			slog.Uint64("index", e.GetIndex()), slog.Any("rule", err), slog.Int("broken", v.broken))
+		// Hiding a name is always safe: even a redaction that breaks the
+		// rules hides the name it targets.
+		if r := rec.GetRedaction(); r != nil {
+			if t := v.endorsement(r.GetTargetIndex()); t != nil && t.Name != "" {
+				t.Name, t.Affiliation, t.Country, t.Fold, t.Key = "", "", "", "", ""
+				t.Letter.named = nil
+			}
+		}
 		return
 	}
 	i, at := e.GetIndex(), rec.GetAcceptedAt()
 	switch k := rec.GetKind().(type) {
 	case *pb.Record_Letter:
-		l := &Letter{Index: i, At: at, Record: e.GetRecord(), Letter: k.Letter, ClosedIndex: NoIndex, DeliveredIndex: NoIndex}
+		l := &Letter{Index: i, At: at, Record: e.GetRecord(), Letter: k.Letter, ClosedIndex: NoIndex, DeliveredIndex: NoIndex,
+			OrganiserKeys: k.Letter.GetOrganiserKeys()}
 		v.letters = append(v.letters, l)
 		v.byID[k.Letter.GetId()] = l
 	case *pb.Record_LetterStatus:
-		if l := v.byID[k.LetterStatus.GetLetterId()]; l != nil {
-			l.setStatus(i, k.LetterStatus)
-		}
+		v.byID[k.LetterStatus.GetLetterId()].setStatus(i, k.LetterStatus)
 	case *pb.Record_Endorsement:
-		v.endorse(i, at, k.Endorsement, e)
+		v.endorse(i, at, k.Endorsement, e, ch)
 	case *pb.Record_Withdrawal:
 		w := k.Withdrawal
-		if t := v.endorsement(w.GetTargetIndex()); t != nil {
-			t.change(func() { t.Withdrawn = true })
-			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "withdrawal",
-				By: authority(w.GetAuthorisation()), Reason: reasonKey(w.GetReason()), At: at})
-		}
+		t := v.endorsement(uint64(ch.Target.Ref.Index))
+		t.change(func() { t.Withdrawn = true })
+		by, key := authority(w.GetAuthorisation())
+		t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "withdrawal",
+			By: by, ByKey: key, Reason: reasonKey(w.GetReason()), At: at})
 	case *pb.Record_Redaction:
 		r := k.Redaction
-		if t := v.endorsement(r.GetTargetIndex()); t != nil {
-			t.change(func() { t.Redacted, t.Name, t.Affiliation, t.Country, t.Fold, t.Key = true, "", "", "", "", "" })
-			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "redaction",
-				By: authority(r.GetAuthorisation()), Reason: reasonKey(r.GetReason()), At: at})
+		t := v.endorsement(uint64(ch.Target.Ref.Index))
+		t.change(func() { t.Redacted, t.Name, t.Affiliation, t.Country, t.Fold, t.Key = true, "", "", "", "", "" })
+		by, key := authority(r.GetAuthorisation())
+		t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "redaction",
+			By: by, ByKey: key, Reason: reasonKey(r.GetReason()), At: at})
+	case *pb.Record_OrganiserChange:
+		c := k.OrganiserChange
+		l := v.byID[c.GetLetterId()]
+		l.OrganiserKeys, l.RevokedKeys = ch.OrganiserKeys, ch.Revoked
+		kind := "organiser_added"
+		if c.GetChange() == pb.KeyChange_KEY_CHANGE_REVOKE {
+			kind = "organiser_revoked"
 		}
+		l.History = append(l.History, Change{Index: i, Kind: kind, By: "organiser", ByKey: records.KeyFingerprint(c.GetOrganiser().GetPublicKey()),
+			Key: records.KeyFingerprint(c.GetKey()), Reason: "keys", At: at})
 	}
 }
 
@@ -326,11 +385,8 @@ func (e *Endorsement) change(fn func()) {
 	l.named = nil
 }
 
-func (v *View) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
+func (v *View) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry, ch *rules.Change) {
 	l := v.byID[en.GetLetterId()]
-	if l == nil {
-		return
-	}
 	ev := &Endorsement{Index: i, At: at, Private: en.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE, Letter: l,
 		Redacted: e.GetRedacted()}
 	if d := e.GetDisclosure(); d != nil && !ev.Private && !ev.Redacted {
@@ -340,15 +396,14 @@ func (v *View) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
 	l.All = append(l.All, ev)
 	*ev.count(&l.Counts)++
 	l.named = nil
-	if s := en.Supersedes; s != nil {
-		if t := v.endorsement(*s); t != nil {
-			t.change(func() { t.Replaced = true })
-			by := "signer"
-			if en.GetOrganiser() != nil {
-				by = "organiser"
-			}
-			t.Letter.History = append(t.Letter.History, Change{Index: i, Target: t.Index, Kind: "correction", By: by, Reason: "correction", At: at})
+	if ch.Target != nil {
+		t := v.endorsement(uint64(ch.Target.Ref.Index))
+		t.change(func() { t.Replaced = true })
+		by, key := "signer", ""
+		if o := en.GetOrganiser(); o != nil {
+			by, key = "organiser", records.KeyFingerprint(o.GetPublicKey())
 		}
+		l.History = append(l.History, Change{Index: i, Target: t.Index, Kind: "correction", By: by, ByKey: key, Reason: "correction", At: at})
 	}
 }
 
@@ -356,12 +411,16 @@ func reasonKey(r pb.Reason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "REASON_"))
 }
 
-func authority(a *pb.Authorisation) string {
-	switch a.GetBy().(type) {
+// authority says who authorised a withdrawal or a redaction, and the
+// fingerprint of the organiser key that did.
+func authority(a *pb.Authorisation) (by, key string) {
+	switch k := a.GetBy().(type) {
 	case *pb.Authorisation_Signer:
-		return "signer"
+		return "signer", ""
 	case *pb.Authorisation_WithdrawalSecret:
-		return "secret"
+		return "secret", ""
+	case *pb.Authorisation_Organiser:
+		return "organiser", records.KeyFingerprint(k.Organiser.GetPublicKey())
 	}
-	return "organiser"
+	return "organiser", ""
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
@@ -40,34 +42,70 @@ func (m *memory) add(t *testing.T, r *pb.Record, d *pb.Disclosure, redacted bool
 	return i
 }
 
+// organiser is the key every test letter lists: the view follows the
+// rules of a letter, under which only a listed key acts for it (it checks
+// no signature: the audit does).
+var organiser = &pb.Signature{PublicKey: make([]byte, 32)}
+
+func byOrganiser() *pb.Authorisation {
+	return &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: organiser}}
+}
+
 // randomLog writes a log of letters and the records that change their
-// rosters, as the rules allow them, and returns the letters' ids.
+// rosters, each as the rules of a letter allow it, and returns the
+// letters' ids.
 func randomLog(t *testing.T, rng *rand.Rand, n int) (*memory, []string) {
 	m := &memory{}
 	var ids []string
+	closed := map[string]bool{}
 	type live struct {
-		index  uint64
-		letter string
+		index           uint64
+		letter          string
+		withdrawn, gone bool // gone: withdrawn or superseded
+		redacted        bool
 	}
-	var endorsements []live
+	var endorsements []*live
+	random := func() []byte {
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	leaf := func(i uint64) []byte { return rfc6962.DefaultHasher.HashLeaf(m.entries[i].GetRecord()) }
+	pick := func(ok func(*live) bool) *live {
+		for range min(20, len(endorsements)) {
+			if e := endorsements[rng.IntN(len(endorsements))]; ok(e) {
+				return e
+			}
+		}
+		return nil
+	}
 	for len(m.entries) < n {
-		switch k := rng.IntN(20); {
-		case k == 0 || len(ids) == 0:
+		k := rng.IntN(20)
+		open := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return closed[id] })
+		switch {
+		case k == 0 || len(open) == 0:
 			id := fmt.Sprintf("letter-%d", len(ids))
 			ids = append(ids, id)
-			m.add(t, &pb.Record{AcceptedAt: int64(len(m.entries)), Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: id, Title: id}}}, nil, false)
+			m.add(t, &pb.Record{AcceptedAt: int64(len(m.entries)), Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: id, Title: id,
+				OrganiserKeys: [][]byte{organiser.GetPublicKey()}}}}, nil, false)
 		case k < 12 || len(endorsements) == 0:
-			id := ids[rng.IntN(len(ids))]
-			e := &pb.Endorsement{LetterId: id, Visibility: pb.Visibility_VISIBILITY_PUBLIC}
+			id := open[rng.IntN(len(open))]
+			e := &pb.Endorsement{LetterId: id, Visibility: pb.Visibility_VISIBILITY_PUBLIC, Commitment: random(), WithdrawalLock: random(),
+				Organiser: organiser}
 			var d *pb.Disclosure
 			if rng.IntN(5) == 0 {
 				e.Visibility = pb.Visibility_VISIBILITY_PRIVATE
 			} else {
 				d = &pb.Disclosure{Name: fmt.Sprintf("Signer %d", len(m.entries))}
 			}
-			if len(endorsements) > 0 && rng.IntN(8) == 0 {
-				target := endorsements[rng.IntN(len(endorsements))]
-				e.LetterId, e.Supersedes = target.letter, proto.Uint64(target.index)
+			var target *live
+			if rng.IntN(8) == 0 {
+				target = pick(func(l *live) bool { return !l.gone && l.letter == id })
+				if target != nil {
+					e.Supersedes = proto.Uint64(target.index)
+				}
 			}
 			// Now and then the store already knows of a redaction that
 			// comes later in the log.
@@ -76,16 +114,30 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) (*memory, []string) {
 				d = nil
 			}
 			i := m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e}}, d, redacted)
-			endorsements = append(endorsements, live{i, e.GetLetterId()})
+			if target != nil {
+				target.gone = true
+			}
+			endorsements = append(endorsements, &live{index: i, letter: id, redacted: e.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE})
 		case k < 15:
-			target := endorsements[rng.IntN(len(endorsements))].index
-			m.add(t, &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: target}}}, nil, false)
+			if target := pick(func(l *live) bool { return !l.gone }); target != nil {
+				m.add(t, &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: target.index, TargetLeafHash: leaf(target.index),
+					Reason: pb.Reason_REASON_ORGANISER_ERROR, Authorisation: byOrganiser()}}}, nil, false)
+				target.gone, target.withdrawn = true, true
+			}
 		case k < 18:
-			target := endorsements[rng.IntN(len(endorsements))].index
-			m.add(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: target}}}, nil, false)
+			if target := pick(func(l *live) bool { return !l.redacted }); target != nil {
+				m.add(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: target.index, TargetLeafHash: leaf(target.index),
+					Reason: pb.Reason_REASON_SAFETY, Authorisation: byOrganiser()}}}, nil, false)
+				target.redacted = true
+			}
 		default:
-			st := []pb.Status{pb.Status_STATUS_CLOSED, pb.Status_STATUS_DELIVERED}[rng.IntN(2)]
-			m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: ids[rng.IntN(len(ids))], Status: st}}}, nil, false)
+			id := ids[rng.IntN(len(ids))]
+			st := pb.Status_STATUS_DELIVERED
+			if !closed[id] && rng.IntN(2) == 0 {
+				st, closed[id] = pb.Status_STATUS_CLOSED, true
+			}
+			m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: id, Status: st,
+				Note: fmt.Sprint(len(m.entries)), Organiser: organiser}}}, nil, false)
 		}
 	}
 	return m, ids
@@ -131,18 +183,21 @@ func TestCountsKeptAsRecordsApply(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		m, _ := randomLog(t, rng, 300)
 		ctx := context.Background()
-		stepped := New()
+		stepped := New(nil)
 		for m.size < uint64(len(m.entries)) {
 			m.size = min(uint64(len(m.entries)), m.size+uint64(1+rng.IntN(40)))
 			if err := stepped.Update(ctx, m); err != nil {
 				t.Fatal(err)
 			}
-			whole := New()
+			whole := New(nil)
 			if err := whole.Update(ctx, m); err != nil {
 				t.Fatal(err)
 			}
 			if a, b := state(stepped), state(whole); a != b {
 				t.Fatalf("seed %d, size %d: the view brought up in steps says\n%s\nbuilt at once\n%s", seed, m.size, a, b)
+			}
+			if n := stepped.Broken(); n != 0 {
+				t.Fatalf("seed %d: %d records of a log written by the rules break them", seed, n)
 			}
 			stepped.Read(func(s *Snapshot) {
 				for _, l := range s.Letters {
@@ -160,14 +215,18 @@ func TestCountsKeptAsRecordsApply(t *testing.T) {
 // endorsement is never named.
 func TestLetterState(t *testing.T) {
 	m := &memory{}
-	m.add(t, &pb.Record{Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "a"}}}, nil, false)
-	pub := m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "a"}}}, &pb.Disclosure{Name: "Ales"}, false)
-	m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "a", Visibility: pb.Visibility_VISIBILITY_PRIVATE}}},
-		&pb.Disclosure{Name: "Hanna"}, false)
-	delivered := m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: "a", Status: pb.Status_STATUS_DELIVERED, Note: "first"}}}, nil, false)
-	closed := m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: "a", Status: pb.Status_STATUS_CLOSED}}}, nil, false)
+	m.add(t, &pb.Record{Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "a", OrganiserKeys: [][]byte{organiser.GetPublicKey()}}}}, nil, false)
+	pub := m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "a", Commitment: []byte("c1"), WithdrawalLock: []byte("l1"),
+		Visibility: pb.Visibility_VISIBILITY_PUBLIC, Organiser: organiser}}}, &pb.Disclosure{Name: "Ales"}, false)
+	m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "a", Visibility: pb.Visibility_VISIBILITY_PRIVATE,
+		Commitment: []byte("c2"), WithdrawalLock: []byte("l2"), Organiser: organiser}}}, &pb.Disclosure{Name: "Hanna"}, false)
+	status := func(s pb.Status, note string) uint64 {
+		return m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: "a", Status: s, Note: note, Organiser: organiser}}}, nil, false)
+	}
+	delivered := status(pb.Status_STATUS_DELIVERED, "first")
+	closed := status(pb.Status_STATUS_CLOSED, "")
 	m.size = uint64(len(m.entries))
-	v := New()
+	v := New(nil)
 	ctx := context.Background()
 	check := func(what string, status pb.Status, note string, c Counts, named ...string) {
 		t.Helper()
@@ -189,8 +248,9 @@ func TestLetterState(t *testing.T) {
 		})
 	}
 	check("closed after delivery", pb.Status_STATUS_CLOSED, "", Counts{Public: 1, Private: 1}, "Ales")
-	m.add(t, &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: &pb.LetterStatus{LetterId: "a", Status: pb.Status_STATUS_DELIVERED, Note: "again"}}}, nil, false)
-	m.add(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: pub}}}, nil, false)
+	status(pb.Status_STATUS_DELIVERED, "again")
+	m.add(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: pub, TargetLeafHash: rfc6962.DefaultHasher.HashLeaf(m.entries[pub].GetRecord()),
+		Reason: pb.Reason_REASON_SAFETY, Authorisation: byOrganiser()}}}, nil, false)
 	m.size = uint64(len(m.entries))
 	check("a second delivery, a redaction", pb.Status_STATUS_CLOSED, "again", Counts{Redacted: 1, Private: 1})
 }

@@ -170,8 +170,14 @@ func (h *Handler) letterData(r *http.Request, v *letters.Snapshot, l *letters.Le
 	d.HistoryTotal = len(l.History)
 	for i := len(l.History) - 1; i >= 0 && len(d.History) < historyShown; i-- {
 		it := l.History[i]
-		d.History = append(d.History, historyRow{Change: it,
-			What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)})
+		row := historyRow{Change: it, What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)}
+		if it.Key != "" {
+			row.What = p.T("history."+it.Kind, it.Key)
+		}
+		if it.ByKey != "" {
+			row.Who = p.T("by.organiser_key", it.ByKey)
+		}
+		d.History = append(d.History, row)
 	}
 	return d
 }
