@@ -117,7 +117,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 }
 
 // KnownSizeHeader is the gRPC metadata in which a client sends the largest
-// tree size of the log it has verified a checkpoint of. A server that has
+// tree size of the log it knows (of a checkpoint it verified, or that a
+// server of the log answered at). A server that has
 // not published that size yet (another frontend of the log did) catches
 // up before it answers, or, after CatchUpWait, answers Unavailable with a
 // retry hint (RetryInfo, and the retry-after-ms trailer) having done
