@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
@@ -44,9 +45,20 @@ type Config struct {
 	Notice io.Writer
 	// DialOptions are added to the gRPC dial options.
 	DialOptions []grpc.DialOption
+	// SizeDir, when set, is a folder that keeps, per log (a file named
+	// after its origin), the largest tree size the client verified a
+	// checkpoint of: read at Dial, written at Close, and sent with every
+	// call in between (see [Client.KnownSize]). Empty means the size is
+	// kept only while the client lives.
+	SizeDir string
 }
 
-// Client talks to one undersigned server.
+// Client talks to one undersigned log, through one server or several
+// (the frontends of the Trillian engine, behind a load balancer or gRPC's
+// own). Every call carries the largest tree size of the log the client
+// has verified a checkpoint of, so that no server answers from a smaller
+// log; a call refused with a retry hint (a server catching up, a rate
+// limit of reads) is sent again for up to [RetryFor].
 type Client struct {
 	conn     *grpc.ClientConn
 	api      pb.LedgerServiceClient
@@ -54,6 +66,13 @@ type Client struct {
 	origin   string
 	verifier note.Verifier
 	key      string
+
+	// known is the largest tree size known, and verified the largest of
+	// a checkpoint verified; sizeDir keeps the latter, and saved is the
+	// size last read from or written there.
+	known, verified atomic.Uint64
+	sizeDir         string
+	saved           uint64
 }
 
 // Dial connects to a server, fetches the log's description and checks its
@@ -65,12 +84,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	c := &Client{token: cfg.Token, sizeDir: cfg.SizeDir}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(c.unaryInterceptor), grpc.WithChainStreamInterceptor(c.streamInterceptor)}, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.Addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", cfg.Addr, err)
 	}
-	c := &Client{conn: conn, api: pb.NewLedgerServiceClient(conn), token: cfg.Token}
+	c.conn, c.api = conn, pb.NewLedgerServiceClient(conn)
 	info, err := c.api.GetLogInfo(ctx, &pb.GetLogInfoRequest{})
 	if err != nil {
 		conn.Close()
@@ -87,6 +108,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
 	c.origin, c.verifier, c.key = info.GetOrigin(), v, key
+	if cfg.SizeDir != "" {
+		if err := c.loadKnownSize(cfg.SizeDir); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -154,8 +181,11 @@ func (c *Client) pinKey(ctx context.Context, cfg Config, info *pb.GetLogInfoResp
 	return served, nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close closes the connection, and keeps the known tree size in the
+// size folder ([Config.SizeDir]).
+func (c *Client) Close() error {
+	return errors.Join(c.saveKnownSize(), c.conn.Close())
+}
 
 // Origin returns the log's origin.
 func (c *Client) Origin() string { return c.origin }
@@ -298,6 +328,7 @@ func (c *Client) complete(w *pb.WriteResult, d *pb.Disclosure, secret []byte) (*
 	if err != nil {
 		return nil, fmt.Errorf("the server's receipt: %w", err)
 	}
+	c.Observe(v.Checkpoint.Size)
 	if v.Index != w.GetIndex() {
 		return nil, fmt.Errorf("the server's receipt is for index %d, it said %d", v.Index, w.GetIndex())
 	}

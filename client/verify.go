@@ -87,6 +87,9 @@ func (c *Client) Verify(ctx context.Context, b []byte) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Whichever server answers, it answers from a log at least as large
+	// as the receipt's checkpoint.
+	c.Observe(v.Checkpoint.Size)
 	latestResp, err := c.api.GetCheckpoint(ctx, &pb.GetCheckpointRequest{})
 	if err != nil {
 		return nil, err
@@ -95,6 +98,7 @@ func (c *Client) Verify(ctx context.Context, b []byte) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Observe(latest.Size)
 	if latest.Size < v.Checkpoint.Size {
 		return nil, fmt.Errorf("%w: the log's latest checkpoint (size %d) is smaller than the receipt's (size %d): the log went back", receipt.ErrVerification, latest.Size, v.Checkpoint.Size)
 	}
@@ -113,7 +117,9 @@ func (c *Client) Verify(ctx context.Context, b []byte) (*Status, error) {
 	if v.Record.GetEndorsement() == nil {
 		return st, nil
 	}
-	e, err := c.api.GetEndorsement(ctx, &pb.GetEndorsementRequest{Index: v.Index})
+	// As of the latest checkpoint verified: a change the log published
+	// since (by another server, perhaps) is not in it yet.
+	e, err := c.api.GetEndorsement(ctx, &pb.GetEndorsementRequest{Index: v.Index, TreeSize: latest.Size})
 	if err != nil {
 		return nil, err
 	}

@@ -130,7 +130,7 @@ var (
 
 // undersignedFlags are the flags of `undersigned-server serve` the
 // manifests may use.
-var undersignedFlags = []string{"--data", "--grpc", "--http", "--origin", "--trillian", "--tree-id", "--postgres"}
+var undersignedFlags = []string{"--data", "--grpc", "--http", "--origin", "--trillian", "--tree-id", "--postgres", "--max-connections-per-address"}
 
 func TestKubernetes(t *testing.T) {
 	for _, dir := range []string{"kubernetes/base", "kubernetes/mysql"} {

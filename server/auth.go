@@ -3,17 +3,17 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
@@ -46,12 +46,13 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	return ledger.Caller{Token: t}, nil
 }
 
-// withLimit adds the open-write rate limit to an anonymous caller.
+// withLimit adds the rate limits of the writes that need no token to an
+// anonymous caller.
 func (s *Server) withLimit(ctx context.Context, c ledger.Caller) ledger.Caller {
 	if c.Token == nil {
-		c.Limit = func(letterID string) error {
-			if wait, ok := s.limits.allow(ctx, letterID); !ok {
-				return &ledger.OverloadedError{RetryAfter: wait, What: "rate limit for writes without a token"}
+		c.Limit = func(kind ledger.OpenWrite, letterID string) error {
+			if wait, ok := s.limits.allowWrite(ctx, kind, letterID); !ok {
+				return &ledger.OverloadedError{RetryAfter: wait, What: "rate limit for " + openWriteNames[kind]}
 			}
 			return nil
 		}
@@ -102,8 +103,77 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
+	if c.Token == nil && isRead(info.FullMethod) {
+		release, err := s.admitRead(ctx)
+		if err != nil {
+			return nil, s.toStatus(ctx, err)
+		}
+		defer release()
+	}
+	if err := s.catchUp(ctx, info.FullMethod); err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
 	return handler(context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c)), req)
 }
+
+// KnownSizeHeader is the gRPC metadata in which a client sends the largest
+// tree size of the log it knows (of a checkpoint it verified, or that a
+// server of the log answered at). A server that has
+// not published that size yet (another frontend of the log did) catches
+// up before it answers, or, after CatchUpWait, answers Unavailable with a
+// retry hint (RetryInfo, and the retry-after-ms trailer) having done
+// nothing: a caller is never told the log went back, nor that a record it
+// was handed is not found.
+const KnownSizeHeader = "undersigned-known-size"
+
+// CatchUpWait is the longest a call waits for its server to catch up with
+// the tree size its client knows.
+const CatchUpWait = time.Second
+
+// catchUp waits until the log's published size covers the size the
+// caller knows (KnownSizeHeader), for the ledger service's calls.
+func (s *Server) catchUp(ctx context.Context, method string) error {
+	if !strings.HasPrefix(method, ledgerServicePrefix) {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(KnownSizeHeader)
+	if len(vals) == 0 {
+		return nil
+	}
+	size, err := strconv.ParseUint(vals[0], 10, 64)
+	if err != nil {
+		return &records.FieldError{Field: KnownSizeHeader + " (metadata)", Rule: "must be a tree size, in decimal"}
+	}
+	if size == 0 {
+		return nil
+	}
+	return s.ledger.CatchUp(ctx, size, CatchUpWait)
+}
+
+// isRead reports whether a method is a read of the ledger service.
+func isRead(method string) bool {
+	return strings.HasPrefix(method, ledgerServicePrefix) && !writeMethods[method] &&
+		method != pb.LedgerService_EndorseStream_FullMethodName
+}
+
+var ledgerServicePrefix = "/" + pb.LedgerService_ServiceDesc.ServiceName + "/"
+
+// admitRead applies the limits of reads without a token: the rate of the
+// caller's address, then a slot among the reads in progress. It returns
+// the function that frees the slot.
+func (s *Server) admitRead(ctx context.Context) (func(), error) {
+	if wait, ok := s.limits.allowRead(ctx); !ok {
+		return nil, &ledger.OverloadedError{RetryAfter: wait, What: "rate limit for reads without a token"}
+	}
+	if !s.reads.TryAcquire(1) {
+		return nil, &ledger.OverloadedError{RetryAfter: readRetry, What: "too many reads in progress"}
+	}
+	return func() { s.reads.Release(1) }, nil
+}
+
+// readRetry is the retry hint given when too many reads are in progress.
+const readRetry = 100 * time.Millisecond
 
 type wrappedStream struct {
 	grpc.ServerStream
@@ -119,95 +189,17 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return s.toStatus(ctx, err)
 	}
-	return handler(srv, wrappedStream{ss, context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c))})
-}
-
-// limiter rate-limits the writes that need no token, per client address and
-// per letter.
-type limiter struct {
-	cfg RateLimits
-	// shared, when set, keeps the letters' buckets where every server of
-	// the log shares them (Engine.SharedLetterLimit); the addresses' stay
-	// per server.
-	shared func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
-
-	mu        sync.Mutex
-	addresses map[string]*entry
-	letters   map[string]*entry
-	swept     time.Time
-}
-
-type entry struct {
-	l    *rate.Limiter
-	used time.Time
-}
-
-// newLimiter returns a limiter; shared, when set, keeps the letters'
-// buckets (see Engine.SharedLetterLimit).
-func newLimiter(cfg RateLimits, shared func(context.Context, string, float64, int) (time.Duration, error)) *limiter {
-	return &limiter{cfg: cfg, shared: shared, addresses: map[string]*entry{}, letters: map[string]*entry{}, swept: time.Now()}
-}
-
-// allow takes one token from the address's and the letter's buckets; it
-// returns the wait before a retry when either is empty.
-func (l *limiter) allow(ctx context.Context, letterID string) (time.Duration, bool) {
-	addr := "unknown"
-	if p, ok := peer.FromContext(ctx); ok {
-		addr = p.Addr.String()
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
-	}
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for _, m := range []map[string]*entry{l.addresses, l.letters} {
-			for k, e := range m {
-				if now.Sub(e.used) > 10*time.Minute {
-					delete(m, k)
-				}
-			}
-		}
-		l.swept = now
-	}
-	get := func(m map[string]*entry, k string, r float64, b int) *rate.Limiter {
-		e := m[k]
-		if e == nil {
-			e = &entry{l: rate.NewLimiter(rate.Limit(r), b)}
-			m[k] = e
-		}
-		e.used = now
-		return e.l
-	}
-	a := get(l.addresses, addr, l.cfg.PerAddress, l.cfg.AddressBurst).ReserveN(now, 1)
-	if l.shared != nil {
-		if wait := a.DelayFrom(now); wait > 0 {
-			a.CancelAt(now)
-			return wait, false
-		}
-		l.mu.Unlock()
-		wait, err := l.shared(ctx, letterID, l.cfg.PerLetter, l.cfg.LetterBurst)
-		l.mu.Lock()
+	if c.Token == nil && isRead(info.FullMethod) {
+		release, err := s.admitRead(ctx)
 		if err != nil {
-			// The shared bucket cannot be read: refuse rather than let
-			// an open write through unlimited.
-			wait = time.Second
+			return s.toStatus(ctx, err)
 		}
-		if wait > 0 {
-			a.CancelAt(now)
-			return wait, false
-		}
-		return 0, true
+		defer release()
 	}
-	b := get(l.letters, letterID, l.cfg.PerLetter, l.cfg.LetterBurst).ReserveN(now, 1)
-	wait := max(a.DelayFrom(now), b.DelayFrom(now))
-	if wait > 0 {
-		a.CancelAt(now)
-		b.CancelAt(now)
-		return wait, false
+	if err := s.catchUp(ctx, info.FullMethod); err != nil {
+		return s.toStatus(ctx, err)
 	}
-	return 0, true
+	return handler(srv, wrappedStream{ss, context.WithValue(ctx, callerKey{}, s.withLimit(ctx, c))})
 }
 
 // tokenCacheLife is how long a token found in the store is trusted without

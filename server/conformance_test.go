@@ -107,7 +107,8 @@ func modelSeed(t *testing.T) uint64 {
 // modelLog is a log of the engine for a model test, whose writes without a
 // token are not limited.
 func modelLog(t *testing.T, engine servertest.Engine) *conformanceLog {
-	return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: engine, OpenRate: modelRate})}
+	return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: engine, OpenRate: modelRate, SignerRate: modelRate,
+		ReadRate: server.ReadLimits{PerAddress: 1e6, AddressBurst: 1e6}})}
 }
 
 // TestModelEmbedded checks random sequences of operations on the embedded

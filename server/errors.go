@@ -32,7 +32,8 @@ import (
 // of a fault; the server logs each failure once, in full, with that id.
 
 // RetryAfterTrailer is the trailer that carries a retry hint, in
-// milliseconds, with ResourceExhausted.
+// milliseconds, with ResourceExhausted, and with the Unavailable of a
+// server catching up with the tree size a client knows (KnownSizeHeader).
 const RetryAfterTrailer = "retry-after-ms"
 
 // RequestIDHeader is the gRPC header and trailer, and the HTTP response
@@ -108,6 +109,12 @@ func statusOf(ctx context.Context, err error, id string) (*status.Status, slog.L
 		return withDetails(st, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
 			Field: fe.Field, Description: fe.Rule,
 		}}}), slog.LevelDebug
+	}
+	var behind *ledger.BehindError
+	if errors.As(err, &behind) {
+		grpc.SetTrailer(ctx, metadata.Pairs(RetryAfterTrailer, strconv.FormatInt(behind.RetryAfter.Milliseconds(), 10)))
+		st := status.New(codes.Unavailable, behind.Error())
+		return withDetails(st, &errdetails.RetryInfo{RetryDelay: durationpb.New(behind.RetryAfter)}), slog.LevelDebug
 	}
 	var over *ledger.OverloadedError
 	if errors.As(err, &over) {

@@ -21,7 +21,7 @@ import (
 // /healthz, and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	if pages, err := web.New(web.Config{Source: webSource{s}, Logger: s.log}); err == nil {
+	if pages, err := web.New(web.Config{Source: webSource{s}, View: s.ledger.LettersView(), Logger: s.log}); err == nil {
 		mux.Handle("/", pages)
 	} else {
 		s.log.Error("the web pages cannot be served", slog.Any("error", err))

@@ -57,32 +57,35 @@ type Config struct {
 	// Registry receives the metrics served at /metrics; default a new one.
 	Registry *prometheus.Registry
 
-	// OpenRate limits the writes that need no token (signer-authorised
-	// withdrawals and redactions, open-letter endorsements).
+	// OpenRate limits the endorsements of open letters sent without a
+	// token (signed by their signers).
 	OpenRate RateLimits
+	// SignerRate limits the withdrawals and redactions signers send
+	// themselves, in buckets apart from OpenRate's, so that a flood of
+	// open endorsements does not delay them.
+	SignerRate RateLimits
+	// ReadRate limits the reads of callers without a token, per address.
+	ReadRate ReadLimits
+	// MaxInflightReads bounds the reads of callers without a token in
+	// progress at once; more are answered ResourceExhausted with a retry
+	// hint. 0 means 512.
+	MaxInflightReads int
 
 	// MaxStreamsPerConnection bounds the calls one connection has open at
 	// once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): more wait on the
 	// client, rather than as goroutines on the server. 0 means 512.
 	MaxStreamsPerConnection uint32
 
+	// Connections bounds the connections of both ports: caps per client
+	// address and in all, timeouts for connections that do nothing, the
+	// size of headers.
+	Connections Connections
+
 	// MaxInflightWrites bounds the writes in progress at once, whoever
 	// sends them; more are answered ResourceExhausted with a retry hint
 	// rather than queued, so that memory stays bounded under any load. 0
 	// means 4,096.
 	MaxInflightWrites int
-}
-
-// RateLimits are the limits on the writes that need no token.
-type RateLimits struct {
-	// PerAddress is the sustained rate per client address, per second, and
-	// AddressBurst the burst; defaults 1 and 20.
-	PerAddress   float64
-	AddressBurst int
-	// PerLetter is the sustained rate per letter, shared by every address;
-	// LetterBurst the burst; defaults 50 and 500.
-	PerLetter   float64
-	LetterBurst int
 }
 
 func (c *Config) setDefaults() {
@@ -107,18 +110,13 @@ func (c *Config) setDefaults() {
 	if c.MaxInflightWrites <= 0 {
 		c.MaxInflightWrites = 4096
 	}
-	if c.OpenRate.PerAddress == 0 {
-		c.OpenRate.PerAddress = 1
+	if c.MaxInflightReads <= 0 {
+		c.MaxInflightReads = 512
 	}
-	if c.OpenRate.AddressBurst == 0 {
-		c.OpenRate.AddressBurst = 20
-	}
-	if c.OpenRate.PerLetter == 0 {
-		c.OpenRate.PerLetter = 50
-	}
-	if c.OpenRate.LetterBurst == 0 {
-		c.OpenRate.LetterBurst = 500
-	}
+	c.Connections.setDefaults()
+	c.OpenRate.setDefaults()
+	c.SignerRate.setDefaults()
+	c.ReadRate.setDefaults()
 }
 
 // Server is an open data folder with its engine and ledger.
@@ -132,6 +130,8 @@ type Server struct {
 	limits *limiter
 	tokens *tokenCache
 	writes *semaphore.Weighted
+	reads  *semaphore.Weighted
+	conns  *connMetrics
 	tls    *tls.Config
 
 	// TokenPath is the file holding the first organiser token.
@@ -203,10 +203,12 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	s.health = health.NewServer()
-	s.limits = newLimiter(s.cfg.OpenRate, s.engine.SharedLetterLimit())
+	s.limits = newLimiter(s.cfg.OpenRate, s.cfg.SignerRate, s.cfg.ReadRate, s.engine.SharedLetterLimit())
 	s.writes = semaphore.NewWeighted(int64(s.cfg.MaxInflightWrites))
+	s.reads = semaphore.NewWeighted(int64(s.cfg.MaxInflightReads))
 	s.tokens = newTokenCache(s.engine.Store().Tokens())
 	s.cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.conns = newConnMetrics(s.cfg.Registry)
 	return nil
 }
 
@@ -232,12 +234,11 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 
 // NewGRPCServer returns a gRPC server with the services registered.
 func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	base := []grpc.ServerOption{
+	base := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
-		grpc.MaxConcurrentStreams(s.cfg.MaxStreamsPerConnection),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	}
+	}, s.grpcConnectionOptions()...)
 	if s.tls != nil {
 		base = append(base, grpc.Creds(credentials.NewTLS(s.tls)))
 	}
@@ -282,7 +283,13 @@ func Run(ctx context.Context, cfg Config) error {
 // gracefully and closes the server.
 func (s *Server) Serve(ctx context.Context, gl, hl net.Listener) error {
 	g := s.NewGRPCServer()
-	h := &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.tls}
+	c := s.cfg.Connections
+	h := &http.Server{Handler: s.HTTPHandler(), TLSConfig: s.tls,
+		ReadHeaderTimeout: c.HandshakeTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+		IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	gl = limitConnections(gl, c, s.conns, "grpc")
+	hl = limitConnections(hl, c, s.conns, "http")
 	if s.tls != nil {
 		hl = tls.NewListener(hl, s.tls)
 	}

@@ -335,7 +335,7 @@ func (v *service) FindEndorsements(ctx context.Context, req *pb.FindEndorsements
 }
 
 func (v *service) GetEndorsement(ctx context.Context, req *pb.GetEndorsementRequest) (*pb.GetEndorsementResponse, error) {
-	st, size, err := v.s.ledger.Endorsement(ctx, req.GetIndex())
+	st, size, err := v.s.ledger.Endorsement(ctx, req.GetIndex(), req.GetTreeSize())
 	if err != nil {
 		return nil, v.s.toStatus(ctx, err)
 	}

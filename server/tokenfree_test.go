@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"cmp"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
+	"github.com/undersigned/undersigned/server/servertest"
 )
 
 // endorsementState returns what GetEndorsement says of index.
@@ -307,4 +311,103 @@ func TestOpenRateLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSeparateBuckets: the endorsements of an open letter without a token,
+// the signers' own withdrawals and redactions, and the reads without a
+// token are limited in buckets of their own (issue 12, item 6): when one
+// is exhausted, the others still go through at once.
+func TestSeparateBuckets(t *testing.T) {
+	exhausted := server.RateLimits{PerAddress: 1000, AddressBurst: 1000, PerLetter: 0.001, LetterBurst: 2}
+	roomy := server.RateLimits{PerAddress: 1000, AddressBurst: 1000, PerLetter: 1000, LetterBurst: 1000}
+	signed := func(t *testing.T, c *client.Client, l *pb.Letter, name string) *client.Endorsement {
+		key := client.SignerKey(randomBytes(t, 32), c.Origin(), l.GetId())
+		return client.NewEndorsement(c.Origin(), l, client.Signer{Fields: records.Fields{Name: name}, SignerKey: key})
+	}
+	refused := func(t *testing.T, err error, what string) {
+		t.Helper()
+		wantCode(t, err, codes.ResourceExhausted)
+		if !strings.Contains(status.Convert(err).Message(), what) {
+			t.Errorf("the refusal %q does not name %q", status.Convert(err).Message(), what)
+		}
+	}
+
+	t.Run("a flood of open endorsements leaves the signers' withdrawals alone", func(t *testing.T) {
+		ts := startServer(t, t.TempDir(), func(o *servertest.Options) { o.OpenRate, o.SignerRate = exhausted, roomy })
+		ctx := testContext(t)
+		c, anon := ts.dial(t, ts.Token), ts.dial(t, "")
+		open := ts.publish(t, c, "open-flood", pb.Policy_POLICY_OPEN)
+		var first *client.Result
+		for i := range 2 {
+			r, err := anon.Endorse(ctx, signed(t, c, open, fmt.Sprintf("Flooder %d", i)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			first = cmp.Or(first, r)
+		}
+		_, err := anon.Endorse(ctx, signed(t, c, open, "Flooder 2"), "")
+		refused(t, err, "endorsements without a token")
+		if _, err := anon.Withdraw(ctx, actionOf(t, c, first)); err != nil {
+			t.Errorf("a signer's withdrawal once open endorsements are exhausted: %v", err)
+		}
+	})
+
+	t.Run("the signers' withdrawals have a bucket of their own", func(t *testing.T) {
+		ts := startServer(t, t.TempDir(), func(o *servertest.Options) { o.OpenRate, o.SignerRate = roomy, exhausted })
+		ctx := testContext(t)
+		c, anon := ts.dial(t, ts.Token), ts.dial(t, "")
+		curated := ts.publish(t, c, "curated-actions", pb.Policy_POLICY_CURATED)
+		open := ts.publish(t, c, "open-actions", pb.Policy_POLICY_OPEN)
+		var rs []*client.Result
+		for i := range 3 {
+			rs = append(rs, endorse(t, c, ts.endorsement(c.Origin(), curated, fmt.Sprintf("Withdrawer %d", i), "")))
+		}
+		for _, r := range rs[:2] {
+			if _, err := anon.Withdraw(ctx, actionOf(t, c, r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := anon.Redact(ctx, actionOf(t, c, rs[2]))
+		refused(t, err, "withdrawals and redactions by signers")
+		if _, err := anon.Endorse(ctx, signed(t, c, open, "Endorser"), ""); err != nil {
+			t.Errorf("an open endorsement once the signers' actions are exhausted: %v", err)
+		}
+	})
+
+	t.Run("reads without a token are limited apart, and writes go on", func(t *testing.T) {
+		ts := startServer(t, t.TempDir(), func(o *servertest.Options) {
+			o.OpenRate, o.ReadRate = roomy, server.ReadLimits{PerAddress: 0.001, AddressBurst: 5}
+		})
+		ctx := testContext(t)
+		c := ts.dial(t, ts.Token) // Dial reads the log's info without a token: 1 read
+		open := ts.publish(t, c, "open-reads", pb.Policy_POLICY_OPEN)
+		anon := ts.Conn(t)
+		api := pb.NewLedgerServiceClient(anon)
+		for range 4 {
+			if _, err := api.GetCheckpoint(ctx, &pb.GetCheckpointRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var trailer metadata.MD
+		_, err := api.GetLetter(ctx, &pb.GetLetterRequest{LetterId: "open-reads"}, grpc.Trailer(&trailer))
+		refused(t, err, "reads without a token")
+		if len(trailer.Get(server.RetryAfterTrailer)) != 1 {
+			t.Errorf("no retry hint in %v", trailer)
+		}
+		stream, err := api.GetEntries(ctx, &pb.GetEntriesRequest{Start: 0, End: 1})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		refused(t, err, "reads without a token")
+		if _, err := c.API().GetLetter(c.Context(ctx), &pb.GetLetterRequest{LetterId: "open-reads"}); err != nil {
+			t.Errorf("a read with a token: %v", err)
+		}
+		if _, err := healthpb.NewHealthClient(anon).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Errorf("a health check: %v", err)
+		}
+		e := signed(t, c, open, "Writer While Reads Wait")
+		if _, err := api.Endorse(ctx, &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure}); err != nil {
+			t.Errorf("an open endorsement once reads are exhausted: %v", err)
+		}
+	})
 }

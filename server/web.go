@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/peer"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
-	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/web"
 )
 
@@ -18,12 +17,11 @@ type webSource struct{ s *Server }
 var _ web.Source = webSource{}
 
 func (w webSource) Checkpoint(ctx context.Context) ([]byte, uint64, error) {
-	cp, err := w.s.ledger.Checkpoint(ctx)
-	return cp.Raw, cp.Size, err
+	return w.s.ledger.ViewSource().Checkpoint(ctx)
 }
 
 func (w webSource) Entries(ctx context.Context, start, end uint64, fn func([]*pb.Entry) error) error {
-	return w.s.ledger.Entries(ctx, start, end, func(b ledger.EntryBatch) error { return fn(b) })
+	return w.s.ledger.ViewSource().Entries(ctx, start, end, fn)
 }
 
 func (w webSource) Origin() string      { return w.s.Origin() }

@@ -2,6 +2,7 @@ package names
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 
 	"golang.org/x/text/cases"
@@ -32,9 +33,11 @@ const FoldVersion = 2
 // fails: a string that is not valid UTF-8 is folded as far as it can be.
 func Fold(name string) string {
 	// NFKD replaces compatibility characters and splits marks off; a chain
-	// keeps state, so each call makes its own.
-	t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	// keeps state, so a call takes one of its own from the pool
+	// (transform.String resets it first).
+	t := chains.Get().(transform.Transformer)
 	s, _, err := transform.String(t, name)
+	chains.Put(t)
 	if err != nil {
 		s = name
 	}
@@ -42,3 +45,9 @@ func Fold(name string) string {
 	s = strokes.Replace(s)
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// chains are the transformers of Fold, made once each: making one costs
+// more than folding a name.
+var chains = sync.Pool{New: func() any {
+	return transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+}}

@@ -3,6 +3,7 @@ package names
 import (
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
@@ -92,9 +93,12 @@ func TransliterationKey(name string) string {
 // apostrophes (Belarusian and Ukrainian ' and ’) removed.
 func words(name string) []string {
 	s := strings.ToLower(norm.NFC.String(norm.NFKC.String(name)))
-	s = strings.NewReplacer("'", "", "’", "", "ʼ", "", "`", "").Replace(s)
+	s = apostrophes.Replace(s)
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.Is(unicode.Mn, r) })
 }
+
+// apostrophes removes the apostrophes of words.
+var apostrophes = strings.NewReplacer("'", "", "’", "", "ʼ", "", "`", "")
 
 // wordReadings returns the keys of one word.
 func wordReadings(w string) []string {
@@ -151,8 +155,18 @@ func firstRune(s string) (rune, int) {
 
 // foldRune spells one letter without its marks and strokes, in lower case.
 func foldRune(r rune) string {
-	return strings.ReplaceAll(Fold(string(r)), " ", "")
+	if f, ok := foldedRunes.Load(r); ok {
+		return f.(string)
+	}
+	f := strings.ReplaceAll(Fold(string(r)), " ", "")
+	foldedRunes.Store(r, f)
+	return f
 }
+
+// foldedRunes remembers foldRune's answers: a name folds each of its
+// letters, and names share their letters. Letters are few (at most the
+// runes of Unicode, in practice some hundreds).
+var foldedRunes sync.Map
 
 // dropGlides drops an i that softens the vowel after it (ia, ie, io, iu),
 // which some romanisations spell and others do not.

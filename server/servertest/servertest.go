@@ -82,8 +82,11 @@ type Options struct {
 	Dir string
 	// Origin is the log's origin; default a random one.
 	Origin string
-	// OpenRate limits the writes that need no token.
-	OpenRate server.RateLimits
+	// OpenRate and SignerRate limit the writes that need no token, and
+	// ReadRate the reads (see server.Config).
+	OpenRate   server.RateLimits
+	SignerRate server.RateLimits
+	ReadRate   server.ReadLimits
 	// TLS serves both ports with TLS.
 	TLS server.TLSConfig
 	// AfterAdmit, when set, is called after each batch of writes is
@@ -187,13 +190,15 @@ func (l *Log) Start(t testing.TB) *Server {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	s, err := server.New(ctx, server.Config{
-		DataDir:  l.opts.Dir,
-		Origin:   l.opts.Origin,
-		Engine:   l.engine(logs.Logger(), reg),
-		Logger:   logs.Logger(),
-		Registry: reg,
-		OpenRate: l.opts.OpenRate,
-		TLS:      l.opts.TLS,
+		DataDir:    l.opts.Dir,
+		Origin:     l.opts.Origin,
+		Engine:     l.engine(logs.Logger(), reg),
+		Logger:     logs.Logger(),
+		Registry:   reg,
+		OpenRate:   l.opts.OpenRate,
+		SignerRate: l.opts.SignerRate,
+		ReadRate:   l.opts.ReadRate,
+		TLS:        l.opts.TLS,
 	})
 	if err != nil {
 		t.Fatalf("start a server on %s: %v\n%s", l.opts.Dir, err, logs)

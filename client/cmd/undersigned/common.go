@@ -28,7 +28,9 @@ func (e *env) dial(ctx context.Context, logKeyFile string) (*client.Client, erro
 	if err != nil {
 		return nil, err
 	}
-	cfg := client.Config{Addr: e.g.server, KnownLogs: known, Notice: e.stderr}
+	// The tree size of each log that this user verified, sent with every
+	// call so that no frontend of the log answers from a smaller one.
+	cfg := client.Config{Addr: e.g.server, KnownLogs: known, SizeDir: filepath.Join(filepath.Dir(known), "tree-sizes"), Notice: e.stderr}
 	if e.g.tokenFile != "" {
 		b, err := os.ReadFile(e.g.tokenFile)
 		if err != nil {

@@ -150,6 +150,8 @@ func (e *env) actionTarget(ctx context.Context, c *client.Client, verb, receiptF
 	if err != nil {
 		return client.Action{}, err
 	}
+	// No server answers from a log smaller than the receipt's.
+	c.Observe(v.Checkpoint.Size)
 	var seed []byte
 	if keyFile != "" {
 		if seed, err = client.LoadSignerSeed(keyFile); err != nil {

@@ -43,6 +43,8 @@ func runChild(args []string) error {
 	fs.DurationVar(&ec.BatchMaxAge, "batch-age", 0, "")
 	fs.DurationVar(&ec.CheckpointInterval, "checkpoint-interval", 0, "")
 	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 0, "")
+	fs.Float64Var(&cfg.ReadRate.PerAddress, "read-rate", 0, "")
+	fs.IntVar(&cfg.ReadRate.AddressBurst, "read-burst", 0, "")
 	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return err

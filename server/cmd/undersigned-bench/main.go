@@ -14,13 +14,17 @@
 //     is full path over raw Tessera.
 //   - reads: GetInclusionProof and GetEntries over gRPC, and full tiles
 //     over HTTP, against a server holding --read-entries entries.
+//   - letters: GetLetter by 64 readers without a token on a letter of
+//     --letter-entries endorsements, and the latency of endorsements
+//     (16 organisers) without and with those readers looping, with the
+//     read limits off and with the defaults.
 //   - verify: client-side receipt verification per second on one core.
 //   - memory: server RSS and cold restart time with --memory-entries
 //     entries, against an empty server.
 //
 // Usage:
 //
-//	undersigned-bench [--only writes|reads|verify|memory] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
+//	undersigned-bench [--only writes|reads|letters|verify|memory] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
 //
 // With --engine trillian it measures the Trillian engine instead (see
 // trillian.go), on the Trillian and PostgreSQL that deploy/trillian/up.sh
@@ -59,6 +63,7 @@ type options struct {
 	jsonOut            string
 	cpuProfile         string
 	readEntries        int
+	letterEntries      int
 	memoryEntries      int
 	engine             string
 	trillianDir        string
@@ -101,7 +106,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.only, "only", "", "measure only this part: writes, reads, verify or memory (default all)")
+	flag.StringVar(&o.only, "only", "", "measure only this part: writes, reads, letters, verify or memory (default all)")
 	flag.IntVar(&o.concurrency, "concurrency", 1000, "concurrent writers (writes) or readers (reads)")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per run")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured time before each run")
@@ -113,6 +118,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "collect a CPU profile of the server during the first full-path run into this file")
 	flag.IntVar(&o.readEntries, "read-entries", 100_000, "entries in the log the reads part reads")
+	flag.IntVar(&o.letterEntries, "letter-entries", 100_000, "endorsements of the letter the letters part reads")
 	flag.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries in the log the memory part measures")
 	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
 	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
@@ -151,6 +157,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}{
 		{"writes", benchWrites},
 		{"reads", benchReads},
+		{"letters", benchLetters},
 		{"verify", benchVerify},
 		{"memory", benchMemory},
 	}

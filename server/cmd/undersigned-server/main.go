@@ -9,6 +9,8 @@
 //	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
 //	undersigned-server migrate --from DIR --data DIR2 --trillian ADDR --postgres URI
 //	                                        an embedded log into a new Trillian tree
+//	undersigned-server unmigrate --data DIR --tree-id N
+//	                                        serve a migrated (retired) folder again
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -79,7 +81,8 @@ var subcommands = []struct{ name, does string }{
 	{"fsck", "check a stopped data folder in full: every entry, tile, checkpoint, record and disclosure"},
 	{"backup", "copy a data folder consistently while it serves: backup --data DIR --out COPY"},
 	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
-	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key"},
+	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key; retires the old folder"},
+	{"unmigrate", "undo the retirement of a migrated folder, abandoning the migration: unmigrate --data DIR --tree-id N"},
 }
 
 func usage(w io.Writer) {
@@ -122,8 +125,10 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return restore(ctx, args)
 	case "migrate":
 		return migrateCommand(ctx, args)
+	case "unmigrate":
+		return unmigrateCommand(args)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate or unmigrate)", cmd)}
 }
 
 // Config is the configuration of `undersigned-server serve`, from its
@@ -160,10 +165,23 @@ func parseServe(args []string) (*Config, error) {
 	fs.UintVar(&ec.BatchMaxSize, "batch-size", 1024, "the most entries Tessera sequences at once")
 	fs.DurationVar(&ec.BatchMaxAge, "batch-age", 50*time.Millisecond, "the longest an entry waits for its batch")
 	fs.DurationVar(&ec.CheckpointInterval, "checkpoint-interval", 100*time.Millisecond, "how often a checkpoint is published while the log grows")
-	fs.Float64Var(&sc.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
-	fs.Float64Var(&sc.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
+	fs.Float64Var(&sc.OpenRate.PerAddress, "open-rate", 1, "endorsements of open letters without a token, per second per address")
+	fs.Float64Var(&sc.OpenRate.PerLetter, "open-rate-letter", 50, "endorsements of open letters without a token, per second per letter (all frontends)")
+	fs.Float64Var(&sc.SignerRate.PerAddress, "signer-rate", 1, "withdrawals and redactions by signers (no token), per second per address; buckets apart from --open-rate's")
+	fs.Float64Var(&sc.SignerRate.PerLetter, "signer-rate-letter", 50, "withdrawals and redactions by signers (no token), per second per letter (all frontends)")
+	fs.Float64Var(&sc.ReadRate.PerAddress, "read-rate", 500, "gRPC reads without a token, per second per address")
+	fs.IntVar(&sc.ReadRate.AddressBurst, "read-burst", 5000, "gRPC reads without a token an address may make at once before --read-rate applies")
+	fs.IntVar(&sc.MaxInflightReads, "max-inflight-reads", 512, "gRPC reads without a token in progress at once; more are refused with a retry hint (ResourceExhausted)")
 	maxStreams := fs.Uint("max-streams-per-connection", 512, "calls one connection may have open at once")
 	fs.IntVar(&sc.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
+	cc := &sc.Connections
+	fs.IntVar(&cc.PerAddress, "max-connections-per-address", 512, "connections one client address may have open to each port; more are closed as they are accepted")
+	fs.IntVar(&cc.Max, "max-connections", 8192, "connections open to each port from all addresses; more are closed as they are accepted")
+	fs.DurationVar(&cc.IdleTimeout, "idle-timeout", 2*time.Minute, "close a connection with nothing in progress for this long (HTTP keep-alive, gRPC without calls)")
+	fs.DurationVar(&cc.HandshakeTimeout, "handshake-timeout", 10*time.Second, "close a connection that has not sent its first request (HTTP headers; gRPC TLS and preface) within this long")
+	fs.DurationVar(&cc.ReadTimeout, "http-read-timeout", 30*time.Second, "the longest the reading of an HTTP request may take, its body included")
+	fs.DurationVar(&cc.WriteTimeout, "http-write-timeout", 5*time.Minute, "the longest the writing of an HTTP response may take")
+	fs.IntVar(&cc.MaxHeaderBytes, "max-header-bytes", 64<<10, "the largest HTTP request headers and gRPC header list, in bytes")
 	fs.StringVar(&sc.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
 	fs.StringVar(&sc.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
 	fs.StringVar(&sc.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/migrate"
 )
 
@@ -44,6 +45,38 @@ func migrateCommand(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "migrated %d entries of %s into tree %d (roots checked at %d sizes); serve it with:\n",
 		res.Size, res.Origin, res.TreeID, len(res.Checked))
 	fmt.Fprintf(os.Stderr, "  undersigned-server serve --data %s --trillian %s --tree-id %d --postgres '%s'\n", cfg.To, *addr, res.TreeID, cfg.PostgresURI)
+	fmt.Fprintf(os.Stderr, "%s is retired: undersigned-server refuses to serve it from now on (undersigned-server unmigrate undoes that)\n", cfg.From)
 	fmt.Println(res.TreeID)
+	return nil
+}
+
+// unmigrateCommand undoes the retirement of an embedded data folder that
+// a migration left behind, so that the embedded engine serves it again.
+func unmigrateCommand(args []string) error {
+	fs := flag.NewFlagSet("unmigrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: undersigned-server unmigrate --data DIR --tree-id N
+
+Serve an embedded data folder again after its log was migrated into
+Trillian tree N, abandoning the migration. Only do this if no frontend
+ever served tree N: a write there and one here fork the log, which every
+auditor then reports. Give the tree id the migration printed (the folder's
+"retired" file holds it) to confirm which migration is abandoned.
+
+`)
+		fs.PrintDefaults()
+	}
+	data := fs.String("data", "undersigned-data", "the retired embedded data folder")
+	tree := fs.Int64("tree-id", 0, "the tree the folder was migrated into (required: it confirms the undo)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *tree == 0 {
+		return usageError{errors.New("unmigrate needs --tree-id, the tree the folder was migrated into")}
+	}
+	if err := datadir.Unretire(*data, *tree); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s is no longer retired: the embedded engine can serve it again; do not serve tree %d as well\n", *data, *tree)
 	return nil
 }

@@ -142,6 +142,21 @@ func TestMigrate(t *testing.T) {
 			t.Errorf("the migration did not report the roots agreeing at size %d", size)
 		}
 	}
+	// The embedded folder is retired: it neither serves nor migrates
+	// again (issue 12), until unmigrate undoes that.
+	t.Run("the old folder is retired", func(t *testing.T) {
+		_, errOut, err := runCommand(t, "serve", "--data", from, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0")
+		if err == nil || !strings.Contains(errOut, fmt.Sprintf("migrated to the trillian engine (tree %d, data folder %s)", tree, to)) {
+			t.Errorf("serving the migrated folder: %v, want a refusal naming the migration\n%s", err, errOut)
+		}
+		_, errOut, err = runCommand(t, "migrate", "--from", from, "--data", t.TempDir(), "--trillian", env.TrillianAddr, "--postgres", env.NewDatabase(t))
+		if err == nil || !strings.Contains(errOut, "is retired") {
+			t.Errorf("migrating the retired folder again: %v\n%s", err, errOut)
+		}
+		if _, errOut, err := runCommand(t, "unmigrate", "--data", from, "--tree-id", strconv.FormatInt(tree, 10)); err != nil {
+			t.Fatalf("unmigrate: %v\n%s", err, errOut)
+		}
+	})
 	t.Run("a second migration into the same database is refused", func(t *testing.T) {
 		_, errOut, err := runCommand(t, "migrate", "--from", from, "--data", t.TempDir(), "--trillian", env.TrillianAddr, "--postgres", db)
 		if err == nil || !strings.Contains(errOut, "not empty") {

@@ -594,8 +594,19 @@ func (m *modelRun) final() {
 		entries, counts := m.rosterAll(l.GetId())
 		pub, priv, red, wd, sup := m.mem.Counts(l.GetId())
 		got := []uint64{counts.GetPublic(), counts.GetPrivate(), counts.GetRedacted(), counts.GetWithdrawn(), counts.GetSuperseded()}
-		if want := []uint64{pub, priv, red, wd, sup}; fmt.Sprint(got) != fmt.Sprint(want) {
+		want := []uint64{pub, priv, red, wd, sup}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("letter %s: GetRoster counts %v, the rules %v", l.GetId(), got, want)
+		}
+		// GetLetter answers from the counts the server keeps as records
+		// apply (package letters), never recounted: they must agree too.
+		li, err := m.s.c.API().GetLetter(testContext(t), &pb.GetLetterRequest{LetterId: l.GetId()})
+		if err != nil {
+			t.Fatalf("GetLetter %s: %v", l.GetId(), err)
+		}
+		lc := li.GetLetter().GetCounts()
+		if got := []uint64{lc.GetPublic(), lc.GetPrivate(), lc.GetRedacted(), lc.GetWithdrawn(), lc.GetSuperseded()}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("letter %s: GetLetter counts %v, the rules %v", l.GetId(), got, want)
 		}
 		if uint64(len(entries)) != pub+priv+red {
 			t.Errorf("letter %s: GetRoster lists %d, the rules count %d", l.GetId(), len(entries), pub+priv+red)

@@ -18,6 +18,10 @@
 //	log.verified       the embedded log's state as last checked at a clean stop
 //	log/               the embedded engine's Tessera log
 //	state.db           the embedded engine's SQLite store
+//	retired            written by a successful migration: the log moved to another engine
+//
+// A retired folder ([RetiredFile]) is not opened: [Open] returns a
+// [*RetiredError] naming where the log went.
 package datadir
 
 import (
@@ -91,8 +95,14 @@ func DefaultOrigin() string {
 // as its name, or [DefaultOrigin] when origin is empty), the verifier key
 // and the dedup secret on first start. A later origin that differs from
 // the one fixed at first start is refused, as is a log.pub that does not
-// match log.key.
+// match log.key, and a folder a migration retired (a [*RetiredError]).
+//
+// A folder that exists is only read: frontends of the Trillian engine
+// share one, mounted read-only, and no lock is taken on it.
 func Open(dir, origin string) (*Folder, error) {
+	if err := CheckRetired(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}

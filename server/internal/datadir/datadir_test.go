@@ -2,6 +2,8 @@ package datadir_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,3 +153,75 @@ func (m *memTokens) List(context.Context) ([]ledger.Token, error) {
 }
 
 func (m *memTokens) Revoke(context.Context, string, int64) (bool, error) { return false, nil }
+
+// TestRetired: a folder a migration retired is not opened, with an error
+// naming the engine and tree the log went to; Unretire needs the right tree
+// and undoes it; and opening an existing folder writes nothing in it, so
+// that frontends can share one mounted read-only.
+func TestRetired(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := datadir.Open(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	if _, err := datadir.Open(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Errorf("opening an existing folder changed it:\n%s\nbecame\n%s", before, after)
+	}
+
+	if err := datadir.Unretire(dir, 7); err == nil || !strings.Contains(err.Error(), "not retired") {
+		t.Errorf("Unretire on a folder in service: %v, want a refusal", err)
+	}
+	if err := datadir.Retire(dir, datadir.Retirement{Engine: "trillian", TreeID: 7, Data: "/srv/new"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := datadir.Open(dir, "")
+	var re *datadir.RetiredError
+	if !errors.As(err, &re) || re.TreeID != 7 {
+		t.Fatalf("opening a retired folder: %v, want a RetiredError for tree 7", err)
+	}
+	for _, want := range []string{"migrated to the trillian engine", "tree 7", "/srv/new", "unmigrate --data " + dir + " --tree-id 7"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	if err := datadir.Unretire(dir, 8); err == nil || !strings.Contains(err.Error(), "tree 7, not 8") {
+		t.Errorf("Unretire with another tree: %v, want a refusal", err)
+	}
+	if _, err := datadir.Open(dir, ""); err == nil {
+		t.Fatal("a refused Unretire reopened the folder")
+	}
+	if err := datadir.Unretire(dir, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := datadir.Open(dir, ""); err != nil {
+		t.Fatalf("after Unretire: %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, datadir.RetiredFile), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := datadir.Open(dir, ""); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("a mark that cannot be read: %v, want a refusal", err)
+	}
+}
+
+// snapshot lists a folder's files with their sizes and times.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %v\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}

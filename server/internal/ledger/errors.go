@@ -43,3 +43,18 @@ func precondition(format string, args ...any) error {
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
 }
+
+// BehindError is the answer of a server that has not caught up with a
+// tree size its caller knows (another server of the log published it):
+// nothing was done, and the call may be sent again after RetryAfter.
+type BehindError struct {
+	// Known is the size the caller knows, Published the one this server
+	// publishes.
+	Known, Published uint64
+	RetryAfter       time.Duration
+}
+
+func (e *BehindError) Error() string {
+	return fmt.Sprintf("this server has not caught up yet with the tree size %d the client knows (it publishes %d); retry after %v",
+		e.Known, e.Published, e.RetryAfter)
+}

@@ -55,6 +55,7 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/letters"
 )
 
 // Checkpoint is a signed checkpoint of the log.
@@ -177,6 +178,9 @@ type Ledger struct {
 	// not recorded yet.
 	inflight atomic.Int64
 
+	// view is the letters of the published log (see Ledger.View).
+	view *letters.View
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -224,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 		letters:   map[string]*letterState{},
 		pending:   map[int64]*pendingEntry{},
 		indexedCh: make(chan struct{}),
+		view:      letters.New(cfg.Logger),
 		ctx:       runCtx,
 		cancel:    cancel,
 	}

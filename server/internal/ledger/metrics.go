@@ -14,6 +14,9 @@ type Metrics struct {
 	// othersRecord counts writes answered about a record that another
 	// principal wrote: a duplicate, a conflict or a probe.
 	othersRecord prometheus.Counter
+	// behind counts calls answered Unavailable because the caller knew a
+	// larger tree size than this server had caught up with.
+	behind prometheus.Counter
 }
 
 // NewMetrics creates the ledger's metrics and registers them with reg,
@@ -46,9 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "undersigned_ledger_others_record_total",
 			Help: "Writes refused because they repeat or conflict with a record another principal wrote (each is also logged).",
 		}),
+		behind: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_behind_total",
+			Help: "Calls answered Unavailable with a retry hint because the caller knew a larger tree size than this server had caught up with in time.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord)
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.behind)
 	}
 	return m
 }

@@ -3,10 +3,12 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/letters"
 )
 
 // Info describes the log.
@@ -181,116 +183,86 @@ type LetterInfo struct {
 	DeliveredIndex int64
 	Counts         Counts
 	// OrganiserKeys are the keys valid for the letter's next record: those
-	// it lists, as organiser changes added and revoked them since;
-	// RevokedKeys those they revoked.
+	// it lists, as the organiser changes in the published log added and
+	// revoked them since; RevokedKeys those they revoked.
 	OrganiserKeys, RevokedKeys [][]byte
 }
 
+// viewSource is the ledger as the letters' view reads it.
+type viewSource struct{ l *Ledger }
+
+func (v viewSource) Checkpoint(ctx context.Context) ([]byte, uint64, error) {
+	cp, err := v.l.Checkpoint(ctx)
+	return cp.Raw, cp.Size, err
+}
+
+func (v viewSource) Entries(ctx context.Context, start, end uint64, fn func([]*pb.Entry) error) error {
+	return v.l.Entries(ctx, start, end, func(b EntryBatch) error { return fn(b) })
+}
+
+// View returns the letters of the log (package letters), brought up to
+// the latest checkpoint: the one source of letter state that the reads of
+// letters and the web pages answer from.
+func (l *Ledger) View(ctx context.Context) (*letters.View, error) {
+	if err := l.view.Update(ctx, viewSource{l}); err != nil {
+		return nil, err
+	}
+	return l.view, nil
+}
+
+// ViewSource returns the ledger as a source of the view of [Ledger.View],
+// for a reader (the web pages) that brings the view up to date itself.
+func (l *Ledger) ViewSource() letters.Source { return viewSource{l} }
+
+func letterInfo(lt *letters.Letter) *LetterInfo {
+	c := lt.Counts
+	return &LetterInfo{
+		Index: lt.Index, Record: lt.Record, Letter: lt.Letter, Status: lt.Status,
+		ClosedIndex: lt.ClosedIndex, DeliveredIndex: lt.DeliveredIndex,
+		Counts:        Counts{Public: c.Public, Private: c.Private, Redacted: c.Redacted, Withdrawn: c.Withdrawn, Superseded: c.Superseded},
+		OrganiserKeys: lt.OrganiserKeys, RevokedKeys: lt.RevokedKeys,
+	}
+}
+
 // Letter returns a letter, its state and its counts at the latest
-// checkpoint.
+// checkpoint, from the letters' view: a lookup, never a count.
 func (l *Ledger) Letter(ctx context.Context, id string) (*LetterInfo, error) {
 	if err := records.CheckLetterID("letter_id", id); err != nil {
 		return nil, err
 	}
-	letters, err := l.listLetters(ctx)
+	v, err := l.View(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, li := range letters {
-		if li.Letter.GetId() == id {
-			return l.withCounts(ctx, li)
+	var li *LetterInfo
+	v.Read(func(s *letters.Snapshot) {
+		if lt := s.Letter(id); lt != nil {
+			li = letterInfo(lt)
 		}
+	})
+	if li == nil {
+		return nil, fmt.Errorf("%w: no letter %q", ErrNotFound, id)
 	}
-	return nil, fmt.Errorf("%w: no letter %q", ErrNotFound, id)
+	return li, nil
 }
 
-// Letters returns the published letters, in order, after the first skip.
+// Letters returns the published letters, in order, after the first skip,
+// with their counts at the latest checkpoint.
 func (l *Ledger) Letters(ctx context.Context, skip, limit int) ([]*LetterInfo, bool, error) {
-	letters, err := l.listLetters(ctx)
+	v, err := l.View(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	if skip > len(letters) {
-		skip = len(letters)
-	}
-	page := letters[skip:]
-	more := len(page) > limit
-	if more {
-		page = page[:limit]
-	}
-	for i, li := range page {
-		if page[i], err = l.withCounts(ctx, li); err != nil {
-			return nil, false, err
+	var page []*LetterInfo
+	more := false
+	v.Read(func(s *letters.Snapshot) {
+		all := s.Letters[min(skip, len(s.Letters)):]
+		more = len(all) > limit
+		for _, lt := range all[:min(limit, len(all))] {
+			page = append(page, letterInfo(lt))
 		}
-	}
+	})
 	return page, more, nil
-}
-
-// listLetters returns the letters within the published log.
-func (l *Ledger) listLetters(ctx context.Context) ([]*LetterInfo, error) {
-	cp, err := l.cfg.Log.Checkpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := l.cfg.Store.Letters(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []*LetterInfo
-	for _, row := range rows {
-		if row.Index == NoIndex || uint64(row.Index) >= cp.Size {
-			continue
-		}
-		rec, err := records.Decode(row.Record)
-		if err != nil {
-			return nil, err
-		}
-		li := &LetterInfo{Index: uint64(row.Index), Record: row.Record, Letter: rec.GetLetter(), ClosedIndex: -1, DeliveredIndex: -1,
-			OrganiserKeys: rec.GetLetter().GetOrganiserKeys()}
-		if row.KeysSeq != 0 {
-			li.OrganiserKeys, li.RevokedKeys = row.OrganiserKeys, row.RevokedKeys
-		}
-		if row.ClosedSeq != 0 {
-			if li.ClosedIndex, err = l.cfg.Store.IndexOfSeq(ctx, row.ClosedSeq); err != nil {
-				return nil, err
-			}
-		}
-		if row.DeliveredSeq != 0 {
-			if li.DeliveredIndex, err = l.cfg.Store.IndexOfSeq(ctx, row.DeliveredSeq); err != nil {
-				return nil, err
-			}
-		}
-		for _, p := range []*int64{&li.ClosedIndex, &li.DeliveredIndex} {
-			if *p >= int64(cp.Size) {
-				*p = NoIndex
-			}
-		}
-		// The status is the later of the two.
-		switch {
-		case li.ClosedIndex > li.DeliveredIndex:
-			li.Status = pb.Status_STATUS_CLOSED
-		case li.DeliveredIndex > li.ClosedIndex:
-			li.Status = pb.Status_STATUS_DELIVERED
-		}
-		out = append(out, li)
-	}
-	return out, nil
-}
-
-func (l *Ledger) withCounts(ctx context.Context, li *LetterInfo) (*LetterInfo, error) {
-	size, _, err := l.sizeOrLatest(ctx, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := l.waitIndexed(ctx, size); err != nil {
-		return nil, err
-	}
-	_, c, err := l.cfg.Store.Roster(ctx, li.Letter.GetId(), size, -1, 0)
-	if err != nil {
-		return nil, err
-	}
-	li.Counts = c
-	return li, nil
 }
 
 // Roster returns a page of a letter's endorsements that count at size (0:
@@ -337,10 +309,10 @@ func (l *Ledger) Find(ctx context.Context, letterID, query string, limit int) ([
 	return l.cfg.Store.Find(ctx, letterID, folded, size, limit)
 }
 
-// Endorsement returns what became of the endorsement at index, at the
-// latest checkpoint.
-func (l *Ledger) Endorsement(ctx context.Context, index uint64) (*EndorsementState, uint64, error) {
-	size, _, err := l.sizeOrLatest(ctx, 0)
+// Endorsement returns what became of the endorsement at index, by tree
+// size (0: the latest checkpoint).
+func (l *Ledger) Endorsement(ctx context.Context, index, size uint64) (*EndorsementState, uint64, error) {
+	size, _, err := l.sizeOrLatest(ctx, size)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -355,4 +327,44 @@ func (l *Ledger) Endorsement(ctx context.Context, index uint64) (*EndorsementSta
 		return nil, 0, fmt.Errorf("%w: no endorsement at index %d in the tree of size %d", ErrNotFound, index, size)
 	}
 	return st, size, nil
+}
+
+// LettersView returns the letters' view of [Ledger.View] as it is, for a
+// reader that brings it up to date itself from [Ledger.ViewSource].
+func (l *Ledger) LettersView() *letters.View { return l.view }
+
+// catcherUp is a [Log] that several servers publish from (Trillian): asked
+// to, it follows the tree at once rather than at its next poll.
+type catcherUp interface {
+	CatchUp()
+}
+
+// behindRetry is the retry hint of a [BehindError].
+const behindRetry = 250 * time.Millisecond
+
+// CatchUp returns once the published checkpoint covers size, a tree size
+// the caller knows (another server of the log may have published it):
+// at once when it does, else after asking the log to follow the tree and
+// waiting up to wait. It returns a [*BehindError] when the log is still
+// behind then, so that a caller is never told the log is smaller than a
+// checkpoint it was handed, nor that a record it was given is not found.
+func (l *Ledger) CatchUp(ctx context.Context, size uint64, wait time.Duration) error {
+	cp, err := l.cfg.Log.Checkpoint(ctx)
+	if err == nil && cp.Size >= size {
+		return nil
+	}
+	if c, ok := l.cfg.Log.(catcherUp); ok {
+		c.CatchUp()
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if _, err := l.cfg.Log.AwaitCheckpoint(wctx, size-1); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		published, _ := l.cfg.Log.Checkpoint(ctx)
+		l.cfg.Metrics.behind.Inc()
+		return &BehindError{Known: size, Published: published.Size, RetryAfter: behindRetry}
+	}
+	return nil
 }

@@ -22,16 +22,29 @@ type Caller struct {
 	Token *Token
 	// Limit is called before a write that needs no token (a signer-signed
 	// endorsement of an open letter, a signer-authorised withdrawal or
-	// redaction) is admitted; an error refuses it. Nil allows every such
-	// write.
-	Limit func(letterID string) error
+	// redaction) is admitted, with the kind of write, whose limits are
+	// its own; an error refuses it. Nil allows every such write.
+	Limit func(kind OpenWrite, letterID string) error
 }
 
-func (c Caller) limit(letterID string) error {
+// OpenWrite is a kind of write that needs no token; each kind is
+// rate-limited apart, so that a flood of one does not delay the other.
+type OpenWrite int
+
+// The writes that need no token.
+const (
+	// OpenEndorsement is a signer-signed endorsement of an open letter.
+	OpenEndorsement OpenWrite = iota
+	// SignerAction is a withdrawal or redaction authorised by the signer
+	// (their signature, or their revealed withdrawal secret).
+	SignerAction
+)
+
+func (c Caller) limit(kind OpenWrite, letterID string) error {
 	if c.Limit == nil {
 		return nil
 	}
-	return c.Limit(letterID)
+	return c.Limit(kind, letterID)
 }
 
 // mayWrite reports whether the caller's token covers letterID.
@@ -157,7 +170,7 @@ func (l *Ledger) prepareEndorsement(ctx context.Context, c Caller, e *pb.Endorse
 		if c.Token != nil || ls.letter.GetPolicy() != pb.Policy_POLICY_OPEN || e.GetSigner() == nil {
 			return nil, err
 		}
-		if err := c.limit(e.GetLetterId()); err != nil {
+		if err := c.limit(OpenEndorsement, e.GetLetterId()); err != nil {
 			return nil, err
 		}
 		principal = "signer:" + base64.StdEncoding.EncodeToString(e.GetSigner().GetPublicKey())
@@ -273,7 +286,7 @@ func (l *Ledger) actionTarget(ctx context.Context, field string, index uint64) (
 // authority auth, and under which principal.
 func actionPrincipal(c Caller, auth records.Authority, t *actionTarget) (string, error) {
 	if c.Token == nil && (auth == records.AuthoritySigner || auth == records.AuthoritySecret) {
-		if err := c.limit(t.LetterID); err != nil {
+		if err := c.limit(SignerAction, t.LetterID); err != nil {
 			return "", err
 		}
 		if auth == records.AuthoritySigner {

@@ -10,6 +10,10 @@
 // The roots must be identical at every size: [Run] compares Trillian's
 // root with the embedded log's at every power-of-two size and at the final
 // size, and stops at the first difference.
+//
+// A migration that succeeds retires the embedded folder
+// ([datadir.Retire]): no server serves it again, and it is not migrated
+// twice, until an operator undoes that with [datadir.Unretire].
 package migrate
 
 import (
@@ -134,7 +138,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := copyFolder(cfg.From, cfg.To); err != nil {
 		return nil, fmt.Errorf("migrate into tree %d: %w", res.TreeID, err)
 	}
-	log.Info("migrated", slog.String("data", cfg.To))
+	// The embedded folder must never sign again: one more entry there
+	// and the two logs of one origin and key would fork.
+	retired := datadir.Retirement{Engine: "trillian", TreeID: res.TreeID, Data: cfg.To, At: time.Now().UTC()}
+	if err := datadir.Retire(cfg.From, retired); err != nil {
+		return nil, fmt.Errorf("migrate into tree %d: the log was copied, but %w; do not serve %s again", res.TreeID, err, cfg.From)
+	}
+	log.Info("migrated; the embedded data folder is retired", slog.String("data", cfg.To), slog.String("retired", cfg.From))
 	return res, nil
 }
 
@@ -152,6 +162,9 @@ type source struct {
 // openSource opens a stopped embedded log and checks that its store and
 // log agree.
 func openSource(ctx context.Context, dir string) (*source, error) {
+	if err := datadir.CheckRetired(dir); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, datadir.StateFile+"-wal")); err == nil {
 		return nil, fmt.Errorf("migrate: %s is in use, or its server did not stop cleanly: stop the server (or start it and stop it once) first", dir)
 	}

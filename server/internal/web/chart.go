@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/undersigned/undersigned/client/webui"
+	"github.com/undersigned/undersigned/server/internal/letters"
 )
 
 // chart is a line of the signatures counted over time, drawn by the
@@ -34,26 +35,26 @@ const (
 // of chartBuckets equal stretches of time up to its last record, the
 // signatures that counted then: each endorsement adds one, and a withdrawal or a correction takes
 // its target away. The caller holds the view's lock.
-func newChart(p webui.Page, l *letterView) chart {
+func newChart(p webui.Page, l *letters.Letter) chart {
 	c := chart{Title: p.T("letter.chart"), Width: chartWidth, Height: chartHeight, Left: 50, Bottom: chartHeight - 30, Right: chartWidth - 10, Top: 10}
 	type event struct {
 		at    int64
 		delta int
 	}
 	var events []event
-	for _, e := range l.all {
-		events = append(events, event{e.at, 1})
+	for _, e := range l.All {
+		events = append(events, event{e.At, 1})
 	}
-	for _, h := range l.history {
+	for _, h := range l.History {
 		if h.Kind == "withdrawal" || h.Kind == "correction" {
 			events = append(events, event{h.At, -1})
 		}
 	}
-	if len(l.all) == 0 {
+	if len(l.All) == 0 {
 		c.Empty, c.Desc = true, p.T("chart.empty")
 		return c
 	}
-	start, end := l.at, l.at
+	start, end := l.At, l.At
 	for _, e := range events {
 		start, end = min(start, e.at), max(end, e.at)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/undersigned/undersigned/client/webui"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/letters"
 )
 
 func readStatic(name string) ([]byte, error) {
@@ -37,8 +38,8 @@ type indexPage struct {
 	Size    uint64
 }
 
-func statusKey(l *letterView) string {
-	switch l.status {
+func statusKey(l *letters.Letter) string {
+	switch l.Status {
 	case pb.Status_STATUS_CLOSED:
 		return "status.closed"
 	case pb.Status_STATUS_DELIVERED:
@@ -48,22 +49,21 @@ func statusKey(l *letterView) string {
 }
 
 func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
-	if err := h.view.update(r.Context(), h.src); err != nil {
+	if err := h.view.Update(r.Context(), h.src); err != nil {
 		h.unavailable(w, err)
 		return
 	}
 	p := h.page(r, "index.title")
 	data := indexPage{Page: p}
-	h.view.mu.Lock()
-	data.Size = h.view.size
-	for _, l := range h.view.letters {
-		l.prepare()
-		data.Letters = append(data.Letters, letterSummary{
-			ID: l.letter.GetId(), Title: l.letter.GetTitle(), Status: p.T(statusKey(l)),
-			Href: withLang("/letters/"+l.letter.GetId(), p.Lang), Counted: l.counts.Counted(),
-		})
-	}
-	h.view.mu.Unlock()
+	h.view.Read(func(v *letters.Snapshot) {
+		data.Size = v.Size
+		for _, l := range v.Letters {
+			data.Letters = append(data.Letters, letterSummary{
+				ID: l.Letter.GetId(), Title: l.Letter.GetTitle(), Status: p.T(statusKey(l)),
+				Href: withLang("/letters/"+l.Letter.GetId(), p.Lang), Counted: l.Counts.Counted(),
+			})
+		}
+	})
 	h.render(w, "index", data)
 }
 
@@ -79,7 +79,7 @@ type rosterRow struct {
 }
 
 type historyRow struct {
-	historyItem
+	letters.Change
 	What, Who, Why string
 }
 
@@ -88,7 +88,7 @@ type letterPage struct {
 	ID, LetterTitle, Text, TextLang, Digest string
 	Status, Note, Policy                    string
 	Open                                    bool
-	Counts                                  counts
+	Counts                                  letters.Counts
 	Chart                                   chart
 	Query                                   string
 	Matches                                 int
@@ -104,36 +104,36 @@ type letterPage struct {
 }
 
 func (h *Handler) letter(w http.ResponseWriter, r *http.Request) {
-	if err := h.view.update(r.Context(), h.src); err != nil {
+	if err := h.view.Update(r.Context(), h.src); err != nil {
 		h.unavailable(w, err)
 		return
 	}
 	id := r.PathValue("id")
-	h.view.mu.Lock()
-	l := h.view.byID[id]
-	if l == nil {
-		h.view.mu.Unlock()
+	var data *letterPage
+	h.view.Read(func(v *letters.Snapshot) {
+		if l := v.Letter(id); l != nil {
+			data = h.letterData(r, v, l)
+		}
+	})
+	if data == nil {
 		p := h.page(r, "letter.notfound")
 		w.WriteHeader(http.StatusNotFound)
 		h.render(w, "notfound", p)
 		return
 	}
-	data := h.letterData(r, l)
-	h.view.mu.Unlock()
 	h.render(w, "letter", data)
 }
 
-// letterData builds a letter's page; the caller holds the view's lock.
-func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
+// letterData builds a letter's page, within the view's Read.
+func (h *Handler) letterData(r *http.Request, v *letters.Snapshot, l *letters.Letter) *letterPage {
 	p := h.page(r, "")
-	p.Title = l.letter.GetTitle()
-	l.prepare()
-	lt := l.letter
-	d := letterPage{
+	p.Title = l.Letter.GetTitle()
+	lt := l.Letter
+	d := &letterPage{
 		Page: p, ID: lt.GetId(), LetterTitle: lt.GetTitle(), Text: lt.GetText(), TextLang: lt.GetLanguage(),
-		Digest: hex.EncodeToString(lt.GetTextDigest()), Status: p.T(statusKey(l)), Note: l.note,
-		Open:   lt.GetPolicy() == pb.Policy_POLICY_OPEN && l.status == pb.Status_STATUS_UNSPECIFIED,
-		Counts: l.counts, Size: h.view.size, Origin: h.src.Origin(), LogKey: h.src.VerifierKey(), Checkpoint: string(h.view.checkpoint),
+		Digest: hex.EncodeToString(lt.GetTextDigest()), Status: p.T(statusKey(l)), Note: l.Note,
+		Open:   lt.GetPolicy() == pb.Policy_POLICY_OPEN && l.Status == pb.Status_STATUS_UNSPECIFIED,
+		Counts: l.Counts, Size: v.Size, Origin: h.src.Origin(), LogKey: h.src.VerifierKey(), Checkpoint: string(v.Checkpoint),
 		Endpoint: "/letters/" + lt.GetId() + "/sign",
 	}
 	d.Policy = p.T("policy.curated")
@@ -143,8 +143,9 @@ func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
 	d.Chart = newChart(p, l)
 	q := r.URL.Query()
 	d.Query = strings.TrimSpace(q.Get("q"))
-	list := l.named
+	list := l.Named()
 	if d.Query != "" {
+		l.FoldNames()
 		list = search(list, d.Query)
 		d.Matches = len(list)
 	}
@@ -152,8 +153,7 @@ func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
 	d.PageNumber = min(atoi(q.Get("page"), 1), d.Pages)
 	from := (d.PageNumber - 1) * rosterPageSize
 	for _, e := range list[from:min(from+rosterPageSize, len(list))] {
-		ds := e.disclosure
-		d.Rows = append(d.Rows, rosterRow{Index: e.index, Name: ds.GetName(), Affiliation: ds.GetAffiliation(), Country: ds.GetCountry()})
+		d.Rows = append(d.Rows, rosterRow{Index: e.Index, Name: e.Name, Affiliation: e.Affiliation, Country: e.Country})
 	}
 	pageHref := func(n int) string {
 		q := r.URL.Query()
@@ -167,10 +167,10 @@ func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
 	if d.PageNumber < d.Pages {
 		d.NextHref = pageHref(d.PageNumber + 1)
 	}
-	d.HistoryTotal = len(l.history)
-	for i := len(l.history) - 1; i >= 0 && len(d.History) < historyShown; i-- {
-		it := l.history[i]
-		row := historyRow{historyItem: it, What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)}
+	d.HistoryTotal = len(l.History)
+	for i := len(l.History) - 1; i >= 0 && len(d.History) < historyShown; i-- {
+		it := l.History[i]
+		row := historyRow{Change: it, What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)}
 		if it.Key != "" {
 			row.What = p.T("history."+it.Kind, it.Key)
 		}

@@ -40,15 +40,14 @@ import (
 
 	"github.com/undersigned/undersigned/client/webui"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
+	"github.com/undersigned/undersigned/server/internal/letters"
 )
 
 // Source is what the pages read and write through.
 type Source interface {
-	// Checkpoint returns the latest published checkpoint and its size.
-	Checkpoint(ctx context.Context) (raw []byte, size uint64, err error)
-	// Entries calls fn with the entries [start, end) in order, each with
+	// Source is the log: its latest checkpoint and its entries, each with
 	// its public, unredacted disclosure if it has one.
-	Entries(ctx context.Context, start, end uint64, fn func([]*pb.Entry) error) error
+	letters.Source
 	// Origin and VerifierKey describe the log.
 	Origin() string
 	VerifierKey() string
@@ -62,6 +61,10 @@ type Source interface {
 type Config struct {
 	// Source is the log.
 	Source Source
+	// View is the letters of the log as the server keeps them (package
+	// letters), which the pages show, brought up to date from Source;
+	// nil means a view of the pages' own.
+	View *letters.View
 	// Logger receives what went wrong while serving; default discards.
 	Logger *slog.Logger
 }
@@ -70,7 +73,7 @@ type Config struct {
 type Handler struct {
 	src   Source
 	log   *slog.Logger
-	view  *view
+	view  *letters.View
 	pages *template.Template
 	mux   *http.ServeMux
 }
@@ -94,11 +97,13 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	h := &Handler{src: cfg.Source, log: cfg.Logger, pages: t, mux: http.NewServeMux()}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, view: cfg.View, pages: t, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.view = newView(h.log)
+	if h.view == nil {
+		h.view = letters.New(h.log)
+	}
 	h.mux.HandleFunc("GET /{$}", h.index)
 	h.mux.HandleFunc("GET /letters/{id}", h.letter)
 	h.mux.HandleFunc("POST /letters/{id}/sign", h.sign)

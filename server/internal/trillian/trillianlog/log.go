@@ -95,6 +95,8 @@ type Log struct {
 	published ledger.Checkpoint
 	view      *view
 	changed   chan struct{}
+	// poke asks the follower to step at once (see CatchUp).
+	poke chan struct{}
 	// fatal is why the log stopped for good; failing since when steps
 	// have failed, and stepErr the last failure.
 	fatal   error
@@ -121,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, metrics: newMetrics(cfg.Registry),
-		changed: make(chan struct{}), done: make(chan struct{})}
+		changed: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1)}
 	if _, err := l.latestRoot(ctx); err != nil {
 		return nil, fmt.Errorf("open the Trillian tree %d: %w", cfg.TreeID, err)
 	}
@@ -222,6 +224,7 @@ func (l *Log) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.poke:
 		}
 		err := l.step(ctx)
 		if ctx.Err() != nil {
@@ -430,6 +433,17 @@ func (l *Log) serve(raw []byte, size uint64, root []byte, v *view) {
 	l.view = v
 	close(l.changed)
 	l.changed = make(chan struct{})
+}
+
+// CatchUp asks the follower to read the tree at once rather than at its
+// next poll: a caller knows a larger tree size than this frontend
+// published, which another frontend signed. Asks made while a step runs
+// are served by the next one.
+func (l *Log) CatchUp() {
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
 }
 
 // AwaitCheckpoint waits for a published checkpoint that includes index.
