@@ -181,7 +181,9 @@ func NewLog(ctx context.Context, inner ledger.Log, cfg LogConfig) (*Log, error) 
 }
 
 // loadStored reads the Store at start: its checkpoint seeds the
-// witnesses' sizes, and is published if it meets the policy.
+// witnesses' sizes, and is published at once if it meets the policy and
+// the inner log already published its tree (else the first round
+// publishes it, or a larger one).
 func (l *Log) loadStored(ctx context.Context) error {
 	raw, err := l.cfg.Store.Load(ctx)
 	if err != nil {
@@ -196,13 +198,15 @@ func (l *Log) loadStored(ctx context.Context) error {
 	}
 	l.stored = raw
 	l.cosigner.Seed(cp.Size)
-	r, err := l.cfg.Witnesses.Policy.Check(raw)
-	if err != nil || !r.Met {
-		l.log.WarnContext(ctx, "the last cosigned checkpoint does not meet the witness policy (was it changed?): it is cosigned again before it is served",
+	if r, err := l.cfg.Witnesses.Policy.Check(raw); err != nil || !r.Met {
+		l.log.WarnContext(ctx, "the last cosigned checkpoint does not meet the witness policy (was it changed?): a checkpoint is cosigned again before one is served",
 			slog.Uint64("size", cp.Size), slog.Any("result", r))
 		return nil
 	}
-	l.publish(ledger.Checkpoint{Raw: raw, Size: cp.Size, Hash: cp.Hash})
+	inner, err := l.inner.Checkpoint(ctx)
+	if err == nil && (inner.Size > cp.Size || inner.Size == cp.Size && bytes.Equal(inner.Hash, cp.Hash)) {
+		l.publish(ledger.Checkpoint{Raw: raw, Size: cp.Size, Hash: cp.Hash})
+	}
 	return nil
 }
 
@@ -478,9 +482,34 @@ func (l *Log) AwaitCheckpoint(ctx context.Context, index uint64) (ledger.Checkpo
 func (l *Log) Checkpoint(context.Context) (ledger.Checkpoint, error) {
 	cp := l.current()
 	if cp.Raw == nil {
-		return ledger.Checkpoint{}, errors.New("no checkpoint cosigned by the witnesses yet")
+		return ledger.Checkpoint{}, fmt.Errorf("%w: no checkpoint cosigned by the witnesses yet", ledger.ErrUnavailable)
 	}
 	return cp, nil
+}
+
+// AwaitPublished waits, up to Wait, until a cosigned checkpoint is
+// published: an engine calls it before the server serves, so that a
+// server whose witnesses answer serves a checkpoint from the start. The
+// error names the witnesses that have not cosigned.
+func (l *Log) AwaitPublished(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Wait)
+	defer cancel()
+	for {
+		l.mu.Lock()
+		cp, ch, failed := l.published, l.changed, l.failed
+		l.mu.Unlock()
+		if cp.Raw != nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if failed == nil {
+				failed = l.behind(0)
+			}
+			return failed
+		}
+	}
 }
 
 // Append appends to the inner log.
