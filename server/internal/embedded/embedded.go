@@ -57,14 +57,14 @@ type Config struct {
 
 // Engine is the embedded engine on an open data folder.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	tlog  *tesseralog.Log
+	cfg  Config
+	log  *slog.Logger
+	tlog *tesseralog.Log
 	// witnessed publishes the log's checkpoints once cosigned; nil
 	// without witnesses.
 	witnessed *witnessing.Log
 	store     *sqlitestore.Store
-	guard *guard.Signer
+	guard     *guard.Signer
 	// verified is the log as checked at start.
 	verified *tesseralog.Verified
 }
