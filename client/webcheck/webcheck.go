@@ -80,6 +80,9 @@ type Result struct {
 	LatestSize     uint64 `json:"latest_size,omitempty"`
 	// By is the index of the withdrawal, redaction or correction.
 	By *uint64 `json:"by,omitempty"`
+	// Witnesses says, with a witness policy, which quorum the receipt's
+	// checkpoint meets and by whom (see [VerifyWitnessed]).
+	Witnesses string `json:"witnesses,omitempty"`
 }
 
 // change is what later records did to an endorsement.
@@ -94,6 +97,10 @@ type change struct {
 type Log struct {
 	verifier   note.Verifier
 	checkpoint *log.Checkpoint
+	// raw is the latest checkpoint as signed, and witnessed what the
+	// policy found in it (nil until [Log.CheckPolicy] accepts it).
+	raw       []byte
+	witnessed fmt.Stringer
 	hashes     []tlog.Hash // stored hashes, as golang.org/x/mod/sumdb/tlog lays them out
 	size       uint64
 	leafHashes []tlog.Hash
@@ -115,7 +122,7 @@ func NewLog(v note.Verifier, checkpoint []byte) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the log's latest checkpoint: %w", err)
 	}
-	return &Log{verifier: v, checkpoint: cp, changes: map[uint64]*change{}, endorsements: map[uint64]endorsementInfo{}}, nil
+	return &Log{verifier: v, checkpoint: cp, raw: bytes.Clone(checkpoint), changes: map[uint64]*change{}, endorsements: map[uint64]endorsementInfo{}}, nil
 }
 
 // Size returns the size of the latest checkpoint.

@@ -196,14 +196,23 @@ func (l *Log) Start(t testing.TB) *Server {
 	logs, reg := &Logs{}, prometheus.NewRegistry()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
+	witnesses, err := l.witnesses(nil, nil)
+	if err != nil {
+		t.Fatalf("the witness policy: %v", err)
+	}
+	var witnessPolicy *policy.Policy
+	if witnesses != nil {
+		witnessPolicy = witnesses.Witnesses.Policy
+	}
 	s, err := server.New(ctx, server.Config{
-		DataDir:  l.opts.Dir,
-		Origin:   l.opts.Origin,
-		Engine:   l.engine(logs.Logger(), reg),
-		Logger:   logs.Logger(),
-		Registry: reg,
-		OpenRate: l.opts.OpenRate,
-		TLS:      l.opts.TLS,
+		WitnessPolicy: witnessPolicy,
+		DataDir:       l.opts.Dir,
+		Origin:        l.opts.Origin,
+		Engine:        l.engine(logs.Logger(), reg),
+		Logger:        logs.Logger(),
+		Registry:      reg,
+		OpenRate:      l.opts.OpenRate,
+		TLS:           l.opts.TLS,
 	})
 	if err != nil {
 		t.Fatalf("start a server on %s: %v\n%s", l.opts.Dir, err, logs)

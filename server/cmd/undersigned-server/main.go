@@ -228,6 +228,9 @@ func (c *Config) run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	sc := c.Server
 	sc.Logger, sc.Registry, sc.Engine = logger, reg, c.openEngine(logger, reg)
+	if c.Witnesses != nil {
+		sc.WitnessPolicy = c.Witnesses.Witnesses.Policy
+	}
 	if c.DebugAddr != "" {
 		go func() {
 			logger.Info("serving profiles", slog.String("debug", c.DebugAddr))

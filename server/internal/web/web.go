@@ -62,15 +62,20 @@ type Config struct {
 	Source Source
 	// Logger receives what went wrong while serving; default discards.
 	Logger *slog.Logger
+	// WitnessPolicy is the server's witness policy for verifiers (C2SP
+	// tlog-policy, without URLs), or empty: the verify page checks receipts
+	// and the log's checkpoint against it.
+	WitnessPolicy []byte
 }
 
 // Handler serves the pages.
 type Handler struct {
-	src   Source
-	log   *slog.Logger
-	view  *view
-	pages *template.Template
-	mux   *http.ServeMux
+	src    Source
+	log    *slog.Logger
+	policy string
+	view   *view
+	pages  *template.Template
+	mux    *http.ServeMux
 }
 
 //go:embed templates/*.html
@@ -92,7 +97,7 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	h := &Handler{src: cfg.Source, log: cfg.Logger, view: newView(), pages: t, mux: http.NewServeMux()}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, policy: string(cfg.WitnessPolicy), view: newView(), pages: t, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,7 +161,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, err error) {
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	p := h.page(r, "verify.title")
-	h.render(w, "verify", webui.VerifyPage{Page: p, LogKey: h.src.VerifierKey(), Tiles: "/log/"})
+	h.render(w, "verify", webui.VerifyPage{Page: p, LogKey: h.src.VerifierKey(), Tiles: "/log/", Policy: h.policy})
 }
 
 func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
