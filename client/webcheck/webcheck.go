@@ -99,8 +99,8 @@ type Log struct {
 	checkpoint *log.Checkpoint
 	// raw is the latest checkpoint as signed, and witnessed what the
 	// policy found in it (nil until [Log.CheckPolicy] accepts it).
-	raw       []byte
-	witnessed fmt.Stringer
+	raw        []byte
+	witnessed  fmt.Stringer
 	hashes     []tlog.Hash // stored hashes, as golang.org/x/mod/sumdb/tlog lays them out
 	size       uint64
 	leafHashes []tlog.Hash
