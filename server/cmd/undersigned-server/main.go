@@ -17,6 +17,8 @@
 // The program picks the engine and hands it to the service (package
 // server): the embedded engine (package embedded) by default, a Trillian
 // tree (package trillian) with --trillian, --tree-id and --postgres.
+// With --witness-policy FILE either engine publishes only checkpoints that
+// the policy's witnesses cosigned (package witnessing).
 package main
 
 import (

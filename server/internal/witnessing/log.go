@@ -227,6 +227,9 @@ func (l *Log) publish(cp ledger.Checkpoint) {
 	if l.published.Raw != nil && cp.Size <= l.published.Size {
 		return
 	}
+	if l.failed != nil {
+		l.log.Info("the witness quorum cosigns again", slog.Uint64("size", cp.Size))
+	}
 	l.published = cp
 	l.failed = nil
 	close(l.changed)
