@@ -124,7 +124,7 @@ func main() {
 	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
 	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
 	flag.StringVar(&o.witnessPolicy, "witness-policy", "", "writes: measure a server whose checkpoints this witness policy's quorum cosigns against one without witnesses (needs --witness-data)")
-	flag.StringVar(&o.witnessData, "witness-data", "", "with --witness-policy: the data folder of the witnessed log, whose log.pub the witnesses were started for (made, with a hint, when missing)")
+	flag.StringVar(&o.witnessData, "witness-data", "", "with --witness-policy: the data folder of the witnessed log, whose log.pub the witnesses were started for (made, with a hint, when missing: then the bench stops)")
 	flag.Parse()
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
 	measure := func(ctx context.Context, o options) error { return run(ctx, o, os.Stdout) }

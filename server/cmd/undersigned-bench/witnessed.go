@@ -25,7 +25,10 @@ func benchWitnessed(ctx context.Context, o options, res *results) error {
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("made the data folder %s: start the witnesses for its key (deploy/witness/up.sh WORKDIR %s) and run again with their policy", f.Dir, f.Path(datadir.LogPubFile))
+		return fmt.Errorf("made the data folder %s: start the witnesses for its key (deploy/witness/up.sh WORKDIR %s) and run again with their policy (--witness-policy)", f.Dir, f.Path(datadir.LogPubFile))
+	}
+	if o.witnessPolicy == "" {
+		return errors.New("--witness-data needs --witness-policy, the policy of the witnesses started for its log.pub")
 	}
 	plain := filepath.Join(o.dir, "plain")
 	for i := range o.runs {

@@ -29,7 +29,7 @@ const (
 )
 
 func benchWrites(ctx context.Context, o options, res *results) error {
-	if o.witnessPolicy != "" {
+	if o.witnessPolicy != "" || o.witnessData != "" {
 		return benchWitnessed(ctx, o, res)
 	}
 	size, err := endorsementSize()
