@@ -95,6 +95,7 @@
         if (r.private) add(fmt('private'));
       }
       if (r.state === 'invalid' && r.witnesses) add(fmt('witnesses', { witnesses: r.witnesses }));
+      if (r.log_broken) add(fmt('logBroken', { broken: r.log_broken }));
       if (logError) add(fmt('logError', { error: logError }));
     }
 
