@@ -10,10 +10,12 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/conformance"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/servertest"
+	"github.com/undersigned/undersigned/server/servertest/witnesstest"
 )
 
 func init() {
@@ -46,11 +48,31 @@ func TestConformanceTrillianPostgres(t *testing.T) {
 	})
 }
 
+// TestConformanceWitnessed runs the conformance suite on the embedded
+// engine and on Trillian in this process, with two fake witnesses whose
+// cosignatures every checkpoint served, and every receipt's, carries.
+func TestConformanceWitnessed(t *testing.T) {
+	for _, engine := range []servertest.Engine{servertest.Embedded, servertest.TrillianMemory} {
+		t.Run(engine.String(), func(t *testing.T) {
+			conformance.Run(t, func(t *testing.T) conformance.Log {
+				dir, key := servertest.NewFolder(t, "")
+				path, _ := witnesstest.FakePolicy(t, t.TempDir(), key, "a", "b")
+				p, err := policy.Parse(readFile(t, path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &conformanceLog{Log: servertest.NewLog(t, servertest.Options{Engine: engine, Dir: dir, WitnessPolicy: path}), policy: p}
+			})
+		})
+	}
+}
+
 // conformanceLog starts the servers of a servertest.Log for the suite,
 // each with a second organiser token.
 type conformanceLog struct {
 	*servertest.Log
 	otherToken string
+	policy     *policy.Policy
 }
 
 func (l *conformanceLog) Start(t *testing.T) *conformance.Target {
@@ -69,6 +91,7 @@ func (l *conformanceLog) Start(t *testing.T) *conformance.Target {
 		Token:       s.Token,
 		OtherToken:  l.otherToken,
 		VerifierKey: s.VerifierKey,
+		Policy:      l.policy,
 		Stop:        func(t *testing.T) { s.Stop(t) },
 	}
 }
@@ -130,4 +153,13 @@ func TestModelTrillianPostgres(t *testing.T) {
 		t.Skip("too slow under the race detector: .ci/run runs it without -race")
 	}
 	conformance.RunModel(t, modelLog(t, servertest.TrillianPostgres), modelOps(t, 1000), modelSeed(t))
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

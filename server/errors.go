@@ -20,6 +20,7 @@ import (
 
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
 
 // This file is the one place where errors become what callers see: gRPC
@@ -127,7 +128,11 @@ func statusOf(ctx context.Context, err error, id string) (*status.Status, slog.L
 			return status.New(m.code, err.Error()), slog.LevelDebug
 		}
 	}
+	var pending *witnessing.PendingError
 	switch {
+	case errors.As(err, &pending):
+		// Its message names the witnesses, never their addresses.
+		return status.New(codes.Unavailable, fmt.Sprintf("unavailable now: %v; it is published once the witnesses cosign, and a retry returns it (request id %s)", pending, id)), slog.LevelWarn
 	case errors.Is(err, ledger.ErrUnavailable):
 		return unavailableStatus(id), slog.LevelWarn
 	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):

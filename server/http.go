@@ -21,7 +21,11 @@ import (
 // /healthz, and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	if pages, err := web.New(web.Config{Source: webSource{s}, View: s.ledger.LettersView(), Logger: s.log}); err == nil {
+	var policy []byte
+	if s.cfg.WitnessPolicy != nil {
+		policy = s.cfg.WitnessPolicy.ForVerifiers()
+	}
+	if pages, err := web.New(web.Config{Source: webSource{s}, View: s.ledger.LettersView(), Logger: s.log, WitnessPolicy: policy}); err == nil {
 		mux.Handle("/", pages)
 	} else {
 		s.log.Error("the web pages cannot be served", slog.Any("error", err))

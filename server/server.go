@@ -31,6 +31,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/undersigned/undersigned/client/policy"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -56,6 +57,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the metrics served at /metrics; default a new one.
 	Registry *prometheus.Registry
+
+	// WitnessPolicy is the witness policy the engine has its checkpoints
+	// cosigned by, or nil: the web page's verifier checks receipts against
+	// it (its witnesses' URLs left out).
+	WitnessPolicy *policy.Policy
 
 	// OpenRate limits the endorsements of open letters sent without a
 	// token (signed by their signers).

@@ -242,3 +242,40 @@ func must(t testing.TB, b64 string) []byte {
 	}
 	return b
 }
+
+// TestForVerifiers: the policy for verifiers has no URL, and checks every
+// combination of cosignatures as the operator's policy does.
+func TestForVerifiers(t *testing.T) {
+	lg := logKey(t, "example.org/log")
+	a, b, c := witnessKey(t, "witness.example/a"), witnessKey(t, "witness.example/b"), witnessKey(t, "witness.example/c")
+	full := mustParse(t, strings.Join([]string{
+		"# the operator's",
+		"log " + lg.vkey + " https://log.example/",
+		"witness a " + a.vkey + " http://10.0.0.5:8080/",
+		"witness b " + b.vkey + " https://b.example/w",
+		"witness c " + c.vkey,
+		"group ab any a b",
+		"group unused all a c",
+		"group q all ab c",
+		"quorum q",
+	}, "\n"))
+	text := full.ForVerifiers()
+	if strings.Contains(string(text), "http") || strings.Contains(string(text), "unused") {
+		t.Fatalf("ForVerifiers kept a URL or an unused group:\n%s", text)
+	}
+	p := mustParse(t, string(text))
+	if p.Describe() != full.Describe() || p.AllowsLog(lg.vkey) != nil {
+		t.Fatalf("ForVerifiers: %q, want %q\n%s", p.Describe(), full.Describe(), text)
+	}
+	for _, ws := range [][]key{nil, {a}, {c}, {a, c}, {b, c}, {a, b}, {a, b, c}} {
+		cp := checkpoint(t, lg, ws...)
+		want, _ := full.Check(cp)
+		got, err := p.Check(cp)
+		if err != nil || got.Met != want.Met || got.String() != want.String() {
+			t.Errorf("%d cosignatures: %v %v, want %v", len(ws), err, got, want)
+		}
+	}
+	if none := mustParse(t, "quorum none\n").ForVerifiers(); string(none) != "quorum none\n" {
+		t.Errorf("quorum none: %q", none)
+	}
+}

@@ -94,6 +94,9 @@ type Result struct {
 	// LogBroken, when the loaded log holds records that break its rules,
 	// says how many and names the first (they changed nothing here).
 	LogBroken string `json:"log_broken,omitempty"`
+	// Witnesses says, with a witness policy, which quorum the receipt's
+	// checkpoint meets and by whom (see [VerifyWitnessed]).
+	Witnesses string `json:"witnesses,omitempty"`
 }
 
 // Log is the log as the page loaded it: the tree of every entry and what
@@ -103,6 +106,10 @@ type Result struct {
 type Log struct {
 	verifier   note.Verifier
 	checkpoint *log.Checkpoint
+	// raw is the latest checkpoint as signed, and witnessed what the
+	// policy found in it (nil until [Log.CheckPolicy] accepts it).
+	raw        []byte
+	witnessed  fmt.Stringer
 	hashes     []tlog.Hash // stored hashes, as golang.org/x/mod/sumdb/tlog lays them out
 	size       uint64
 	leafHashes []tlog.Hash
@@ -126,7 +133,7 @@ func NewLog(v note.Verifier, checkpoint []byte) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the log's latest checkpoint: %w", err)
 	}
-	l := &Log{verifier: v, checkpoint: cp, rules: rules.NewFollower()}
+	l := &Log{verifier: v, checkpoint: cp, raw: bytes.Clone(checkpoint), rules: rules.NewFollower()}
 	l.rules.Reserve(int(min(cp.Size, 1<<24)))
 	return l, nil
 }

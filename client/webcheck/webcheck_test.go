@@ -32,6 +32,8 @@ type testLog struct {
 	hashes  []tlog.Hash
 	org     ed25519.PrivateKey
 	letter  *pb.Letter
+	// cosigners cosign the checkpoints signed from then on.
+	cosigners []note.Signer
 }
 
 func newTestLog(t *testing.T) *testLog {
@@ -83,7 +85,7 @@ func (l *testLog) checkpoint(size uint64) []byte {
 		l.t.Fatal(err)
 	}
 	cp := log.Checkpoint{Origin: origin, Size: size, Hash: root[:]}
-	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.signer)
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, append([]note.Signer{l.signer}, l.cosigners...)...)
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -199,6 +199,10 @@ type VerifyPage struct {
 	// Tiles is the URL of the log's tlog-tiles root ("/log/") for the
 	// online check, or "" for a page that checks offline only.
 	Tiles string
+	// Policy is the server's witness policy for verifiers (C2SP
+	// tlog-policy, without the witnesses' URLs), or "": receipts and the
+	// log's checkpoint must carry cosignatures that meet it.
+	Policy string
 	// Bundled is true for the copy in a delivery bundle, which loads the
 	// WebAssembly from a script (browsers do not fetch from file: pages).
 	Bundled bool

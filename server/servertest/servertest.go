@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
@@ -43,6 +44,7 @@ import (
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	trillianengine "github.com/undersigned/undersigned/server/internal/trillian"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 	"github.com/undersigned/undersigned/server/servertest/trilliantest"
 )
 
@@ -96,6 +98,14 @@ type Options struct {
 	// the error the server gives when it stops (the check of the log at a
 	// clean stop fails) is expected, and not reported.
 	Tampered bool
+	// WitnessPolicy, when set, is the path of a witness policy (C2SP
+	// tlog-policy): checkpoints are published once cosigned by its quorum
+	// (undersigned-server's --witness-policy). [NewFolder] makes the data
+	// folder first, for the log's key the witnesses need.
+	WitnessPolicy string
+	// WitnessWait is how long a write waits for its checkpoint's
+	// cosignatures (--witness-timeout); 0 means 30 s.
+	WitnessWait time.Duration
 	// TrillianConn, when set, wraps the connection to Trillian of
 	// TrillianMemory: a test cuts it to see how the server rides out an
 	// outage.
@@ -189,16 +199,25 @@ func (l *Log) Start(t testing.TB) *Server {
 	logs, reg := &Logs{}, prometheus.NewRegistry()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
+	witnesses, err := l.witnesses(nil, nil)
+	if err != nil {
+		t.Fatalf("the witness policy: %v", err)
+	}
+	var witnessPolicy *policy.Policy
+	if witnesses != nil {
+		witnessPolicy = witnesses.Witnesses.Policy
+	}
 	s, err := server.New(ctx, server.Config{
-		DataDir:    l.opts.Dir,
-		Origin:     l.opts.Origin,
-		Engine:     l.engine(logs.Logger(), reg),
-		Logger:     logs.Logger(),
-		Registry:   reg,
-		OpenRate:   l.opts.OpenRate,
-		SignerRate: l.opts.SignerRate,
-		ReadRate:   l.opts.ReadRate,
-		TLS:        l.opts.TLS,
+		WitnessPolicy: witnessPolicy,
+		DataDir:       l.opts.Dir,
+		Origin:        l.opts.Origin,
+		Engine:        l.engine(logs.Logger(), reg),
+		Logger:        logs.Logger(),
+		Registry:      reg,
+		OpenRate:      l.opts.OpenRate,
+		SignerRate:    l.opts.SignerRate,
+		ReadRate:      l.opts.ReadRate,
+		TLS:           l.opts.TLS,
 	})
 	if err != nil {
 		t.Fatalf("start a server on %s: %v\n%s", l.opts.Dir, err, logs)
@@ -230,20 +249,24 @@ func (l *Log) Start(t testing.TB) *Server {
 // engine returns the function that opens the log's engine.
 func (l *Log) engine(logger *slog.Logger, reg prometheus.Registerer) server.OpenEngine {
 	open := func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
+		witnesses, err := l.witnesses(logger, reg)
+		if err != nil {
+			return nil, err
+		}
 		switch l.opts.Engine {
 		case TrillianMemory:
-			return l.trillianMemory(ctx, f, logger, reg)
+			return l.trillianMemory(ctx, f, logger, reg, witnesses)
 		case TrillianPostgres:
 			e, err := trillianengine.Open(ctx, trillianengine.Config{
 				Folder: f, Addr: l.env.TrillianAddr, TreeID: l.tree, PostgresURI: l.postgres,
-				PollInterval: 20 * time.Millisecond, Logger: logger, Registry: reg,
+				PollInterval: 20 * time.Millisecond, Logger: logger, Registry: reg, Witnesses: witnesses,
 			})
 			if err != nil {
 				return nil, err
 			}
 			return e, nil
 		}
-		return openEmbedded(ctx, f, logger)
+		return openEmbedded(ctx, f, logger, witnesses)
 	}
 	if l.opts.AfterAdmit == nil {
 		return open
@@ -260,12 +283,49 @@ func (l *Log) engine(logger *slog.Logger, reg prometheus.Registerer) server.Open
 // EmbeddedEngine opens the embedded engine as the servers of this package
 // do, with a short batch age: for a test that calls server.New itself.
 func EmbeddedEngine(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
-	return openEmbedded(ctx, f, nil)
+	return openEmbedded(ctx, f, nil, nil)
 }
 
-func openEmbedded(ctx context.Context, f *datadir.Folder, logger *slog.Logger) (server.Engine, error) {
+// witnesses returns the witnessing of the log's servers, or nil: the
+// policy of WitnessPolicy, with short retries.
+func (l *Log) witnesses(logger *slog.Logger, reg prometheus.Registerer) (*witnessing.LogConfig, error) {
+	if l.opts.WitnessPolicy == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(l.opts.WitnessPolicy)
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	return &witnessing.LogConfig{
+		Witnesses: witnessing.Config{Policy: p, Logger: logger, Registerer: reg,
+			RequestTimeout: 2 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond},
+		Wait:          l.opts.WitnessWait,
+		RetryInterval: 100 * time.Millisecond,
+	}, nil
+}
+
+// NewFolder makes a new data folder for a log of origin (a random one
+// when empty), with its keys and secrets, as a server's first start
+// would, and returns it and the log's verifier key: witnesses are
+// configured with the key before the server starts.
+func NewFolder(t testing.TB, origin string) (dir, verifierKey string) {
+	t.Helper()
+	dir = t.TempDir()
+	f, err := datadir.Open(dir, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, f.VerifierKey
+}
+
+func openEmbedded(ctx context.Context, f *datadir.Folder, logger *slog.Logger, witnesses *witnessing.LogConfig) (server.Engine, error) {
 	e, err := embedded.Open(ctx, embedded.Config{
 		Folder: f, BatchMaxAge: 5 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond, Logger: logger,
+		Witnesses: witnesses,
 	})
 	if err != nil {
 		return nil, err
@@ -276,7 +336,7 @@ func openEmbedded(ctx context.Context, f *datadir.Folder, logger *slog.Logger) (
 // trillianMemory opens the Trillian engine on the log's in-process
 // Trillian, with the store in the data folder's SQLite file, the last
 // signed checkpoint in its file, and the tiles in memory.
-func (l *Log) trillianMemory(ctx context.Context, f *datadir.Folder, logger *slog.Logger, reg prometheus.Registerer) (server.Engine, error) {
+func (l *Log) trillianMemory(ctx context.Context, f *datadir.Folder, logger *slog.Logger, reg prometheus.Registerer, witnesses *witnessing.LogConfig) (server.Engine, error) {
 	st, err := sqlitestore.Open(ctx, f.Path(datadir.StateFile))
 	if err != nil {
 		return nil, err
@@ -286,12 +346,13 @@ func (l *Log) trillianMemory(ctx context.Context, f *datadir.Folder, logger *slo
 		conn = l.opts.TrillianConn(conn)
 	}
 	e, err := trillianengine.New(ctx, trillianengine.Config{
-		Folder: f, TreeID: l.tree, PollInterval: 10 * time.Millisecond, Logger: logger, Registry: reg,
+		Folder: f, TreeID: l.tree, PollInterval: 10 * time.Millisecond, Logger: logger, Registry: reg, Witnesses: witnesses,
 	}, trillianengine.Parts{
 		Conn:        conn,
 		Store:       st,
 		Tiles:       &trillianmem.Tiles{},
 		Checkpoints: guard.File(f.Path(datadir.LastCheckpointFile)),
+		Cosigned:    witnessing.File(f.Path(datadir.CosignedCheckpointFile)),
 		Close:       st.Close,
 	})
 	if err != nil {

@@ -92,7 +92,14 @@ func message(err error) string {
 	}
 	code := strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " "))
 	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded:
+	case codes.Unavailable:
+		if strings.HasPrefix(st.Message(), "unavailable now") {
+			// The server answered: it says why (its witnesses, say) and
+			// whether a retry is safe.
+			return fmt.Sprintf("server %s", st.Message())
+		}
+		return fmt.Sprintf("cannot reach the server (%s): check --server (env %s) and that it runs; a receipt verifies without it: undersigned verify --offline --log-key log.pub RECEIPT", code, envServer)
+	case codes.DeadlineExceeded:
 		return fmt.Sprintf("cannot reach the server (%s): check --server (env %s) and that it runs; a receipt verifies without it: undersigned verify --offline --log-key log.pub RECEIPT", code, envServer)
 	case codes.Unauthenticated:
 		return fmt.Sprintf("server refused (%s): %s; give an organiser token with --token-file (env %s)", code, st.Message(), envTokenFile)

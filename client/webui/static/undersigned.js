@@ -67,6 +67,10 @@
     const tiles = root.dataset.tiles;
     let logError = null;
     const ready = loadVerifier(root.dataset.static).then(async (u) => {
+      if (root.dataset.policy) {
+        const set = parse(u.setPolicy(root.dataset.policy));
+        if (set.error) throw new Error(set.error);
+      }
       if (tiles) {
         try { await loadLog(u, tiles, key, status); } catch (e) { logError = e.message; }
       }
@@ -86,9 +90,11 @@
       if (r.state !== 'invalid') {
         add(fmt('details', { index: r.index, letter: r.letter || '', size: r.checkpoint_size }));
         if (r.latest_size) add(fmt('latest', { latest: r.latest_size }));
+        if (r.witnesses) add(fmt('witnesses', { witnesses: r.witnesses }));
         if (r.name) add(fmt('name', { name: r.name }));
         if (r.private) add(fmt('private'));
       }
+      if (r.state === 'invalid' && r.witnesses) add(fmt('witnesses', { witnesses: r.witnesses }));
       if (r.log_broken) add(fmt('logBroken', { broken: r.log_broken }));
       if (logError) add(fmt('logError', { error: logError }));
     }

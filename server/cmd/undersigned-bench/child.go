@@ -21,11 +21,16 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/policy"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
+
+// benchOrigin is the origin of the logs the benchmark writes to.
+const benchOrigin = "bench.example/undersigned"
 
 // childCommand runs the server inside this binary, so that the benchmark
 // can measure its CPU and memory apart from the load generator's.
@@ -46,8 +51,21 @@ func runChild(args []string) error {
 	fs.Float64Var(&cfg.ReadRate.PerAddress, "read-rate", 0, "")
 	fs.IntVar(&cfg.ReadRate.AddressBurst, "read-burst", 0, "")
 	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2")
+	witnessPolicy := fs.String("witness-policy", "", "a witness policy: checkpoints cosigned by its quorum")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *witnessPolicy != "" {
+		b, err := os.ReadFile(*witnessPolicy)
+		if err != nil {
+			return err
+		}
+		p, err := policy.Parse(b)
+		if err != nil {
+			return err
+		}
+		cfg.WitnessPolicy = p
+		ec.Witnesses = &witnessing.LogConfig{Witnesses: witnessing.Config{Policy: p}}
 	}
 	if *profile != "" {
 		sigs := make(chan os.Signal, 2)
@@ -71,6 +89,9 @@ func runChild(args []string) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	klog.SetSlogLogger(cfg.Logger.With(slog.String("component", "tessera")))
 	ec.Logger = cfg.Logger
+	if ec.Witnesses != nil {
+		ec.Witnesses.Witnesses.Logger = cfg.Logger
+	}
 	cfg.Engine = func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
 		ec.Folder = f
 		return embedded.Open(ctx, ec)
@@ -118,7 +139,7 @@ func startChild(ctx context.Context, o options, dir string, extra ...string) (*c
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{childCommand, "--data", dir, "--grpc", g, "--http", h, "--origin", "bench.example/undersigned",
+	args := append([]string{childCommand, "--data", dir, "--grpc", g, "--http", h, "--origin", benchOrigin,
 		"--batch-size", fmt.Sprint(o.batchSize), "--batch-age", o.batchAge.String(),
 		"--checkpoint-interval", o.checkpointInterval.String(),
 		// Room for every writer: the benchmark measures throughput, not

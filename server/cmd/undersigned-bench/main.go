@@ -26,6 +26,11 @@
 //
 //	undersigned-bench [--only writes|reads|letters|verify|memory] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
 //
+// With --witness-policy FILE --witness-data DIR the writes part measures a
+// server whose checkpoints the policy's witnesses cosign against the same
+// server without witnesses ("ratio" is witnessed over plain); see
+// BENCHMARKS.md for starting the witnesses for DIR's key.
+//
 // With --engine trillian it measures the Trillian engine instead (see
 // trillian.go), on the Trillian and PostgreSQL that deploy/trillian/up.sh
 // started in DIR:
@@ -67,6 +72,8 @@ type options struct {
 	memoryEntries      int
 	engine             string
 	trillianDir        string
+	witnessPolicy      string
+	witnessData        string
 }
 
 // measurement is one timed run of one thing.
@@ -122,6 +129,8 @@ func main() {
 	flag.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries in the log the memory part measures")
 	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
 	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
+	flag.StringVar(&o.witnessPolicy, "witness-policy", "", "writes: measure a server whose checkpoints this witness policy's quorum cosigns against one without witnesses (needs --witness-data)")
+	flag.StringVar(&o.witnessData, "witness-data", "", "with --witness-policy: the data folder of the witnessed log, whose log.pub the witnesses were started for (made, with a hint, when missing: then the bench stops)")
 	flag.Parse()
 	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
 	measure := func(ctx context.Context, o options) error { return run(ctx, o, os.Stdout) }
@@ -146,7 +155,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	res := &results{
 		Machine: fmt.Sprintf("%d CPUs, GOMAXPROCS %d, %s/%s, %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		Options: map[string]any{"concurrency": o.concurrency, "duration": o.duration.String(), "runs": o.runs,
-			"batch_size": o.batchSize, "batch_age": o.batchAge.String(), "checkpoint_interval": o.checkpointInterval.String()},
+			"batch_size": o.batchSize, "batch_age": o.batchAge.String(), "checkpoint_interval": o.checkpointInterval.String(),
+			"witnessed": o.witnessPolicy != ""},
 		Runs:  map[string][]measurement{},
 		Extra: map[string]any{},
 	}

@@ -23,11 +23,15 @@ import (
 )
 
 const (
-	nameRaw  = "raw Tessera POSIX, awaited publication"
-	nameFull = "Endorse over gRPC, receipt returned"
+	nameRaw       = "raw Tessera POSIX, awaited publication"
+	nameFull      = "Endorse over gRPC, receipt returned"
+	nameWitnessed = "Endorse over gRPC, receipt cosigned by the witnesses"
 )
 
 func benchWrites(ctx context.Context, o options, res *results) error {
+	if o.witnessPolicy != "" || o.witnessData != "" {
+		return benchWitnessed(ctx, o, res)
+	}
 	size, err := endorsementSize()
 	if err != nil {
 		return err
@@ -44,7 +48,7 @@ func benchWrites(ctx context.Context, o options, res *results) error {
 		if i == 0 {
 			profile = o.cpuProfile
 		}
-		m, err = benchEndorse(ctx, o, filepath.Join(o.dir, fmt.Sprintf("server-%d", i)), profile)
+		m, err = benchEndorse(ctx, o, nameFull, filepath.Join(o.dir, fmt.Sprintf("server-%d", i)), profile)
 		if err != nil {
 			return fmt.Errorf("full path: %w", err)
 		}
@@ -218,8 +222,11 @@ func organiserClient(ctx context.Context, srv *child) (*client.Client, *pb.Lette
 		return nil, nil, nil, err
 	}
 	if srv.letter == nil {
+		// A letter of its own for each server: the witnessed runs serve
+		// one log, one run after the other.
 		_, srv.key, _ = ed25519.GenerateKey(rand.Reader)
-		srv.letter = client.NewLetter(cl.Origin(), client.LetterDraft{ID: "bench", Title: "Bench", Text: "Text.\n"}, srv.key)
+		id := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+		srv.letter = client.NewLetter(cl.Origin(), client.LetterDraft{ID: id, Title: "Bench", Text: "Text.\n"}, srv.key)
 		if _, err := cl.PublishLetter(ctx, srv.letter, ""); err != nil {
 			cl.Close()
 			return nil, nil, nil, err
@@ -270,11 +277,11 @@ func (e *endorsements) get() *client.Endorsement {
 }
 
 // benchEndorse measures gRPC Endorse, with an organiser signature and the
-// receipt returned, against an embedded server in a process of its own.
-func benchEndorse(ctx context.Context, o options, dir, profile string) (measurement, error) {
-	var extra []string
+// receipt returned, against an embedded server in a process of its own
+// with the flags extra.
+func benchEndorse(ctx context.Context, o options, name, dir, profile string, extra ...string) (measurement, error) {
 	if profile != "" {
-		extra = []string{"--cpuprofile", profile}
+		extra = append(extra, "--cpuprofile", profile)
 	}
 	srv, err := startChild(ctx, o, dir, extra...)
 	if err != nil {
@@ -303,7 +310,7 @@ func benchEndorse(ctx context.Context, o options, dir, profile string) (measurem
 		time.AfterFunc(o.warmup, func() { srv.profile(true) })
 		defer srv.profile(false)
 	}
-	return drive(ctx, nameFull, "endorsements/s", o, o.concurrency, srv.cpu, func(ctx context.Context, seq int64) error {
+	return drive(ctx, name, "endorsements/s", o, o.concurrency, srv.cpu, func(ctx context.Context, seq int64) error {
 		e := pool.get()
 		c := conns[int(seq)%len(conns)]
 		_, err := c.API().Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure})

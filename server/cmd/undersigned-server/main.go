@@ -19,6 +19,8 @@
 // The program picks the engine and hands it to the service (package
 // server): the embedded engine (package embedded) by default, a Trillian
 // tree (package trillian) with --trillian, --tree-id and --postgres.
+// With --witness-policy FILE either engine publishes only checkpoints that
+// the policy's witnesses cosigned (package witnessing).
 package main
 
 import (
@@ -40,11 +42,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/embedded"
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
 
 func main() {
@@ -76,7 +80,7 @@ func (u usageError) Unwrap() error { return u.error }
 
 // subcommands are the server's commands, for help.
 var subcommands = []struct{ name, does string }{
-	{"serve", "serve the ledger (the default): --data DIR --grpc ADDR --http ADDR [--origin O], TLS and Trillian flags"},
+	{"serve", "serve the ledger (the default): --data DIR --grpc ADDR --http ADDR [--origin O] [--witness-policy FILE], TLS and Trillian flags"},
 	{"token", "create, list or revoke organiser tokens: token create|list|revoke --data DIR"},
 	{"fsck", "check a stopped data folder in full: every entry, tile, checkpoint, record and disclosure"},
 	{"backup", "copy a data folder consistently while it serves: backup --data DIR --out COPY"},
@@ -143,6 +147,11 @@ type Config struct {
 	// Trillian, when its Addr is set, serves the log as a Trillian
 	// personality instead (--trillian, --tree-id, --postgres).
 	Trillian trillian.Config
+	// Witnesses, when set (--witness-policy, --witness-timeout), has
+	// every checkpoint cosigned by the policy's witnesses before it is
+	// published, on either engine. Its Logger and Registerer are set by
+	// run.
+	Witnesses *witnessing.LogConfig
 	// DebugAddr, when set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
 	// Verbose logs debug messages.
@@ -189,6 +198,8 @@ func parseServe(args []string) (*Config, error) {
 	fs.StringVar(&tc.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
 	fs.Int64Var(&tc.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
 	fs.StringVar(&tc.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI (Trillian engine)")
+	witnessPolicy := fs.String("witness-policy", "", "a C2SP tlog-policy file: publish, serve and put into receipts only checkpoints cosigned by its quorum of witnesses")
+	witnessWait := fs.Duration("witness-timeout", witnessing.DefaultWait, "with --witness-policy: how long a write waits for its checkpoint's cosignatures before it fails with Unavailable")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
@@ -200,8 +211,30 @@ func parseServe(args []string) (*Config, error) {
 		return nil, usageError{errors.New("--tree-id and --postgres go with --trillian")}
 	case tc.Addr != "" && (tc.TreeID == 0 || tc.PostgresURI == ""):
 		return nil, usageError{errors.New("--trillian needs --tree-id and --postgres")}
+	case *witnessWait <= 0:
+		return nil, usageError{errors.New("--witness-timeout must be positive")}
+	}
+	if *witnessPolicy != "" {
+		p, err := readPolicy(*witnessPolicy)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Witnesses = &witnessing.LogConfig{Witnesses: witnessing.Config{Policy: p}, Wait: *witnessWait}
 	}
 	return cfg, nil
+}
+
+// readPolicy reads and parses a witness policy file.
+func readPolicy(path string) (*policy.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--witness-policy: %w", err)
+	}
+	p, err := policy.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("--witness-policy %s: %w", path, err)
+	}
+	return p, nil
 }
 
 // run serves the ledger until ctx is done.
@@ -215,6 +248,9 @@ func (c *Config) run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	sc := c.Server
 	sc.Logger, sc.Registry, sc.Engine = logger, reg, c.openEngine(logger, reg)
+	if c.Witnesses != nil {
+		sc.WitnessPolicy = c.Witnesses.Witnesses.Policy
+	}
 	if c.DebugAddr != "" {
 		go func() {
 			logger.Info("serving profiles", slog.String("debug", c.DebugAddr))
@@ -230,11 +266,17 @@ func (c *Config) run(ctx context.Context) error {
 // names on the data folder: Trillian when --trillian is given, else the
 // embedded engine.
 func (c *Config) openEngine(logger *slog.Logger, reg prometheus.Registerer) server.OpenEngine {
+	var witnesses *witnessing.LogConfig
+	if c.Witnesses != nil {
+		w := *c.Witnesses
+		w.Witnesses.Logger, w.Witnesses.Registerer = logger.With(slog.String("component", "witnessing")), reg
+		witnesses = &w
+	}
 	return func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
 		var e server.Engine
 		if c.Trillian.Addr != "" {
 			tc := c.Trillian
-			tc.Folder, tc.Logger, tc.Registry = f, logger, reg
+			tc.Folder, tc.Logger, tc.Registry, tc.Witnesses = f, logger, reg, witnesses
 			te, err := trillian.Open(ctx, tc)
 			if err != nil {
 				return nil, err
@@ -242,7 +284,7 @@ func (c *Config) openEngine(logger *slog.Logger, reg prometheus.Registerer) serv
 			e = te
 		} else {
 			ec := c.Embedded
-			ec.Folder, ec.Logger = f, logger
+			ec.Folder, ec.Logger, ec.Witnesses = f, logger, witnesses
 			ee, err := embedded.Open(ctx, ec)
 			if err != nil {
 				return nil, err

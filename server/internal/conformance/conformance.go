@@ -66,6 +66,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/receipt/receipttest"
 	"github.com/undersigned/undersigned/client/records"
@@ -87,6 +88,9 @@ type Target struct {
 	Token, OtherToken string
 	// VerifierKey is the log's verifier key, as log.pub holds it.
 	VerifierKey string
+	// Policy, when set, is the server's witness policy: every checkpoint
+	// it serves, and every receipt's, carries cosignatures that meet it.
+	Policy *policy.Policy
 	// Stop stops the server; it may be called more than once.
 	Stop func(t *testing.T)
 }
@@ -233,6 +237,7 @@ func (s *session) checkpoint() *log.Checkpoint {
 	if err != nil {
 		s.t.Fatalf("the checkpoint does not verify: %v", err)
 	}
+	s.witnessed(resp.GetCheckpoint())
 	return cp
 }
 
@@ -277,6 +282,11 @@ func (s *session) get(path string) (int, http.Header, []byte) {
 // online, and with the independent verifier.
 func (s *session) verifyReceipt(r *client.Result, want client.State) {
 	s.t.Helper()
+	if rc, err := receipt.Parse(r.Receipt); err != nil {
+		s.t.Errorf("receipt of %d: %v", r.Verified.Index, err)
+	} else {
+		s.witnessed(rc.Checkpoint)
+	}
 	if _, _, err := receipttest.VerifyIndependently(r.Receipt, s.target.VerifierKey); err != nil {
 		s.t.Errorf("receipt of %d, independently: %v", r.Verified.Index, err)
 	}
@@ -290,6 +300,19 @@ func (s *session) verifyReceipt(r *client.Result, want client.State) {
 	}
 	if st.State != want {
 		s.t.Errorf("receipt of %d: %v, want %v", r.Verified.Index, st.State, want)
+	}
+}
+
+// witnessed checks, with a policy, that a checkpoint carries cosignatures
+// that meet it.
+func (s *session) witnessed(checkpoint []byte) {
+	s.t.Helper()
+	if s.target.Policy == nil {
+		return
+	}
+	r, err := s.target.Policy.Check(checkpoint)
+	if err != nil || !r.Met {
+		s.t.Errorf("a checkpoint served without the witnesses' quorum: %v %v\n%s", err, r, checkpoint)
 	}
 }
 
@@ -327,9 +350,10 @@ func testCheckpoint(t *testing.T, l Log) {
 	if err != nil {
 		t.Fatalf("the checkpoint does not verify: %v", err)
 	}
-	if len(n.Sigs) != 1 || len(n.UnverifiedSigs) != 0 {
+	if len(n.Sigs) != 1 || target.Policy == nil && len(n.UnverifiedSigs) != 0 {
 		t.Errorf("%d signatures verified, %d not: want exactly one", len(n.Sigs), len(n.UnverifiedSigs))
 	}
+	s.witnessed(resp.GetCheckpoint())
 	if lines := strings.Split(n.Text, "\n"); len(lines) != 4 || lines[0] != v.Name() || lines[3] != "" {
 		t.Errorf("checkpoint body %q: want the origin, size and hash lines only", n.Text)
 	}
@@ -343,6 +367,7 @@ func testCheckpoint(t *testing.T, l Log) {
 	if cp, _, _, err := log.ParseCheckpoint(body, v.Name(), v); err != nil || cp.Size < resp.GetSize() {
 		t.Errorf("/log/checkpoint: %v, size %v below GetCheckpoint's %d", err, cp, resp.GetSize())
 	}
+	s.witnessed(body)
 }
 
 func testReceipts(t *testing.T, l Log) {
@@ -744,6 +769,7 @@ func testTiles(t *testing.T, l Log) {
 	if err != nil || cp.Size < 301 {
 		t.Fatalf("/log/checkpoint: %v, %v", cp, err)
 	}
+	s.witnessed(raw)
 	leaves, nodes := s.checkEntryBundles(cp)
 	s.checkTiles(cp, leaves, nodes)
 	// Nothing beyond the checkpoint.

@@ -53,6 +53,9 @@ const (
 	TokenFile = "organiser.token"
 	// LastCheckpointFile holds the last checkpoint the embedded log signed.
 	LastCheckpointFile = "checkpoint.signed"
+	// CosignedCheckpointFile holds the last checkpoint published with
+	// the cosignatures of a witness policy's quorum.
+	CosignedCheckpointFile = "checkpoint.cosigned"
 	// LogVerifiedFile holds the state of the embedded log as last checked,
 	// so that a start checks only what changed since the last clean stop.
 	LogVerifiedFile = "log.verified"

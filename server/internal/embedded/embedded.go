@@ -29,6 +29,7 @@ import (
 	"github.com/undersigned/undersigned/server/internal/embedded/tesseralog"
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
 
 // Name is the engine's name, as GetLogInfo reports it.
@@ -45,17 +46,25 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is published while the
 	// log grows; 0 means 100 ms, the least Tessera allows.
 	CheckpointInterval time.Duration
+	// Witnesses, when set, has every checkpoint cosigned by a quorum of
+	// a witness policy's witnesses before it is published: served, and
+	// put into receipts. Open sets its Store (the data folder's
+	// checkpoint.cosigned) and VerifierKey.
+	Witnesses *witnessing.LogConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // Engine is the embedded engine on an open data folder.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
-	tlog  *tesseralog.Log
-	store *sqlitestore.Store
-	guard *guard.Signer
+	cfg  Config
+	log  *slog.Logger
+	tlog *tesseralog.Log
+	// witnessed publishes the log's checkpoints once cosigned; nil
+	// without witnesses.
+	witnessed *witnessing.Log
+	store     *sqlitestore.Store
+	guard     *guard.Signer
 	// verified is the log as checked at start.
 	verified *tesseralog.Verified
 }
@@ -97,6 +106,15 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, fmt.Errorf("refusing to serve: %w (run undersigned-server fsck --data %s)", err, f.Dir)
 	}
+	if cfg.Witnesses != nil {
+		wc := *cfg.Witnesses
+		wc.Store, wc.VerifierKey = witnessing.File(f.Path(datadir.CosignedCheckpointFile)), f.VerifierKey
+		if e.witnessed, err = witnessing.NewLog(ctx, e.tlog, wc); err != nil {
+			e.tlog.Close(ctx)
+			st.Close()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -122,8 +140,14 @@ func (e *Engine) checkSinceLastStop(ctx context.Context) error {
 // Name returns "embedded".
 func (e *Engine) Name() string { return Name }
 
-// Log returns the Tessera log.
-func (e *Engine) Log() ledger.Log { return e.tlog }
+// Log returns the Tessera log, whose checkpoints are published once
+// cosigned when the engine has witnesses.
+func (e *Engine) Log() ledger.Log {
+	if e.witnessed != nil {
+		return e.witnessed
+	}
+	return e.tlog
+}
 
 // Store returns the SQLite store.
 func (e *Engine) Store() ledger.Store { return e.store }
@@ -164,6 +188,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.awaitPublished(ctx); err != nil {
 		return fmt.Errorf("refusing to serve: %w", err)
 	}
+	if e.witnessed != nil {
+		if err := e.witnessed.AwaitPublished(ctx); err != nil {
+			e.log.Warn("serving without a checkpoint cosigned by the witnesses: writes wait for them", slog.Any("error", err))
+		}
+	}
 	return nil
 }
 
@@ -203,6 +232,9 @@ func firstParagraph(n []byte) []byte {
 // that the next start checks only what changes after this stop), and
 // closes the store. The ledger must be closed first.
 func (e *Engine) Close(ctx context.Context) error {
+	if e.witnessed != nil {
+		e.witnessed.Close()
+	}
 	return errors.Join(e.tlog.Close(ctx), e.saveVerified(ctx), e.store.Close())
 }
 

@@ -398,7 +398,9 @@ func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
 func (l *Ledger) Receipt(ctx context.Context, index uint64, record []byte, d *pb.Disclosure) ([]byte, error) {
 	cp, err := l.cfg.Log.AwaitCheckpoint(ctx, index)
 	if err != nil {
-		return nil, unavailable("waiting for a checkpoint: %v; the write is in the log, and a retry returns it", err)
+		// The log's error stays in the chain: a log that publishes once
+		// witnesses cosign says which did not, in words callers may see.
+		return nil, fmt.Errorf("%w: waiting for a checkpoint: %w; the write is in the log, and a retry returns it", ErrUnavailable, err)
 	}
 	proof, err := l.cfg.Log.InclusionProof(ctx, index, cp.Size)
 	if err != nil {

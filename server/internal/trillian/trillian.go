@@ -32,6 +32,7 @@ import (
 	"github.com/undersigned/undersigned/server/internal/ledger"
 	"github.com/undersigned/undersigned/server/internal/trillian/pgstore"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
+	"github.com/undersigned/undersigned/server/internal/witnessing"
 )
 
 // Name is the engine's name, as GetLogInfo reports it.
@@ -51,6 +52,11 @@ type Config struct {
 	PostgresURI string
 	// PollInterval is how often the tree's size is read; 0 means 50 ms.
 	PollInterval time.Duration
+	// Witnesses, when set, has every checkpoint cosigned by a quorum of
+	// a witness policy's witnesses before it is published; the frontends
+	// share the last cosigned checkpoint (Parts.Cosigned). New sets its
+	// Store and VerifierKey.
+	Witnesses *witnessing.LogConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Registry receives the log's metrics; nil means none.
@@ -70,6 +76,9 @@ type Parts struct {
 	// Checkpoints keeps the last signed checkpoint, shared by every
 	// frontend.
 	Checkpoints guard.Persister
+	// Cosigned keeps the last checkpoint cosigned by the witnesses,
+	// shared by every frontend; needed with Config.Witnesses.
+	Cosigned witnessing.Store
 	// LetterLimit, when set, keeps the per-letter rate limits every
 	// frontend shares (see the server's Engine.SharedLetterLimit).
 	LetterLimit func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
@@ -80,8 +89,12 @@ type Parts struct {
 
 // Engine is the Trillian engine on one tree.
 type Engine struct {
-	log   *trillianlog.Log
-	parts Parts
+	log    *trillianlog.Log
+	parts  Parts
+	logger *slog.Logger
+	// witnessed publishes the log's checkpoints once cosigned; nil
+	// without witnesses.
+	witnessed *witnessing.UnorderedLog
 }
 
 // Open dials trillian_log_server at cfg.Addr, opens undersigned's own
@@ -121,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Store:       st,
 		Tiles:       st,
 		Checkpoints: st.Checkpoints(),
+		Cosigned:    st.CosignedCheckpoints(),
 		LetterLimit: st.TakeLetterToken,
 		Close:       func() error { return errors.Join(st.Close(), conn.Close()) },
 	})
@@ -143,6 +157,9 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	if cfg.TreeID == 0 {
 		return nil, errors.New("trillian: a tree id is required")
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	f := cfg.Folder
 	g, err := guard.New(ctx, f.Signer, f.Verifier, p.Checkpoints, nil, cfg.Logger)
 	if err != nil {
@@ -161,7 +178,18 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{log: l, parts: p}, nil
+	e = &Engine{log: l, parts: p, logger: cfg.Logger}
+	if cfg.Witnesses != nil {
+		if p.Cosigned == nil {
+			return nil, errors.New("trillian: witnesses need a store of the cosigned checkpoint")
+		}
+		wc := *cfg.Witnesses
+		wc.Store, wc.VerifierKey = p.Cosigned, f.VerifierKey
+		if e.witnessed, err = witnessing.NewUnorderedLog(ctx, l, wc); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // OpenTokens opens the API tokens of the Trillian engine, which its
@@ -178,8 +206,14 @@ func OpenTokens(ctx context.Context, postgresURI string) (ts ledger.TokenStore, 
 // Name returns "trillian".
 func (e *Engine) Name() string { return Name }
 
-// Log returns the log on the tree, a ledger.UnorderedLog.
-func (e *Engine) Log() ledger.Log { return e.log }
+// Log returns the log on the tree, a ledger.UnorderedLog, whose
+// checkpoints are published once cosigned when the engine has witnesses.
+func (e *Engine) Log() ledger.Log {
+	if e.witnessed != nil {
+		return e.witnessed
+	}
+	return e.log
+}
 
 // Store returns the shared store.
 func (e *Engine) Store() ledger.Store { return e.parts.Store }
@@ -201,12 +235,24 @@ func (e *Engine) SharedLetterLimit() func(context.Context, string, float64, int)
 	return e.parts.LetterLimit
 }
 
-// Start does nothing: the tile builder checks the tree against the last
-// checkpoint signed before it signs another.
-func (e *Engine) Start(context.Context) error { return nil }
+// Start waits, with witnesses, for a first cosigned checkpoint (a while:
+// the server serves without one when the witnesses do not answer). The
+// tile builder checks the tree against the last checkpoint signed before
+// it signs another.
+func (e *Engine) Start(ctx context.Context) error {
+	if e.witnessed != nil {
+		if err := e.witnessed.AwaitPublished(ctx); err != nil {
+			e.logger.Warn("serving without a checkpoint cosigned by the witnesses: writes wait for them", slog.Any("error", err))
+		}
+	}
+	return nil
+}
 
 // Close stops following the tree and closes the parts.
 func (e *Engine) Close(ctx context.Context) error {
+	if e.witnessed != nil {
+		e.witnessed.Close()
+	}
 	err := e.log.Close(ctx)
 	if e.parts.Close != nil {
 		err = errors.Join(err, e.parts.Close())

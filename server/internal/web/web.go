@@ -67,15 +67,20 @@ type Config struct {
 	View *letters.View
 	// Logger receives what went wrong while serving; default discards.
 	Logger *slog.Logger
+	// WitnessPolicy is the server's witness policy for verifiers (C2SP
+	// tlog-policy, without URLs), or empty: the verify page checks receipts
+	// and the log's checkpoint against it.
+	WitnessPolicy []byte
 }
 
 // Handler serves the pages.
 type Handler struct {
-	src   Source
-	log   *slog.Logger
-	view  *letters.View
-	pages *template.Template
-	mux   *http.ServeMux
+	src    Source
+	log    *slog.Logger
+	policy string
+	view   *letters.View
+	pages  *template.Template
+	mux    *http.ServeMux
 }
 
 //go:embed templates/*.html
@@ -97,7 +102,7 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	h := &Handler{src: cfg.Source, log: cfg.Logger, view: cfg.View, pages: t, mux: http.NewServeMux()}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, policy: string(cfg.WitnessPolicy), pages: t, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -164,7 +169,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, err error) {
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	p := h.page(r, "verify.title")
-	h.render(w, "verify", webui.VerifyPage{Page: p, LogKey: h.src.VerifierKey(), Tiles: "/log/"})
+	h.render(w, "verify", webui.VerifyPage{Page: p, LogKey: h.src.VerifierKey(), Tiles: "/log/", Policy: h.policy})
 }
 
 func (h *Handler) static(w http.ResponseWriter, r *http.Request) {

@@ -65,3 +65,41 @@ func (m *metrics) round(d time.Duration, result string) {
 		m.rounds.WithLabelValues(result).Observe(d.Seconds())
 	}
 }
+
+// logMetrics are a Log's metrics; nil records nothing.
+type logMetrics struct {
+	size     prometheus.Gauge
+	timeouts prometheus.Counter
+}
+
+func newLogMetrics(reg prometheus.Registerer) (*logMetrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &logMetrics{
+		size: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "undersigned_witness_published_size", Help: "Size of the latest checkpoint published with the quorum's cosignatures.",
+		}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_witness_wait_timeouts_total", Help: "Writes that gave up waiting for a checkpoint cosigned by the quorum (answered Unavailable).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.size, m.timeouts} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *logMetrics) published(size uint64) {
+	if m != nil {
+		m.size.Set(float64(size))
+	}
+}
+
+func (m *logMetrics) timedOut() {
+	if m != nil {
+		m.timeouts.Inc()
+	}
+}

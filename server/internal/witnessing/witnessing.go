@@ -15,13 +15,29 @@
 // a [*QuorumError] naming the witnesses that did not cosign and why, in
 // words safe to show to the log's clients (the details go to the log).
 //
+// # The log's published checkpoints
+//
+// A [Log] wraps an engine's log (ledger.Log, or ledger.UnorderedLog for
+// Trillian) so that what it publishes, serves and puts into receipts is
+// only ever a checkpoint cosigned by the quorum: it cosigns the engine's
+// latest checkpoint in rounds, stores it in a [Store] (a file of the data
+// folder, or a PostgreSQL row that the frontends of a Trillian tree
+// replace by compare-and-swap, so that they publish one cosigned
+// checkpoint for each size) and publishes it. Writes wait for it up to a
+// bound, then fail with a [*PendingError] that names the witnesses that
+// did not cosign; the entries stay in the log and are published once the
+// witnesses are back. Both engines use it, the same way: the seam is one
+// call, after the guard-checked signature of the log's key.
+//
 // # Metrics
 //
 // With a registry, a cosigner exports per-witness request latency
 // (undersigned_witness_request_seconds), failures by reason
 // (undersigned_witness_failures_total) and the last size each witness
 // cosigned (undersigned_witness_cosigned_size), and the duration and
-// outcome of each round (undersigned_witness_round_seconds).
+// outcome of each round (undersigned_witness_round_seconds); a Log adds
+// the size it published (undersigned_witness_published_size) and the
+// writes that gave up waiting (undersigned_witness_wait_timeouts_total).
 package witnessing
 
 import (
@@ -218,7 +234,7 @@ func (c *Cosigner) Cosign(ctx context.Context, checkpoint []byte, prove Prover) 
 		}
 		if c.cfg.Policy.MetBy(cosigned...) {
 			c.metrics.round(time.Since(start), "met")
-			c.log.InfoContext(ctx, "checkpoint cosigned", slog.Uint64("size", cp.Size), slog.Any("witnesses", cosigned), slog.Duration("took", time.Since(start)))
+			c.log.DebugContext(ctx, "checkpoint cosigned", slog.Uint64("size", cp.Size), slog.Any("witnesses", cosigned), slog.Duration("took", time.Since(start)))
 			return out, nil
 		}
 		if !c.cfg.Policy.MetBy(append(slices.Clone(cosigned), pending...)...) {

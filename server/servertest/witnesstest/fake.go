@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,4 +255,24 @@ func (f *Fake) addCheckpoint(body []byte, fault Fault) (int, string) {
 	}
 	_, line, _ := bytes.Cut(signed, []byte("\n\n"))
 	return http.StatusOK, string(line)
+}
+
+// FakePolicy starts fake witnesses named names for the log of verifier key
+// logKey, writes a policy naming the log and them, with a quorum of all of
+// them, to a file in dir, and returns the file and the fakes.
+func FakePolicy(t testing.TB, dir, logKey string, names ...string) (string, []*Fake) {
+	t.Helper()
+	lines := []string{"log " + logKey}
+	var fakes []*Fake
+	for _, n := range names {
+		f := NewFake(t, n, logKey)
+		fakes = append(fakes, f)
+		lines = append(lines, f.PolicyLine())
+	}
+	lines = append(lines, "group fakes all "+strings.Join(names, " "), "quorum fakes", "")
+	path := filepath.Join(dir, "fakes.policy")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, fakes
 }

@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +39,8 @@ type Real struct {
 
 	mu       sync.Mutex
 	cosigner *witnessing.Cosigner
+	// argv is the command line of each witness Stop stopped.
+	argv map[string][]string
 }
 
 // TryCosign gets a checkpoint of the log cosigned by both witnesses, as
@@ -146,4 +152,127 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// The witnesses of a Real, by their names in its policy.
+const (
+	Omniwitness = "omniwitness"
+	Litewitness = "litewitness"
+)
+
+// pidFile returns the file where up.sh keeps a witness's process id.
+func (r *Real) pidFile(name string) string { return filepath.Join(r.Dir, "run", name+".pid") }
+
+// pid returns the process id of a witness, which must be running.
+func (r *Real) pid(t testing.TB, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(r.pidFile(name))
+	if err != nil {
+		t.Fatalf("witness %s: %v", name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("witness %s: pid file: %v", name, err)
+	}
+	return pid
+}
+
+// Pause stops a witness's process (SIGSTOP) without ending it: it keeps
+// its port and answers nothing, as a witness that hangs, until [Real.Resume].
+func (r *Real) Pause(t testing.TB, name string) {
+	t.Helper()
+	if err := syscall.Kill(r.pid(t, name), syscall.SIGSTOP); err != nil {
+		t.Fatalf("pause witness %s: %v", name, err)
+	}
+	t.Cleanup(func() { syscall.Kill(r.pid(t, name), syscall.SIGCONT) })
+}
+
+// Resume lets a paused witness go on (SIGCONT).
+func (r *Real) Resume(t testing.TB, name string) {
+	t.Helper()
+	if err := syscall.Kill(r.pid(t, name), syscall.SIGCONT); err != nil {
+		t.Fatalf("resume witness %s: %v", name, err)
+	}
+}
+
+// Stop stops a witness (SIGTERM) and waits for it to exit; [Real.Start]
+// starts it again, on the same port, with the same key and database.
+func (r *Real) Stop(t testing.TB, name string) {
+	t.Helper()
+	pid := r.pid(t, name)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatalf("stop witness %s: %v", name, err)
+	}
+	r.mu.Lock()
+	if r.argv == nil {
+		r.argv = map[string][]string{}
+	}
+	r.argv[name] = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	r.mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop witness %s: %v", name, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for running(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("witness %s did not stop within 30 s of SIGTERM", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Start starts a witness that [Real.Stop] stopped, as up.sh did, and waits
+// until it answers on its port.
+func (r *Real) Start(t testing.TB, name string) {
+	t.Helper()
+	r.mu.Lock()
+	argv := r.argv[name]
+	r.mu.Unlock()
+	if argv == nil {
+		t.Fatalf("witness %s was not stopped", name)
+	}
+	logf, err := os.OpenFile(filepath.Join(r.Dir, "logs", name+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start witness %s: %v", name, err)
+	}
+	go cmd.Wait()
+	if err := os.WriteFile(r.pidFile(name), fmt.Appendf(nil, "%d\n", cmd.Process.Pid), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := r.OmniwitnessURL
+	if name == Litewitness {
+		u = r.LitewitnessURL
+	}
+	addr := strings.TrimPrefix(u, "http://")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("witness %s does not answer on %s 30 s after its start: %v", name, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// running reports whether the process pid runs (and is not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndex(s, ") ")
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/undersigned/undersigned/client/policy"
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/client/webcheck"
 )
@@ -21,6 +22,8 @@ import (
 var state struct {
 	log     *webcheck.Log
 	pending *webcheck.Signed
+	// policy is the server's witness policy, or nil.
+	policy *policy.Policy
 }
 
 func bytesOf(v js.Value) []byte {
@@ -56,8 +59,21 @@ func fail(err error) js.Value {
 	return jsonOf(f)
 }
 
+// setPolicy(text) sets the witness policy (C2SP tlog-policy) that
+// receipts and the log's checkpoint must meet; it returns {} or
+// {"error": ...}.
+func setPolicy(_ js.Value, args []js.Value) any {
+	p, err := policy.Parse([]byte(args[0].String()))
+	if err != nil {
+		return fail(err)
+	}
+	state.policy = p
+	return jsonOf(struct{}{})
+}
+
 // newLog(logKey, checkpointBytes) starts loading the log and returns
-// {"paths": [...]}: the entry bundles to add in order.
+// {"paths": [...]}: the entry bundles to add in order. With a witness
+// policy, the checkpoint must meet it.
 func newLog(_ js.Value, args []js.Value) any {
 	v, err := note.NewVerifier(args[0].String())
 	if err != nil {
@@ -66,6 +82,11 @@ func newLog(_ js.Value, args []js.Value) any {
 	l, err := webcheck.NewLog(v, bytesOf(args[1]))
 	if err != nil {
 		return fail(err)
+	}
+	if state.policy != nil {
+		if err := l.CheckPolicy(state.policy); err != nil {
+			return fail(err)
+		}
 	}
 	state.log = l
 	return jsonOf(map[string]any{"size": l.Size(), "paths": l.BundlePaths()})
@@ -87,13 +108,14 @@ func completeLog(js.Value, []js.Value) any {
 	return jsonOf(struct{}{})
 }
 
-// verify(logKey, receiptBytes) returns a webcheck.Result.
+// verify(logKey, receiptBytes) returns a webcheck.Result, checked against
+// the witness policy when there is one.
 func verify(_ js.Value, args []js.Value) any {
 	v, err := note.NewVerifier(args[0].String())
 	if err != nil {
 		return jsonOf(webcheck.Result{State: webcheck.Invalid, Reason: "the page's log key: " + err.Error()})
 	}
-	return jsonOf(webcheck.Verify(v, bytesOf(args[1]), state.log))
+	return jsonOf(webcheck.VerifyWitnessed(v, state.policy, bytesOf(args[1]), state.log))
 }
 
 // verifyReference(origin, index (a decimal string), leafHash) returns a
@@ -148,7 +170,7 @@ func complete(_ js.Value, args []js.Value) any {
 func main() {
 	api := js.Global().Get("Object").New()
 	for name, f := range map[string]func(js.Value, []js.Value) any{
-		"newLog": newLog, "addBundle": addBundle, "completeLog": completeLog,
+		"setPolicy": setPolicy, "newLog": newLog, "addBundle": addBundle, "completeLog": completeLog,
 		"verify": verify, "verifyReference": verifyReference, "sign": sign, "complete": complete,
 	} {
 		api.Set(name, js.FuncOf(f))

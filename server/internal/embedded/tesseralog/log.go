@@ -127,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	l.appender, l.shutdown, l.reader, l.cancel = appender, shutdown, reader, cancel
-	l.nodes = newNodes(reader.ReadTile)
+	l.nodes = newNodes(partialTiles(reader.ReadTile))
 	if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
 		cancel()
 		return nil, fmt.Errorf("open log: %w", err)
@@ -272,7 +272,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 // proveConsistency is the guard's prover. It reads the tiles afresh rather
 // than from the cache: the guard checks what is on disk.
 func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return newNodes(l.reader.ReadTile).consistency(ctx, from, to)
+	return newNodes(partialTiles(l.reader.ReadTile)).consistency(ctx, from, to)
 }
 
 // ReadLeaves returns the entries [start, end), which must be integrated.
@@ -301,12 +301,14 @@ func (l *Log) ReadLeaves(ctx context.Context, start, end uint64) ([][]byte, erro
 	return out, nil
 }
 
-// ReadTile returns a tile for the tlog-tiles API.
+// ReadTile returns a tile for the tlog-tiles API; a partial tile that
+// Tessera removed is cut from the full one.
 func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return l.reader.ReadTile(ctx, level, index, p)
+	return partialTiles(l.reader.ReadTile)(ctx, level, index, p)
 }
 
-// ReadEntryBundle returns an entry bundle for the tlog-tiles API.
+// ReadEntryBundle returns an entry bundle for the tlog-tiles API; a
+// partial bundle that Tessera removed is cut from the full one.
 func (l *Log) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return l.reader.ReadEntryBundle(ctx, index, p)
+	return partialBundles(l.reader.ReadEntryBundle)(ctx, index, p)
 }

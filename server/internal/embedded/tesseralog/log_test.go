@@ -199,3 +199,61 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+// TestPartialsGone: once Tessera has removed a partial tile and entry
+// bundle below a full one (its garbage collection), the log still serves
+// them, cut from the full ones, and proves inclusion in their tree: a
+// checkpoint the witnesses cosigned may be older than Tessera's.
+func TestPartialsGone(t *testing.T) {
+	ctx := context.Background()
+	l := openTestLog(t)
+	var leaves [][]byte
+	grow := func(to int) {
+		var futures []func() (uint64, error)
+		for len(leaves) < to {
+			d := []byte(fmt.Sprintf("leaf %d", len(leaves)))
+			leaves = append(leaves, rfc6962.DefaultHasher.HashLeaf(d))
+			futures = append(futures, l.Append(ctx, d))
+		}
+		for _, f := range futures {
+			if _, err := f(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.AwaitCheckpoint(ctx, uint64(to-1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grow(100)
+	cp, _ := l.Checkpoint(ctx)
+	tile, err := l.ReadTile(ctx, 0, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := l.ReadEntryBundle(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow(300)
+	for _, p := range []string{layout.TilePath(0, 0, 100), layout.EntriesPath(0, 100)} {
+		if err := os.Remove(filepath.Join(l.cfg.Dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := l.ReadTile(ctx, 0, 0, 100); err != nil || string(got) != string(tile) {
+		t.Fatalf("the removed partial tile: %v, %d bytes, want %d", err, len(got), len(tile))
+	}
+	if got, err := l.ReadEntryBundle(ctx, 0, 100); err != nil || string(got) != string(bundle) {
+		t.Fatalf("the removed partial bundle: %v, %d bytes, want %d", err, len(got), len(bundle))
+	}
+	p, err := newNodes(partialTiles(l.reader.ReadTile)).inclusion(ctx, 42, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 42, 100, leaves[42], p, cp.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ReadTile(ctx, 0, 5, 3); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a tile that never existed: %v", err)
+	}
+}

@@ -2,7 +2,7 @@
 // undersigned's own PostgreSQL database (not Trillian's): admitted entries
 // (the intents), the dedup index, public disclosures, the indexes that
 // answer reads, API tokens, the tile builder's tiles and the last signed
-// checkpoint.
+// checkpoint, and the last checkpoint cosigned by witnesses.
 //
 // Several frontends share one database. Admission takes a
 // transaction-scoped advisory lock, so that its checks (dedup, a closed
@@ -119,6 +119,10 @@ var schema = []string{
 		state bytea NOT NULL
 	)`,
 	`CREATE TABLE IF NOT EXISTS checkpoint (
+		id int PRIMARY KEY CHECK (id = 1),
+		raw bytea NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS cosigned_checkpoint (
 		id int PRIMARY KEY CHECK (id = 1),
 		raw bytea NOT NULL
 	)`,
