@@ -173,8 +173,8 @@ func parseServe(args []string) (*Config, error) {
 	fs.StringVar(&tc.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI (Trillian engine)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return nil, err
 	}
 	sc.MaxStreamsPerConnection = uint32(*maxStreams)
 	switch {
@@ -251,8 +251,19 @@ func token(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	letters := fs.String("letters", "", "create: comma-separated letter ids the token may write to (default: all)")
 	postgres := fs.String("postgres", "", "the Trillian engine's PostgreSQL database, which holds its tokens")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	want := 0
+	if sub == "revoke" {
+		want = 1
+	}
+	positional, err := parseFlags(fs, args, want)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub != "create" && sub != "list" && sub != "revoke":
+		return usageError{fmt.Errorf("token: unknown command %q (want create, list or revoke)", sub)}
+	case sub == "revoke" && len(positional) != 1:
+		return usageError{errors.New("token revoke: want one token id")}
 	}
 	ts, closeTokens, err := openTokens(ctx, *data, *postgres)
 	if err != nil {
@@ -291,19 +302,14 @@ func token(ctx context.Context, args []string) error {
 		}
 		w.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("token revoke: want one token id")}
-		}
-		ok, err := ts.Revoke(ctx, fs.Arg(0), time.Now().Unix())
+		ok, err := ts.Revoke(ctx, positional[0], time.Now().Unix())
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("no unrevoked token %q", fs.Arg(0))
+			return fmt.Errorf("no unrevoked token %q", positional[0])
 		}
-		fmt.Fprintf(os.Stderr, "revoked token %s\n", fs.Arg(0))
-	default:
-		return usageError{fmt.Errorf("token: unknown command %q", sub)}
+		fmt.Fprintf(os.Stderr, "revoked token %s\n", positional[0])
 	}
 	return nil
 }
@@ -313,8 +319,8 @@ func token(ctx context.Context, args []string) error {
 func fsck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder (the server must be stopped)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	n, err := embedded.Fsck(ctx, *data, os.Stdout)
 	if err != nil {
@@ -331,8 +337,8 @@ func backup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder")
 	out := fs.String("out", "", "the new folder for the copy")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if *out == "" {
 		return usageError{errors.New("backup: --out is required")}
@@ -349,8 +355,8 @@ func restore(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the copy made by backup")
 	data := fs.String("data", "undersigned-data", "the new data folder")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if *from == "" {
 		return usageError{errors.New("restore: --from is required")}

@@ -24,8 +24,8 @@ func migrateCommand(ctx context.Context, args []string) error {
 	addr := fs.String("trillian", "", "the gRPC address of trillian_log_server")
 	fs.StringVar(&cfg.PostgresURI, "postgres", "", "a new, empty PostgreSQL database for undersigned's own tables")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 1000, "the most leaves per AddSequencedLeaves")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if cfg.To == "" || *addr == "" || cfg.PostgresURI == "" {
 		return usageError{errors.New("migrate needs --data, --trillian and --postgres")}
