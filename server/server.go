@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -71,6 +72,14 @@ type Config struct {
 	// rather than queued, so that memory stays bounded under any load. 0
 	// means 4,096.
 	MaxInflightWrites int
+
+	// MaxConnectionAge is how long a gRPC connection may live: then the
+	// server asks the client to reconnect (GOAWAY), and ends the calls
+	// still open on it after MaxConnectionAgeGrace. Clients spread over
+	// the frontends again, and nothing a connection was granted outlives
+	// it. 0 means an hour, and a grace of 10 minutes.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 }
 
 // RateLimits are the limits on the writes that need no token.
@@ -106,6 +115,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflightWrites <= 0 {
 		c.MaxInflightWrites = 4096
+	}
+	if c.MaxConnectionAge <= 0 {
+		c.MaxConnectionAge = time.Hour
+	}
+	if c.MaxConnectionAgeGrace <= 0 {
+		c.MaxConnectionAgeGrace = 10 * time.Minute
 	}
 	if c.OpenRate.PerAddress == 0 {
 		c.OpenRate.PerAddress = 1
@@ -235,6 +250,9 @@ func (s *Server) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	base := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(1 << 20),
 		grpc.MaxConcurrentStreams(s.cfg.MaxStreamsPerConnection),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge: s.cfg.MaxConnectionAge, MaxConnectionAgeGrace: s.cfg.MaxConnectionAgeGrace,
+		}),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	}

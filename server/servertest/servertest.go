@@ -86,6 +86,9 @@ type Options struct {
 	OpenRate server.RateLimits
 	// TLS serves both ports with TLS.
 	TLS server.TLSConfig
+	// MaxConnectionAge and MaxConnectionAgeGrace bound a gRPC
+	// connection's life (see server.Config); 0 means the server's default.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
 	// AfterAdmit, when set, is called after each batch of writes is
 	// admitted and before it is appended (see [AfterAdmit]).
 	AfterAdmit func()
@@ -194,6 +197,9 @@ func (l *Log) Start(t testing.TB) *Server {
 		Registry: reg,
 		OpenRate: l.opts.OpenRate,
 		TLS:      l.opts.TLS,
+
+		MaxConnectionAge:      l.opts.MaxConnectionAge,
+		MaxConnectionAgeGrace: l.opts.MaxConnectionAgeGrace,
 	})
 	if err != nil {
 		t.Fatalf("start a server on %s: %v\n%s", l.opts.Dir, err, logs)

@@ -163,6 +163,7 @@ func parseServe(args []string) (*Config, error) {
 	fs.Float64Var(&sc.OpenRate.PerAddress, "open-rate", 1, "writes per second per address that need no token")
 	fs.Float64Var(&sc.OpenRate.PerLetter, "open-rate-letter", 50, "writes per second per letter that need no token")
 	maxStreams := fs.Uint("max-streams-per-connection", 512, "calls one connection may have open at once")
+	fs.DurationVar(&sc.MaxConnectionAge, "max-connection-age", time.Hour, "how long a gRPC connection may live before its client is asked to reconnect (calls still open get 10 more minutes)")
 	fs.IntVar(&sc.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
 	fs.StringVar(&sc.TLS.CertFile, "tls-cert", "", "serve both ports with TLS: the certificate chain (PEM)")
 	fs.StringVar(&sc.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
