@@ -38,6 +38,9 @@ func (s *Server) HTTPHandler() http.Handler {
 // serveHealth says whether the ledger can write: "ok", or "unhealthy" with
 // a reason safe for anyone; the server's log has the full one.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	if err := s.ledger.Healthy(); err != nil {
 		s.httpError(w, r, http.StatusServiceUnavailable, "unhealthy: writes are refused now, reads are served", err)
 		return
@@ -51,6 +54,9 @@ const (
 )
 
 func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	cp, err := s.ledger.Checkpoint(r.Context())
 	if err != nil {
 		s.httpError(w, r, http.StatusServiceUnavailable, "no checkpoint yet", err)
@@ -60,6 +66,21 @@ func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(cp.Raw)
 }
+
+// stopped answers 503 when the log stopped for good (see
+// ledger.ErrStopped): its tiles and disclosures are no longer vouched for.
+// It reports whether it answered.
+func (s *Server) stopped(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.ledger.Stopped(); err != nil {
+		s.httpError(w, r, http.StatusServiceUnavailable, stoppedMessage, err)
+		return true
+	}
+	return false
+}
+
+// stoppedMessage is what anyone is told of a log that stopped for good;
+// the server's log says why.
+const stoppedMessage = "unavailable: this server stopped signing the log, and serves nothing of it until its operator acts"
 
 // published checks that a resource of width p (0: full) at index n of a
 // level is within the published tree, so that nothing beyond a signed
@@ -97,6 +118,9 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, b []byte,
 }
 
 func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	level, n, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("n"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not a tile of the tlog-tiles API", err)
@@ -111,6 +135,9 @@ func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	n, p, err := layout.ParseTileIndexPartial(r.PathValue("n"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not an entry bundle of the tlog-tiles API", err)
@@ -128,6 +155,9 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 // bundle as a JSON array. The bundle can change (a redaction empties an
 // element), so it has a short cache life.
 func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not a disclosure bundle", err)

@@ -14,6 +14,9 @@ type Metrics struct {
 	// othersRecord counts writes answered about a record that another
 	// principal wrote: a duplicate, a conflict or a probe.
 	othersRecord prometheus.Counter
+	// badProofs counts proofs from the log that did not verify against
+	// the published checkpoint, and were not served.
+	badProofs prometheus.Counter
 }
 
 // NewMetrics creates the ledger's metrics and registers them with reg,
@@ -46,9 +49,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "undersigned_ledger_others_record_total",
 			Help: "Writes refused because they repeat or conflict with a record another principal wrote (each is also logged).",
 		}),
+		badProofs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_bad_proofs_total",
+			Help: "Proofs from the log that did not verify against the published checkpoint, and were refused rather than served (each is also logged).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord)
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.badProofs)
 	}
 	return m
 }

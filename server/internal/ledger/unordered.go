@@ -75,6 +75,15 @@ func (u *unordered) start(ctx context.Context) error {
 	if err := u.log.Follow(ctx, u.onLeaves); err != nil {
 		return fmt.Errorf("reconcile: follow the log: %w", err)
 	}
+	if err := u.l.Stopped(); err != nil {
+		// Nothing is queued: an entry queued now could take the place of
+		// one the log lost, and the tree could never again be the one the
+		// key signed. The server serves, and says why it does not write.
+		u.l.log.Error("the log stopped: nothing is queued or signed until an operator acts", slog.Any("error", err))
+		u.l.wg.Add(1)
+		go u.loop()
+		return nil
+	}
 	pending, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
@@ -179,6 +188,9 @@ func (u *unordered) queue(e batchEntry) {
 		}
 		defer func() { <-u.calls }()
 		for delay := 50 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			if u.l.Stopped() != nil {
+				return // queued again by the next start, once an operator acted
+			}
 			err := u.log.Queue(ctx, e.record)
 			if err == nil || ctx.Err() != nil {
 				return
@@ -363,6 +375,9 @@ func (u *unordered) recheck(ctx context.Context) error {
 // recently: those of a frontend that stopped between admitting and
 // queuing, and those of this process that waited too long.
 func (u *unordered) sweep(ctx context.Context) error {
+	if u.l.Stopped() != nil {
+		return nil
+	}
 	entries, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return err

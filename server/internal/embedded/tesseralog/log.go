@@ -239,7 +239,7 @@ func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 func (l *Log) Healthy() error {
 	if l.cfg.Signer != nil { // nil on a read-only log
 		if err := l.cfg.Signer.Err(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ledger.ErrStopped, err)
 		}
 	}
 	l.mu.Lock()
