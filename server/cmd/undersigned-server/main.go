@@ -9,6 +9,8 @@
 //	undersigned-server restore --from DIR2 --data DIR  a new data folder from a copy
 //	undersigned-server migrate --from DIR --data DIR2 --trillian ADDR --postgres URI
 //	                                        an embedded log into a new Trillian tree
+//	undersigned-server recover --data DIR --trillian ADDR --tree-id N --postgres URI [--receipts DIR]
+//	                                        a Trillian log back to what its key signed, after a restore
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -80,6 +82,7 @@ var subcommands = []struct{ name, does string }{
 	{"backup", "copy a data folder consistently while it serves: backup --data DIR --out COPY"},
 	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
 	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key"},
+	{"recover", "bring a Trillian log back to the checkpoint its key signed, after a restore of its databases"},
 }
 
 func usage(w io.Writer) {
@@ -122,8 +125,10 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return restore(ctx, args)
 	case "migrate":
 		return migrateCommand(ctx, args)
+	case "recover":
+		return recoverCommand(ctx, args)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore or migrate)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate or recover)", cmd)}
 }
 
 // Config is the configuration of `undersigned-server serve`, from its
@@ -138,6 +143,9 @@ type Config struct {
 	// Trillian, when its Addr is set, serves the log as a Trillian
 	// personality instead (--trillian, --tree-id, --postgres).
 	Trillian trillian.Config
+	// NewTree starts a new Trillian tree under a key that signed another
+	// log, renaming the key to the new origin (--new-tree, with --origin).
+	NewTree bool
 	// DebugAddr, when set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
 	// Verbose logs debug messages.
@@ -169,9 +177,9 @@ func parseServe(args []string) (*Config, error) {
 	fs.StringVar(&sc.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
 	fs.StringVar(&sc.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
 	fs.BoolVar(&sc.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
-	fs.StringVar(&tc.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
-	fs.Int64Var(&tc.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
-	fs.StringVar(&tc.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI (Trillian engine)")
+	registerTrillian(fs, tc)
+	fs.StringVar(&tc.StateDir, "state", "", "Trillian engine: this frontend's own writable folder for what a restore of the databases must not roll back, the last checkpoint the key signed (default the data folder)")
+	fs.BoolVar(&cfg.NewTree, "new-tree", false, "Trillian engine: sign a new tree with a key that signed another log, under a new --origin (the key is renamed)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log debug messages")
 	if _, err := parseFlags(fs, args, 0); err != nil {
@@ -183,6 +191,10 @@ func parseServe(args []string) (*Config, error) {
 		return nil, usageError{errors.New("--tree-id and --postgres go with --trillian")}
 	case tc.Addr != "" && (tc.TreeID == 0 || tc.PostgresURI == ""):
 		return nil, usageError{errors.New("--trillian needs --tree-id and --postgres")}
+	case tc.Addr == "" && (tc.StateDir != "" || cfg.NewTree):
+		return nil, usageError{errors.New("--state and --new-tree go with --trillian")}
+	case cfg.NewTree && sc.Origin == "":
+		return nil, usageError{errors.New("--new-tree needs the new log's --origin")}
 	}
 	return cfg, nil
 }
@@ -197,6 +209,13 @@ func (c *Config) run(ctx context.Context) error {
 	klog.SetSlogLogger(logger.With(slog.String("component", "tessera")))
 	reg := prometheus.NewRegistry()
 	sc := c.Server
+	if c.NewTree {
+		if err := trillian.StartNewTree(sc.DataDir, c.Trillian.StateDir, sc.Origin, c.Trillian.TreeID); err != nil {
+			return err
+		}
+		logger.Warn("the log's key now signs a new tree under a new origin: publish the new log.pub", slog.String("origin", sc.Origin),
+			slog.Int64("tree_id", c.Trillian.TreeID))
+	}
 	sc.Logger, sc.Registry, sc.Engine = logger, reg, c.openEngine(logger, reg)
 	if c.DebugAddr != "" {
 		go func() {
@@ -377,4 +396,20 @@ func openTokens(ctx context.Context, dataDir, postgres string) (ledger.TokenStor
 		return trillian.OpenTokens(ctx, postgres)
 	}
 	return embedded.OpenTokens(ctx, dataDir)
+}
+
+// registerTrillian registers the flags that reach Trillian and
+// undersigned's PostgreSQL database into c. The database's password is
+// best kept out of the URI (a command line is visible to every user of
+// the machine): PostgreSQL's PGPASSFILE or PGPASSWORD is read instead, and
+// its TLS settings (sslmode=verify-full, sslrootcert, sslcert, sslkey) go in
+// the URI.
+func registerTrillian(fs *flag.FlagSet, c *trillian.Config) {
+	fs.StringVar(&c.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
+	fs.Int64Var(&c.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
+	fs.StringVar(&c.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI without its password (PGPASSFILE or PGPASSWORD has it), with sslmode=verify-full&sslrootcert=... for TLS (Trillian engine)")
+	fs.StringVar(&c.TLS.CAFile, "trillian-tls-ca", "", "dial trillian_log_server with TLS, verifying its certificate with these CA certificates (PEM)")
+	fs.StringVar(&c.TLS.CertFile, "trillian-tls-cert", "", "with --trillian-tls-ca: a client certificate (PEM) to present to trillian_log_server")
+	fs.StringVar(&c.TLS.KeyFile, "trillian-tls-key", "", "with --trillian-tls-cert: its private key (PEM)")
+	fs.StringVar(&c.TLS.ServerName, "trillian-tls-server-name", "", "with --trillian-tls-ca: the name trillian_log_server's certificate must carry, if not the host of --trillian")
 }

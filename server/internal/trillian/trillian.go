@@ -25,7 +25,6 @@ import (
 	trillianpb "github.com/google/trillian"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/guard"
@@ -44,11 +43,18 @@ type Config struct {
 	Folder *datadir.Folder
 	// Addr is the gRPC address of trillian_log_server, which Open dials.
 	Addr string
+	// TLS configures TLS to trillian_log_server; the zero value dials in
+	// plaintext.
+	TLS TLSConfig
 	// TreeID is the tree: a LOG tree, active.
 	TreeID int64
 	// PostgresURI is undersigned's own database (not Trillian's), which
 	// Open opens.
 	PostgresURI string
+	// StateDir is this frontend's state folder, which must be writable: it
+	// keeps the key's history (see [HistoryFile]) where a restore of the
+	// databases cannot roll it back. Empty means the data folder.
+	StateDir string
 	// PollInterval is how often the tree's size is read; 0 means 50 ms.
 	PollInterval time.Duration
 	// Logger receives the engine's logs; nil discards them.
@@ -70,6 +76,14 @@ type Parts struct {
 	// Checkpoints keeps the last signed checkpoint, shared by every
 	// frontend.
 	Checkpoints guard.Persister
+	// DatabaseID is the identity of the database that Store and
+	// Checkpoints keep (see pgstore.Store.DatabaseID), recorded in the
+	// key's history; empty for a store that has none.
+	DatabaseID string
+	// Bind, when set, binds the database to the log's origin and tree
+	// (see pgstore.Store.Bind), once the key's history allows signing: a
+	// refused start leaves a new database as it found it.
+	Bind func(ctx context.Context) error
 	// LetterLimit, when set, keeps the per-letter rate limits every
 	// frontend shares (see the server's Engine.SharedLetterLimit).
 	LetterLimit func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
@@ -100,18 +114,17 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	case cfg.PostgresURI == "":
 		return nil, errors.New("trillian: undersigned's PostgreSQL database is required")
 	}
-	conn, err := grpc.NewClient(cfg.Addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := Dial(cfg.Addr, cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("trillian: dial %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	st, err := pgstore.Open(ctx, cfg.PostgresURI, cfg.Logger)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if err := st.Bind(ctx, cfg.Folder.Origin, cfg.TreeID); err != nil {
+	dbID, err := st.DatabaseID(ctx)
+	if err != nil {
 		st.Close()
 		conn.Close()
 		return nil, err
@@ -121,6 +134,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Store:       st,
 		Tiles:       st,
 		Checkpoints: st.Checkpoints(),
+		DatabaseID:  dbID,
+		Bind:        func(ctx context.Context) error { return st.Bind(ctx, cfg.Folder.Origin, cfg.TreeID) },
 		LetterLimit: st.TakeLetterToken,
 		Close:       func() error { return errors.Join(st.Close(), conn.Close()) },
 	})
@@ -131,9 +146,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// New opens the engine on its parts: the guard of the last signed
-// checkpoint, and the log on the tree, which checks that the tree answers.
-// On an error, New closes the parts.
+// New opens the engine on its parts: the key's history (see
+// [HistoryFile]), the guard of the last signed checkpoint, and the log on
+// the tree, which checks that the tree answers. When the tree, the
+// database or the database's last signed checkpoint disagrees with the
+// key's history, the engine opens stopped, with the reason (wrapping
+// [ErrRefused]) as its log's: it signs, queues and serves nothing of the
+// log until an operator acts. On an error, New closes the parts.
 func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	defer func() {
 		if err != nil && p.Close != nil {
@@ -143,7 +162,23 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	if cfg.TreeID == 0 {
 		return nil, errors.New("trillian: a tree id is required")
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	f := cfg.Folder
+	state := cfg.StateDir
+	if state == "" {
+		state = f.Dir
+	}
+	k := newKeeper(state, f)
+	row, err := p.Checkpoints.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trillian: load the last signed checkpoint: %w", err)
+	}
+	refusal, hcp, rowcp, err := k.open(ctx, f, cfg.TreeID, p.DatabaseID, row)
+	if err != nil {
+		return nil, fmt.Errorf("trillian: the key's history: %w", err)
+	}
 	g, err := guard.New(ctx, f.Signer, f.Verifier, p.Checkpoints, nil, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -157,9 +192,32 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		PollInterval: cfg.PollInterval,
 		Logger:       cfg.Logger,
 		Registry:     cfg.Registry,
+		Record:       k.record,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if refusal == nil {
+		if refusal = checkExtends(ctx, l.ConsistencyProof, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
+			l.Close(ctx)
+			return nil, refusal
+		}
+	}
+	if refusal == nil && p.Bind != nil {
+		if err := p.Bind(ctx); err != nil {
+			l.Close(ctx)
+			return nil, err
+		}
+	}
+	if refusal == nil {
+		if err := k.save(); err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("trillian: the key's history: %w", err)
+		}
+	}
+	if refusal != nil {
+		cfg.Logger.Error("the Trillian engine refuses to sign: it serves nothing of the log until an operator acts", slog.Any("reason", refusal))
+		l.Stop(refusal)
 	}
 	return &Engine{log: l, parts: p}, nil
 }

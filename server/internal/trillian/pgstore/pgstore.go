@@ -18,6 +18,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -182,8 +184,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		case v != SchemaVersion:
 			return fmt.Errorf("postgres: the database has schema version %d, this server knows %d", v, SchemaVersion)
 		}
+		// The database's identity, made once: a restore brings it back,
+		// a new database has another (see [Store.DatabaseID]).
+		var id [8]byte
+		rand.Read(id[:])
+		if _, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('database_id', $1) ON CONFLICT (key) DO NOTHING`,
+			int64(binary.BigEndian.Uint64(id[:])&(1<<63-1))); err != nil {
+			return fmt.Errorf("postgres: database id: %w", err)
+		}
 		return refold(ctx, tx)
 	})
+}
+
+// DatabaseID returns the database's identity: a random number made when
+// its schema was created, which a restore of the database brings back and
+// a new database does not share. The Trillian engine records it beside
+// the last checkpoint the log's key signed.
+func (s *Store) DatabaseID(ctx context.Context) (string, error) {
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'database_id'`).Scan(&v); err != nil {
+		return "", fmt.Errorf("postgres: database id: %w", err)
+	}
+	return fmt.Sprintf("%016x", v), nil
 }
 
 // refold folds the disclosures' names again when names.Fold changed since
@@ -307,6 +329,25 @@ func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, er
 		e, err := scanEntry(rows)
 		if err != nil {
 			return nil, fmt.Errorf("unassigned: %w", err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// IndexedFrom returns the entries with an index at least from, in index
+// order.
+func (s *Store) IndexedFrom(ctx context.Context, from uint64) ([]ledger.Entry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx >= $1 ORDER BY idx`, int64(from))
+	if err != nil {
+		return nil, fmt.Errorf("entries from %d: %w", from, err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("entries from %d: %w", from, err)
 		}
 		out = append(out, *e)
 	}
