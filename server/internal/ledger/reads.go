@@ -152,10 +152,16 @@ func (l *Ledger) Entries(ctx context.Context, start, end uint64, fn func(EntryBa
 		if err != nil {
 			return err
 		}
+		var foreign map[uint64]bool
+		if l.unordered != nil {
+			if foreign, err = l.unordered.store.Foreign(ctx, from, to); err != nil {
+				return err
+			}
+		}
 		batch := make(EntryBatch, len(leaves))
 		for i, leaf := range leaves {
 			idx := from + uint64(i)
-			batch[i] = &pb.Entry{Index: idx, Record: leaf, Redacted: redacted[idx]}
+			batch[i] = &pb.Entry{Index: idx, Record: leaf, Redacted: redacted[idx], Foreign: foreign[idx]}
 		}
 		for _, d := range ds {
 			batch[d.Index-from].Disclosure = d.Disclosure

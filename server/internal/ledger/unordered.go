@@ -241,26 +241,30 @@ func (u *unordered) onLeaves(ctx context.Context, start uint64, leaves [][]byte)
 		return fmt.Errorf("match log entries to intents: %w", err)
 	}
 	var as []Assignment
+	var foreign []ForeignLeaf
 	resolved := map[int64]uint64{}
 	for k, r := range rows {
 		index := start + uint64(k)
 		if _, twice := resolved[r.Seq]; twice && r.Seq != 0 {
-			u.l.log.Warn("the log holds a second copy of an entry", slog.Uint64("index", index), slog.Int64("seq", r.Seq))
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 			continue
 		}
 		switch {
 		case r.Seq == 0:
-			return fmt.Errorf("log entry %d was never admitted by this store", index)
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 		case r.Index == NoIndex:
 			as = append(as, Assignment{Seq: r.Seq, Index: index})
 			resolved[r.Seq] = index
 		case uint64(r.Index) == index:
 			resolved[r.Seq] = index
 		case uint64(r.Index) < index:
-			u.l.log.Warn("the log holds a second copy of an entry", slog.Uint64("index", index), slog.Int64("first", r.Index))
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 		default:
 			return fmt.Errorf("log entry %d is recorded at index %d", index, r.Index)
 		}
+	}
+	if err := u.addForeign(ctx, foreign); err != nil {
+		return err
 	}
 	end := start + uint64(len(leaves))
 	if err := u.store.Assign(ctx, as, end); err != nil {
@@ -289,6 +293,26 @@ func (u *unordered) onLeaves(ctx context.Context, start uint64, leaves [][]byte)
 		case u.wake <- struct{}{}:
 		default:
 		}
+	}
+	return nil
+}
+
+// addForeign records the leaves of the log that no frontend admitted: a
+// leaf queued on the log directly, or a second copy of an entry. They stay
+// in the log as what they are: served, marked as foreign to readers,
+// skipped by the rules (the store holds no state of theirs), counted and
+// logged. The log goes on.
+func (u *unordered) addForeign(ctx context.Context, foreign []ForeignLeaf) error {
+	if len(foreign) == 0 {
+		return nil
+	}
+	if err := u.store.AddForeign(ctx, foreign); err != nil {
+		return fmt.Errorf("record leaves no frontend admitted: %w", err)
+	}
+	u.l.cfg.Metrics.foreign.Add(float64(len(foreign)))
+	for _, f := range foreign {
+		u.l.log.Warn("the log holds an entry no frontend admitted (queued on the log directly?): it is served as foreign, and the rules skip it",
+			slog.Uint64("index", f.Index), slog.String("leaf_hash", fmt.Sprintf("%x", f.LeafHash)))
 	}
 	return nil
 }

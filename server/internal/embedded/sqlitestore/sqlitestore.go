@@ -76,6 +76,8 @@ var schema = []string{
 		closed_seq INTEGER NOT NULL DEFAULT 0,
 		delivered_seq INTEGER NOT NULL DEFAULT 0
 	) WITHOUT ROWID`,
+	// For the Trillian engine: the leaves of the log no frontend admitted.
+	`CREATE TABLE IF NOT EXISTS foreign_leaves (idx INTEGER PRIMARY KEY, leaf_hash BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS tokens (
 		id TEXT PRIMARY KEY,
 		hash BLOB NOT NULL UNIQUE,

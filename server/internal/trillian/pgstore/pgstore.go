@@ -115,6 +115,7 @@ var schema = []string{
 		id int PRIMARY KEY CHECK (id = 1),
 		raw bytea NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS foreign_leaves (idx bigint PRIMARY KEY, leaf_hash bytea NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS letter_rates (
 		letter_id text PRIMARY KEY,
 		tokens double precision NOT NULL,
@@ -350,6 +351,38 @@ func (s *Store) IndexedFrom(ctx context.Context, from uint64) ([]ledger.Entry, e
 			return nil, fmt.Errorf("entries from %d: %w", from, err)
 		}
 		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// AddForeign records leaves of the log no frontend admitted.
+func (s *Store) AddForeign(ctx context.Context, leaves []ledger.ForeignLeaf) error {
+	idxs := make([]int64, len(leaves))
+	hashes := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		idxs[i], hashes[i] = int64(l.Index), l.LeafHash
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO foreign_leaves (idx, leaf_hash) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (idx) DO NOTHING`, idxs, hashes)
+	if err != nil {
+		return fmt.Errorf("record foreign leaves: %w", err)
+	}
+	return nil
+}
+
+// Foreign returns the indexes of the foreign leaves in [from, to).
+func (s *Store) Foreign(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx FROM foreign_leaves WHERE idx >= $1 AND idx < $2`, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("foreign leaves: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint64]bool{}
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, fmt.Errorf("foreign leaves: %w", err)
+		}
+		out[uint64(i)] = true
 	}
 	return out, rows.Err()
 }

@@ -351,35 +351,12 @@ func (l *Log) rewind(ctx context.Context) {
 	l.stop(fmt.Errorf("reload the tile builder's state: %w", err))
 }
 
-// readTrillian reads the integrated leaves [start, end) from Trillian,
-// checking their indexes and identity hashes.
+// readTrillian reads the integrated leaves [start, end) from Trillian. A
+// leaf whose identity hash is not the SHA-256 of its value was not queued
+// by a frontend: the ledger's follower finds it admitted by none, and
+// records it as foreign; the log goes on.
 func (l *Log) readTrillian(ctx context.Context, start, end uint64) ([][]byte, error) {
-	out := make([][]byte, 0, end-start)
-	for next := start; next < end; {
-		resp, err := l.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
-			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(end - next),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read leaves [%d, %d): %w", next, end, err)
-		}
-		if len(resp.GetLeaves()) == 0 {
-			return nil, fmt.Errorf("read leaves [%d, %d): Trillian returned none", next, end)
-		}
-		for _, leaf := range resp.GetLeaves() {
-			if next == end {
-				break
-			}
-			if uint64(leaf.GetLeafIndex()) != next {
-				return nil, fmt.Errorf("read leaves: got index %d, want %d", leaf.GetLeafIndex(), next)
-			}
-			if !bytes.Equal(leaf.GetLeafIdentityHash(), IdentityHash(leaf.GetLeafValue())) {
-				return nil, l.stop(fmt.Errorf("leaf %d: its identity hash is not the SHA-256 of its value: not an undersigned leaf", next))
-			}
-			out = append(out, leaf.GetLeafValue())
-			next++
-		}
-	}
-	return out, nil
+	return ReadLeaves(ctx, l.cfg.Client, l.cfg.TreeID, start, end)
 }
 
 // publish signs, or adopts, the checkpoint of the builder's tree and
