@@ -68,8 +68,8 @@ func recoverCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "recovered: Trillian's tree went from %d to %d entries (%d queued again from undersigned's database, %d from receipts; %d admitted again into the database); the log is back at the checkpoint the key signed:\n%s",
-		res.TrillianSize, res.Size, res.FromStore, res.FromReceipts, res.Readmitted, res.Signed)
+	fmt.Fprintf(os.Stderr, "recovered: Trillian's tree went from %d to %d entries (%d queued again from undersigned's database, %d from receipts; %d admitted again into the database, %d no server admitted recorded as foreign); the log is back at the checkpoint the key signed:\n%s",
+		res.TrillianSize, res.Size, res.FromStore, res.FromReceipts, res.Readmitted, res.Foreign, res.Signed)
 	fmt.Fprintln(os.Stderr, "start the frontends again.")
 	return nil
 }

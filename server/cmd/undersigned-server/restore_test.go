@@ -274,8 +274,9 @@ func (r *restoreLog) verifyAll() {
 // another root); now both frontends refuse to sign, saying why, and serve
 // nothing of the log, until `undersigned-server recover` brings the log
 // back to the checkpoint the key signed: from the receipts of the writes
-// both databases lost, and from undersigned's own database when only
-// Trillian's was restored. Then every receipt handed out verifies online,
+// both databases lost, from undersigned's own database when only
+// Trillian's was restored, and the reverse (Trillian's entries and the
+// receipts' names admitted again) when only undersigned's was. Then every receipt handed out verifies online,
 // the log goes on from there, and an audit is clean.
 func TestRestoreRefusesAFork(t *testing.T) {
 	if testing.Short() {
@@ -370,6 +371,33 @@ func TestRestoreRefusesAFork(t *testing.T) {
 	r.stop()
 	if out := r.recover(); !strings.Contains(out, "4 queued again from undersigned's database") {
 		t.Errorf("recover does not say what it queued:\n%s", out)
+	}
+	r.start()
+	r.settle()
+	r.verifyAll()
+	r.endorse(2)
+	r.verifyAll()
+	r.stop()
+
+	// 3. Undersigned's database alone restored from an older copy: the
+	// entries it lost are in Trillian, their names in the receipts, and
+	// recover admits them again.
+	r.backup(backup, "undersigned")
+	r.start()
+	lost = r.endorse(3)
+	r.stop()
+	lostDir = t.TempDir()
+	for _, name := range lost {
+		if err := os.WriteFile(filepath.Join(lostDir, name+".tlog-proof"), r.receipts[name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restore(backup, "undersigned")
+	r.start()
+	r.refused("restored from an older copy")
+	r.stop()
+	if out := r.recover("--receipts", lostDir); !strings.Contains(out, "3 admitted again") {
+		t.Errorf("recover does not say what it admitted again:\n%s", out)
 	}
 	r.start()
 	r.settle()

@@ -33,13 +33,14 @@ type Recovered struct {
 // copy older than the log): each is applied to the store's state with the
 // rules, as admission does, and kept with its exact bytes, a public
 // disclosure when it is known, and [RecoveredPrincipal]. A record already
-// in the store gets its index, if it had none. A record the rules refuse
-// is an error naming its index: the store cannot hold it. Only cfg's
-// Store, DedupSecret and Logger are used.
+// in the store gets its index, if it had none. An entry that is no record,
+// or that the rules refuse, was not admitted by any server: it is recorded
+// as a foreign leaf (see [ForeignLeaf]), and counted in the result. Only
+// cfg's Store (an [UnorderedStore]), DedupSecret and Logger are used.
 //
 // The writer's idempotency key of a record admitted again is lost: a
 // rerun of that import finds the person by its fields or signer key.
-func Readmit(ctx context.Context, cfg Config, entries []Recovered) error {
+func Readmit(ctx context.Context, cfg Config, entries []Recovered) (foreign int, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -51,45 +52,52 @@ func Readmit(ctx context.Context, cfg Config, entries []Recovered) error {
 	for i, e := range entries {
 		hashes[i] = leafHash(e.Record)
 	}
-	found, err := l.leafEntries(ctx, hashes)
+	us, ok := cfg.Store.(UnorderedStore)
+	if !ok {
+		return 0, errors.New("readmit: the store does not find entries by leaf hash")
+	}
+	found, err := us.LeafEntries(ctx, hashes)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for i, e := range entries {
 		if f := found[i]; f.Seq != 0 {
 			switch {
 			case f.Index == NoIndex:
 				if err := cfg.Store.Assign(ctx, []Assignment{{Seq: f.Seq, Index: e.Index}}, 0); err != nil {
-					return fmt.Errorf("readmit %d: %w", e.Index, err)
+					return foreign, fmt.Errorf("readmit %d: %w", e.Index, err)
 				}
 			case uint64(f.Index) != e.Index:
-				return fmt.Errorf("readmit %d: the store holds this record at index %d", e.Index, f.Index)
+				return foreign, fmt.Errorf("readmit %d: the store holds this record at index %d", e.Index, f.Index)
 			}
 			continue
 		}
-		if err := l.readmitOne(ctx, e); err != nil {
-			return fmt.Errorf("readmit %d: %w", e.Index, err)
+		err := l.readmitOne(ctx, e)
+		if errors.Is(err, errNotAdmissible) {
+			cfg.Logger.Warn("an entry of the log no server admitted: recorded as foreign", slog.Uint64("index", e.Index), slog.Any("why", err))
+			if err := us.AddForeign(ctx, []ForeignLeaf{{Index: e.Index, LeafHash: hashes[i]}}); err != nil {
+				return foreign, err
+			}
+			foreign++
+			continue
+		}
+		if err != nil {
+			return foreign, fmt.Errorf("readmit %d: %w", e.Index, err)
 		}
 	}
-	return nil
+	return foreign, nil
 }
 
-// leafEntries finds the store's entries of leaf hashes, when the store
-// matches them (an UnorderedStore), or reports none found.
-func (l *Ledger) leafEntries(ctx context.Context, hashes [][]byte) ([]LeafEntry, error) {
-	us, ok := l.cfg.Store.(UnorderedStore)
-	if !ok {
-		return nil, errors.New("readmit: the store does not find entries by leaf hash")
-	}
-	return us.LeafEntries(ctx, hashes)
-}
+// errNotAdmissible is wrapped by the error of readmitOne for an entry no
+// server would have admitted: not a record, or one the rules refuse.
+var errNotAdmissible = errors.New("no server would admit it")
 
 // readmitOne admits one recovered record in a transaction of its own, and
 // records its index: the next may act on it.
 func (l *Ledger) readmitOne(ctx context.Context, e Recovered) error {
 	rec, err := records.Decode(e.Record)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNotAdmissible, err)
 	}
 	w := &write{principal: RecoveredPrincipal, kind: KindOf(rec), exact: e.Record,
 		input: rules.Input{Record: rec, Disclosure: e.Disclosure}, folded: names.Fold(e.Disclosure.GetName())}
@@ -99,6 +107,9 @@ func (l *Ledger) readmitOne(ctx context.Context, e Recovered) error {
 			return err
 		}
 		a, _, err := l.admitOne(tx, w, 0)
+		if isRejection(err) {
+			return fmt.Errorf("%w: %w", errNotAdmissible, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -127,11 +138,14 @@ func letterOf(ctx context.Context, tx AdmitTx, rec *pb.Record) (string, error) {
 	}
 	t, ok := targetOf(rec)
 	if !ok {
-		return "", errors.New("not a record of this log")
+		return "", fmt.Errorf("%w: not a record of this log", errNotAdmissible)
 	}
 	e, err := tx.EndorsementByIndex(ctx, t)
-	if err != nil || e == nil {
-		return "", errors.Join(err, fmt.Errorf("its target %d is not an endorsement the store holds", t))
+	if err != nil {
+		return "", err
+	}
+	if e == nil {
+		return "", fmt.Errorf("%w: its target %d is not an endorsement of the log", errNotAdmissible, t)
 	}
 	return e.LetterID, nil
 }

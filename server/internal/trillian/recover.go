@@ -61,6 +61,10 @@ type RecoverResult struct {
 	// they were found; Readmitted those the database had lost, admitted
 	// again (from Trillian or the receipts).
 	FromStore, FromReceipts, Readmitted int
+	// Foreign counts the entries Trillian holds that the database lacked
+	// and no server would have admitted: recorded as foreign (see
+	// ledger.ForeignLeaf).
+	Foreign int
 }
 
 // Recover brings a log back to the checkpoint its key signed after a
@@ -120,9 +124,10 @@ type recovery struct {
 	trillian  uint64 // Trillian's size
 	end       uint64 // the size Trillian is brought to
 	// leaves are the entries [trillian, end); fromReceipts those found in
-	// receipts, with their disclosures.
+	// receipts; disclosures the disclosures the receipts hold, by index.
 	leaves       [][]byte
-	fromReceipts map[uint64]*pb.Disclosure
+	fromReceipts map[uint64]bool
+	disclosures  map[uint64]*pb.Disclosure
 	// lostByStore are entries Trillian holds and the store lost.
 	lostByStore []ledger.Recovered
 }
@@ -228,7 +233,7 @@ func (r *recovery) gather(ctx context.Context) error {
 // readReceipts reads the receipts given, verified with the log's key, and
 // keeps the entries they hold that Trillian and byIndex lack.
 func (r *recovery) readReceipts(byIndex map[uint64][]byte) error {
-	r.fromReceipts = map[uint64]*pb.Disclosure{}
+	r.fromReceipts, r.disclosures = map[uint64]bool{}, map[uint64]*pb.Disclosure{}
 	var files []string
 	for _, p := range r.cfg.Receipts {
 		st, err := os.Stat(p)
@@ -259,11 +264,14 @@ func (r *recovery) readReceipts(byIndex map[uint64][]byte) error {
 			return fmt.Errorf("%s does not verify with the log's key: %w", name, err)
 		}
 		i := v.Index
+		if d := rc.Extra.GetDisclosure(); d != nil {
+			r.disclosures[i] = d
+		}
 		if i < r.trillian || byIndex[i] != nil {
 			continue
 		}
 		byIndex[i] = rc.Extra.GetRecord()
-		r.fromReceipts[i] = rc.Extra.GetDisclosure()
+		r.fromReceipts[i] = true
 		if i >= r.end {
 			r.end = i + 1
 		}
@@ -320,13 +328,14 @@ func (r *recovery) findLostByStore(ctx context.Context) error {
 			return err
 		}
 		for i, leaf := range leaves {
-			cands = append(cands, ledger.Recovered{Index: from + uint64(i), Record: leaf})
+			index := from + uint64(i)
+			cands = append(cands, ledger.Recovered{Index: index, Record: leaf, Disclosure: r.disclosures[index]})
 		}
 	}
 	for i, leaf := range r.leaves {
 		index := r.trillian + uint64(i)
-		if d, ok := r.fromReceipts[index]; ok {
-			cands = append(cands, ledger.Recovered{Index: index, Record: leaf, Disclosure: d})
+		if r.fromReceipts[index] {
+			cands = append(cands, ledger.Recovered{Index: index, Record: leaf, Disclosure: r.disclosures[index]})
 		}
 	}
 	hashes := make([][]byte, len(cands))
@@ -337,7 +346,14 @@ func (r *recovery) findLostByStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	known, err := r.cfg.Store.Foreign(ctx, from, r.end)
+	if err != nil {
+		return err
+	}
 	for i, c := range cands {
+		if known[c.Index] {
+			continue
+		}
 		if found[i].Seq == 0 || found[i].Index == ledger.NoIndex {
 			r.lostByStore = append(r.lostByStore, c)
 		}
@@ -351,13 +367,13 @@ func (r *recovery) readmit(ctx context.Context) error {
 		return nil
 	}
 	r.cfg.Logger.Info("admitting again the entries undersigned's database lost", slog.Int("entries", len(r.lostByStore)))
-	err := ledger.Readmit(ctx, ledger.Config{
+	foreign, err := ledger.Readmit(ctx, ledger.Config{
 		Origin: r.cfg.Folder.Origin, Store: r.cfg.Store, DedupSecret: r.cfg.Folder.DedupSecret, Logger: r.cfg.Logger,
 	}, r.lostByStore)
 	if err != nil {
 		return err
 	}
-	r.res.Readmitted = len(r.lostByStore)
+	r.res.Readmitted, r.res.Foreign = len(r.lostByStore)-foreign, foreign
 	return nil
 }
 
