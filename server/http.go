@@ -18,7 +18,8 @@ import (
 
 // HTTPHandler returns the HTTP API: the tlog-tiles read API and the
 // disclosure bundles under /log/, Prometheus metrics at /metrics,
-// /healthz, and the web pages (package web) at every other path.
+// /healthz (readiness: can it write) and /livez (liveness: does it serve),
+// and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	if pages, err := web.New(web.Config{Source: webSource{s}, Logger: s.log}); err == nil {
@@ -32,6 +33,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /livez", s.serveLive)
 	return withRequestIDs(mux)
 }
 
@@ -45,6 +47,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		s.httpError(w, r, http.StatusServiceUnavailable, "unhealthy: writes are refused now, reads are served", err)
 		return
 	}
+	fmt.Fprintln(w, "ok")
+}
+
+// serveLive says that the process serves: "ok", whatever the log's state.
+// It is for liveness probes: a frontend that stopped signing (it saw a
+// fork, or a restored database) must not be restarted, which would erase
+// the evidence; /healthz, for readiness, takes it out of service.
+func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 

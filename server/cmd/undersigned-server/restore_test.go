@@ -211,6 +211,10 @@ func (r *restoreLog) refused(why string) {
 				r.t.Errorf("frontend %d: %s tells an internal detail: %s", i, path, body)
 			}
 		}
+		// Alive, so that nothing restarts it and erases the evidence.
+		if code := httpStatus("http://" + f.HTTPAddr + "/livez"); code != http.StatusOK {
+			r.t.Errorf("frontend %d: /livez while it refuses to sign: %d, want 200", i, code)
+		}
 		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(r.logs[i].String(), why); {
 			if time.Now().After(deadline) {
 				r.t.Fatalf("frontend %d does not say %q:\n%s", i, why, r.logs[i])
