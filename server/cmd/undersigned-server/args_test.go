@@ -90,3 +90,23 @@ func TestFlagsAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthCommand: `undersigned-server health` exits 0 while the
+// server's /healthz answers 200, and fails, saying why, otherwise.
+func TestHealthCommand(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	if err := run(ctx, []string{"health", "--url", s.HTTP + "/healthz"}, nil); err != nil {
+		t.Errorf("health of a healthy server: %v", err)
+	}
+	if err := run(ctx, []string{"health", "--url", s.HTTP + "/livez"}, nil); err != nil {
+		t.Errorf("health of /livez: %v", err)
+	}
+	if err := run(ctx, []string{"health", "--url", s.HTTP + "/no-such-page-at-all"}, nil); err == nil {
+		t.Error("health of a page that answers 404 succeeded")
+	}
+	s.Stop(t)
+	if err := run(ctx, []string{"health", "--url", s.HTTP + "/healthz"}, nil); err == nil {
+		t.Error("health of a stopped server succeeded")
+	}
+}

@@ -11,6 +11,8 @@
 //	                                        an embedded log into a new Trillian tree
 //	undersigned-server recover --data DIR --trillian ADDR --tree-id N --postgres URI [--receipts DIR]
 //	                                        a Trillian log back to what its key signed, after a restore
+//	undersigned-server create-tree --trillian ADDR [--trillian-tls-ca FILE]
+//	undersigned-server health [--url http://127.0.0.1:7421/healthz]
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -83,6 +85,8 @@ var subcommands = []struct{ name, does string }{
 	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
 	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key"},
 	{"recover", "bring a Trillian log back to the checkpoint its key signed, after a restore of its databases"},
+	{"create-tree", "create a Trillian LOG tree, over TLS if asked, and print its id"},
+	{"health", "exit 0 when a running server's /healthz answers 200 (a health check for images without a shell)"},
 }
 
 func usage(w io.Writer) {
@@ -127,8 +131,12 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return migrateCommand(ctx, args)
 	case "recover":
 		return recoverCommand(ctx, args)
+	case "create-tree":
+		return createTree(ctx, args)
+	case "health":
+		return health(ctx, args)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate or recover)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate, recover, create-tree or health)", cmd)}
 }
 
 // Config is the configuration of `undersigned-server serve`, from its

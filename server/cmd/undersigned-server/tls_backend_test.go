@@ -155,7 +155,14 @@ func TestTLSToTrillianAndPostgres(t *testing.T) {
 	argv := tr.kill(t, "trillian_log_server")
 	tr.restart(t, "trillian_log_server", append(argv, "--tls_cert_file="+pki.serverCert, "--tls_key_file="+pki.serverKey))
 
-	addr, tree := tr.settings["TRILLIAN_ADDR"], tr.settings["TREE_ID"]
+	// A tree, created over TLS (Trillian's createtree dials in plaintext
+	// only).
+	addr := tr.settings["TRILLIAN_ADDR"]
+	out, err := servertest.Command("create-tree", "--trillian", addr, "--trillian-tls-ca", pki.ca).Output()
+	if err != nil {
+		t.Fatalf("create-tree over TLS: %v", err)
+	}
+	tree := strings.TrimSpace(string(out))
 	tlsArgs := []string{"--trillian", addr, "--tree-id", tree, "--postgres", pgURI,
 		"--trillian-tls-ca", pki.ca, "--trillian-tls-cert", pki.clientCert, "--trillian-tls-key", pki.clientKey}
 	// A frontend that cannot reach them as they require does not start,

@@ -374,7 +374,8 @@ func (r *recovery) readmit(ctx context.Context) error {
 		return err
 	}
 	r.res.Readmitted, r.res.Foreign = len(r.lostByStore)-foreign, foreign
-	return nil
+	// Redactions admitted again deleted names: PostgreSQL reclaims them.
+	return r.cfg.Store.Purge(ctx)
 }
 
 // queue queues the lost entries in order, a window at a time, and checks
