@@ -15,6 +15,9 @@
 //	dedup.secret       the key of the dedup index (base64), mode 0600
 //	organiser.token    the first organiser token, written once, mode 0600
 //	checkpoint.signed  the last checkpoint the log signed (embedded engine)
+//	trillian.signed    what the log's key signed on the Trillian engine: the tree, the
+//	                   database, the last checkpoint (in the frontend's state folder,
+//	                   by default here; see the trillian package's HistoryFile)
 //	log.verified       the embedded log's state as last checked at a clean stop
 //	log/               the embedded engine's Tessera log
 //	state.db           the embedded engine's SQLite store

@@ -13,6 +13,19 @@
 // [Open] dials Trillian and opens the PostgreSQL store; [New] makes an
 // engine from parts given to it, which is how tests run the engine on
 // Trillian's memory storage without PostgreSQL.
+//
+// # A key signs one history
+//
+// The last signed checkpoint in PostgreSQL is what frontends share, and
+// what a restore of the database rolls back. So each frontend also keeps
+// what the key signed in its state folder ([HistoryFile]): the tree, the
+// database's identity and the last checkpoint it served, written before
+// the checkpoint is served. At open, a tree, a database or a database
+// checkpoint that disagrees with it stops the engine (an error wrapping
+// [ErrRefused]): it signs, queues and serves nothing of the log until an
+// operator acts. [StartNewTree] lets a key that signed one log sign a new
+// tree under a new origin; [Recover] brings a log back to the checkpoint
+// its key signed after a restore.
 package trillian
 
 import (

@@ -2,7 +2,10 @@
 // Trillian personality (DESIGN.md §7). Entries go to trillian_log_server
 // with QueueLeaf, their identity hash the SHA-256 of the record bytes, so
 // that Trillian keeps one copy of each; trillian_log_signer integrates
-// them; inclusion and consistency proofs come from Trillian.
+// them; inclusion and consistency proofs come from Trillian. Anyone who
+// reaches Trillian can queue a leaf too: it is handed to the ledger like
+// any other, whatever its identity hash, and the ledger records it as a
+// foreign leaf (ledger.ForeignLeaf); the log goes on.
 //
 // # The tile builder
 //
@@ -27,6 +30,9 @@
 // a frontend that loses the race adopts the other's checkpoint after
 // checking it, and, Ed25519 being deterministic and checkpoints carrying no
 // extension lines, two frontends signing one tree produce the same bytes.
+// Each checkpoint is recorded (Config.Record) before it is served. A tree
+// that breaks a rule, or a signer that refuses it, stops the log for good
+// ([Log.Stop]): nothing more is signed or served.
 package trillianlog
 
 import (
