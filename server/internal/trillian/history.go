@@ -10,13 +10,16 @@ import (
 	"path/filepath"
 	"sync"
 
+	trillianpb "github.com/google/trillian"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
 
 	"github.com/undersigned/undersigned/internal/atomicfile"
 	"github.com/undersigned/undersigned/server/internal/datadir"
+	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
 )
 
 // HistoryFile is the file, in a frontend's state folder (the data folder by
@@ -151,6 +154,26 @@ func (h *history) check(hcp *log.Checkpoint, treeID int64, database string, row 
 			ErrRefused, row.Size, row.Hash, hcp.Hash, file)
 	}
 	return nil
+}
+
+// checkTree checks Trillian's tree against what the key signed: it must
+// hold at least the entries of the database's last signed checkpoint row
+// (or Trillian lost entries), and, when row is larger than the checkpoint
+// the key's history holds (hcp: another frontend signed further), row must
+// extend hcp, which a consistency proof from Trillian shows.
+func checkTree(ctx context.Context, l *trillianlog.Log, treeID int64, conn grpc.ClientConnInterface, hcp, row *log.Checkpoint, file string) error {
+	if row == nil {
+		return nil
+	}
+	size, _, err := trillianlog.LatestRoot(ctx, trillianpb.NewTrillianLogClient(conn), treeID)
+	if err != nil {
+		return fmt.Errorf("open the Trillian tree %d: %w", treeID, err)
+	}
+	if size < row.Size {
+		return fmt.Errorf("%w: Trillian's tree has %d entries, and the last checkpoint signed has %d: Trillian lost entries (its database restored from an older copy?). Nothing is queued or signed until `undersigned-server recover` queues them again (see deploy/README.md)",
+			ErrRefused, size, row.Size)
+	}
+	return checkExtends(ctx, l.ConsistencyProof, hcp, row, file)
 }
 
 // checkExtends checks, with a consistency proof from Trillian, that the

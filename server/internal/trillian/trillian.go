@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		return nil, err
 	}
 	if refusal == nil {
-		if refusal = checkExtends(ctx, l.ConsistencyProof, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
+		if refusal = checkTree(ctx, l, cfg.TreeID, p.Conn, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
 			l.Close(ctx)
 			return nil, refusal
 		}
