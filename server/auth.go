@@ -46,6 +46,23 @@ func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
 	return ledger.Caller{Token: t}, nil
 }
 
+// stillValid checks that the token a call was authenticated with is still
+// valid: a long call (a bulk import's stream) is refused from the first
+// message after its token was revoked.
+func (s *Server) stillValid(ctx context.Context, c ledger.Caller) error {
+	if c.Token == nil {
+		return nil
+	}
+	t, err := s.tokens.lookup(ctx, c.Token.Hash)
+	if err != nil {
+		return fmt.Errorf("look the token up: %w", err)
+	}
+	if t == nil {
+		return unauthenticated("the token was revoked")
+	}
+	return nil
+}
+
 // withLimit adds the rate limits of the writes that need no token to an
 // anonymous caller.
 func (s *Server) withLimit(ctx context.Context, c ledger.Caller) ledger.Caller {

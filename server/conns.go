@@ -87,9 +87,11 @@ func (s *Server) grpcConnectionOptions() []grpc.ServerOption {
 		grpc.ConnectionTimeout(c.HandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			MaxConnectionIdle: c.IdleTimeout,
-			Time:              keepaliveTime,
-			Timeout:           keepaliveTimeout,
+			MaxConnectionIdle:     c.IdleTimeout,
+			MaxConnectionAge:      s.cfg.MaxConnectionAge,
+			MaxConnectionAgeGrace: s.cfg.MaxConnectionAgeGrace,
+			Time:                  keepaliveTime,
+			Timeout:               keepaliveTimeout,
 		}),
 	}
 }

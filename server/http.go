@@ -18,7 +18,8 @@ import (
 
 // HTTPHandler returns the HTTP API: the tlog-tiles read API and the
 // disclosure bundles under /log/, Prometheus metrics at /metrics,
-// /healthz, and the web pages (package web) at every other path.
+// /healthz (readiness: can it write) and /livez (liveness: does it serve),
+// and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	var policy []byte
@@ -36,16 +37,28 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /livez", s.serveLive)
 	return withRequestIDs(mux)
 }
 
 // serveHealth says whether the ledger can write: "ok", or "unhealthy" with
 // a reason safe for anyone; the server's log has the full one.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	if err := s.ledger.Healthy(); err != nil {
 		s.httpError(w, r, http.StatusServiceUnavailable, "unhealthy: writes are refused now, reads are served", err)
 		return
 	}
+	fmt.Fprintln(w, "ok")
+}
+
+// serveLive says that the process serves: "ok", whatever the log's state.
+// It is for liveness probes: a frontend that stopped signing (it saw a
+// fork, or a restored database) must not be restarted, which would erase
+// the evidence; /healthz, for readiness, takes it out of service.
+func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
@@ -55,6 +68,9 @@ const (
 )
 
 func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	cp, err := s.ledger.Checkpoint(r.Context())
 	if err != nil {
 		s.httpError(w, r, http.StatusServiceUnavailable, "no checkpoint yet", err)
@@ -64,6 +80,21 @@ func (s *Server) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(cp.Raw)
 }
+
+// stopped answers 503 when the log stopped for good (see
+// ledger.ErrStopped): its tiles and disclosures are no longer vouched for.
+// It reports whether it answered.
+func (s *Server) stopped(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.ledger.Stopped(); err != nil {
+		s.httpError(w, r, http.StatusServiceUnavailable, stoppedMessage, err)
+		return true
+	}
+	return false
+}
+
+// stoppedMessage is what anyone is told of a log that stopped for good;
+// the server's log says why.
+const stoppedMessage = "unavailable: this server stopped signing the log, and serves nothing of it until its operator acts"
 
 // published checks that a resource of width p (0: full) at index n of a
 // level is within the published tree, so that nothing beyond a signed
@@ -101,6 +132,9 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, b []byte,
 }
 
 func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	level, n, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("n"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not a tile of the tlog-tiles API", err)
@@ -115,6 +149,9 @@ func (s *Server) serveTile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	n, p, err := layout.ParseTileIndexPartial(r.PathValue("n"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not an entry bundle of the tlog-tiles API", err)
@@ -132,6 +169,9 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 // bundle as a JSON array. The bundle can change (a redaction empties an
 // element), so it has a short cache life.
 func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
 	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
 	if err != nil {
 		s.httpError(w, r, http.StatusBadRequest, "not a disclosure bundle", err)

@@ -92,6 +92,14 @@ type Config struct {
 	// rather than queued, so that memory stays bounded under any load. 0
 	// means 4,096.
 	MaxInflightWrites int
+
+	// MaxConnectionAge is how long a gRPC connection may live: then the
+	// server asks the client to reconnect (GOAWAY), and ends the calls
+	// still open on it after MaxConnectionAgeGrace. Clients spread over
+	// the frontends again, and nothing a connection was granted outlives
+	// it. 0 means an hour, and a grace of 10 minutes.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -118,6 +126,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflightReads <= 0 {
 		c.MaxInflightReads = 512
+	}
+	if c.MaxConnectionAge <= 0 {
+		c.MaxConnectionAge = time.Hour
+	}
+	if c.MaxConnectionAgeGrace <= 0 {
+		c.MaxConnectionAgeGrace = 10 * time.Minute
 	}
 	c.Connections.setDefaults()
 	c.OpenRate.setDefaults()

@@ -60,8 +60,16 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 			req, err := stream.Recv()
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					recvErr <- err
+					recvErr <- fmt.Errorf("receive a request: %w", err)
 				}
+				return
+			}
+			// The token is checked again for every message (from the
+			// cache, so a revocation by another process takes effect
+			// within tokenCacheLife): a stream opened before a revocation
+			// must not write after it.
+			if err := v.s.stillValid(ctx, c); err != nil {
+				recvErr <- err
 				return
 			}
 			slot := make(chan *pb.EndorseStreamResponse, 1)
@@ -100,7 +108,7 @@ func (v *service) EndorseStream(stream pb.LedgerService_EndorseStreamServer) err
 	}
 	select {
 	case err := <-recvErr:
-		return v.s.toStatus(ctx, fmt.Errorf("receive a request: %w", err))
+		return v.s.toStatus(ctx, err)
 	default:
 		return nil
 	}

@@ -57,6 +57,17 @@
 // what the log and the public disclosures show, and its errors are the
 // violations. So an honest log never breaks one.
 //
+// # Entries no server admitted
+//
+// Trillian accepts leaves from anyone who can reach it. A leaf that no
+// server of the log admitted (queued on Trillian directly, or a second
+// copy of an entry) stays in the log; the server marks it as foreign when
+// it serves the entries over gRPC, and the audit reports it
+// ([RuleForeign]) and skips it: the rules are not applied to it, and it
+// changes no roster, as it changes nothing on the server. Over plain HTTP
+// no mark is served: such a leaf is reported by the rules it breaks (not a
+// record, a replay, a signature that does not verify).
+//
 // # Violations, forks and evidence
 //
 // A broken rule is a [Violation] naming the index of the entry and the

@@ -81,7 +81,7 @@ func (s *grpcSource) Entries(ctx context.Context, start, end uint64, fn func([]E
 			if next >= end {
 				return fmt.Errorf("get entries: the server sent index %d beyond %d", next, end)
 			}
-			batch[i] = Entry{Index: next, Record: e.GetRecord(), Disclosure: e.GetDisclosure(), Redacted: e.GetRedacted()}
+			batch[i] = Entry{Index: next, Record: e.GetRecord(), Disclosure: e.GetDisclosure(), Redacted: e.GetRedacted(), Foreign: e.GetForeign()}
 			next++
 		}
 		if err := fn(batch); err != nil {

@@ -20,6 +20,8 @@ const (
 	kindRedaction
 	kindStatus
 	kindOrganiserChange
+	// kindForeign: an entry no server of the log admitted (Entry.Foreign).
+	kindForeign
 )
 
 // discState is what is known of a public endorsement's disclosure.
@@ -239,6 +241,13 @@ func (a *applier) apply(it *item, offset int64) {
 	index := uint64(len(m.refs))
 	a.cur = it
 	defer func() { a.cur = nil }()
+	if it.entry.Foreign {
+		// Whatever it holds, it was not admitted: the rules skip it, and it
+		// changes nothing, for anyone.
+		m.refs = append(m.refs, ref{kind: kindForeign, i: -1})
+		a.violate(index, RuleForeign, "the server says no server of the log admitted this entry (it was queued on the log's storage directly, or copies another entry): the rules skip it")
+		return
+	}
 	if it.decodeErr != nil {
 		m.refs = append(m.refs, ref{kind: kindInvalid, i: -1})
 		a.violate(index, RuleRecord, "not a valid record: %v", it.decodeErr)

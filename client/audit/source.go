@@ -43,4 +43,9 @@ type Entry struct {
 	// NoDisclosures is true when the source could not say whether a
 	// disclosure exists (see [ErrNoDisclosures]).
 	NoDisclosures bool
+	// Foreign is true when the source says that no server of the log
+	// admitted the entry: it was queued on the log's storage directly
+	// (Trillian's), or copies another. The audit reports it ([RuleForeign])
+	// and the rules skip it.
+	Foreign bool
 }

@@ -256,7 +256,12 @@ func (s *State) replay() error {
 // Frame layout: u32 length of the rest ‖ u8 flags ‖ u32 record length ‖
 // record ‖ for a served disclosure: lp(salt) ‖ lp(name) ‖ lp(affiliation)
 // ‖ lp(country), with 4-byte lengths.
-const flagInvalid = 0x80
+// flagInvalid marks an entry that is not a record, flagForeign one that
+// the source says no server of the log admitted.
+const (
+	flagInvalid = 0x80
+	flagForeign = 0x40
+)
 
 func appendLP32(b, x []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
@@ -268,6 +273,9 @@ func (s *State) writeFrame(it *item, buf []byte) ([]byte, int64, error) {
 	flags := byte(it.disc)
 	if it.decodeErr != nil {
 		flags |= flagInvalid
+	}
+	if it.entry.Foreign {
+		flags |= flagForeign
 	}
 	b := append(buf[:0], 0, 0, 0, 0, flags)
 	b = appendLP32(b, it.entry.Record)
@@ -318,7 +326,7 @@ func readFrame(r *bufio.Reader) (*item, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	it := &item{entry: Entry{Record: rec}, disc: discState(flags &^ flagInvalid)}
+	it := &item{entry: Entry{Record: rec, Foreign: flags&flagForeign != 0}, disc: discState(flags &^ (flagInvalid | flagForeign))}
 	it.leaf = leafHash(rec)
 	if flags&flagInvalid != 0 {
 		it.decodeErr = errors.New("not a valid record")

@@ -18,6 +18,11 @@ const (
 	RuleTree Rule = "tree"
 	// RuleRecord: an entry is not a canonical version 1 record.
 	RuleRecord Rule = "record"
+	// RuleForeign: the server says no server of the log admitted the
+	// entry: it was queued on the log's storage directly (Trillian's API
+	// has no authentication), or copies another entry. It stays in the log;
+	// the rules skip it, so it changes no roster.
+	RuleForeign Rule = "foreign"
 	// RuleLetter: a letter's fields or signature (records.CheckLetter), or
 	// a letter id used twice.
 	RuleLetter Rule = "letter"

@@ -12,6 +12,12 @@
 // secrets, and the server answers each with the earlier endorsement of the
 // same person (a duplicate), or refuses it if it differs.
 //
+// A row the server refuses (a rule broken, a right missing) is
+// [Outcome.Rejected]: nothing was written for it. A row whose write failed
+// otherwise (the server could not write then, the connection broke) is
+// [Outcome.Unknown]: it may be in the log, and running the import again is
+// what tells, and gets its receipt.
+//
 // # The same person
 //
 // Rows with the same id (the organiser's own id for a person, sent as the
@@ -40,6 +46,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/receipt"
@@ -97,8 +105,15 @@ type Outcome struct {
 	Skipped bool
 	// MergedInto is the number of the row this one was merged into, or 0.
 	MergedInto int
-	// Rejected is why the row got no receipt, or empty.
+	// Rejected is the rule the row broke, or empty: the server refused
+	// it, and nothing was written for it.
 	Rejected string
+	// Unknown is set when the row got neither a receipt nor a refusal:
+	// the server failed while writing it (it was unavailable, say), or
+	// the import stopped before the answer came. The row may or may not
+	// be in the log: running the import again tells (see the package
+	// documentation), and gets its receipt.
+	Unknown string
 }
 
 // person is the rows of one person, and what is sent for them.
@@ -269,11 +284,20 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 			if errors.Is(err, io.EOF) {
 				err = errors.New("the server ended the stream early")
 			}
+			for _, p := range todo[n:] {
+				for _, i := range p.rows {
+					out[i].Unknown = "no answer came: the import stopped before the server answered"
+				}
+			}
 			return err
 		}
 		if rej != nil {
 			for _, i := range p.rows {
-				out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
+				if IsRefusal(codes.Code(rej.GetCode())) {
+					out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
+				} else {
+					out[i].Unknown = unknownOutcome(rej.GetMessage())
+				}
 			}
 		} else if err := settle(cfg, rows, out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
 			return err
@@ -286,6 +310,28 @@ func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Out
 		return err
 	}
 	return nil
+}
+
+// IsRefusal reports whether a write answered with code was refused by the
+// server, a rule broken or a right missing, so that nothing was written
+// for it. Any other code (Unavailable, Internal, DeadlineExceeded,
+// ResourceExhausted...) leaves the outcome unknown: the write may still be
+// appended, and sending it again returns it.
+func IsRefusal(code codes.Code) bool {
+	switch code {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists, codes.PermissionDenied,
+		codes.Unauthenticated, codes.NotFound, codes.OutOfRange:
+		return true
+	}
+	return false
+}
+
+// unknownOutcome says what became of a row whose write failed for a
+// reason other than the rules, with the server's message (which names no
+// internal detail: the server says only that it failed, and its request
+// id).
+func unknownOutcome(msg string) string {
+	return "not known whether it was written (the server failed: " + msg + "): run the import again"
 }
 
 // settle writes a person's receipt for each of its rows, named by the log

@@ -4,10 +4,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/importer"
@@ -135,4 +142,112 @@ func logSize(t *testing.T, c *client.Client) uint64 {
 		t.Fatal(err)
 	}
 	return info.GetSize()
+}
+
+// cuttableConn is a connection to Trillian that can be cut: while cut,
+// every call fails as when Trillian is down, with a text that names its
+// address.
+type cuttableConn struct {
+	grpc.ClientConnInterface
+	cut atomic.Bool
+}
+
+var trillianDown = status.Error(codes.Unavailable, "connection error: dial tcp 10.20.30.40:8090: connect: connection refused")
+
+func (c *cuttableConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if c.cut.Load() {
+		return trillianDown
+	}
+	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if c.cut.Load() {
+		return nil, trillianDown
+	}
+	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
+}
+
+// TestUnknownOutcomes: a row whose write fails for a reason other than the
+// rules (the server cannot reach what is beneath it) is not a rejection:
+// its outcome is not known, with advice to run the import again, and
+// nothing internal in the message. Rejections were reported with
+// Trillian's connection errors, addresses included, for rows that were in
+// fact in the log (issue 17, item 5). Run again once the server is well,
+// every row gets its receipt, once.
+func TestUnknownOutcomes(t *testing.T) {
+	ctx := context.Background()
+	var conn *cuttableConn
+	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory, Origin: "unknown.test/undersigned",
+		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
+			conn = &cuttableConn{ClientConnInterface: c}
+			return conn
+		}})
+	c := s.Dial(t, s.Token)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	l := client.NewLetter(c.Origin(), client.LetterDraft{ID: "unknown", Title: "Unknown", Text: "Sign here.\n"}, key)
+	if _, err := c.PublishLetter(ctx, l, ""); err != nil {
+		t.Fatal(err)
+	}
+	cfg := importer.Config{Client: c, Letter: l, OrganiserKey: key, Dir: t.TempDir()}
+	rows := []importer.Row{row(1, "Una Known", public, ""), row(2, "Otto Known", private, ""), row(3, "", public, "")}
+
+	// Cut off Trillian until the server calls itself unhealthy.
+	conn.cut.Store(true)
+	waitHealth(t, s.HTTP, http.StatusServiceUnavailable)
+	out, err := importer.Run(ctx, cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out[:2] {
+		if o.Rejected != "" || o.Unknown == "" || o.Receipt != "" {
+			t.Errorf("row %d while the server is unwell: %+v, want an unknown outcome", o.Row.Number, o)
+		}
+		if !strings.Contains(o.Unknown, "run the import again") {
+			t.Errorf("row %d: %q does not say to run the import again", o.Row.Number, o.Unknown)
+		}
+		for _, internal := range []string{"10.20.30.40", "8090", "dial tcp", "connection refused"} {
+			if strings.Contains(o.Unknown, internal) {
+				t.Errorf("row %d: %q tells %q", o.Row.Number, o.Unknown, internal)
+			}
+		}
+	}
+	// A row that breaks a rule is still a rejection (an empty name is
+	// refused by the client, before it is sent).
+	if out[2].Rejected == "" || out[2].Unknown != "" {
+		t.Errorf("the row without a name: %+v, want it rejected", out[2])
+	}
+
+	conn.cut.Store(false)
+	waitHealth(t, s.HTTP, http.StatusOK)
+	again, err := importer.Run(ctx, cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range again[:2] {
+		if o.Receipt == "" || o.Unknown != "" || o.Rejected != "" {
+			t.Errorf("row %d after the server recovered: %+v, want its receipt", o.Row.Number, o)
+		}
+	}
+	if size := logSize(t, c); size != 3 {
+		t.Errorf("the log holds %d records, want the letter and two endorsements", size)
+	}
+}
+
+// waitHealth waits until the server's /healthz answers code.
+func waitHealth(t *testing.T, base string, code int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == code {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz did not answer %d within a minute", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

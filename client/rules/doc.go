@@ -33,6 +33,14 @@
 // key an organiser signature names, and checks that key against the
 // letter's keys at that point.
 //
+// # Entries no server admitted
+//
+// A leaf of the log that no server admitted (one queued on Trillian
+// directly, which anyone who reaches it can do, or a second copy of an
+// entry) is not applied: its caller skips it, and it changes no state. The
+// server records such a leaf without applying it, and the audit reports it
+// when the server marks it as foreign, so that both keep the same state.
+//
 // # State
 //
 // A [State] answers questions about the log before the record: a letter by

@@ -65,6 +65,14 @@ func (f *Follower) Reserve(n int) {
 // Size returns the number of records followed.
 func (f *Follower) Size() uint64 { return f.size }
 
+// Skip takes the next index for an entry that is not applied: one the
+// server marks as foreign (no server of the log admitted it). It changes
+// no state.
+func (f *Follower) Skip() {
+	f.size++
+	f.at = append(f.at, -1)
+}
+
 // Append applies the record at the next index, whose RFC 6962 leaf hash is
 // leafHash, and returns what it did, or the rule it breaks (see [Apply]):
 // such a record takes its index and does nothing else. The record's own

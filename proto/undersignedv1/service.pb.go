@@ -1317,7 +1317,11 @@ type Entry struct {
 	// For a public endorsement, its disclosure, unless redacted.
 	Disclosure *Disclosure `protobuf:"bytes,3,opt,name=disclosure,proto3" json:"disclosure,omitempty"`
 	// For an endorsement, true when its disclosure was redacted.
-	Redacted      bool `protobuf:"varint,4,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	Redacted bool `protobuf:"varint,4,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// True when no server of the log admitted this entry: a leaf queued on
+	// the log's storage directly (Trillian), or a second copy of an entry.
+	// It stays in the log; the rules skip it, and an audit reports it.
+	Foreign       bool `protobuf:"varint,5,opt,name=foreign,proto3" json:"foreign,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1376,6 +1380,13 @@ func (x *Entry) GetDisclosure() *Disclosure {
 func (x *Entry) GetRedacted() bool {
 	if x != nil {
 		return x.Redacted
+	}
+	return false
+}
+
+func (x *Entry) GetForeign() bool {
+	if x != nil {
+		return x.Foreign
 	}
 	return false
 }
@@ -2641,14 +2652,15 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\x04R\x03end\"E\n" +
 	"\x12GetEntriesResponse\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.undersigned.v1.EntryR\aentries\"\x8d\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.undersigned.v1.EntryR\aentries\"\xa7\x01\n" +
 	"\x05Entry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06record\x18\x02 \x01(\fR\x06record\x12:\n" +
 	"\n" +
 	"disclosure\x18\x03 \x01(\v2\x1a.undersigned.v1.DisclosureR\n" +
 	"disclosure\x12\x1a\n" +
-	"\bredacted\x18\x04 \x01(\bR\bredacted\"M\n" +
+	"\bredacted\x18\x04 \x01(\bR\bredacted\x12\x18\n" +
+	"\aforeign\x18\x05 \x01(\bR\aforeign\"M\n" +
 	"\x18GetInclusionProofRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\xa3\x01\n" +

@@ -91,6 +91,9 @@ type Options struct {
 	ReadRate   server.ReadLimits
 	// TLS serves both ports with TLS.
 	TLS server.TLSConfig
+	// MaxConnectionAge and MaxConnectionAgeGrace bound a gRPC
+	// connection's life (see server.Config); 0 means the server's default.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
 	// AfterAdmit, when set, is called after each batch of writes is
 	// admitted and before it is appended (see [AfterAdmit]).
 	AfterAdmit func()
@@ -218,6 +221,9 @@ func (l *Log) Start(t testing.TB) *Server {
 		SignerRate:    l.opts.SignerRate,
 		ReadRate:      l.opts.ReadRate,
 		TLS:           l.opts.TLS,
+
+		MaxConnectionAge:      l.opts.MaxConnectionAge,
+		MaxConnectionAgeGrace: l.opts.MaxConnectionAgeGrace,
 	})
 	if err != nil {
 		t.Fatalf("start a server on %s: %v\n%s", l.opts.Dir, err, logs)

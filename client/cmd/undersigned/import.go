@@ -117,7 +117,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if bar != nil {
 		bar.Finish()
 	}
-	nrejects, werr := report(e, o.csvFile, o.dir, file.Header, rows, rejects, outcomes)
+	nrejects, nunknown, werr := report(e, o.csvFile, o.dir, file.Header, rows, rejects, outcomes)
 	err = errors.Join(err, werr)
 	if err == nil && o.deliver.wanted() {
 		err = deliverAndSay(e, o.deliver, c, l, rows)
@@ -129,7 +129,12 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		}
 		return err
 	}
-	if nrejects > 0 {
+	switch {
+	case nunknown > 0 && nrejects > 0:
+		return &exitError{exitFailed, fmt.Errorf("%d rows rejected, and %d rows not known to be written: run the import again", nrejects, nunknown)}
+	case nunknown > 0:
+		return &exitError{exitFailed, fmt.Errorf("%d rows not known to be written: run the import again", nunknown)}
+	case nrejects > 0:
 		return &exitError{exitFailed, fmt.Errorf("%d rows rejected", nrejects)}
 	}
 	return nil
@@ -144,18 +149,21 @@ func rowsOf(rows []*row) []importer.Row {
 	return in
 }
 
-// report notes each row's receipt, writes FILE.rejects.csv and
-// FILE.merged.csv and prints the summary of an import (or of its dry run);
-// it returns the number of rows rejected.
-func report(e *env, csvFile, dir string, header []string, rows []*row, rejects []rejected, outcomes []importer.Outcome) (int, error) {
+// report notes each row's receipt, writes FILE.rejects.csv,
+// FILE.unknown.csv and FILE.merged.csv and prints the summary of an
+// import; it returns the number of rows rejected and the number whose
+// outcome is not known.
+func report(e *env, csvFile, dir string, header []string, rows []*row, rejects []rejected, outcomes []importer.Outcome) (int, int, error) {
 	var accepted, duplicates, done int
-	var merged []rejected
+	var merged, unknown []rejected
 	for i, o := range outcomes {
 		r := rows[i]
 		r.path, r.fresh = o.Receipt, o.Receipt != "" && !o.Skipped
 		switch {
 		case o.Rejected != "":
 			rejects = append(rejects, rejected{r.Number, r.fields, o.Rejected})
+		case o.Unknown != "":
+			unknown = append(unknown, rejected{r.Number, r.fields, o.Unknown})
 		case o.Skipped:
 			done++
 		case o.Receipt != "":
@@ -169,11 +177,16 @@ func report(e *env, csvFile, dir string, header []string, rows []*row, rejects [
 		}
 	}
 	err := errors.Join(writeRows(csvFile+".rejects.csv", header, "reason", rejects),
+		writeRows(csvFile+".unknown.csv", header, "reason", unknown),
 		writeRows(csvFile+".merged.csv", header, "merged_into_row", merged))
-	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier endorsements), %d already had receipts, %d rejected; receipts in %s\n",
-		len(rows)+len(rejects)-countRejected(outcomes), accepted, duplicates, done, len(rejects), dir)
+	fmt.Fprintf(e.stdout, "%d rows: %d accepted now (%d of them duplicates of earlier endorsements), %d already had receipts, %d rejected, %d not known; receipts in %s\n",
+		len(rows)+len(rejects)-countRejected(outcomes), accepted, duplicates, done, len(rejects), len(unknown), dir)
 	sayMergedAndRejected(e, csvFile, merged, rejects)
-	return len(rejects), err
+	if len(unknown) > 0 {
+		fmt.Fprintf(e.stdout, "%d rows are not known to be written: the server failed while writing them (they may be in the log). Run the import again: it sends them again, and those already written get their receipts back. They are listed in %s\n",
+			len(unknown), csvFile+".unknown.csv")
+	}
+	return len(rejects), len(unknown), err
 }
 
 // sayMergedAndRejected says which rows were merged and where the rejected

@@ -14,7 +14,7 @@ import (
 func TestHelp(t *testing.T) {
 	var b bytes.Buffer
 	usage(&b)
-	for _, c := range []string{"serve", "token", "fsck", "backup", "restore", "migrate", "unmigrate"} {
+	for _, c := range []string{"serve", "token", "fsck", "backup", "restore", "migrate", "unmigrate", "recover", "create-tree", "health"} {
 		if !strings.Contains(b.String(), "  "+c+" ") {
 			t.Errorf("the help does not list %s:\n%s", c, b.String())
 		}
@@ -22,7 +22,7 @@ func TestHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, nil); err != nil {
 		t.Errorf("--help: %v", err)
 	}
-	for _, c := range []string{"serve", "token", "fsck", "backup", "restore", "migrate", "unmigrate"} {
+	for _, c := range []string{"serve", "token", "fsck", "backup", "restore", "migrate", "unmigrate", "recover", "create-tree", "health"} {
 		if err := run(context.Background(), []string{c, "-h"}, nil); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%s -h: %v, want flag.ErrHelp (exit 0)", c, err)
 		}

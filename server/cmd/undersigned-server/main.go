@@ -11,6 +11,10 @@
 //	                                        an embedded log into a new Trillian tree
 //	undersigned-server unmigrate --data DIR --tree-id N
 //	                                        serve a migrated (retired) folder again
+//	undersigned-server recover --data DIR --trillian ADDR --tree-id N --postgres URI [--receipts DIR]
+//	                                        a Trillian log back to what its key signed, after a restore
+//	undersigned-server create-tree --trillian ADDR [--trillian-tls-ca FILE]
+//	undersigned-server health [--url http://127.0.0.1:7421/healthz]
 //
 // On first start, serve creates in the data folder the log key (log.key),
 // the verifier key operators publish (log.pub), the secrets, and a first
@@ -87,6 +91,9 @@ var subcommands = []struct{ name, does string }{
 	{"restore", "restore a copy, re-applying the log's redactions: restore --from COPY --data NEW"},
 	{"migrate", "move an embedded log to a new Trillian tree under the same origin and key; retires the old folder"},
 	{"unmigrate", "undo the retirement of a migrated folder, abandoning the migration: unmigrate --data DIR --tree-id N"},
+	{"recover", "bring a Trillian log back to the checkpoint its key signed, after a restore of its databases"},
+	{"create-tree", "create a Trillian LOG tree, over TLS if asked, and print its id"},
+	{"health", "exit 0 when a running server's /healthz answers 200 (a health check for images without a shell)"},
 }
 
 func usage(w io.Writer) {
@@ -131,8 +138,14 @@ func run(ctx context.Context, args []string, wrap func(server.Engine) server.Eng
 		return migrateCommand(ctx, args)
 	case "unmigrate":
 		return unmigrateCommand(args)
+	case "recover":
+		return recoverCommand(ctx, args)
+	case "create-tree":
+		return createTree(ctx, args)
+	case "health":
+		return health(ctx, args)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate or unmigrate)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, token, fsck, backup, restore, migrate, unmigrate, recover, create-tree or health)", cmd)}
 }
 
 // Config is the configuration of `undersigned-server serve`, from its
@@ -152,6 +165,10 @@ type Config struct {
 	// published, on either engine. Its Logger and Registerer are set by
 	// run.
 	Witnesses *witnessing.LogConfig
+
+	// NewTree starts a new Trillian tree under a key that signed another
+	// log, renaming the key to the new origin (--new-tree, with --origin).
+	NewTree bool
 	// DebugAddr, when set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
 	// Verbose logs debug messages.
@@ -182,6 +199,7 @@ func parseServe(args []string) (*Config, error) {
 	fs.IntVar(&sc.ReadRate.AddressBurst, "read-burst", 5000, "gRPC reads without a token an address may make at once before --read-rate applies")
 	fs.IntVar(&sc.MaxInflightReads, "max-inflight-reads", 512, "gRPC reads without a token in progress at once; more are refused with a retry hint (ResourceExhausted)")
 	maxStreams := fs.Uint("max-streams-per-connection", 512, "calls one connection may have open at once")
+	fs.DurationVar(&sc.MaxConnectionAge, "max-connection-age", time.Hour, "how long a gRPC connection may live before its client is asked to reconnect (calls still open get 10 more minutes)")
 	fs.IntVar(&sc.MaxInflightWrites, "max-inflight-writes", 4096, "writes in progress at once; more are refused with a retry hint (ResourceExhausted)")
 	cc := &sc.Connections
 	fs.IntVar(&cc.PerAddress, "max-connections-per-address", 512, "connections one client address may have open to each port; more are closed as they are accepted")
@@ -195,15 +213,15 @@ func parseServe(args []string) (*Config, error) {
 	fs.StringVar(&sc.TLS.KeyFile, "tls-key", "", "with --tls-cert: the private key (PEM)")
 	fs.StringVar(&sc.TLS.ClientCAFile, "tls-client-ca", "", "verify client certificates against this CA bundle (PEM): mutual TLS for organisers")
 	fs.BoolVar(&sc.TLS.RequireClientCertForTokens, "require-client-cert", false, "with --tls-client-ca: accept a token only with a verified client certificate")
-	fs.StringVar(&tc.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
-	fs.Int64Var(&tc.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
-	fs.StringVar(&tc.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI (Trillian engine)")
+	registerTrillian(fs, tc)
+	fs.StringVar(&tc.StateDir, "state", "", "Trillian engine: this frontend's own writable folder for what a restore of the databases must not roll back, the last checkpoint the key signed (default the data folder)")
+	fs.BoolVar(&cfg.NewTree, "new-tree", false, "Trillian engine: sign a new tree with a key that signed another log, under a new --origin (the key is renamed)")
 	witnessPolicy := fs.String("witness-policy", "", "a C2SP tlog-policy file: publish, serve and put into receipts only checkpoints cosigned by its quorum of witnesses")
 	witnessWait := fs.Duration("witness-timeout", witnessing.DefaultWait, "with --witness-policy: how long a write waits for its checkpoint's cosignatures before it fails with Unavailable")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiles (net/http/pprof) on this address, for operators; off by default")
 	fs.BoolVar(&cfg.Verbose, "v", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		return nil, usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return nil, err
 	}
 	sc.MaxStreamsPerConnection = uint32(*maxStreams)
 	switch {
@@ -211,6 +229,10 @@ func parseServe(args []string) (*Config, error) {
 		return nil, usageError{errors.New("--tree-id and --postgres go with --trillian")}
 	case tc.Addr != "" && (tc.TreeID == 0 || tc.PostgresURI == ""):
 		return nil, usageError{errors.New("--trillian needs --tree-id and --postgres")}
+	case tc.Addr == "" && (tc.StateDir != "" || cfg.NewTree):
+		return nil, usageError{errors.New("--state and --new-tree go with --trillian")}
+	case cfg.NewTree && sc.Origin == "":
+		return nil, usageError{errors.New("--new-tree needs the new log's --origin")}
 	case *witnessWait <= 0:
 		return nil, usageError{errors.New("--witness-timeout must be positive")}
 	}
@@ -247,6 +269,13 @@ func (c *Config) run(ctx context.Context) error {
 	klog.SetSlogLogger(logger.With(slog.String("component", "tessera")))
 	reg := prometheus.NewRegistry()
 	sc := c.Server
+	if c.NewTree {
+		if err := trillian.StartNewTree(sc.DataDir, c.Trillian.StateDir, sc.Origin, c.Trillian.TreeID); err != nil {
+			return err
+		}
+		logger.Warn("the log's key now signs a new tree under a new origin: publish the new log.pub", slog.String("origin", sc.Origin),
+			slog.Int64("tree_id", c.Trillian.TreeID))
+	}
 	sc.Logger, sc.Registry, sc.Engine = logger, reg, c.openEngine(logger, reg)
 	if c.Witnesses != nil {
 		sc.WitnessPolicy = c.Witnesses.Witnesses.Policy
@@ -311,8 +340,19 @@ func token(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "create: a name to recognise the token by")
 	letters := fs.String("letters", "", "create: comma-separated letter ids the token may write to (default: all)")
 	postgres := fs.String("postgres", "", "the Trillian engine's PostgreSQL database, which holds its tokens")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	want := 0
+	if sub == "revoke" {
+		want = 1
+	}
+	positional, err := parseFlags(fs, args, want)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub != "create" && sub != "list" && sub != "revoke":
+		return usageError{fmt.Errorf("token: unknown command %q (want create, list or revoke)", sub)}
+	case sub == "revoke" && len(positional) != 1:
+		return usageError{errors.New("token revoke: want one token id")}
 	}
 	ts, closeTokens, err := openTokens(ctx, *data, *postgres)
 	if err != nil {
@@ -351,19 +391,14 @@ func token(ctx context.Context, args []string) error {
 		}
 		w.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			return usageError{errors.New("token revoke: want one token id")}
-		}
-		ok, err := ts.Revoke(ctx, fs.Arg(0), time.Now().Unix())
+		ok, err := ts.Revoke(ctx, positional[0], time.Now().Unix())
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("no unrevoked token %q", fs.Arg(0))
+			return fmt.Errorf("no unrevoked token %q", positional[0])
 		}
-		fmt.Fprintf(os.Stderr, "revoked token %s\n", fs.Arg(0))
-	default:
-		return usageError{fmt.Errorf("token: unknown command %q", sub)}
+		fmt.Fprintf(os.Stderr, "revoked token %s\n", positional[0])
 	}
 	return nil
 }
@@ -373,8 +408,8 @@ func token(ctx context.Context, args []string) error {
 func fsck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder (the server must be stopped)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	n, err := embedded.Fsck(ctx, *data, os.Stdout)
 	if err != nil {
@@ -391,8 +426,8 @@ func backup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	data := fs.String("data", "undersigned-data", "the data folder")
 	out := fs.String("out", "", "the new folder for the copy")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if *out == "" {
 		return usageError{errors.New("backup: --out is required")}
@@ -409,8 +444,8 @@ func restore(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the copy made by backup")
 	data := fs.String("data", "undersigned-data", "the new data folder")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if *from == "" {
 		return usageError{errors.New("restore: --from is required")}
@@ -430,4 +465,20 @@ func openTokens(ctx context.Context, dataDir, postgres string) (ledger.TokenStor
 		return trillian.OpenTokens(ctx, postgres)
 	}
 	return embedded.OpenTokens(ctx, dataDir)
+}
+
+// registerTrillian registers the flags that reach Trillian and
+// undersigned's PostgreSQL database into c. The database's password is
+// best kept out of the URI (a command line is visible to every user of
+// the machine): PostgreSQL's PGPASSFILE or PGPASSWORD is read instead, and
+// its TLS settings (sslmode=verify-full, sslrootcert, sslcert, sslkey) go in
+// the URI.
+func registerTrillian(fs *flag.FlagSet, c *trillian.Config) {
+	fs.StringVar(&c.Addr, "trillian", "", "the gRPC address of trillian_log_server: serve as a Trillian personality (with --tree-id and --postgres)")
+	fs.Int64Var(&c.TreeID, "tree-id", 0, "the Trillian tree to serve (a LOG tree)")
+	fs.StringVar(&c.PostgresURI, "postgres", "", "undersigned's own PostgreSQL database, a postgresql:// URI without its password (PGPASSFILE or PGPASSWORD has it), with sslmode=verify-full&sslrootcert=... for TLS (Trillian engine)")
+	fs.StringVar(&c.TLS.CAFile, "trillian-tls-ca", "", "dial trillian_log_server with TLS, verifying its certificate with these CA certificates (PEM)")
+	fs.StringVar(&c.TLS.CertFile, "trillian-tls-cert", "", "with --trillian-tls-ca: a client certificate (PEM) to present to trillian_log_server")
+	fs.StringVar(&c.TLS.KeyFile, "trillian-tls-key", "", "with --trillian-tls-cert: its private key (PEM)")
+	fs.StringVar(&c.TLS.ServerName, "trillian-tls-server-name", "", "with --trillian-tls-ca: the name trillian_log_server's certificate must carry, if not the host of --trillian")
 }

@@ -9,11 +9,10 @@ import (
 	"os"
 
 	"github.com/google/trillian"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/migrate"
+	trillianengine "github.com/undersigned/undersigned/server/internal/trillian"
 )
 
 // migrateCommand copies a stopped embedded log into a new Trillian tree.
@@ -22,18 +21,23 @@ func migrateCommand(ctx context.Context, args []string) error {
 	var cfg migrate.Config
 	fs.StringVar(&cfg.From, "from", "undersigned-data", "the embedded engine's data folder (its server stopped)")
 	fs.StringVar(&cfg.To, "data", "", "the new data folder of the Trillian engine (absent or empty)")
-	addr := fs.String("trillian", "", "the gRPC address of trillian_log_server")
-	fs.StringVar(&cfg.PostgresURI, "postgres", "", "a new, empty PostgreSQL database for undersigned's own tables")
+	var tc trillianengine.Config
+	registerTrillian(fs, &tc)
+	addr := &tc.Addr
 	fs.IntVar(&cfg.BatchSize, "batch-size", 1000, "the most leaves per AddSequencedLeaves")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
+	cfg.PostgresURI = tc.PostgresURI
 	if cfg.To == "" || *addr == "" || cfg.PostgresURI == "" {
 		return usageError{errors.New("migrate needs --data, --trillian and --postgres")}
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if tc.TreeID != 0 {
+		return usageError{errors.New("migrate creates its tree: --tree-id is not for it")}
+	}
+	conn, err := trillianengine.Dial(*addr, tc.TLS)
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", *addr, err)
+		return err
 	}
 	defer conn.Close()
 	cfg.Log, cfg.Admin = trillian.NewTrillianLogClient(conn), trillian.NewTrillianAdminClient(conn)

@@ -15,6 +15,9 @@
 //	dedup.secret       the key of the dedup index (base64), mode 0600
 //	organiser.token    the first organiser token, written once, mode 0600
 //	checkpoint.signed  the last checkpoint the log signed (embedded engine)
+//	trillian.signed    what the log's key signed on the Trillian engine: the tree, the
+//	                   database, the last checkpoint (in the frontend's state folder,
+//	                   by default here; see the trillian package's HistoryFile)
 //	log.verified       the embedded log's state as last checked at a clean stop
 //	log/               the embedded engine's Tessera log
 //	state.db           the embedded engine's SQLite store
@@ -26,6 +29,7 @@ package datadir
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -240,4 +244,68 @@ func (f *Folder) EnsureFirstToken(ctx context.Context, ts ledger.TokenStore) (st
 		return "", false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return path, true, nil
+}
+
+// Rename gives the log's key in dir a new name, origin: the same key
+// under a new origin, for a new log (see the Trillian engine's
+// --new-tree). It rewrites log.key and log.pub; checkpoints signed under
+// the old origin never verify under the new one. It returns the old name.
+// A key already named origin is left as it is (log.pub made to match).
+func Rename(dir, origin string) (string, error) {
+	if err := CheckOrigin(origin); err != nil {
+		return "", err
+	}
+	keyPath := filepath.Join(dir, LogKeyFile)
+	b, err := os.ReadFile(keyPath)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", keyPath, err)
+	}
+	skey := strings.TrimSpace(string(b))
+	old, err := note.NewSigner(skey)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", keyPath, err)
+	}
+	// PRIVATE+KEY+<name>+<hash>+<key>: the key stays, the name and its
+	// hash change.
+	fields := strings.SplitN(skey, "+", 5)
+	if len(fields) != 5 {
+		return "", fmt.Errorf("%s: not a signed-note signer key", keyPath)
+	}
+	raw, err := base64.StdEncoding.DecodeString(fields[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", fmt.Errorf("%s: not an Ed25519 signed-note signer key", keyPath)
+	}
+	vkey, err := note.NewEd25519VerifierKey(origin, ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
+	if err != nil {
+		return "", err
+	}
+	// <name>+<hash>+<key> of the verifier key gives the new name's hash.
+	vfields := strings.SplitN(vkey, "+", 3)
+	newKey := strings.Join([]string{"PRIVATE", "KEY", origin, vfields[1], fields[4]}, "+")
+	signer, err := note.NewSigner(newKey)
+	if err != nil || signer.Name() != origin {
+		return "", fmt.Errorf("rename the log key: %v", err)
+	}
+	if old.Name() != origin {
+		if err := atomicfile.Write(keyPath, []byte(newKey+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", LogKeyFile, err)
+		}
+	}
+	if err := atomicfile.Write(filepath.Join(dir, LogPubFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write %s: %w", LogPubFile, err)
+	}
+	return old.Name(), nil
+}
+
+// KeyName returns the name of the log's key in dir, its origin.
+func KeyName(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, LogKeyFile))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", LogKeyFile, err)
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", LogKeyFile, err)
+	}
+	return s.Name(), nil
 }

@@ -25,6 +25,9 @@ type write struct {
 	// folded is the disclosure's name folded for search, kept with a
 	// public disclosure.
 	folded string
+	// exact, when set, is the record's bytes as the log already holds them
+	// (see Readmit): kept as they are, not stamped and encoded again.
+	exact []byte
 
 	admitted chan admission
 }
@@ -353,11 +356,14 @@ func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*N
 			ne.PermanentKeys = append(ne.PermanentKeys, st.personKey(keyTombstone, w.letterID, k))
 		}
 	}
-	rec.Version = records.Version
-	rec.AcceptedAt = now
-	data, err := records.Encode(rec)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode record: %w", err)
+	data := w.exact
+	if data == nil {
+		rec.Version = records.Version
+		rec.AcceptedAt = now
+		var err error
+		if data, err = records.Encode(rec); err != nil {
+			return nil, nil, fmt.Errorf("encode record: %w", err)
+		}
 	}
 	ne.Record = data
 	ne.LeafHash = rfc6962.DefaultHasher.HashLeaf(data)

@@ -23,6 +23,13 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrOutOfRange: a tree size or index beyond the published log.
 	ErrOutOfRange = errors.New("out of range")
+	// ErrStopped is wrapped by the error of a Log's Healthy when the log
+	// stopped for good: it refused to sign a tree that does not extend
+	// what its key signed before (a fork, a restored database), or its
+	// tree broke a rule. Until an operator acts, the ledger serves nothing
+	// of the log that it can no longer vouch for (checkpoints, proofs,
+	// entries and what is read at a checkpoint): it answers Unavailable.
+	ErrStopped = errors.New("the log stopped for good")
 )
 
 // OverloadedError is pushback: the write was not admitted; retry after

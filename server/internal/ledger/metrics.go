@@ -17,6 +17,11 @@ type Metrics struct {
 	// behind counts calls answered Unavailable because the caller knew a
 	// larger tree size than this server had caught up with.
 	behind prometheus.Counter
+	// badProofs counts proofs from the log that did not verify against
+	// the published checkpoint, and were not served.
+	badProofs prometheus.Counter
+	// foreign counts the leaves of the log no frontend admitted.
+	foreign prometheus.Counter
 }
 
 // NewMetrics creates the ledger's metrics and registers them with reg,
@@ -53,9 +58,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "undersigned_ledger_behind_total",
 			Help: "Calls answered Unavailable with a retry hint because the caller knew a larger tree size than this server had caught up with in time.",
 		}),
+		badProofs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_bad_proofs_total",
+			Help: "Proofs from the log that did not verify against the published checkpoint, and were refused rather than served (each is also logged).",
+		}),
+		foreign: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "undersigned_ledger_foreign_entries_total",
+			Help: "Entries of the log that no frontend admitted (queued on Trillian directly, or a second copy), found by this frontend; each is also logged with its index.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.behind)
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.behind, m.badProofs, m.foreign)
 	}
 	return m
 }

@@ -21,22 +21,24 @@ type Info struct {
 
 // Info returns the log's description.
 func (l *Ledger) Info(ctx context.Context) (Info, error) {
-	cp, err := l.cfg.Log.Checkpoint(ctx)
+	cp, err := l.published(ctx)
 	if err != nil {
 		return Info{}, err
 	}
 	return Info{Origin: l.origin, VerifierKey: l.cfg.VerifierKey, Engine: l.cfg.Engine, Size: cp.Size}, nil
 }
 
-// Checkpoint returns the latest published checkpoint.
+// Checkpoint returns the latest published checkpoint; an error wrapping
+// [ErrUnavailable] when there is none yet, or when the log stopped for
+// good (see [ErrStopped]).
 func (l *Ledger) Checkpoint(ctx context.Context) (Checkpoint, error) {
-	return l.cfg.Log.Checkpoint(ctx)
+	return l.published(ctx)
 }
 
 // sizeOrLatest returns size, checked against the published size, or the
 // published size and its checkpoint when size is 0.
 func (l *Ledger) sizeOrLatest(ctx context.Context, size uint64) (uint64, *Checkpoint, error) {
-	cp, err := l.cfg.Log.Checkpoint(ctx)
+	cp, err := l.published(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -57,8 +59,13 @@ type leafHasher interface {
 }
 
 // InclusionProof proves the entry at index in the tree of size, or in the
-// latest checkpoint's tree when size is 0 (which it then returns).
+// latest checkpoint's tree when size is 0 (which it then returns). The
+// log's proof is checked against the published checkpoint first.
 func (l *Ledger) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, uint64, *Checkpoint, []byte, error) {
+	latest, err := l.published(ctx)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
 	size, cp, err := l.sizeOrLatest(ctx, size)
 	if err != nil {
 		return nil, 0, nil, nil, err
@@ -70,26 +77,17 @@ func (l *Ledger) InclusionProof(ctx context.Context, index, size uint64) ([][]by
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	// The log may know the leaf hash; otherwise the store has it, which is
-	// cheaper than reading the entry bundle.
-	if lh, ok := l.cfg.Log.(leafHasher); ok {
-		h, err := lh.LeafHash(ctx, index, size)
-		if err != nil {
-			return nil, 0, nil, nil, err
-		}
-		return p, size, cp, h, nil
-	}
-	if err := l.waitIndexed(ctx, index+1); err != nil {
-		return nil, 0, nil, nil, err
-	}
-	e, err := l.cfg.Store.EntryByIndex(ctx, index)
+	h, err := l.leafHashAt(ctx, index, size)
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	if e == nil {
-		return nil, 0, nil, nil, fmt.Errorf("entry %d is in the log but not in the store", index)
+	if cp != nil {
+		latest = *cp
 	}
-	return p, size, cp, e.LeafHash, nil
+	if err := l.checkInclusion(ctx, index, size, h, p, latest); err != nil {
+		return nil, 0, nil, nil, err
+	}
+	return p, size, cp, h, nil
 }
 
 // ConsistencyProof proves that the tree of size to extends that of size
@@ -105,8 +103,18 @@ func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byt
 	if from == 0 || from == to {
 		return nil, to, cp, nil
 	}
+	latest, err := l.published(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if cp != nil {
+		latest = *cp
+	}
 	p, err := l.cfg.Log.ConsistencyProof(ctx, from, to)
 	if err != nil {
+		return nil, 0, nil, err
+	}
+	if err := l.checkConsistency(ctx, from, to, p, latest); err != nil {
 		return nil, 0, nil, err
 	}
 	return p, to, cp, nil
@@ -146,10 +154,16 @@ func (l *Ledger) Entries(ctx context.Context, start, end uint64, fn func(EntryBa
 		if err != nil {
 			return err
 		}
+		var foreign map[uint64]bool
+		if l.unordered != nil {
+			if foreign, err = l.unordered.store.Foreign(ctx, from, to); err != nil {
+				return err
+			}
+		}
 		batch := make(EntryBatch, len(leaves))
 		for i, leaf := range leaves {
 			idx := from + uint64(i)
-			batch[i] = &pb.Entry{Index: idx, Record: leaf, Redacted: redacted[idx]}
+			batch[i] = &pb.Entry{Index: idx, Record: leaf, Redacted: redacted[idx], Foreign: foreign[idx]}
 		}
 		for _, d := range ds {
 			batch[d.Index-from].Disclosure = d.Disclosure

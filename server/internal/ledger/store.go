@@ -291,6 +291,21 @@ type UnorderedStore interface {
 	// Unindexed returns, in seq order, the entries whose index is not
 	// recorded.
 	Unindexed(ctx context.Context) ([]Entry, error)
+	// AddForeign records leaves of the log that no frontend admitted (see
+	// [ForeignLeaf]); recording one again changes nothing.
+	AddForeign(ctx context.Context, leaves []ForeignLeaf) error
+	// Foreign returns the indexes of the foreign leaves in [from, to).
+	Foreign(ctx context.Context, from, to uint64) (map[uint64]bool, error)
+}
+
+// ForeignLeaf is a leaf of a log that orders entries itself which no
+// frontend admitted: one queued on Trillian directly (its API has no
+// authentication), or a second copy of an entry. It stays in the log, and
+// is served as it is; the store keeps its index so that the rules skip it
+// and readers are told (GetEntries marks it, an audit reports it).
+type ForeignLeaf struct {
+	Index    uint64
+	LeafHash []byte
 }
 
 // EncodeKeys returns Ed25519 public keys as a store keeps them: one after

@@ -75,6 +75,15 @@ func (u *unordered) start(ctx context.Context) error {
 	if err := u.log.Follow(ctx, u.onLeaves); err != nil {
 		return fmt.Errorf("reconcile: follow the log: %w", err)
 	}
+	if err := u.l.Stopped(); err != nil {
+		// Nothing is queued: an entry queued now could take the place of
+		// one the log lost, and the tree could never again be the one the
+		// key signed. The server serves, and says why it does not write.
+		u.l.log.Error("the log stopped: nothing is queued or signed until an operator acts", slog.Any("error", err))
+		u.l.wg.Add(1)
+		go u.loop()
+		return nil
+	}
 	pending, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
@@ -190,6 +199,9 @@ func (u *unordered) queue(e batchEntry) {
 		}
 		defer func() { <-u.calls }()
 		for delay := 50 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			if u.l.Stopped() != nil {
+				return // queued again by the next start, once an operator acted
+			}
 			err := u.log.Queue(ctx, e.record)
 			if err == nil || ctx.Err() != nil {
 				return
@@ -240,26 +252,30 @@ func (u *unordered) onLeaves(ctx context.Context, start uint64, leaves [][]byte)
 		return fmt.Errorf("match log entries to intents: %w", err)
 	}
 	var as []Assignment
+	var foreign []ForeignLeaf
 	resolved := map[int64]uint64{}
 	for k, r := range rows {
 		index := start + uint64(k)
 		if _, twice := resolved[r.Seq]; twice && r.Seq != 0 {
-			u.l.log.Warn("the log holds a second copy of an entry", slog.Uint64("index", index), slog.Int64("seq", r.Seq))
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 			continue
 		}
 		switch {
 		case r.Seq == 0:
-			return fmt.Errorf("log entry %d was never admitted by this store", index)
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 		case r.Index == NoIndex:
 			as = append(as, Assignment{Seq: r.Seq, Index: index})
 			resolved[r.Seq] = index
 		case uint64(r.Index) == index:
 			resolved[r.Seq] = index
 		case uint64(r.Index) < index:
-			u.l.log.Warn("the log holds a second copy of an entry", slog.Uint64("index", index), slog.Int64("first", r.Index))
+			foreign = append(foreign, ForeignLeaf{Index: index, LeafHash: hashes[k]})
 		default:
 			return fmt.Errorf("log entry %d is recorded at index %d", index, r.Index)
 		}
+	}
+	if err := u.addForeign(ctx, foreign); err != nil {
+		return err
 	}
 	end := start + uint64(len(leaves))
 	if err := u.store.Assign(ctx, as, end); err != nil {
@@ -288,6 +304,26 @@ func (u *unordered) onLeaves(ctx context.Context, start uint64, leaves [][]byte)
 		case u.wake <- struct{}{}:
 		default:
 		}
+	}
+	return nil
+}
+
+// addForeign records the leaves of the log that no frontend admitted: a
+// leaf queued on the log directly, or a second copy of an entry. They stay
+// in the log as what they are: served, marked as foreign to readers,
+// skipped by the rules (the store holds no state of theirs), counted and
+// logged. The log goes on.
+func (u *unordered) addForeign(ctx context.Context, foreign []ForeignLeaf) error {
+	if len(foreign) == 0 {
+		return nil
+	}
+	if err := u.store.AddForeign(ctx, foreign); err != nil {
+		return fmt.Errorf("record leaves no frontend admitted: %w", err)
+	}
+	u.l.cfg.Metrics.foreign.Add(float64(len(foreign)))
+	for _, f := range foreign {
+		u.l.log.Warn("the log holds an entry no frontend admitted (queued on the log directly?): it is served as foreign, and the rules skip it",
+			slog.Uint64("index", f.Index), slog.String("leaf_hash", fmt.Sprintf("%x", f.LeafHash)))
 	}
 	return nil
 }
@@ -374,6 +410,9 @@ func (u *unordered) recheck(ctx context.Context) error {
 // recently: those of a frontend that stopped between admitting and
 // queuing, and those of this process that waited too long.
 func (u *unordered) sweep(ctx context.Context) error {
+	if u.l.Stopped() != nil {
+		return nil
+	}
 	entries, err := u.store.Unindexed(ctx)
 	if err != nil {
 		return err

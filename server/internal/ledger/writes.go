@@ -402,9 +402,15 @@ func (l *Ledger) Receipt(ctx context.Context, index uint64, record []byte, d *pb
 		// witnesses cosign says which did not, in words callers may see.
 		return nil, fmt.Errorf("%w: waiting for a checkpoint: %w; the write is in the log, and a retry returns it", ErrUnavailable, err)
 	}
+	if err := l.Stopped(); err != nil {
+		return nil, unavailable("%v", err)
+	}
 	proof, err := l.cfg.Log.InclusionProof(ctx, index, cp.Size)
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, cp.Size, err)
+	}
+	if err := l.checkInclusion(ctx, index, cp.Size, leafHash(record), proof, cp); err != nil {
+		return nil, err
 	}
 	r := &receipt.Receipt{
 		Index:      index,

@@ -287,6 +287,12 @@ func (l *Letter) FoldNames() {
 // apply follows one entry, as the rules say; the caller holds mu for
 // writing.
 func (v *View) apply(e *pb.Entry) {
+	if e.GetForeign() {
+		// No server of the log admitted it: the rules skip it, as the
+		// admission and the audit do.
+		v.rules.Skip()
+		return
+	}
 	var rec pb.Record
 	if err := proto.Unmarshal(e.GetRecord(), &rec); err != nil {
 		rec.Reset()

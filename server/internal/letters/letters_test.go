@@ -254,3 +254,40 @@ func TestLetterState(t *testing.T) {
 	m.size = uint64(len(m.entries))
 	check("a second delivery, a redaction", pb.Status_STATUS_CLOSED, "again", Counts{Redacted: 1, Private: 1})
 }
+
+// TestForeignSkipped: an entry the server marks as foreign (no server of
+// the log admitted it: queued on Trillian directly) is not counted, names
+// no one and takes its index, as the admission and the audit skip it; the
+// record after it is followed at its own index.
+func TestForeignSkipped(t *testing.T) {
+	m := &memory{}
+	m.add(t, &pb.Record{Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "a", OrganiserKeys: [][]byte{organiser.GetPublicKey()}}}}, nil, false)
+	endorse := func(c, name string) uint64 {
+		return m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "a", Commitment: []byte(c), WithdrawalLock: []byte("l" + c),
+			Visibility: pb.Visibility_VISIBILITY_PUBLIC, Organiser: organiser}}}, &pb.Disclosure{Name: name}, false)
+	}
+	foreign := endorse("c1", "Intruder")
+	m.entries[foreign].Foreign = true
+	ales := endorse("c2", "Ales")
+	m.add(t, &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: &pb.Withdrawal{TargetIndex: ales,
+		TargetLeafHash: rfc6962.DefaultHasher.HashLeaf(m.entries[ales].GetRecord()), Authorisation: byOrganiser()}}}, nil, false)
+	endorse("c3", "Hanna")
+	m.size = uint64(len(m.entries))
+	v := New(nil)
+	if err := v.Update(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.Broken(); n != 0 {
+		t.Fatalf("%d records break the rules", n)
+	}
+	v.Read(func(s *Snapshot) {
+		l := s.Letter("a")
+		var named []string
+		for _, e := range l.Named() {
+			named = append(named, e.Name)
+		}
+		if l.Counts != (Counts{Public: 1, Withdrawn: 1}) || fmt.Sprint(named) != "[Hanna]" {
+			t.Errorf("counts %+v, named %v: want one public (Hanna) and one withdrawn, the foreign entry not counted", l.Counts, named)
+		}
+	})
+}

@@ -13,6 +13,19 @@
 // [Open] dials Trillian and opens the PostgreSQL store; [New] makes an
 // engine from parts given to it, which is how tests run the engine on
 // Trillian's memory storage without PostgreSQL.
+//
+// # A key signs one history
+//
+// The last signed checkpoint in PostgreSQL is what frontends share, and
+// what a restore of the database rolls back. So each frontend also keeps
+// what the key signed in its state folder ([HistoryFile]): the tree, the
+// database's identity and the last checkpoint it served, written before
+// the checkpoint is served. At open, a tree, a database or a database
+// checkpoint that disagrees with it stops the engine (an error wrapping
+// [ErrRefused]): it signs, queues and serves nothing of the log until an
+// operator acts. [StartNewTree] lets a key that signed one log sign a new
+// tree under a new origin; [Recover] brings a log back to the checkpoint
+// its key signed after a restore.
 package trillian
 
 import (
@@ -25,7 +38,6 @@ import (
 	trillianpb "github.com/google/trillian"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/server/internal/datadir"
 	"github.com/undersigned/undersigned/server/internal/guard"
@@ -45,11 +57,18 @@ type Config struct {
 	Folder *datadir.Folder
 	// Addr is the gRPC address of trillian_log_server, which Open dials.
 	Addr string
+	// TLS configures TLS to trillian_log_server; the zero value dials in
+	// plaintext.
+	TLS TLSConfig
 	// TreeID is the tree: a LOG tree, active.
 	TreeID int64
 	// PostgresURI is undersigned's own database (not Trillian's), which
 	// Open opens.
 	PostgresURI string
+	// StateDir is this frontend's state folder, which must be writable: it
+	// keeps the key's history (see [HistoryFile]) where a restore of the
+	// databases cannot roll it back. Empty means the data folder.
+	StateDir string
 	// PollInterval is how often the tree's size is read; 0 means 50 ms.
 	PollInterval time.Duration
 	// Witnesses, when set, has every checkpoint cosigned by a quorum of
@@ -79,6 +98,14 @@ type Parts struct {
 	// Cosigned keeps the last checkpoint cosigned by the witnesses,
 	// shared by every frontend; needed with Config.Witnesses.
 	Cosigned witnessing.Store
+	// DatabaseID is the identity of the database that Store and
+	// Checkpoints keep (see pgstore.Store.DatabaseID), recorded in the
+	// key's history; empty for a store that has none.
+	DatabaseID string
+	// Bind, when set, binds the database to the log's origin and tree
+	// (see pgstore.Store.Bind), once the key's history allows signing: a
+	// refused start leaves a new database as it found it.
+	Bind func(ctx context.Context) error
 	// LetterLimit, when set, keeps the per-letter rate limits every
 	// frontend shares (see the server's Engine.SharedLetterLimit).
 	LetterLimit func(ctx context.Context, letterID string, rate float64, burst int) (time.Duration, error)
@@ -113,18 +140,17 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	case cfg.PostgresURI == "":
 		return nil, errors.New("trillian: undersigned's PostgreSQL database is required")
 	}
-	conn, err := grpc.NewClient(cfg.Addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := Dial(cfg.Addr, cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("trillian: dial %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	st, err := pgstore.Open(ctx, cfg.PostgresURI, cfg.Logger)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if err := st.Bind(ctx, cfg.Folder.Origin, cfg.TreeID); err != nil {
+	dbID, err := st.DatabaseID(ctx)
+	if err != nil {
 		st.Close()
 		conn.Close()
 		return nil, err
@@ -134,6 +160,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		Store:       st,
 		Tiles:       st,
 		Checkpoints: st.Checkpoints(),
+		DatabaseID:  dbID,
+		Bind:        func(ctx context.Context) error { return st.Bind(ctx, cfg.Folder.Origin, cfg.TreeID) },
 		Cosigned:    st.CosignedCheckpoints(),
 		LetterLimit: st.TakeLetterToken,
 		Close:       func() error { return errors.Join(st.Close(), conn.Close()) },
@@ -145,9 +173,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// New opens the engine on its parts: the guard of the last signed
-// checkpoint, and the log on the tree, which checks that the tree answers.
-// On an error, New closes the parts.
+// New opens the engine on its parts: the key's history (see
+// [HistoryFile]), the guard of the last signed checkpoint, and the log on
+// the tree, which checks that the tree answers. When the tree, the
+// database or the database's last signed checkpoint disagrees with the
+// key's history, the engine opens stopped, with the reason (wrapping
+// [ErrRefused]) as its log's: it signs, queues and serves nothing of the
+// log until an operator acts. On an error, New closes the parts.
 func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	defer func() {
 		if err != nil && p.Close != nil {
@@ -161,6 +193,19 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := cfg.Folder
+	state := cfg.StateDir
+	if state == "" {
+		state = f.Dir
+	}
+	k := newKeeper(state, f)
+	row, err := p.Checkpoints.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trillian: load the last signed checkpoint: %w", err)
+	}
+	refusal, hcp, rowcp, err := k.open(ctx, f, cfg.TreeID, p.DatabaseID, row)
+	if err != nil {
+		return nil, fmt.Errorf("trillian: the key's history: %w", err)
+	}
 	g, err := guard.New(ctx, f.Signer, f.Verifier, p.Checkpoints, nil, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -174,9 +219,32 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		PollInterval: cfg.PollInterval,
 		Logger:       cfg.Logger,
 		Registry:     cfg.Registry,
+		Record:       k.record,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if refusal == nil {
+		if refusal = checkTree(ctx, l, cfg.TreeID, p.Conn, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
+			l.Close(ctx)
+			return nil, refusal
+		}
+	}
+	if refusal == nil && p.Bind != nil {
+		if err := p.Bind(ctx); err != nil {
+			l.Close(ctx)
+			return nil, err
+		}
+	}
+	if refusal == nil {
+		if err := k.save(); err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("trillian: the key's history: %w", err)
+		}
+	}
+	if refusal != nil {
+		cfg.Logger.Error("the Trillian engine refuses to sign: it serves nothing of the log until an operator acts", slog.Any("reason", refusal))
+		l.Stop(refusal)
 	}
 	e = &Engine{log: l, parts: p, logger: cfg.Logger}
 	if cfg.Witnesses != nil {
@@ -186,6 +254,7 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		wc := *cfg.Witnesses
 		wc.Store, wc.VerifierKey = p.Cosigned, f.VerifierKey
 		if e.witnessed, err = witnessing.NewUnorderedLog(ctx, l, wc); err != nil {
+			l.Close(ctx)
 			return nil, err
 		}
 	}

@@ -85,6 +85,8 @@ var schema = []string{
 		organiser_keys BLOB NOT NULL,
 		revoked_keys BLOB NOT NULL
 	) WITHOUT ROWID`,
+	// For the Trillian engine: the leaves of the log no frontend admitted.
+	`CREATE TABLE IF NOT EXISTS foreign_leaves (idx INTEGER PRIMARY KEY, leaf_hash BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS tokens (
 		id TEXT PRIMARY KEY,
 		hash BLOB NOT NULL UNIQUE,

@@ -71,3 +71,39 @@ func (s *Store) LetterByID(ctx context.Context, id string) (*ledger.LetterRow, e
 	}
 	return l, nil
 }
+
+// AddForeign records leaves of the log no frontend admitted.
+func (s *Store) AddForeign(ctx context.Context, leaves []ledger.ForeignLeaf) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record foreign leaves: %w", err)
+	}
+	defer tx.Rollback()
+	for _, l := range leaves {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO foreign_leaves (idx, leaf_hash) VALUES (?, ?) ON CONFLICT (idx) DO NOTHING`, int64(l.Index), l.LeafHash); err != nil {
+			return fmt.Errorf("record foreign leaves: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record foreign leaves: %w", err)
+	}
+	return nil
+}
+
+// Foreign returns the indexes of the foreign leaves in [from, to).
+func (s *Store) Foreign(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
+	rows, err := s.query(ctx, `SELECT idx FROM foreign_leaves WHERE idx >= ? AND idx < ?`, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("foreign leaves: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint64]bool{}
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, fmt.Errorf("foreign leaves: %w", err)
+		}
+		out[uint64(i)] = true
+	}
+	return out, rows.Err()
+}

@@ -239,7 +239,7 @@ func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 func (l *Log) Healthy() error {
 	if l.cfg.Signer != nil { // nil on a read-only log
 		if err := l.cfg.Signer.Err(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ledger.ErrStopped, err)
 		}
 	}
 	l.mu.Lock()
@@ -252,27 +252,36 @@ func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
 	return l.reader.IntegratedSize(ctx)
 }
 
-// InclusionProof proves the entry at index in the tree of size.
+// InclusionProof proves the entry at index in the tree of size, which is
+// at most the published one.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	return l.nodes.inclusion(ctx, index, size)
+	return l.nodes.inclusion(ctx, index, size, l.publishedSize())
 }
 
 // LeafHash returns the leaf hash of the entry at index, from the level-0
-// tile of the tree of size.
+// tiles.
 func (l *Log) LeafHash(ctx context.Context, index, size uint64) ([]byte, error) {
-	return l.nodes.node(ctx, 0, index, size)
+	return l.nodes.node(ctx, 0, index, max(size, l.publishedSize()))
 }
 
 // ConsistencyProof proves that the tree of size to extends that of size
 // from.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return l.nodes.consistency(ctx, from, to)
+	return l.nodes.consistency(ctx, from, to, l.publishedSize())
+}
+
+// publishedSize is the size of the latest published checkpoint, whose
+// tiles exist.
+func (l *Log) publishedSize() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.latest.Size
 }
 
 // proveConsistency is the guard's prover. It reads the tiles afresh rather
 // than from the cache: the guard checks what is on disk.
 func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return newNodes(partialTiles(l.reader.ReadTile)).consistency(ctx, from, to)
+	return newNodes(partialTiles(l.reader.ReadTile)).consistency(ctx, from, to, to)
 }
 
 // ReadLeaves returns the entries [start, end), which must be integrated.

@@ -246,7 +246,7 @@ func TestPartialsGone(t *testing.T) {
 	if got, err := l.ReadEntryBundle(ctx, 0, 100); err != nil || string(got) != string(bundle) {
 		t.Fatalf("the removed partial bundle: %v, %d bytes, want %d", err, len(got), len(bundle))
 	}
-	p, err := newNodes(partialTiles(l.reader.ReadTile)).inclusion(ctx, 42, 100)
+	p, err := newNodes(partialTiles(l.reader.ReadTile)).inclusion(ctx, 42, 100, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

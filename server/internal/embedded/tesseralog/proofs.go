@@ -128,20 +128,24 @@ func (n *nodes) build(ctx context.Context, ns proof.Nodes, size uint64) ([][]byt
 	return ns.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
 }
 
-// inclusion proves the entry at index in the tree of size.
-func (n *nodes) inclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
+// inclusion proves the entry at index in the tree of size, reading the
+// tiles of the tree of size tiles (at least size): the nodes of a proof are
+// perfect subtrees, the same in every larger tree, and only the tiles of
+// the trees Tessera integrated exist.
+func (n *nodes) inclusion(ctx context.Context, index, size, tiles uint64) ([][]byte, error) {
 	ns, err := proof.Inclusion(index, size)
 	if err != nil {
 		return nil, err
 	}
-	return n.build(ctx, ns, size)
+	return n.build(ctx, ns, max(size, tiles))
 }
 
-// consistency proves that the tree of size to extends that of size from.
-func (n *nodes) consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+// consistency proves that the tree of size to extends that of size from,
+// reading the tiles of the tree of size tiles (see inclusion).
+func (n *nodes) consistency(ctx context.Context, from, to, tiles uint64) ([][]byte, error) {
 	ns, err := proof.Consistency(from, to)
 	if err != nil {
 		return nil, err
 	}
-	return n.build(ctx, ns, to)
+	return n.build(ctx, ns, max(to, tiles))
 }

@@ -25,7 +25,7 @@
 //   - Disclosures, redactions and Purge.
 //   - Tokens: stored hashed, found, listed, revoked once.
 //   - For a ledger.UnorderedStore: entries by leaf hash, letters by id,
-//     and the entries without an index.
+//     the entries without an index, and the foreign leaves of the log.
 //
 // A store method added to ledger.Store gets its test here, in the list of
 // [Run], so that every store is held to it.

@@ -521,6 +521,28 @@ func testUnordered(t *testing.T, f *fixture) {
 	if row, err := us.LetterByID(f.ctx, "none"); err != nil || row != nil {
 		t.Errorf("LetterByID(none) = %+v, %v; want nil", row, err)
 	}
+	// Foreign leaves: kept by index, once, and asked for by range.
+	for range 2 {
+		if err := us.AddForeign(f.ctx, []ledger.ForeignLeaf{{Index: 7, LeafHash: key("seven")}, {Index: 9, LeafHash: key("nine")}}); err != nil {
+			t.Fatalf("AddForeign: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		from, to uint64
+		want     []uint64
+	}{{0, 7, nil}, {0, 8, []uint64{7}}, {7, 10, []uint64{7, 9}}, {8, 20, []uint64{9}}} {
+		got, err := us.Foreign(f.ctx, tc.from, tc.to)
+		var idx []uint64
+		for i, ok := range got {
+			if ok {
+				idx = append(idx, i)
+			}
+		}
+		slices.Sort(idx)
+		if err != nil || !slices.Equal(idx, tc.want) {
+			t.Errorf("Foreign(%d, %d) = %v, %v; want %v", tc.from, tc.to, idx, err, tc.want)
+		}
+	}
 }
 
 // decodeLetter returns the id of the letter a record holds.

@@ -18,6 +18,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +128,7 @@ var schema = []string{
 		id int PRIMARY KEY CHECK (id = 1),
 		raw bytea NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS foreign_leaves (idx bigint PRIMARY KEY, leaf_hash bytea NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS letter_rates (
 		letter_id text PRIMARY KEY,
 		tokens double precision NOT NULL,
@@ -195,8 +198,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		case v != SchemaVersion:
 			return fmt.Errorf("postgres: the database has schema version %d, this server knows %d", v, SchemaVersion)
 		}
+		// The database's identity, made once: a restore brings it back,
+		// a new database has another (see [Store.DatabaseID]).
+		var id [8]byte
+		rand.Read(id[:])
+		if _, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('database_id', $1) ON CONFLICT (key) DO NOTHING`,
+			int64(binary.BigEndian.Uint64(id[:])&(1<<63-1))); err != nil {
+			return fmt.Errorf("postgres: database id: %w", err)
+		}
 		return refold(ctx, tx)
 	})
+}
+
+// DatabaseID returns the database's identity: a random number made when
+// its schema was created, which a restore of the database brings back and
+// a new database does not share. The Trillian engine records it beside
+// the last checkpoint the log's key signed.
+func (s *Store) DatabaseID(ctx context.Context) (string, error) {
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'database_id'`).Scan(&v); err != nil {
+		return "", fmt.Errorf("postgres: database id: %w", err)
+	}
+	return fmt.Sprintf("%016x", v), nil
 }
 
 // refold folds the disclosures' names again when names.Fold changed since
@@ -322,6 +345,57 @@ func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, er
 			return nil, fmt.Errorf("unassigned: %w", err)
 		}
 		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// IndexedFrom returns the entries with an index at least from, in index
+// order.
+func (s *Store) IndexedFrom(ctx context.Context, from uint64) ([]ledger.Entry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM entries WHERE idx >= $1 ORDER BY idx`, int64(from))
+	if err != nil {
+		return nil, fmt.Errorf("entries from %d: %w", from, err)
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("entries from %d: %w", from, err)
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+// AddForeign records leaves of the log no frontend admitted.
+func (s *Store) AddForeign(ctx context.Context, leaves []ledger.ForeignLeaf) error {
+	idxs := make([]int64, len(leaves))
+	hashes := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		idxs[i], hashes[i] = int64(l.Index), l.LeafHash
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO foreign_leaves (idx, leaf_hash) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (idx) DO NOTHING`, idxs, hashes)
+	if err != nil {
+		return fmt.Errorf("record foreign leaves: %w", err)
+	}
+	return nil
+}
+
+// Foreign returns the indexes of the foreign leaves in [from, to).
+func (s *Store) Foreign(ctx context.Context, from, to uint64) (map[uint64]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx FROM foreign_leaves WHERE idx >= $1 AND idx < $2`, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("foreign leaves: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint64]bool{}
+	for rows.Next() {
+		var i int64
+		if err := rows.Scan(&i); err != nil {
+			return nil, fmt.Errorf("foreign leaves: %w", err)
+		}
+		out[uint64(i)] = true
 	}
 	return out, rows.Err()
 }

@@ -2,7 +2,10 @@
 // Trillian personality (DESIGN.md §7). Entries go to trillian_log_server
 // with QueueLeaf, their identity hash the SHA-256 of the record bytes, so
 // that Trillian keeps one copy of each; trillian_log_signer integrates
-// them; inclusion and consistency proofs come from Trillian.
+// them; inclusion and consistency proofs come from Trillian. Anyone who
+// reaches Trillian can queue a leaf too: it is handed to the ledger like
+// any other, whatever its identity hash, and the ledger records it as a
+// foreign leaf (ledger.ForeignLeaf); the log goes on.
 //
 // # The tile builder
 //
@@ -27,6 +30,9 @@
 // a frontend that loses the race adopts the other's checkpoint after
 // checking it, and, Ed25519 being deterministic and checkpoints carrying no
 // extension lines, two frontends signing one tree produce the same bytes.
+// Each checkpoint is recorded (Config.Record) before it is served. A tree
+// that breaks a rule, or a signer that refuses it, stops the log for good
+// ([Log.Stop]): nothing more is signed or served.
 package trillianlog
 
 import (
@@ -45,8 +51,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -74,6 +78,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the log's metrics; nil means none.
 	Registry prometheus.Registerer
+	// Record, when set, durably records a signed checkpoint before the
+	// log serves it, whether this frontend signed it or adopted another's:
+	// the Trillian engine keeps the last one where a restore of the
+	// databases cannot roll it back. An error keeps the checkpoint from
+	// being served; the next step tries again.
+	Record func(ctx context.Context, signed []byte, size uint64) error
 }
 
 // Log is a ledger.UnorderedLog on a Trillian tree.
@@ -171,19 +181,7 @@ func IdentityHash(data []byte) []byte {
 // Queue queues data in Trillian. A copy already queued or integrated is
 // not an error.
 func (l *Log) Queue(ctx context.Context, data []byte) error {
-	resp, err := l.cfg.Client.QueueLeaf(ctx, &trillian.QueueLeafRequest{
-		LogId: l.cfg.TreeID,
-		Leaf:  &trillian.LogLeaf{LeafValue: data, LeafIdentityHash: IdentityHash(data)},
-	})
-	if err != nil {
-		return fmt.Errorf("queue leaf: %w", err)
-	}
-	if st := resp.GetQueuedLeaf().GetStatus(); st != nil {
-		if c := codes.Code(st.GetCode()); c != codes.OK && c != codes.AlreadyExists {
-			return fmt.Errorf("queue leaf: %w", status.ErrorProto(st))
-		}
-	}
-	return nil
+	return QueueLeaf(ctx, l.cfg.Client, l.cfg.TreeID, data)
 }
 
 // Append is not how entries reach this log: the ledger queues them (see
@@ -196,12 +194,14 @@ func (l *Log) Append(context.Context, []byte) func() (uint64, error) {
 
 // Follow registers the ledger's follower, brings the builder up to the
 // tree's current size, publishing its checkpoint, and keeps following in
-// the background until Close.
+// the background until Close. A log that stopped for good (see
+// [Log.Stop]) does not follow, and Follow returns nil: the server runs, and
+// tells why it does not write.
 func (l *Log) Follow(ctx context.Context, fn ledger.FollowFunc) error {
 	l.stepMu.Lock()
 	l.follow = fn
 	l.stepMu.Unlock()
-	if err := l.step(ctx); err != nil {
+	if err := l.step(ctx); err != nil && l.stopped() == nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -246,14 +246,27 @@ func (l *Log) run(ctx context.Context) {
 }
 
 // stopped returns why the log stopped for good, if it did: the signer
-// refused to sign, or the tree broke a rule.
+// refused to sign, or the tree broke a rule. The error wraps
+// ledger.ErrStopped.
 func (l *Log) stopped() error {
 	if err := l.cfg.Signer.Err(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ledger.ErrStopped, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.fatal
+	if l.fatal != nil {
+		return fmt.Errorf("%w: %w", ledger.ErrStopped, l.fatal)
+	}
+	return nil
+}
+
+// Stop stops the log for good, err saying why: nothing more is signed,
+// queued or served (see ledger.ErrStopped) until the server is started
+// again. The Trillian engine stops a log at start when the tree, the
+// database or its last signed checkpoint disagrees with what the key
+// signed before.
+func (l *Log) Stop(err error) {
+	l.stop(err)
 }
 
 // stop records why the log stopped for good.
@@ -286,7 +299,7 @@ func (l *Log) step(ctx context.Context) error {
 	l.metrics.trillianSize.Set(float64(root.TreeSize))
 	b := l.builder
 	if root.TreeSize < b.size() {
-		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed", root.TreeSize, b.size()))
+		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed: Trillian lost entries (its database restored from an older copy?); nothing is queued or signed until `undersigned-server recover` queues them again", root.TreeSize, b.size()))
 	}
 	for b.size() < root.TreeSize {
 		start := b.size()
@@ -347,35 +360,12 @@ func (l *Log) rewind(ctx context.Context) {
 	l.stop(fmt.Errorf("reload the tile builder's state: %w", err))
 }
 
-// readTrillian reads the integrated leaves [start, end) from Trillian,
-// checking their indexes and identity hashes.
+// readTrillian reads the integrated leaves [start, end) from Trillian. A
+// leaf whose identity hash is not the SHA-256 of its value was not queued
+// by a frontend: the ledger's follower finds it admitted by none, and
+// records it as foreign; the log goes on.
 func (l *Log) readTrillian(ctx context.Context, start, end uint64) ([][]byte, error) {
-	out := make([][]byte, 0, end-start)
-	for next := start; next < end; {
-		resp, err := l.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
-			LogId: l.cfg.TreeID, StartIndex: int64(next), Count: int64(end - next),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read leaves [%d, %d): %w", next, end, err)
-		}
-		if len(resp.GetLeaves()) == 0 {
-			return nil, fmt.Errorf("read leaves [%d, %d): Trillian returned none", next, end)
-		}
-		for _, leaf := range resp.GetLeaves() {
-			if next == end {
-				break
-			}
-			if uint64(leaf.GetLeafIndex()) != next {
-				return nil, fmt.Errorf("read leaves: got index %d, want %d", leaf.GetLeafIndex(), next)
-			}
-			if !bytes.Equal(leaf.GetLeafIdentityHash(), IdentityHash(leaf.GetLeafValue())) {
-				return nil, l.stop(fmt.Errorf("leaf %d: its identity hash is not the SHA-256 of its value: not an undersigned leaf", next))
-			}
-			out = append(out, leaf.GetLeafValue())
-			next++
-		}
-	}
-	return out, nil
+	return ReadLeaves(ctx, l.cfg.Client, l.cfg.TreeID, start, end)
 }
 
 // publish signs, or adopts, the checkpoint of the builder's tree and
@@ -399,22 +389,21 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 		case last != nil && last.Size > size:
 			// The builder is at the size Trillian gave this step, and a
 			// checkpoint was signed for a larger tree before: Trillian lost
-			// entries (restored from an older copy?). Nothing is signed
-			// until it has them again; after failAfter the log reports
-			// itself unhealthy.
-			return fmt.Errorf("Trillian's tree has %d entries, the last checkpoint signed %d: Trillian lost entries", size, last.Size)
+			// entries (its database restored from an older copy). Nothing
+			// may be queued either: a new entry would take the place of a
+			// lost one, and the tree could never again be the one the key
+			// signed.
+			return l.stop(fmt.Errorf("Trillian's tree has %d entries, the last checkpoint signed has %d: Trillian lost entries (its database restored from an older copy?); nothing is queued or signed until `undersigned-server recover` queues them again", size, last.Size))
 		case last != nil && last.Size == size:
 			if !bytes.Equal(last.Hash, root) {
 				return l.stop(fmt.Errorf("%w: the checkpoint signed at size %d has root %x, the tree %x", guard.ErrInconsistent, size, last.Hash, root))
 			}
-			l.serve(raw, size, root, b.view())
-			return nil
+			return l.serve(ctx, raw, size, root, b.view())
 		}
 		signed, err := g.SignTree(ctx, size, root)
 		if err == nil {
 			l.metrics.signed.Inc()
-			l.serve(signed, size, root, b.view())
-			return nil
+			return l.serve(ctx, signed, size, root, b.view())
 		}
 		if !errors.Is(err, guard.ErrConflict) || attempt > 10 {
 			return err
@@ -425,7 +414,14 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 	}
 }
 
-func (l *Log) serve(raw []byte, size uint64, root []byte, v *view) {
+// serve records a signed checkpoint (Config.Record) and serves it with
+// the builder's view.
+func (l *Log) serve(ctx context.Context, raw []byte, size uint64, root []byte, v *view) error {
+	if l.cfg.Record != nil {
+		if err := l.cfg.Record(ctx, raw, size); err != nil {
+			return fmt.Errorf("record the checkpoint of size %d: %w", size, err)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.published = ledger.Checkpoint{Raw: raw, Size: size, Hash: root}
@@ -433,6 +429,7 @@ func (l *Log) serve(raw []byte, size uint64, root []byte, v *view) {
 	l.view = v
 	close(l.changed)
 	l.changed = make(chan struct{})
+	return nil
 }
 
 // CatchUp asks the follower to read the tree at once rather than at its
