@@ -86,7 +86,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	c.origin, c.verifier, c.key = info.GetOrigin(), v, key
+	c.origin, c.verifier, c.key = info.GetOrigin(), newCachingVerifier(v), key
 	return c, nil
 }
 
