@@ -427,9 +427,14 @@ func (c *Client) EndorseStream(ctx context.Context) (*EndorseStream, error) {
 	return &EndorseStream{c: c, stream: s, sent: make(chan *Endorsement, StreamWindow)}, nil
 }
 
-// Send sends one endorsement; it blocks while StreamWindow are in flight.
+// Send sends one endorsement; it blocks while StreamWindow are in flight,
+// and fails once the stream's context is done.
 func (s *EndorseStream) Send(e *Endorsement, idempotencyKey string) error {
-	s.sent <- e
+	select {
+	case s.sent <- e:
+	case <-s.stream.Context().Done():
+		return s.stream.Context().Err()
+	}
 	return s.stream.Send(&pb.EndorseStreamRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure,
 		IdempotencyKey: idempotencyKey, ReaddAfterRedaction: e.ReaddAfterRedaction})
 }
