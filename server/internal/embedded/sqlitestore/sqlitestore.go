@@ -307,7 +307,7 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 		return fmt.Errorf("admit: %w", err)
 	}
 	defer tx.Rollback()
-	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, freed: map[string]int64{}, entries: map[int64]*ledger.Entry{}}
+	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, freed: map[string]int64{}, entries: map[int64]*ledger.Entry{}, letters: map[string]ledger.LetterRow{}}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&a.nextSeq); err != nil {
 		return fmt.Errorf("admit: %w", err)
 	}
@@ -339,6 +339,10 @@ type admitTx struct {
 	dedup   map[string]int64
 	freed   map[string]int64
 	entries map[int64]*ledger.Entry
+	// letters are the letters' states read in this transaction: nothing
+	// but the transaction changes them until it ends, and it forgets a
+	// letter it changes.
+	letters map[string]ledger.LetterRow
 	// rows are the buffered rows of each table, in insertion order.
 	rows [numTables][][]any
 }
@@ -515,6 +519,7 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 	}
 	switch n.Kind {
 	case ledger.KindLetter:
+		delete(a.letters, n.LetterID)
 		a.rows[tLetters] = append(a.rows[tLetters], []any{n.LetterID, seq})
 	case ledger.KindEndorsement:
 		a.rows[tEndorsements] = append(a.rows[tEndorsements],
@@ -574,6 +579,9 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 
 // Letter returns a letter's state as this transaction sees it.
 func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	if r, ok := a.letters[id]; ok {
+		return &r, nil
+	}
 	// A letter admitted earlier in the batch may still be buffered.
 	if len(a.rows[tLetters]) > 0 {
 		if err := a.flush(ctx); err != nil {
@@ -588,6 +596,7 @@ func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, err
 	if err != nil {
 		return nil, fmt.Errorf("letter %q: %w", id, err)
 	}
+	a.letters[id] = r
 	return &r, nil
 }
 
@@ -601,6 +610,7 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 	default:
 		return fmt.Errorf("letter status %v", status)
 	}
+	delete(a.letters, letterID)
 	if _, err := a.exec(ctx, q, seq, letterID); err != nil {
 		return fmt.Errorf("letter status: %w", err)
 	}
