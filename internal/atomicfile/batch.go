@@ -34,7 +34,7 @@ func (b *Batch) Add(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	_, err = tmp.Write(data)
-	if err == nil {
+	if err == nil && perm != 0o600 { // os.CreateTemp makes files 0600
 		err = tmp.Chmod(perm)
 	}
 	if cerr := tmp.Close(); err == nil {
