@@ -51,62 +51,22 @@ func (e *env) auditDir(origin string) (string, error) {
 // openAuditor sets up an auditor: its source, the pinned key and the
 // state. The returned function releases them.
 func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*audit.Auditor, func(), error) {
-	var src audit.Source
-	var key, origin string
-	release := func() {}
-	if f.tiles != "" {
-		s, err := audit.NewHTTPSource(f.tiles, nil, audit.WithFetchTimeout(f.timeout))
-		if err != nil {
-			return nil, nil, usagef("audit: %v", err)
-		}
-		raw, err := s.Checkpoint(ctx)
-		var se *audit.SourceError
-		if errors.As(err, &se) {
-			return nil, nil, failedf("audit: VIOLATION %s: %v", audit.RuleSource, se)
-		}
-		if err != nil {
-			return nil, nil, usagef("audit: %v", err)
-		}
-		origin, _, _ = strings.Cut(string(raw), "\n")
-		if key, err = e.pinnedKey(origin, f.logKey); err != nil {
-			return nil, nil, err
-		}
-		src = s
-	} else {
-		c, err := e.dial(ctx, f.logKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		release = func() { c.Close() }
-		src, key, origin = audit.NewGRPCSource(c.API(), f.timeout), c.VerifierKey(), c.Origin()
-	}
-	dir := f.state
-	if dir == "" {
-		d, err := e.auditDir(origin)
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-		dir = d
-	}
-	st, err := audit.OpenState(dir)
+	src, key, origin, release, err := e.auditSource(ctx, f)
 	if err != nil {
-		release()
-		return nil, nil, usagef("%v", err)
+		return nil, nil, err
 	}
-	from := auditSource{Tiles: f.tiles}
-	if f.tiles == "" {
-		from.Server = e.g.server
-	}
-	if err := rememberSource(dir, from); err != nil {
-		st.Close()
+	st, err := e.openAuditState(f, origin)
+	if err != nil {
 		release()
 		return nil, nil, err
 	}
-	wp, err := e.witnessPolicy(origin, f.policy)
-	if err != nil {
+	closeAll := func() {
 		st.Close()
 		release()
+	}
+	wp, err := e.witnessPolicy(origin, f.policy)
+	if err != nil {
+		closeAll()
 		return nil, nil, err
 	}
 	cfg := audit.Config{Source: src, VerifierKey: key, State: st, Policy: wp}
@@ -125,17 +85,72 @@ func (e *env) openAuditor(ctx context.Context, f auditFlags, progress bool) (*au
 	}
 	a, err := audit.New(cfg)
 	if err != nil {
-		st.Close()
-		release()
+		closeAll()
 		return nil, nil, failedf("%v", err)
 	}
 	return a, func() {
 		if bar != nil {
 			bar.Finish()
 		}
-		st.Close()
-		release()
+		closeAll()
 	}, nil
+}
+
+// auditSource opens where the audit reads the log: a tlog-tiles URL
+// (--tiles) or the server. It returns the source, the log's verifier key
+// and origin, and a function that releases the source.
+func (e *env) auditSource(ctx context.Context, f auditFlags) (audit.Source, string, string, func(), error) {
+	if f.tiles == "" {
+		c, err := e.dial(ctx, f.logKey)
+		if err != nil {
+			return nil, "", "", nil, err
+		}
+		return audit.NewGRPCSource(c.API(), f.timeout), c.VerifierKey(), c.Origin(), func() { c.Close() }, nil
+	}
+	s, err := audit.NewHTTPSource(f.tiles, nil, audit.WithFetchTimeout(f.timeout))
+	if err != nil {
+		return nil, "", "", nil, usagef("audit: %v", err)
+	}
+	raw, err := s.Checkpoint(ctx)
+	var se *audit.SourceError
+	if errors.As(err, &se) {
+		return nil, "", "", nil, failedf("audit: VIOLATION %s: %v", audit.RuleSource, se)
+	}
+	if err != nil {
+		return nil, "", "", nil, usagef("audit: %v", err)
+	}
+	origin, _, _ := strings.Cut(string(raw), "\n")
+	key, err := e.pinnedKey(origin, f.logKey)
+	if err != nil {
+		return nil, "", "", nil, err
+	}
+	return s, key, origin, func() {}, nil
+}
+
+// openAuditState opens the audit's state folder (--state, or the log's
+// default one) and remembers there where the log is read from.
+func (e *env) openAuditState(f auditFlags, origin string) (*audit.State, error) {
+	dir := f.state
+	if dir == "" {
+		d, err := e.auditDir(origin)
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	st, err := audit.OpenState(dir)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	from := auditSource{Tiles: f.tiles}
+	if f.tiles == "" {
+		from.Server = e.g.server
+	}
+	if err := rememberSource(dir, from); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // pinnedKey returns the verifier key of origin: from keyFile (which is

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/undersigned/undersigned/client/audit"
 	"github.com/undersigned/undersigned/client/records"
 	"github.com/undersigned/undersigned/client/webui"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
@@ -44,7 +45,6 @@ func runDeliver(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return failedf("deliver: %v", err)
 	}
-	lt := ro.Letter.Letter
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return usagef("deliver: %v", err)
 	}
@@ -54,6 +54,40 @@ func runDeliver(ctx context.Context, e *env, args []string) error {
 	}
 	if err := writeRoster(&jsonBuf, r, "json", true); err != nil {
 		return err
+	}
+	files, err := deliveryFiles(st, ro, r)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := writeFileAtomic(filepath.Join(*out, f.name), f.data, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "delivery bundle of letter %s at tree size %d in %s: %s\n", *letter, st.Size(), *out, countsText(r.counts))
+	if len(st.Violations()) > 0 {
+		fmt.Fprintf(e.stderr, "warning: the audit of this log found %d violation(s); see undersigned audit\n", len(st.Violations()))
+	}
+	return nil
+}
+
+// bundleFile is one file of a delivery bundle.
+type bundleFile struct {
+	name string
+	data []byte
+}
+
+// deliveryFiles returns the files of a delivery bundle: the letter, its
+// roster as CSV, JSON and a printable page, the signed checkpoint, the
+// log's key, a README, and the verify page.
+func deliveryFiles(st *audit.State, ro *audit.Roster, r *rosterData) ([]bundleFile, error) {
+	lt := ro.Letter.Letter
+	var csvBuf, jsonBuf bytes.Buffer
+	if err := writeRoster(&csvBuf, r, "csv", true); err != nil {
+		return nil, err
+	}
+	if err := writeRoster(&jsonBuf, r, "json", true); err != nil {
+		return nil, err
 	}
 	meta := map[string]any{
 		"origin": st.Origin(), "tree_size": st.Size(), "letter_id": lt.GetId(), "letter_index": ro.Letter.Index,
@@ -65,12 +99,9 @@ func runDeliver(ctx context.Context, e *env, args []string) error {
 	metaJSON, _ := json.MarshalIndent(meta, "", "  ")
 	page, err := rosterHTML(st.Origin(), st.Size(), ro.Letter.Index, lt, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{
+	files := []bundleFile{
 		{"letter.txt", []byte(lt.GetText())},
 		{"letter.json", append(metaJSON, '\n')},
 		{"roster.csv", csvBuf.Bytes()},
@@ -84,24 +115,12 @@ func runDeliver(ctx context.Context, e *env, args []string) error {
 	// bundle alone (offline: signature, inclusion and name).
 	verifyPage, err := webui.BundleFiles(st.VerifierKey())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(verifyPage)) {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{name, verifyPage[name]})
+		files = append(files, bundleFile{name, verifyPage[name]})
 	}
-	for _, f := range files {
-		if err := writeFileAtomic(filepath.Join(*out, f.name), f.data, 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(e.stdout, "delivery bundle of letter %s at tree size %d in %s: %s\n", *letter, st.Size(), *out, countsText(r.counts))
-	if len(st.Violations()) > 0 {
-		fmt.Fprintf(e.stderr, "warning: the audit of this log found %d violation(s); see undersigned audit\n", len(st.Violations()))
-	}
-	return nil
+	return files, nil
 }
 
 var rosterPage = template.Must(template.New("roster").Parse(`<!DOCTYPE html>

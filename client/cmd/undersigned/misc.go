@@ -98,35 +98,9 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 		return err
 	}
 	defer c.Close()
-	var a client.Action
-	if *receiptFile != "" {
-		b, err := os.ReadFile(*receiptFile)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		rc, v, err := client.VerifyOffline(b, c.Verifier())
-		if err != nil {
-			return err
-		}
-		var seed []byte
-		if *keyFile != "" {
-			if seed, err = client.LoadSignerSeed(*keyFile); err != nil {
-				return usagef("%v", err)
-			}
-		}
-		if a, err = client.ActionFromReceipt(c.Origin(), v, rc, seed); err != nil {
-			return usagef("%s: %v", verb, err)
-		}
-	} else {
-		key, err := e.letterOrganiserKey(nil)
-		if err != nil {
-			return err
-		}
-		leaf, err := c.TargetOf(ctx, uint64(*index))
-		if err != nil {
-			return err
-		}
-		a = client.Action{TargetIndex: uint64(*index), TargetLeafHash: leaf, OrganiserKey: key}
+	a, err := e.actionTarget(ctx, c, verb, *receiptFile, *index, *keyFile)
+	if err != nil {
+		return err
 	}
 	a.Reason = r
 	var res *client.Result
@@ -151,6 +125,42 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 		return redactToo(ctx, e, c, a, path)
 	}
 	return nil
+}
+
+// actionTarget returns the action on an endorsement without its reason:
+// authorised by a receipt (its withdrawal secret, or the signer key in
+// keyFile), or, with an index, by the organiser key.
+func (e *env) actionTarget(ctx context.Context, c *client.Client, verb, receiptFile string, index int64, keyFile string) (client.Action, error) {
+	if receiptFile == "" {
+		key, err := e.letterOrganiserKey(nil)
+		if err != nil {
+			return client.Action{}, err
+		}
+		leaf, err := c.TargetOf(ctx, uint64(index))
+		if err != nil {
+			return client.Action{}, err
+		}
+		return client.Action{TargetIndex: uint64(index), TargetLeafHash: leaf, OrganiserKey: key}, nil
+	}
+	b, err := os.ReadFile(receiptFile)
+	if err != nil {
+		return client.Action{}, usagef("%v", err)
+	}
+	rc, v, err := client.VerifyOffline(b, c.Verifier())
+	if err != nil {
+		return client.Action{}, err
+	}
+	var seed []byte
+	if keyFile != "" {
+		if seed, err = client.LoadSignerSeed(keyFile); err != nil {
+			return client.Action{}, usagef("%v", err)
+		}
+	}
+	a, err := client.ActionFromReceipt(c.Origin(), v, rc, seed)
+	if err != nil {
+		return client.Action{}, usagef("%s: %v", verb, err)
+	}
+	return a, nil
 }
 
 // redactToo redacts the endorsement a withdrew, with the same authority (a
