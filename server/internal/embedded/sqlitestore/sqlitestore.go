@@ -58,10 +58,11 @@ var schema = []string{
 		secret_spent INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
-	// For the Trillian engine, which matches log entries to intents by leaf
-	// hash, and waits for a letter's entries to have indexes.
-	`CREATE INDEX IF NOT EXISTS entries_by_leaf_hash ON entries(leaf_hash)`,
-	`CREATE INDEX IF NOT EXISTS entries_by_letter ON entries(letter_id, seq)`,
+	// The indexes of a log that orders entries itself are made by
+	// ServeUnordered; a store of the embedded engine goes without them
+	// (one of them is on random leaf hashes: a page written per entry).
+	`DROP INDEX IF EXISTS entries_by_leaf_hash`,
+	`DROP INDEX IF EXISTS entries_by_letter`,
 	`CREATE TABLE IF NOT EXISTS disclosures (
 		seq INTEGER PRIMARY KEY,
 		salt BLOB NOT NULL,

@@ -298,6 +298,49 @@ func TestContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := s.ServeUnordered(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		return s
 	})
+}
+
+// TestIndexesOfUnorderedLogs: the embedded engine's store keeps no index
+// on leaf hashes (random keys, a page written per entry); a store that
+// serves an unordered log gets it, and loses it when opened for the
+// embedded engine again.
+func TestIndexesOfUnorderedLogs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	indexes := func(s *sqlitestore.Store) int {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(ON)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('entries_by_leaf_hash', 'entries_by_letter')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, unordered := range []bool{false, true, false} {
+		s, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unordered {
+			if err := s.ServeUnordered(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := 0
+		if unordered {
+			want = 2
+		}
+		if n := indexes(s); n != want {
+			t.Errorf("unordered %v: %d indexes of unordered logs, want %d", unordered, n, want)
+		}
+		s.Close()
+	}
 }
