@@ -43,15 +43,21 @@ type settled struct {
 	duplicate, skipped bool
 }
 
-// endorsements signs the persons' endorsements with their journaled
-// secrets, on every core.
+// endorsements signs the endorsements of the persons that have none yet,
+// with their journaled secrets, on every core.
 func (im *run) endorsements(ps []*person) {
-	secrets := make([][2][]byte, len(ps))
-	for i, p := range ps {
+	var unsigned []*person
+	for _, p := range ps {
+		if p.endorsement == nil {
+			unsigned = append(unsigned, p)
+		}
+	}
+	secrets := make([][2][]byte, len(unsigned))
+	for i, p := range unsigned {
 		secrets[i][0], secrets[i][1] = im.journal.secrets(p.key)
 	}
-	parallel(len(ps), func(i int) {
-		p := ps[i]
+	parallel(len(unsigned), func(i int) {
+		p := unsigned[i]
 		p.endorsement = client.NewEndorsementWithSecrets(im.cfg.Client.Origin(), im.cfg.Letter,
 			signer(im.cfg, im.rows[p.rows[0]]), secrets[i][0], secrets[i][1])
 	})
