@@ -206,20 +206,22 @@ func rowNumbers(rs []rejected) string {
 
 // importProgress is the progress bar of an import, on a terminal: the rows
 // sent in this run and settled (receipt written or rejected), the rate over
-// the last few seconds and the time left at that rate. It starts when the
-// first endorsement is sent, and is sampled twice a second even when no
-// answer comes, so that a stall shows as a falling rate.
+// the last five seconds and the time left at that rate. It appears when
+// the first endorsement is sent; from the first answer on it is sampled
+// twice a second even when no answer comes, so that a stall shows as a
+// falling rate and a growing time left.
 type importProgress struct {
-	e    *env
-	bar  atomic.Pointer[progressbar.ProgressBar]
-	stop chan struct{}
+	e       *env
+	bar     atomic.Pointer[progressbar.ProgressBar]
+	ticking bool
+	stop    chan struct{}
 }
 
 func (e *env) importProgress() *importProgress {
 	return &importProgress{e: e, stop: make(chan struct{})}
 }
 
-// set is the importer's Progress.
+// set is the importer's Progress, called from one goroutine.
 func (p *importProgress) set(done, total int) {
 	bar := p.bar.Load()
 	if bar == nil {
@@ -227,6 +229,10 @@ func (p *importProgress) set(done, total int) {
 			return
 		}
 		p.bar.Store(bar)
+	}
+	bar.Set(done)
+	if done > 0 && !p.ticking {
+		p.ticking = true
 		go func() {
 			t := time.NewTicker(500 * time.Millisecond)
 			defer t.Stop()
@@ -240,7 +246,6 @@ func (p *importProgress) set(done, total int) {
 			}
 		}()
 	}
-	bar.Set(done)
 }
 
 func (p *importProgress) finish() {
