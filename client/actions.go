@@ -104,6 +104,21 @@ func (c *Client) SetLetterStatus(ctx context.Context, letterID string, st pb.Sta
 	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: s}})
 }
 
+// ChangeOrganiser adds key to the organiser keys of a letter
+// (pb.KeyChange_KEY_CHANGE_ADD) or revokes it (pb.KeyChange_KEY_CHANGE_REVOKE),
+// with a change signed by by, another organiser key of the letter. A
+// revocation applies from the change's index on: what the key signed
+// before stays valid, and the key is never valid for the letter again.
+func (c *Client) ChangeOrganiser(ctx context.Context, letterID string, change pb.KeyChange, key ed25519.PublicKey, by ed25519.PrivateKey) (*Result, error) {
+	oc := &pb.OrganiserChange{LetterId: letterID, Change: change, Key: key}
+	records.SignOrganiserChange(by, c.origin, oc)
+	resp, err := c.api.ChangeOrganiser(c.Context(ctx), &pb.ChangeOrganiserRequest{Change: oc})
+	if err != nil {
+		return nil, err
+	}
+	return c.completeRecord(resp.GetResult(), &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: oc}})
+}
+
 // TargetOf returns the index and leaf hash of the entry at index, read from
 // the log and proved against the latest checkpoint.
 func (c *Client) TargetOf(ctx context.Context, index uint64) ([]byte, error) {

@@ -82,6 +82,7 @@ var writeMethods = map[string]bool{
 	pb.LedgerService_Withdraw_FullMethodName:        true,
 	pb.LedgerService_Redact_FullMethodName:          true,
 	pb.LedgerService_SetLetterStatus_FullMethodName: true,
+	pb.LedgerService_ChangeOrganiser_FullMethodName: true,
 }
 
 // overloadRetry is the retry hint given when too many writes are in

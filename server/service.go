@@ -139,6 +139,14 @@ func (v *service) SetLetterStatus(ctx context.Context, req *pb.SetLetterStatusRe
 	return &pb.SetLetterStatusResponse{Result: result(r)}, nil
 }
 
+func (v *service) ChangeOrganiser(ctx context.Context, req *pb.ChangeOrganiserRequest) (*pb.ChangeOrganiserResponse, error) {
+	r, err := v.s.ledger.ChangeOrganiser(ctx, callerOf(ctx), req.GetChange())
+	if err != nil {
+		return nil, v.s.toStatus(ctx, err)
+	}
+	return &pb.ChangeOrganiserResponse{Result: result(r)}, nil
+}
+
 func (v *service) GetLogInfo(ctx context.Context, _ *pb.GetLogInfoRequest) (*pb.GetLogInfoResponse, error) {
 	info, err := v.s.ledger.Info(ctx)
 	if err != nil {
@@ -193,12 +201,14 @@ func counts(c ledger.Counts) *pb.Counts {
 
 func letterInfo(li *ledger.LetterInfo) *pb.LetterInfo {
 	out := &pb.LetterInfo{
-		Index:    li.Index,
-		Record:   li.Record,
-		Status:   li.Status,
-		Counts:   counts(li.Counts),
-		LetterId: li.Letter.GetId(),
-		Title:    li.Letter.GetTitle(),
+		Index:                li.Index,
+		Record:               li.Record,
+		Status:               li.Status,
+		Counts:               counts(li.Counts),
+		LetterId:             li.Letter.GetId(),
+		Title:                li.Letter.GetTitle(),
+		OrganiserKeys:        li.OrganiserKeys,
+		RevokedOrganiserKeys: li.RevokedKeys,
 	}
 	if li.ClosedIndex != ledger.NoIndex {
 		i := uint64(li.ClosedIndex)

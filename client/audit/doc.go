@@ -30,7 +30,19 @@
 //     secret already revealed (a redaction may be: it can only hide a
 //     name), and that only a public endorsement is redacted;
 //   - a status change: its letter, its signature (records.CheckStatus) and
-//     that a letter is closed only once.
+//     that a letter is closed only once;
+//   - an organiser change: its letter, its signature
+//     (records.CheckOrganiserChange, by another key than the one it
+//     changes), and that it adds a key neither valid nor revoked, or
+//     revokes a valid key that is not the letter's last.
+//
+// Every organiser signature (of a letter revising another, an
+// endorsement, a withdrawal or redaction, a status, an organiser change)
+// must be by a key valid for the letter at that index: the keys the letter
+// lists, as organiser changes added and revoked them. A record signed by a
+// key after its revocation is a violation naming the record's index; what
+// the key signed before stays valid. [State.Changes] lists the organiser
+// changes with the key each added or revoked and the key that signed it.
 //
 // Every public endorsement must have a disclosure that opens its
 // commitment, or a redaction: otherwise it is withheld ([RuleWithheld]). A

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 
 	"github.com/undersigned/undersigned/client/names"
 	"github.com/undersigned/undersigned/client/records"
@@ -18,6 +19,7 @@ const (
 	kindWithdrawal
 	kindRedaction
 	kindStatus
+	kindOrganiserChange
 )
 
 // discState is what is known of a public endorsement's disclosure.
@@ -58,6 +60,12 @@ type letterState struct {
 	deliveredBy  int64
 	statuses     []uint64
 	endorsements []uint64
+	// keys are the organiser keys valid at the model's size, revoked those
+	// revoked, keyChanges the indexes of the organiser changes, and
+	// keysChangedBy the last of them (or -1).
+	keys, revoked [][]byte
+	keyChanges    []uint64
+	keysChangedBy int64
 	// folded maps the hash of a folded name to the index of a named
 	// endorsement; built when first needed.
 	folded map[uint64]uint64
@@ -97,6 +105,16 @@ type statusRecord struct {
 	letter int32
 	status pb.Status
 	note   string
+	by     []byte // the organiser key that signed it
+}
+
+// keyChange is an organiser change: the key added or revoked, and the key
+// that signed it.
+type keyChange struct {
+	letter   int32
+	change   pb.KeyChange
+	key, by  []byte
+	effected bool
 }
 
 // model is the state of the log as the audit rebuilt it.
@@ -108,6 +126,7 @@ type model struct {
 	endorsements []endorsement
 	actions      []action
 	statuses     []statusRecord
+	keyChanges   []keyChange
 	// commitments and locks are where each was first accepted; signers,
 	// the live endorsement of each signer key in a letter (see
 	// signerKeyOf): what the rules read (modelState).
@@ -245,38 +264,38 @@ func (a *applier) apply(it *item, offset int64) {
 		m.refs = append(m.refs, ref{kind: kindWithdrawal, i: int32(len(m.actions)), at: at})
 		w := k.Withdrawal
 		a.applyAction(index, kindWithdrawal, w.GetTargetIndex(), w.GetReason(), w.GetAuthorisation(), it,
-			func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error {
-				_, err := records.CheckWithdrawal(m.origin, l, t, leaf, w)
+			func(t *pb.Endorsement, leaf []byte) error {
+				_, err := records.CheckWithdrawal(m.origin, t, leaf, w)
 				return err
 			})
 	case *pb.Record_Redaction:
 		m.refs = append(m.refs, ref{kind: kindRedaction, i: int32(len(m.actions)), at: at})
 		r := k.Redaction
 		a.applyAction(index, kindRedaction, r.GetTargetIndex(), r.GetReason(), r.GetAuthorisation(), it,
-			func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error {
-				_, err := records.CheckRedaction(m.origin, l, t, leaf, r)
+			func(t *pb.Endorsement, leaf []byte) error {
+				_, err := records.CheckRedaction(m.origin, t, leaf, r)
 				return err
 			})
 	case *pb.Record_LetterStatus:
 		m.refs = append(m.refs, ref{kind: kindStatus, i: int32(len(m.statuses)), at: at})
 		a.applyStatus(index, k.LetterStatus, it)
+	case *pb.Record_OrganiserChange:
+		m.refs = append(m.refs, ref{kind: kindOrganiserChange, i: int32(len(m.keyChanges)), at: at})
+		a.applyOrganiserChange(index, k.OrganiserChange)
 	}
 }
 
 func (a *applier) applyLetter(index uint64, l *pb.Letter) {
 	m := a.m
-	var revised *pb.Letter
-	if i, ok := m.byID[l.GetRevises()]; ok && l.GetRevises() != "" {
-		revised = m.letters[i].letter
-	}
 	if _, taken := m.byID[l.GetId()]; !taken {
 		m.byID[l.GetId()] = int32(len(m.letters))
 		m.refs[index].i = int32(len(m.letters))
-		m.letters = append(m.letters, &letterState{index: index, letter: l, closedBy: -1, deliveredBy: -1})
+		m.letters = append(m.letters, &letterState{index: index, letter: l, closedBy: -1, deliveredBy: -1,
+			keys: l.GetOrganiserKeys(), keysChangedBy: -1})
 	}
 	if !a.replay {
 		a.setCheck(index, func() *Violation {
-			if err := records.CheckLetter(m.origin, l, revised); err != nil {
+			if err := records.CheckLetter(m.origin, l); err != nil {
 				return fieldViolation(index, RuleLetter, err)
 			}
 			return nil
@@ -424,7 +443,7 @@ func authority(auth *pb.Authorisation, bySecret bool) string {
 }
 
 func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Reason, auth *pb.Authorisation, it *item,
-	check func(l *pb.Letter, t *pb.Endorsement, leaf []byte) error) {
+	check func(t *pb.Endorsement, leaf []byte) error) {
 	m := a.m
 	rule := RuleWithdrawal
 	if kind == kindRedaction {
@@ -471,18 +490,13 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 		}
 	}
 	if !a.replay {
-		ls := m.letterOf(t)
-		if ls == nil {
-			return
-		}
-		l := ls.letter
 		target := &pb.Endorsement{WithdrawalLock: t.lock[:]}
 		if t.signerKey != nil {
 			target.Signer = &pb.Signature{PublicKey: t.signerKey}
 		}
 		leaf := t.leaf[:]
 		a.setCheck(index, func() *Violation {
-			if err := check(l, target, leaf); err != nil {
+			if err := check(target, leaf); err != nil {
 				return fieldViolation(index, rule, err)
 			}
 			return nil
@@ -493,11 +507,12 @@ func (a *applier) applyAction(index uint64, kind uint8, ti uint64, reason pb.Rea
 func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
 	m := a.m
 	li, ok := m.byID[s.GetLetterId()]
+	by := s.GetOrganiser().GetPublicKey()
 	if !ok {
-		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote()})
+		m.statuses = append(m.statuses, statusRecord{letter: -1, status: s.GetStatus(), note: s.GetNote(), by: by})
 		return
 	}
-	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote()})
+	m.statuses = append(m.statuses, statusRecord{letter: li, status: s.GetStatus(), note: s.GetNote(), by: by})
 	ls := m.letters[li]
 	ls.statuses = append(ls.statuses, index)
 	switch s.GetStatus() {
@@ -519,4 +534,56 @@ func (a *applier) applyStatus(index uint64, s *pb.LetterStatus, it *item) {
 			return nil
 		})
 	}
+}
+
+// applyOrganiserChange applies an organiser change to its letter's keys
+// when the change is possible: it names as its signer another key valid
+// at that point, and adds a key neither valid nor revoked (up to the most
+// a letter holds) or revokes a valid key other than the last. The rules
+// (checkRules) report a change that is not; the signature check, one
+// whose signature does not verify: the effect never depends on
+// signatures, so that a replay without them rebuilds the same model.
+func (a *applier) applyOrganiserChange(index uint64, c *pb.OrganiserChange) {
+	m := a.m
+	kc := keyChange{letter: -1, change: c.GetChange(), key: c.GetKey(), by: c.GetOrganiser().GetPublicKey()}
+	li, ok := m.byID[c.GetLetterId()]
+	if ok {
+		kc.letter = li
+		ls := m.letters[li]
+		ls.keyChanges = append(ls.keyChanges, index)
+		kc.effected = ls.changeKeys(c.GetChange(), c.GetKey(), kc.by)
+		if kc.effected {
+			ls.keysChangedBy = int64(index)
+		}
+	}
+	m.keyChanges = append(m.keyChanges, kc)
+	if !a.replay {
+		a.setCheck(index, func() *Violation {
+			if err := records.CheckOrganiserChange(m.origin, c); err != nil {
+				return fieldViolation(index, RuleOrganiser, err)
+			}
+			return nil
+		})
+	}
+}
+
+// changeKeys adds or revokes key, in a change that names by as its
+// signer, when the change is possible, and reports whether it was.
+func (ls *letterState) changeKeys(change pb.KeyChange, key, by []byte) bool {
+	holds := func(keys [][]byte, key []byte) bool {
+		return slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, key) })
+	}
+	valid, revoked := holds(ls.keys, key), holds(ls.revoked, key)
+	switch {
+	case len(key) != ed25519.PublicKeySize || !holds(ls.keys, by) || bytes.Equal(by, key):
+		return false
+	case change == pb.KeyChange_KEY_CHANGE_ADD && !valid && !revoked && len(ls.keys) < records.MaxOrganiserKeys:
+		ls.keys = append(slices.Clone(ls.keys), key)
+	case change == pb.KeyChange_KEY_CHANGE_REVOKE && valid && len(ls.keys) > 1:
+		ls.keys = slices.DeleteFunc(slices.Clone(ls.keys), func(k []byte) bool { return bytes.Equal(k, key) })
+		ls.revoked = append(slices.Clone(ls.revoked), key)
+	default:
+		return false
+	}
+	return true
 }

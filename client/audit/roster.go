@@ -1,10 +1,13 @@
 package audit
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -23,6 +26,10 @@ type LetterInfo struct {
 	ClosedIndex, DeliveredIndex int64
 	// DeliveryNote is the note of that delivery.
 	DeliveryNote string
+	// OrganiserKeys are the organiser keys valid for the letter at the
+	// audited size (or the roster's): those it lists, as organiser changes
+	// added and revoked them.
+	OrganiserKeys [][]byte
 }
 
 // Letters returns the letters of the audited log, in the order they were
@@ -36,11 +43,32 @@ func (s *State) Letters() []LetterInfo {
 }
 
 func (s *State) letterInfo(ls *letterState) LetterInfo {
-	li := LetterInfo{Index: ls.index, Letter: ls.letter, ClosedIndex: ls.closedBy, DeliveredIndex: ls.deliveredBy}
+	li := LetterInfo{Index: ls.index, Letter: ls.letter, ClosedIndex: ls.closedBy, DeliveredIndex: ls.deliveredBy, OrganiserKeys: ls.keys}
 	if ls.deliveredBy >= 0 {
 		li.DeliveryNote = s.m.statuses[s.m.refs[ls.deliveredBy].i].note
 	}
 	return li
+}
+
+// keysAt returns the organiser keys of a letter at a tree size: those it
+// lists, as the organiser changes below size that took effect left them.
+func (s *State) keysAt(ls *letterState, size uint64) [][]byte {
+	keys := ls.letter.GetOrganiserKeys()
+	for _, idx := range ls.keyChanges {
+		if idx >= size {
+			break
+		}
+		kc := s.m.keyChanges[s.m.refs[idx].i]
+		if !kc.effected {
+			continue
+		}
+		if kc.change == pb.KeyChange_KEY_CHANGE_ADD {
+			keys = append(slices.Clone(keys), kc.key)
+		} else {
+			keys = slices.DeleteFunc(slices.Clone(keys), func(k []byte) bool { return bytes.Equal(k, kc.key) })
+		}
+	}
+	return keys
 }
 
 // Letter returns the letter with id, or fails with [ErrUnknownLetter].
@@ -133,6 +161,7 @@ func (s *State) Roster(letterID string, size uint64) (*Roster, error) {
 	if r.Letter.DeliveredIndex >= int64(size) {
 		r.Letter.DeliveredIndex, r.Letter.DeliveryNote = -1, ""
 	}
+	r.Letter.OrganiserKeys = s.keysAt(ls, size)
 	before := func(by int64) bool { return by >= 0 && by < int64(size) }
 	for _, idx := range ls.endorsements {
 		if idx >= size {
@@ -179,16 +208,19 @@ func (s *State) Roster(letterID string, size uint64) (*Roster, error) {
 type ChangeKind string
 
 // The kinds of change: the letter's publication, an endorsement added,
-// one added to correct an earlier one, a withdrawal, a redaction, and the
-// letter closed or marked delivered.
+// one added to correct an earlier one, a withdrawal, a redaction, the
+// letter closed or marked delivered, and an organiser key added or
+// revoked.
 const (
-	ChangePublished ChangeKind = "published"
-	ChangeAdded     ChangeKind = "added"
-	ChangeCorrected ChangeKind = "corrected"
-	ChangeWithdrawn ChangeKind = "withdrawn"
-	ChangeRedacted  ChangeKind = "redacted"
-	ChangeClosed    ChangeKind = "closed"
-	ChangeDelivered ChangeKind = "delivered"
+	ChangePublished        ChangeKind = "published"
+	ChangeAdded            ChangeKind = "added"
+	ChangeCorrected        ChangeKind = "corrected"
+	ChangeWithdrawn        ChangeKind = "withdrawn"
+	ChangeRedacted         ChangeKind = "redacted"
+	ChangeClosed           ChangeKind = "closed"
+	ChangeDelivered        ChangeKind = "delivered"
+	ChangeOrganiserAdded   ChangeKind = "organiser-added"
+	ChangeOrganiserRevoked ChangeKind = "organiser-revoked"
 )
 
 // Change is one record that changed a letter's roster.
@@ -215,13 +247,20 @@ type Change struct {
 	AfterDelivery bool `json:"after_delivery,omitempty"`
 	// AuthorisedBy says who authorised a withdrawal or a redaction: "the
 	// signer's key", "the signer's withdrawal secret" or "organiser key"
-	// and the key's fingerprint (records.KeyFingerprint).
+	// and the key's fingerprint (records.KeyFingerprint); and which
+	// organiser key signed a status or an organiser change.
 	AuthorisedBy string `json:"authorised_by,omitempty"`
+	// OrganiserKey is the fingerprint of the key an organiser change added
+	// or revoked.
+	OrganiserKey string `json:"organiser_key,omitempty"`
+	// NoEffect is true for an organiser change that changed nothing (the
+	// audit reports it as a violation).
+	NoEffect bool `json:"no_effect,omitempty"`
 }
 
 // Changes returns every record in [from, to) that changed the roster of a
 // letter: its publication, endorsements added (or corrected), withdrawals,
-// redactions and status changes, in index order.
+// redactions, status changes and organiser changes, in index order.
 func (s *State) Changes(letterID string, from, to uint64) ([]Change, error) {
 	if to == 0 {
 		to = s.h.Size
@@ -293,7 +332,17 @@ func (s *State) changes(li int32, from, to uint64) []Change {
 			if st.status == pb.Status_STATUS_DELIVERED {
 				k = ChangeDelivered
 			}
-			add(Change{Index: idx, Kind: k, Target: -1, Note: st.note})
+			add(Change{Index: idx, Kind: k, Target: -1, Note: st.note, AuthorisedBy: organiserKey(st.by)})
+		}
+	}
+	for _, idx := range ls.keyChanges {
+		if idx >= from && idx < to {
+			kc := m.keyChanges[m.refs[idx].i]
+			k := ChangeOrganiserAdded
+			if kc.change == pb.KeyChange_KEY_CHANGE_REVOKE {
+				k = ChangeOrganiserRevoked
+			}
+			add(Change{Index: idx, Kind: k, Target: -1, AuthorisedBy: organiserKey(kc.by), OrganiserKey: records.KeyFingerprint(kc.key), NoEffect: !kc.effected})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })
@@ -328,6 +377,8 @@ type LetterChanges struct {
 	Redacted           uint64 `json:"redacted"`
 	Closed             bool   `json:"closed,omitempty"`
 	Delivered          bool   `json:"delivered,omitempty"`
+	OrganisersAdded    uint64 `json:"organisers_added,omitempty"`
+	OrganisersRevoked  uint64 `json:"organisers_revoked,omitempty"`
 	// Changes are the records, in index order.
 	Changes []Change `json:"changes"`
 	// Counts are the letter's counts at the end of the audit.
@@ -368,6 +419,10 @@ func (s *State) summarise(from, to uint64) []LetterChanges {
 				lc.Closed = true
 			case ChangeDelivered:
 				lc.Delivered = true
+			case ChangeOrganiserAdded:
+				lc.OrganisersAdded++
+			case ChangeOrganiserRevoked:
+				lc.OrganisersRevoked++
 			}
 		}
 		if r, err := s.Roster(ls.letter.GetId(), to); err == nil {
@@ -376,4 +431,12 @@ func (s *State) summarise(from, to uint64) []LetterChanges {
 		out = append(out, lc)
 	}
 	return out
+}
+
+// organiserKey names an organiser key for people, by its fingerprint.
+func organiserKey(key []byte) string {
+	if len(key) == 0 {
+		return ""
+	}
+	return "organiser key " + records.KeyFingerprint(key)
 }

@@ -21,7 +21,8 @@ func (s modelState) Letter(id string) (*rules.Letter, error) {
 		return nil, nil
 	}
 	ls := s.m.letters[i]
-	l := &rules.Letter{Ref: rules.Ref{Index: int64(ls.index)}, Letter: ls.letter, OrganiserKeys: ls.letter.GetOrganiserKeys()}
+	l := &rules.Letter{Ref: rules.Ref{Index: int64(ls.index)}, Letter: ls.letter, OrganiserKeys: ls.keys, Revoked: ls.revoked,
+		KeysChangedBy: refAt(ls.keysChangedBy)}
 	if ls.closedBy >= 0 {
 		l.Closed = &rules.Ref{Index: ls.closedBy}
 	}
@@ -130,10 +131,6 @@ func (a *applier) checkRules(index uint64, it *item) {
 		return
 	}
 	field := rules.FieldOf(err)
-	if field == "letter.revises" {
-		// records.CheckLetter reports it, with the same words.
-		return
-	}
 	var exists *rules.ExistsError
 	msg := err.Error()
 	if errors.As(err, &exists) {
@@ -162,6 +159,8 @@ func ruleOf(rec *pb.Record, field string, exists bool) Rule {
 		return RuleRedaction
 	case *pb.Record_LetterStatus:
 		return RuleStatus
+	case *pb.Record_OrganiserChange:
+		return RuleOrganiser
 	}
 	return RuleEndorsement
 }

@@ -55,7 +55,7 @@ func newTestLog(t *testing.T) *testLog {
 	}
 	s, _ := note.NewSigner(skey)
 	_, org, _ := ed25519.GenerateKey(rand.Reader)
-	l := &testLog{t: t, origin: "tampered.test/log", dir: t.TempDir(), signer: s, key: vkey, orgKey: org, disc: map[uint64]*pb.Disclosure{}}
+	l := &testLog{t: t, origin: "tampered.test/log", dir: logDir(t), signer: s, key: vkey, orgKey: org, disc: map[uint64]*pb.Disclosure{}}
 	l.srv = httptest.NewServer(http.HandlerFunc(l.serve))
 	t.Cleanup(l.srv.Close)
 	return l
@@ -63,10 +63,28 @@ func newTestLog(t *testing.T) *testLog {
 
 // sibling returns a log in another folder signed with the same key.
 func (l *testLog) sibling() *testLog {
-	c := &testLog{t: l.t, origin: l.origin, dir: l.t.TempDir(), signer: l.signer, key: l.key, orgKey: l.orgKey, disc: map[uint64]*pb.Disclosure{}}
+	c := &testLog{t: l.t, origin: l.origin, dir: logDir(l.t), signer: l.signer, key: l.key, orgKey: l.orgKey, disc: map[uint64]*pb.Disclosure{}}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	l.t.Cleanup(c.srv.Close)
 	return c
+}
+
+// logDir returns a folder for a test log's files. Tessera's POSIX driver
+// may still be finishing a file when the appender has shut down, which
+// made t.TempDir's removal fail now and then ("directory not empty"): the
+// folder is removed again until it is gone, for up to ten seconds.
+func logDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "audit-testlog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 func (l *testLog) url() string { return l.srv.URL + "/log/" }

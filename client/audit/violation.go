@@ -41,6 +41,12 @@ const (
 	// RuleStatus: a status change's letter or signature, or a second
 	// closing.
 	RuleStatus Rule = "status"
+	// RuleOrganiser: an organiser change's fields or signature
+	// (records.CheckOrganiserChange), a change signed by a key that was not
+	// an organiser key of the letter at that point, or a change that is not
+	// possible (a key added twice, revoked twice or added again after its
+	// revocation, or a letter's last key revoked).
+	RuleOrganiser Rule = "organiser"
 	// RuleDisclosure: a served disclosure does not open its endorsement's
 	// commitment or breaks the rules on names.
 	RuleDisclosure Rule = "disclosure"

@@ -213,7 +213,7 @@ func sampleLetter(t testing.TB, origin string) *pb.Letter {
 	}
 	l.TextDigest = records.TextDigest(l.Text)
 	records.SignLetter(organiser1, origin, l)
-	if err := records.CheckLetter(origin, l, nil); err != nil {
+	if err := records.CheckLetter(origin, l); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -292,14 +292,14 @@ func sampleLog(t testing.TB) *testLog {
 	}
 	w := &pb.Withdrawal{TargetIndex: idxAda, TargetLeafHash: target(idxAda), Reason: pb.Reason_REASON_SIGNER_REQUEST,
 		Authorisation: &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: lg.extras[idxAda].WithdrawalSecret}}}
-	if _, err := records.CheckWithdrawal(testOrigin, letter, endorsementAt(t, lg, idxAda), target(idxAda), w); err != nil {
+	if _, err := records.CheckWithdrawal(testOrigin, endorsementAt(t, lg, idxAda), target(idxAda), w); err != nil {
 		t.Fatal(err)
 	}
 	lg.appendRecord(t, &pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: w}}, nil, nil)
 
 	r := &pb.Redaction{TargetIndex: idxCyrillic, TargetLeafHash: target(idxCyrillic), Reason: pb.Reason_REASON_SAFETY}
 	r.Authorisation = &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: records.SignRedaction(organiser2, testOrigin, r)}}
-	if _, err := records.CheckRedaction(testOrigin, letter, endorsementAt(t, lg, idxCyrillic), target(idxCyrillic), r); err != nil {
+	if _, err := records.CheckRedaction(testOrigin, endorsementAt(t, lg, idxCyrillic), target(idxCyrillic), r); err != nil {
 		t.Fatal(err)
 	}
 	lg.appendRecord(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: r}}, nil, nil)

@@ -105,21 +105,18 @@ func IsOrganiserKey(l *pb.Letter, key []byte) bool {
 	return false
 }
 
-func checkOrganiserSignature(field string, l *pb.Letter, sig *pb.Signature, tag string, statement []byte) error {
-	if err := VerifySignature(field, sig, tag, statement); err != nil {
-		return err
-	}
-	if !IsOrganiserKey(l, sig.GetPublicKey()) {
-		return fieldError(field+".public_key", fmt.Sprintf("must be one of the organiser keys of letter %q", l.GetId()))
-	}
-	return nil
+// NotOrganiserKey returns the error of an organiser signature (field, such
+// as "endorsement.organiser") by a key that is not an organiser key of
+// letter id.
+func NotOrganiserKey(field, id string) *FieldError {
+	return fieldError(field+".public_key", fmt.Sprintf("must be one of the organiser keys of letter %q", id))
 }
 
 // CheckLetter checks a letter against the rules of §3: its fields, its
-// digest, its keys and its organiser's signature. revised is the letter
-// named by l.Revises, or nil when l revises nothing; the caller looks it up
-// and reports a missing one.
-func CheckLetter(origin string, l *pb.Letter, revised *pb.Letter) error {
+// digest, its keys and its organiser's signature, by one of the keys it
+// lists. That a revised letter exists, and that the signing key is valid
+// for it too, are rules of the log's state (rules.Apply).
+func CheckLetter(origin string, l *pb.Letter) error {
 	if l == nil {
 		return fieldError("letter", "is required")
 	}
@@ -166,16 +163,11 @@ func CheckLetter(origin string, l *pb.Letter, revised *pb.Letter) error {
 			return fieldError("letter.revises", "must name another letter")
 		}
 	}
-	if err := checkOrganiserSignature("letter.organiser", l, l.GetOrganiser(), TagLetter, LetterStatement(origin, l)); err != nil {
+	if err := VerifySignature("letter.organiser", l.GetOrganiser(), TagLetter, LetterStatement(origin, l)); err != nil {
 		return err
 	}
-	if l.GetRevises() != "" {
-		if revised == nil || revised.GetId() != l.GetRevises() {
-			return fieldError("letter.revises", "must name a letter in the log")
-		}
-		if !IsOrganiserKey(revised, l.GetOrganiser().GetPublicKey()) {
-			return fieldError("letter.organiser.public_key", fmt.Sprintf("must also be an organiser key of the revised letter %q", revised.GetId()))
-		}
+	if !IsOrganiserKey(l, l.GetOrganiser().GetPublicKey()) {
+		return NotOrganiserKey("letter.organiser", l.GetId())
 	}
 	return nil
 }
@@ -183,7 +175,8 @@ func CheckLetter(origin string, l *pb.Letter, revised *pb.Letter) error {
 // CheckEndorsement checks an endorsement of letter l: the digest, the sizes
 // of the commitment and lock, the enumerations, and the signatures the
 // letter's policy requires. The state-dependent rules (an open letter,
-// supersedes) are the caller's.
+// supersedes, an organiser key valid for the letter at that point) are the
+// caller's (rules.Apply).
 func CheckEndorsement(origin string, l *pb.Letter, e *pb.Endorsement) error {
 	if e == nil {
 		return fieldError("endorsement", "is required")
@@ -230,7 +223,7 @@ func CheckEndorsement(origin string, l *pb.Letter, e *pb.Endorsement) error {
 		}
 	}
 	if e.GetOrganiser() != nil {
-		if err := checkOrganiserSignature("endorsement.organiser", l, e.GetOrganiser(), TagOrganiser, statement); err != nil {
+		if err := VerifySignature("endorsement.organiser", e.GetOrganiser(), TagOrganiser, statement); err != nil {
 			return err
 		}
 	}
@@ -284,9 +277,12 @@ func (a Authority) String() string {
 	return "none"
 }
 
-// CheckWithdrawal checks a withdrawal of target, an endorsement of letter l
-// whose record has targetLeafHash, and returns who authorised it.
-func CheckWithdrawal(origin string, l *pb.Letter, target *pb.Endorsement, targetLeafHash []byte, w *pb.Withdrawal) (Authority, error) {
+// CheckWithdrawal checks a withdrawal of target, an endorsement whose
+// record has targetLeafHash, and returns who authorised it. An organiser's
+// signature is verified against the key it names; that the key was valid
+// for the target's letter at that point is a rule of the log's state
+// (rules.Apply).
+func CheckWithdrawal(origin string, target *pb.Endorsement, targetLeafHash []byte, w *pb.Withdrawal) (Authority, error) {
 	if w == nil {
 		return AuthorityNone, fieldError("withdrawal", "is required")
 	}
@@ -295,12 +291,13 @@ func CheckWithdrawal(origin string, l *pb.Letter, target *pb.Endorsement, target
 	default:
 		return AuthorityNone, fieldError("withdrawal.reason", "must be signer_request, not_signed, duplicate or organiser_error")
 	}
-	return checkAction(origin, "withdrawal", l, target, targetLeafHash, w.GetTargetLeafHash(), w.GetAuthorisation(), TagWithdraw, WithdrawalStatement(origin, w))
+	return checkAction(origin, "withdrawal", target, targetLeafHash, w.GetTargetLeafHash(), w.GetAuthorisation(), TagWithdraw, WithdrawalStatement(origin, w))
 }
 
-// CheckRedaction checks a redaction of target, an endorsement of letter l
-// whose record has targetLeafHash, and returns who authorised it.
-func CheckRedaction(origin string, l *pb.Letter, target *pb.Endorsement, targetLeafHash []byte, r *pb.Redaction) (Authority, error) {
+// CheckRedaction checks a redaction of target, an endorsement whose record
+// has targetLeafHash, and returns who authorised it, as [CheckWithdrawal]
+// does.
+func CheckRedaction(origin string, target *pb.Endorsement, targetLeafHash []byte, r *pb.Redaction) (Authority, error) {
 	if r == nil {
 		return AuthorityNone, fieldError("redaction", "is required")
 	}
@@ -309,10 +306,10 @@ func CheckRedaction(origin string, l *pb.Letter, target *pb.Endorsement, targetL
 	default:
 		return AuthorityNone, fieldError("redaction.reason", "must be signer_request, safety or legal")
 	}
-	return checkAction(origin, "redaction", l, target, targetLeafHash, r.GetTargetLeafHash(), r.GetAuthorisation(), TagRedact, RedactionStatement(origin, r))
+	return checkAction(origin, "redaction", target, targetLeafHash, r.GetTargetLeafHash(), r.GetAuthorisation(), TagRedact, RedactionStatement(origin, r))
 }
 
-func checkAction(origin, name string, l *pb.Letter, target *pb.Endorsement, targetLeafHash, claimedLeafHash []byte, a *pb.Authorisation, tag string, statement []byte) (Authority, error) {
+func checkAction(origin, name string, target *pb.Endorsement, targetLeafHash, claimedLeafHash []byte, a *pb.Authorisation, tag string, statement []byte) (Authority, error) {
 	if err := checkHash(name+".target_leaf_hash", claimedLeafHash); err != nil {
 		return AuthorityNone, err
 	}
@@ -341,7 +338,7 @@ func checkAction(origin, name string, l *pb.Letter, target *pb.Endorsement, targ
 		}
 		return AuthoritySecret, nil
 	case *pb.Authorisation_Organiser:
-		if err := checkOrganiserSignature(field+".organiser", l, by.Organiser, tag, statement); err != nil {
+		if err := VerifySignature(field+".organiser", by.Organiser, tag, statement); err != nil {
 			return AuthorityNone, err
 		}
 		return AuthorityOrganiser, nil
@@ -349,7 +346,9 @@ func checkAction(origin, name string, l *pb.Letter, target *pb.Endorsement, targ
 	return AuthorityNone, fieldError(field, "must hold a signer signature, a withdrawal secret or an organiser signature")
 }
 
-// CheckStatus checks a status change of letter l.
+// CheckStatus checks a status change of letter l. The organiser's
+// signature is verified against the key it names; that the key was valid
+// for the letter at that point is a rule of the log's state (rules.Apply).
 func CheckStatus(origin string, l *pb.Letter, s *pb.LetterStatus) error {
 	if s == nil {
 		return fieldError("status", "is required")
@@ -366,5 +365,33 @@ func CheckStatus(origin string, l *pb.Letter, s *pb.LetterStatus) error {
 	if err := CheckField("status.note", s.GetNote(), false, MaxNoteLength); err != nil {
 		return err
 	}
-	return checkOrganiserSignature("status.organiser", l, s.GetOrganiser(), TagStatus, StatusStatement(origin, s))
+	return VerifySignature("status.organiser", s.GetOrganiser(), TagStatus, StatusStatement(origin, s))
+}
+
+// CheckOrganiserChange checks an organiser change on its own: the letter
+// id, the change, the key, and the signature, by another key than the one
+// changed. Whether the letter exists, whether the signing key is valid for
+// it at that point, and whether the change is possible (a key added once,
+// revoked once, never the last one) are rules of the log's state
+// (rules.Apply).
+func CheckOrganiserChange(origin string, c *pb.OrganiserChange) error {
+	if c == nil {
+		return fieldError("organiser_change", "is required")
+	}
+	if err := CheckLetterID("organiser_change.letter_id", c.GetLetterId()); err != nil {
+		return err
+	}
+	if ch := c.GetChange(); ch != pb.KeyChange_KEY_CHANGE_ADD && ch != pb.KeyChange_KEY_CHANGE_REVOKE {
+		return fieldError("organiser_change.change", "must be add or revoke")
+	}
+	if len(c.GetKey()) != ed25519.PublicKeySize {
+		return fieldError("organiser_change.key", "must be a 32-byte Ed25519 public key")
+	}
+	if err := VerifySignature("organiser_change.organiser", c.GetOrganiser(), TagOrganiserChange, OrganiserChangeStatement(origin, c)); err != nil {
+		return err
+	}
+	if bytes.Equal(c.GetOrganiser().GetPublicKey(), c.GetKey()) {
+		return fieldError("organiser_change.organiser.public_key", "must be another organiser key than the one added or revoked")
+	}
+	return nil
 }

@@ -123,19 +123,24 @@ func checkResult(t *testing.T, err error, field string, badSignature bool) {
 func TestCheckLetter(t *testing.T) {
 	organiser3 := testKey("organiser 3")
 	tests := []struct {
-		name    string
-		edit    func(l *pb.Letter) // applied to a valid curated letter
-		resign  ed25519.PrivateKey // signs the letter after edit, if not nil
-		revised *pb.Letter
-		field   string // "" when valid
-		badSig  bool
+		name   string
+		edit   func(l *pb.Letter) // applied to a valid curated letter
+		resign ed25519.PrivateKey // signs the letter after edit, if not nil
+		field  string             // "" when valid
+		badSig bool
 	}{
 		{name: "valid curated", edit: func(*pb.Letter) {}},
 		{name: "valid open", edit: func(l *pb.Letter) { l.Policy = pb.Policy_POLICY_OPEN }, resign: organiser1},
 		{name: "valid signed by the second key", edit: func(*pb.Letter) {}, resign: organiser2},
 		{name: "valid without language", edit: func(l *pb.Letter) { l.Language = "" }, resign: organiser1},
 		{name: "valid revision", edit: func(l *pb.Letter) { l.Id, l.Revises = "curated-letter-2", "curated-letter" },
-			resign: organiser1, revised: curated},
+			resign: organiser1},
+		// Whether the revised letter exists, and lists the key, is a rule
+		// of the log's state: client/rules tests it.
+		{name: "revision signed by a key the revised letter does not list", edit: func(l *pb.Letter) {
+			l.Id, l.Revises = "curated-letter-2", "curated-letter"
+			l.OrganiserKeys = append(l.OrganiserKeys, pubKey(organiser3))
+		}, resign: organiser3},
 
 		{name: "nil", edit: nil, field: "letter"},
 		{name: "id not a slug", edit: func(l *pb.Letter) { l.Id = "Curated_Letter" }, resign: organiser1, field: "letter.id"},
@@ -178,18 +183,10 @@ func TestCheckLetter(t *testing.T) {
 			l.Organiser = records.Sign(organiser1, records.TagStatus, records.LetterStatement(testOrigin, l))
 		}, field: "letter.organiser", badSig: true},
 
-		{name: "revises itself", edit: func(l *pb.Letter) { l.Revises = l.Id }, resign: organiser1, revised: curated, field: "letter.revises"},
+		{name: "revises itself", edit: func(l *pb.Letter) { l.Revises = l.Id }, resign: organiser1, field: "letter.revises"},
 		{name: "revises a bad id", edit: func(l *pb.Letter) { l.Id, l.Revises = "curated-letter-2", "Curated Letter" }, resign: organiser1, field: "letter.revises"},
-		{name: "revises a letter not in the log", edit: func(l *pb.Letter) { l.Id, l.Revises = "curated-letter-2", "curated-letter" },
-			resign: organiser1, revised: nil, field: "letter.revises"},
-		{name: "revises a letter other than the one given", edit: func(l *pb.Letter) { l.Id, l.Revises = "curated-letter-2", "curated-letter" },
-			resign: organiser1, revised: openLetter, field: "letter.revises"},
-		{name: "revision signed by a key the revised letter does not list", edit: func(l *pb.Letter) {
-			l.Id, l.Revises = "curated-letter-2", "curated-letter"
-			l.OrganiserKeys = append(l.OrganiserKeys, pubKey(organiser3))
-		}, resign: organiser3, revised: curated, field: "letter.organiser.public_key"},
 		{name: "revises changed after signing", edit: func(l *pb.Letter) { l.Id, l.Revises = "curated-letter-2", "curated-letter" },
-			revised: curated, field: "letter.organiser", badSig: true},
+			field: "letter.organiser", badSig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,12 +198,12 @@ func TestCheckLetter(t *testing.T) {
 					records.SignLetter(tt.resign, testOrigin, l)
 				}
 			}
-			checkResult(t, records.CheckLetter(testOrigin, l, tt.revised), tt.field, tt.badSig)
+			checkResult(t, records.CheckLetter(testOrigin, l), tt.field, tt.badSig)
 		})
 	}
 	// The cases edited clones: the shared letters are still valid.
 	for _, l := range []*pb.Letter{curated, openLetter} {
-		if err := records.CheckLetter(testOrigin, l, nil); err != nil {
+		if err := records.CheckLetter(testOrigin, l); err != nil {
 			t.Errorf("CheckLetter(%s) = %v", l.Id, err)
 		}
 	}
@@ -303,7 +300,9 @@ func TestCheckEndorsement(t *testing.T) {
 			sign(e, nil, organiser1)
 			return e
 		}, field: "endorsement.signer"},
-		{name: "organiser key not listed in the letter", letter: curated, build: func() *pb.Endorsement { return testEndorsement(curated, nil, outsider) }, field: "endorsement.organiser.public_key"},
+		// Which organiser keys are valid is a rule of the log's state:
+		// client/rules refuses a key the letter does not list.
+		{name: "organiser key not listed in the letter: the rules' to refuse", letter: curated, build: func() *pb.Endorsement { return testEndorsement(curated, nil, outsider) }},
 		{name: "bad organiser signature", letter: curated, build: func() *pb.Endorsement {
 			e := testEndorsement(curated, nil, organiser1)
 			e.Organiser.Signature[10] ^= 0x80
@@ -472,7 +471,9 @@ func actionCases(t *testing.T, kind string, tag, otherTag string, allowed, refus
 			a.By = &pb.Authorisation_Signer{Signer: sig}
 		}, field: kind + ".authorisation.signer", badSig: true},
 		{name: "signer signature with the other action's tag", target: signerEndorsement, leafHash: signerLeaf, authorise: bySigner(signer, otherTag), field: kind + ".authorisation.signer", badSig: true},
-		{name: "organiser not listed in the letter", target: organiserEndorsement, leafHash: organiserLeaf, authorise: byOrganiser(outsider, tag), field: kind + ".authorisation.organiser.public_key"},
+		// Which organiser keys are valid is a rule of the log's state:
+		// client/rules refuses a key the letter does not list.
+		{name: "organiser not listed in the letter: the rules' to refuse", target: organiserEndorsement, leafHash: organiserLeaf, authorise: byOrganiser(outsider, tag), want: records.AuthorityOrganiser},
 		{name: "bad organiser signature", target: organiserEndorsement, leafHash: organiserLeaf, authorise: func(s func() []byte, a *pb.Authorisation) {
 			sig := records.Sign(organiser2, tag, s())
 			sig.Signature[63] ^= 1
@@ -514,7 +515,7 @@ func TestCheckWithdrawal(t *testing.T) {
 				w.Reason = *tt.reason
 			}
 			tt.authorise(func() []byte { return records.WithdrawalStatement(testOrigin, w) }, w.Authorisation)
-			by, err := records.CheckWithdrawal(testOrigin, curated, tt.target, tt.leafHash, w)
+			by, err := records.CheckWithdrawal(testOrigin, tt.target, tt.leafHash, w)
 			checkResult(t, err, tt.field, tt.badSig)
 			if by != tt.want {
 				t.Errorf("authority = %v, want %v", by, tt.want)
@@ -522,7 +523,7 @@ func TestCheckWithdrawal(t *testing.T) {
 		})
 	}
 	t.Run("nil", func(t *testing.T) {
-		by, err := records.CheckWithdrawal(testOrigin, curated, testEndorsement(curated, nil, organiser1), nil, nil)
+		by, err := records.CheckWithdrawal(testOrigin, testEndorsement(curated, nil, organiser1), nil, nil)
 		checkResult(t, err, "withdrawal", false)
 		if by != records.AuthorityNone {
 			t.Errorf("authority = %v", by)
@@ -533,11 +534,11 @@ func TestCheckWithdrawal(t *testing.T) {
 		leaf := leafHashOf(t, &pb.Record{Version: records.Version, Kind: &pb.Record_Endorsement{Endorsement: e}})
 		w := &pb.Withdrawal{TargetIndex: 7, TargetLeafHash: leaf, Reason: pb.Reason_REASON_NOT_SIGNED}
 		w.Authorisation = &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: records.SignWithdrawal(organiser1, testOrigin, w)}}
-		if _, err := records.CheckWithdrawal(testOrigin, curated, e, leaf, w); err != nil {
+		if _, err := records.CheckWithdrawal(testOrigin, e, leaf, w); err != nil {
 			t.Fatalf("before the change: %v", err)
 		}
 		w.TargetIndex = 8
-		_, err := records.CheckWithdrawal(testOrigin, curated, e, leaf, w)
+		_, err := records.CheckWithdrawal(testOrigin, e, leaf, w)
 		checkResult(t, err, "withdrawal.authorisation.organiser", true)
 	})
 }
@@ -556,7 +557,7 @@ func TestCheckRedaction(t *testing.T) {
 				r.Reason = *tt.reason
 			}
 			tt.authorise(func() []byte { return records.RedactionStatement(testOrigin, r) }, r.Authorisation)
-			by, err := records.CheckRedaction(testOrigin, curated, tt.target, tt.leafHash, r)
+			by, err := records.CheckRedaction(testOrigin, tt.target, tt.leafHash, r)
 			checkResult(t, err, tt.field, tt.badSig)
 			if by != tt.want {
 				t.Errorf("authority = %v, want %v", by, tt.want)
@@ -564,7 +565,7 @@ func TestCheckRedaction(t *testing.T) {
 		})
 	}
 	t.Run("nil", func(t *testing.T) {
-		_, err := records.CheckRedaction(testOrigin, curated, testEndorsement(curated, nil, organiser1), nil, nil)
+		_, err := records.CheckRedaction(testOrigin, testEndorsement(curated, nil, organiser1), nil, nil)
 		checkResult(t, err, "redaction", false)
 	})
 	t.Run("a withdrawal signature does not authorise a redaction", func(t *testing.T) {
@@ -574,7 +575,7 @@ func TestCheckRedaction(t *testing.T) {
 		sig := records.SignWithdrawal(signer, testOrigin, w)
 		r := &pb.Redaction{TargetIndex: 3, TargetLeafHash: leaf, Reason: pb.Reason_REASON_SIGNER_REQUEST,
 			Authorisation: &pb.Authorisation{By: &pb.Authorisation_Signer{Signer: sig}}}
-		_, err := records.CheckRedaction(testOrigin, curated, e, leaf, r)
+		_, err := records.CheckRedaction(testOrigin, e, leaf, r)
 		checkResult(t, err, "redaction.authorisation.signer", true)
 	})
 }
@@ -626,7 +627,8 @@ func TestCheckStatus(t *testing.T) {
 			return valid(pb.Status_STATUS_DELIVERED, strings.Repeat("н", records.MaxNoteLength+1), organiser1)
 		}, field: "status.note"},
 		{name: "untrimmed note", build: func() *pb.LetterStatus { return valid(pb.Status_STATUS_DELIVERED, "note ", organiser1) }, field: "status.note"},
-		{name: "organiser not listed", build: func() *pb.LetterStatus { return valid(pb.Status_STATUS_CLOSED, "", outsider) }, field: "status.organiser.public_key"},
+		// client/rules refuses a key the letter does not list.
+		{name: "organiser not listed: the rules' to refuse", build: func() *pb.LetterStatus { return valid(pb.Status_STATUS_CLOSED, "", outsider) }},
 		{name: "no signature", build: func() *pb.LetterStatus {
 			s := valid(pb.Status_STATUS_CLOSED, "", organiser1)
 			s.Organiser = nil
@@ -934,5 +936,83 @@ func TestOrganiserSignatureCoversSignerKey(t *testing.T) {
 	err = records.CheckEndorsement(testOrigin, curated, both)
 	if fe, ok := records.AsFieldError(err); !ok || fe.Field != "endorsement.organiser" {
 		t.Errorf("the signer the organiser vouched for stripped: %v, want a bad endorsement.organiser signature", err)
+	}
+}
+
+func TestCheckOrganiserChange(t *testing.T) {
+	volunteer := testKey("volunteer")
+	valid := func(change pb.KeyChange, key []byte, by ed25519.PrivateKey) *pb.OrganiserChange {
+		c := &pb.OrganiserChange{LetterId: curated.GetId(), Change: change, Key: key}
+		records.SignOrganiserChange(by, testOrigin, c)
+		return c
+	}
+	tests := []struct {
+		name   string
+		build  func() *pb.OrganiserChange
+		field  string
+		badSig bool
+	}{
+		{name: "add", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1) }},
+		{name: "revoke", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_REVOKE, pubKey(organiser2), organiser1)
+		}},
+		// Whether the signing key is valid for the letter, and whether the
+		// change is possible, are rules of the log's state (client/rules).
+		{name: "signed by a key not listed: the rules' to refuse", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), outsider)
+		}},
+		{name: "nil", build: func() *pb.OrganiserChange { return nil }, field: "organiser_change"},
+		{name: "letter id not a slug", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			c.LetterId = "Curated Letter"
+			records.SignOrganiserChange(organiser1, testOrigin, c)
+			return c
+		}, field: "organiser_change.letter_id"},
+		{name: "no change", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_UNSPECIFIED, pubKey(volunteer), organiser1)
+		}, field: "organiser_change.change"},
+		{name: "unknown change", build: func() *pb.OrganiserChange { return valid(3, pubKey(volunteer), organiser1) }, field: "organiser_change.change"},
+		{name: "key of the wrong size", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer)[:31], organiser1)
+		}, field: "organiser_change.key"},
+		{name: "no key", build: func() *pb.OrganiserChange { return valid(pb.KeyChange_KEY_CHANGE_REVOKE, nil, organiser1) }, field: "organiser_change.key"},
+		{name: "revokes the key that signs it", build: func() *pb.OrganiserChange {
+			return valid(pb.KeyChange_KEY_CHANGE_REVOKE, pubKey(organiser1), organiser1)
+		}, field: "organiser_change.organiser.public_key"},
+		{name: "no signature", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			c.Organiser = nil
+			return c
+		}, field: "organiser_change.organiser"},
+		{name: "bad signature", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			c.Organiser.Signature[9] ^= 1
+			return c
+		}, field: "organiser_change.organiser", badSig: true},
+		{name: "add turned into a revocation after signing", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(organiser2), organiser1)
+			c.Change = pb.KeyChange_KEY_CHANGE_REVOKE
+			return c
+		}, field: "organiser_change.organiser", badSig: true},
+		{name: "key changed after signing", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			c.Key = pubKey(outsider)
+			return c
+		}, field: "organiser_change.organiser", badSig: true},
+		{name: "signed with the status tag", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			c.Organiser = records.Sign(organiser1, records.TagStatus, records.OrganiserChangeStatement(testOrigin, c))
+			return c
+		}, field: "organiser_change.organiser", badSig: true},
+		{name: "signed for another log", build: func() *pb.OrganiserChange {
+			c := valid(pb.KeyChange_KEY_CHANGE_ADD, pubKey(volunteer), organiser1)
+			records.SignOrganiserChange(organiser1, "example.org/another-log", c)
+			return c
+		}, field: "organiser_change.organiser", badSig: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkResult(t, records.CheckOrganiserChange(testOrigin, tt.build()), tt.field, tt.badSig)
+		})
 	}
 }

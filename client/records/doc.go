@@ -25,10 +25,21 @@
 //     lp(language) ‖ u8(policy) ‖ u8(number of keys) ‖ lp(key)… ‖
 //     lp(revises), signed with [TagLetter];
 //   - status statement = lp(origin) ‖ lp(letter id) ‖ u8(status) ‖ lp(note),
-//     signed with [TagStatus].
+//     signed with [TagStatus];
+//   - organiser-change statement = lp(origin) ‖ lp(letter id) ‖ u8(change) ‖
+//     lp(key), signed with [TagOrganiserChange].
 //
 // A commitment is H([TagCommitment] ‖ salt ‖ lp(name) ‖ lp(affiliation) ‖
 // lp(country)) and a withdrawal lock is H([TagWithdrawalLock] ‖ secret).
+//
+// # Organiser keys
+//
+// A letter lists its organiser keys, and OrganiserChange records add and
+// revoke them later. Which keys are valid at a record's index is a fact of
+// the log's state, so the checks here verify each organiser signature
+// against the key it names, and rules.Apply (package client/rules) checks
+// that the key was valid for the letter at that point. Only a letter's own
+// signature is checked against a list here: the keys it lists itself.
 //
 // # Errors
 //

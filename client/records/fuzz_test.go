@@ -52,16 +52,18 @@ func FuzzDecode(f *testing.F) {
 		const origin = "fuzz.example/log"
 		switch k := r.GetKind().(type) {
 		case *pb.Record_Letter:
-			records.CheckLetter(origin, k.Letter, l)
+			records.CheckLetter(origin, k.Letter)
 		case *pb.Record_Endorsement:
 			records.CheckEndorsement(origin, l, k.Endorsement)
 			records.CheckDisclosure(k.Endorsement, &pb.Disclosure{Salt: make([]byte, 32), Name: "x"})
 		case *pb.Record_Withdrawal:
-			records.CheckWithdrawal(origin, l, e, make([]byte, 32), k.Withdrawal)
+			records.CheckWithdrawal(origin, e, make([]byte, 32), k.Withdrawal)
 		case *pb.Record_Redaction:
-			records.CheckRedaction(origin, l, e, make([]byte, 32), k.Redaction)
+			records.CheckRedaction(origin, e, make([]byte, 32), k.Redaction)
 		case *pb.Record_LetterStatus:
 			records.CheckStatus(origin, l, k.LetterStatus)
+		case *pb.Record_OrganiserChange:
+			records.CheckOrganiserChange(origin, k.OrganiserChange)
 		}
 	})
 }

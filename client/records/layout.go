@@ -10,14 +10,15 @@ import (
 // Domain separation tags. Each hash and signature of the format starts with
 // one of them, so that no byte string means two things.
 const (
-	TagCommitment     = "undersigned/v1/commitment\n"
-	TagWithdrawalLock = "undersigned/v1/withdrawal-lock\n"
-	TagSigner         = "undersigned/v1/signer\n"
-	TagOrganiser      = "undersigned/v1/organiser\n"
-	TagWithdraw       = "undersigned/v1/withdraw\n"
-	TagRedact         = "undersigned/v1/redact\n"
-	TagLetter         = "undersigned/v1/letter\n"
-	TagStatus         = "undersigned/v1/status\n"
+	TagCommitment      = "undersigned/v1/commitment\n"
+	TagWithdrawalLock  = "undersigned/v1/withdrawal-lock\n"
+	TagSigner          = "undersigned/v1/signer\n"
+	TagOrganiser       = "undersigned/v1/organiser\n"
+	TagWithdraw        = "undersigned/v1/withdraw\n"
+	TagRedact          = "undersigned/v1/redact\n"
+	TagLetter          = "undersigned/v1/letter\n"
+	TagStatus          = "undersigned/v1/status\n"
+	TagOrganiserChange = "undersigned/v1/organiser-change\n"
 )
 
 // Sizes of the fixed-length values of the format.
@@ -160,4 +161,15 @@ func StatusStatement(origin string, s *pb.LetterStatus) []byte {
 	b = append(b, byte(s.GetStatus()))
 	b = appendLPString(b, s.GetNote())
 	return b
+}
+
+// OrganiserChangeStatement returns the statement an organiser signs to add
+// or revoke an organiser key of a letter: lp(origin) ‖ lp(letter id) ‖
+// u8(change) ‖ lp(key).
+func OrganiserChangeStatement(origin string, c *pb.OrganiserChange) []byte {
+	b := make([]byte, 0, 13+len(origin)+len(c.GetLetterId())+len(c.GetKey()))
+	b = appendLPString(b, origin)
+	b = appendLPString(b, c.GetLetterId())
+	b = append(b, byte(c.GetChange()))
+	return appendLP(b, c.GetKey())
 }

@@ -56,6 +56,12 @@ func SignStatus(key ed25519.PrivateKey, origin string, s *pb.LetterStatus) {
 	s.Organiser = Sign(key, TagStatus, StatusStatement(origin, s))
 }
 
+// SignOrganiserChange sets c.Organiser to key's signature over the
+// organiser-change statement.
+func SignOrganiserChange(key ed25519.PrivateKey, origin string, c *pb.OrganiserChange) {
+	c.Organiser = Sign(key, TagOrganiserChange, OrganiserChangeStatement(origin, c))
+}
+
 // SignEndorsementAsOrganiser sets e.Organiser to key's signature over the
 // endorsement statement. The statement names the signer key, so a signer
 // must sign (or e.Signer hold the signer's public key) first.

@@ -30,35 +30,37 @@ const vectorsPath = "../testdata/vectors.json"
 // is a list of vectors; in each vector the inputs come first and the
 // outputs after them.
 type vectorFile struct {
-	Description    vectorDescription      `json:"description"`
-	CanonicalText  []canonicalVector      `json:"canonical_text"`
-	CanonicalField []canonicalVector      `json:"canonical_field"`
-	TextDigest     []textDigestVector     `json:"text_digest"`
-	Commitment     []commitmentVector     `json:"commitment"`
-	WithdrawalLock []withdrawalLockVector `json:"withdrawal_lock"`
-	SignerKey      []signerKeyVector      `json:"signer_key"`
-	Endorsement    []endorsementVector    `json:"endorsement"`
-	Action         []actionVector         `json:"action"`
-	Letter         []letterVector         `json:"letter"`
-	Status         []statusVector         `json:"status"`
+	Description     vectorDescription       `json:"description"`
+	CanonicalText   []canonicalVector       `json:"canonical_text"`
+	CanonicalField  []canonicalVector       `json:"canonical_field"`
+	TextDigest      []textDigestVector      `json:"text_digest"`
+	Commitment      []commitmentVector      `json:"commitment"`
+	WithdrawalLock  []withdrawalLockVector  `json:"withdrawal_lock"`
+	SignerKey       []signerKeyVector       `json:"signer_key"`
+	Endorsement     []endorsementVector     `json:"endorsement"`
+	Action          []actionVector          `json:"action"`
+	Letter          []letterVector          `json:"letter"`
+	Status          []statusVector          `json:"status"`
+	OrganiserChange []organiserChangeVector `json:"organiser_change"`
 }
 
 type vectorDescription struct {
-	Overview       string `json:"overview"`
-	Encoding       string `json:"encoding"`
-	Notation       string `json:"notation"`
-	Signatures     string `json:"signatures"`
-	Enumerations   string `json:"enumerations"`
-	CanonicalText  string `json:"canonical_text"`
-	CanonicalField string `json:"canonical_field"`
-	TextDigest     string `json:"text_digest"`
-	Commitment     string `json:"commitment"`
-	WithdrawalLock string `json:"withdrawal_lock"`
-	SignerKey      string `json:"signer_key"`
-	Endorsement    string `json:"endorsement"`
-	Action         string `json:"action"`
-	Letter         string `json:"letter"`
-	Status         string `json:"status"`
+	Overview        string `json:"overview"`
+	Encoding        string `json:"encoding"`
+	Notation        string `json:"notation"`
+	Signatures      string `json:"signatures"`
+	Enumerations    string `json:"enumerations"`
+	CanonicalText   string `json:"canonical_text"`
+	CanonicalField  string `json:"canonical_field"`
+	TextDigest      string `json:"text_digest"`
+	Commitment      string `json:"commitment"`
+	WithdrawalLock  string `json:"withdrawal_lock"`
+	SignerKey       string `json:"signer_key"`
+	Endorsement     string `json:"endorsement"`
+	Action          string `json:"action"`
+	Letter          string `json:"letter"`
+	Status          string `json:"status"`
+	OrganiserChange string `json:"organiser_change"`
 }
 
 var description = vectorDescription{
@@ -83,7 +85,7 @@ var description = vectorDescription{
 		"verification none=1, email=2, phone=3, in_person=4, document=5, signer_key=6; " +
 		"visibility public=1, private=2; policy curated=1, open=2; " +
 		"reason signer_request=1, not_signed=2, duplicate=3, organiser_error=4, safety=5, legal=6; " +
-		"status closed=1, delivered=2; action kind withdrawal=1, redaction=2. " +
+		"status closed=1, delivered=2; action kind withdrawal=1, redaction=2; organiser change add=1, revoke=2. " +
 		"Vectors give both the number and its name.",
 	CanonicalText: "A letter text is canonical when it has no byte order mark, only LF line endings and is NFC. " +
 		"To canonicalise: remove every leading U+FEFF, replace each CR LF by LF, then each remaining CR by LF, then normalise to NFC. " +
@@ -111,6 +113,9 @@ var description = vectorDescription{
 		"message = \"undersigned/v1/letter\\n\" ‖ statement, signed with seed.",
 	Status: "statement = lp(origin) ‖ lp(letter_id) ‖ u8(status) ‖ lp(note). " +
 		"message = \"undersigned/v1/status\\n\" ‖ statement, signed with seed.",
+	OrganiserChange: "An organiser key added to a letter or revoked: statement = lp(origin) ‖ lp(letter_id) ‖ u8(change) ‖ lp(key), " +
+		"where key is the 32-byte Ed25519 public key added or revoked. " +
+		"message = \"undersigned/v1/organiser-change\\n\" ‖ statement, signed with seed, another organiser key of the letter than key.",
 }
 
 type canonicalVector struct {
@@ -224,6 +229,20 @@ type statusVector struct {
 	Signature  string `json:"signature"`
 }
 
+type organiserChangeVector struct {
+	Comment    string `json:"comment"`
+	Origin     string `json:"origin"`
+	LetterID   string `json:"letter_id"`
+	Change     int    `json:"change"`
+	ChangeName string `json:"change_name"`
+	Key        string `json:"key"`
+	Seed       string `json:"seed"`
+	Statement  string `json:"statement"`
+	PublicKey  string `json:"public_key"`
+	Message    string `json:"message"`
+	Signature  string `json:"signature"`
+}
+
 // The names of the enumerations, as the vectors write them.
 var (
 	verificationNames = map[pb.Verification]string{
@@ -240,8 +259,9 @@ var (
 		pb.Reason_REASON_DUPLICATE: "duplicate", pb.Reason_REASON_ORGANISER_ERROR: "organiser_error",
 		pb.Reason_REASON_SAFETY: "safety", pb.Reason_REASON_LEGAL: "legal",
 	}
-	statusNames = map[pb.Status]string{pb.Status_STATUS_CLOSED: "closed", pb.Status_STATUS_DELIVERED: "delivered"}
-	kindNames   = map[int]string{records.ActionWithdraw: "withdrawal", records.ActionRedact: "redaction"}
+	statusNames    = map[pb.Status]string{pb.Status_STATUS_CLOSED: "closed", pb.Status_STATUS_DELIVERED: "delivered"}
+	keyChangeNames = map[pb.KeyChange]string{pb.KeyChange_KEY_CHANGE_ADD: "add", pb.KeyChange_KEY_CHANGE_REVOKE: "revoke"}
+	kindNames      = map[int]string{records.ActionWithdraw: "withdrawal", records.ActionRedact: "redaction"}
 )
 
 // fixed returns 32 bytes that depend only on label: the fixed seeds, salts
@@ -421,6 +441,17 @@ func (v *statusVector) compute(t *testing.T) {
 	v.PublicKey = hexOf(st.Organiser.PublicKey)
 	v.Message = hexOf(cat([]byte(records.TagStatus), s))
 	v.Signature = hexOf(st.Organiser.Signature)
+}
+
+func (v *organiserChangeVector) compute(t *testing.T) {
+	c := &pb.OrganiserChange{LetterId: v.LetterID, Change: pb.KeyChange(v.Change), Key: unhex(t, "key", v.Key)}
+	v.ChangeName = keyChangeNames[c.Change]
+	s := records.OrganiserChangeStatement(v.Origin, c)
+	v.Statement = hexOf(s)
+	records.SignOrganiserChange(ed25519.NewKeyFromSeed(unhex(t, "seed", v.Seed)), v.Origin, c)
+	v.PublicKey = hexOf(c.Organiser.PublicKey)
+	v.Message = hexOf(cat([]byte(records.TagOrganiserChange), s))
+	v.Signature = hexOf(c.Organiser.Signature)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -625,6 +656,21 @@ func buildVectors(t *testing.T) *vectorFile {
 		v.Origin = origin
 		v.compute(t)
 	}
+
+	volunteer := fixed("volunteer organiser seed")
+	f.OrganiserChange = []organiserChangeVector{
+		{Comment: "a volunteer's key added by the first organiser", LetterID: "keep-the-square-open", Change: int(pb.KeyChange_KEY_CHANGE_ADD),
+			Key: pubOf(volunteer), Seed: hexOf(organiser1)},
+		{Comment: "the first organiser's key revoked by the volunteer's key, added before", LetterID: "keep-the-square-open", Change: int(pb.KeyChange_KEY_CHANGE_REVOKE),
+			Key: pubOf(organiser1), Seed: hexOf(volunteer)},
+		{Comment: "the second organiser's key revoked, another letter", LetterID: "free-press-now", Change: int(pb.KeyChange_KEY_CHANGE_REVOKE),
+			Key: pubOf(organiser2), Seed: hexOf(organiser1)},
+	}
+	for i := range f.OrganiserChange {
+		v := &f.OrganiserChange[i]
+		v.Origin = origin
+		v.compute(t)
+	}
 	return f
 }
 
@@ -722,6 +768,7 @@ func checkVectorFile(t *testing.T, f *vectorFile) {
 	recheck(t, "action", f.Action, func(v *actionVector) { v.compute(t) })
 	recheck(t, "letter", f.Letter, func(v *letterVector) { v.compute(t) })
 	recheck(t, "status", f.Status, func(v *statusVector) { v.compute(t) })
+	recheck(t, "organiser_change", f.OrganiserChange, func(v *organiserChangeVector) { v.compute(t) })
 
 	// The hashes and derivations, checked from the hand-built preimages.
 	for i, v := range f.TextDigest {
@@ -772,6 +819,20 @@ func checkVectorFile(t *testing.T, f *vectorFile) {
 	}
 	for i, v := range f.Status {
 		verifyVector(t, "status["+strconv.Itoa(i)+"]", records.TagStatus, v.Statement, v.PublicKey, v.Message, v.Signature, v.Seed)
+	}
+	seenChange := map[string]bool{}
+	for i, v := range f.OrganiserChange {
+		what := "organiser_change[" + strconv.Itoa(i) + "]"
+		verifyVector(t, what, records.TagOrganiserChange, v.Statement, v.PublicKey, v.Message, v.Signature, v.Seed)
+		if want := cat(lp([]byte(v.Origin)), lp([]byte(v.LetterID)), []byte{byte(v.Change)}, lp(unhex(t, "key", v.Key))); hexOf(want) != v.Statement {
+			t.Errorf("%s: statement is not lp(origin) ‖ lp(letter_id) ‖ u8(change) ‖ lp(key)", what)
+		}
+		seenChange[v.ChangeName] = true
+	}
+	for _, name := range keyChangeNames {
+		if !seenChange[name] {
+			t.Errorf("no organiser_change vector has change %s", name)
+		}
 	}
 
 	// Every enumeration value appears at least once.

@@ -12,23 +12,32 @@
 // # What Apply checks, and what it leaves to its caller
 //
 // Apply checks the rules that depend on the log's state: the letter exists
-// and is open, a commitment and a withdrawal lock appear at most once in the
+// and is open, every organiser signature is by a key valid for the letter
+// at that point (the keys it lists, as organiser changes added and revoked
+// them: a revocation applies from its index on, and what a key signed
+// before stays valid), a commitment and a withdrawal lock appear at most once in the
 // whole log (withdrawn or not), the target of a withdrawal, redaction or
 // correction is live, a withdrawal secret is spent once (a redaction may
 // reveal a spent one: it can only hide a name), "the same person" appears
 // once in a letter and only as an exact repeat, a redacted person comes back
-// only when asked for explicitly, and a letter id is used once.
+// only when asked for explicitly, a letter id is used once, and an
+// organiser change adds a key that is neither valid nor revoked (a revoked
+// key is never valid again for that letter), or revokes a valid key that
+// is not the letter's last.
 //
 // It assumes that the record's own fields and signatures were checked with
 // records.CheckLetter, CheckEndorsement, CheckDisclosure, CheckWithdrawal,
-// CheckRedaction or CheckStatus: those are expensive and stateless, so the
-// server checks them before admission and the audit checks them in parallel.
-// Apply never reads a signature.
+// CheckRedaction, CheckStatus or CheckOrganiserChange: those are expensive
+// and stateless, so the server checks them before admission and the audit
+// checks them in parallel. Apply never verifies a signature: it reads the
+// key an organiser signature names, and checks that key against the
+// letter's keys at that point.
 //
 // # State
 //
 // A [State] answers questions about the log before the record: a letter by
-// id (with the organiser keys valid at that point), an endorsement by index,
+// id (with the organiser keys valid at that point, those revoked, and its
+// last organiser change), an endorsement by index,
 // where a commitment or a lock was accepted, the live endorsement of "the
 // same person" in a letter, and tombstones left by redactions. The server
 // implements it over its store transaction, with every person key turned
@@ -37,6 +46,12 @@
 // say: it answers no idempotency key, no tombstone and no fields of a private
 // endorsement, so the audit checks the person rules only where the log shows
 // them (signer keys).
+//
+// Two States are here: [Memory], which keeps everything it is given (the
+// reference the stores are checked against in tests), and [Follower], the
+// compact state of a reader that follows a whole log as anyone reads it
+// (the browser's verifier and the server's pages), which like the audit
+// knows signer keys as the only person keys.
 //
 // # The same person
 //

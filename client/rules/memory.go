@@ -82,6 +82,9 @@ func (m *Memory) applyChange(ref Ref, in Input, leafHash []byte, ch *Change) {
 		for _, k := range ch.Tombstones {
 			m.tombstones[personIndexKey(t.Endorsement.GetLetterId(), k)] = ref
 		}
+	case ch.KeyChange != pb.KeyChange_KEY_CHANGE_UNSPECIFIED:
+		l := m.letters[ch.Letter.Letter.GetId()]
+		l.OrganiserKeys, l.Revoked, l.KeysChangedBy = ch.OrganiserKeys, ch.Revoked, &ref
 	case ch.Status != pb.Status_STATUS_UNSPECIFIED:
 		l := m.letters[ch.Letter.Letter.GetId()]
 		if ch.Status == pb.Status_STATUS_CLOSED && l.Closed == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -35,8 +36,15 @@ func (r Ref) String() string {
 type Letter struct {
 	Ref    Ref
 	Letter *pb.Letter
-	// OrganiserKeys are the organiser keys valid at this point of the log.
+	// OrganiserKeys are the organiser keys valid at this point of the log:
+	// those the letter lists, as organiser changes added and revoked them
+	// since.
 	OrganiserKeys [][]byte
+	// Revoked are the keys organiser changes revoked: never valid again
+	// for this letter.
+	Revoked [][]byte
+	// KeysChangedBy is the last organiser change of the letter, or nil.
+	KeysChangedBy *Ref
 	// Closed and Delivered are the status records that closed the letter
 	// and first recorded its delivery, or nil.
 	Closed, Delivered *Ref
@@ -162,6 +170,12 @@ type Change struct {
 	Tombstones []PersonKey
 	// Status is set for a status record.
 	Status pb.Status
+	// KeyChange is set for an organiser change, with the Key it adds or
+	// revokes, and the letter's OrganiserKeys and Revoked keys after it.
+	KeyChange     pb.KeyChange
+	Key           []byte
+	OrganiserKeys [][]byte
+	Revoked       [][]byte
 }
 
 // StateError is a rule of the log's state that a record breaks, such as
@@ -244,8 +258,34 @@ func Apply(st State, in Input) (*Change, error) {
 		return applyAction(st, in.Record, MarkRedacted, r.GetTargetIndex(), r.GetAuthorisation())
 	case *pb.Record_LetterStatus:
 		return applyStatus(st, in.Record, k.LetterStatus)
+	case *pb.Record_OrganiserChange:
+		return applyOrganiserChange(st, in.Record, k.OrganiserChange)
 	}
-	return nil, &records.FieldError{Field: "record", Rule: "must hold a letter, an endorsement, a withdrawal, a redaction or a status"}
+	return nil, &records.FieldError{Field: "record", Rule: "must hold a letter, an endorsement, a withdrawal, a redaction, a status or an organiser change"}
+}
+
+// containsKey reports whether keys holds key.
+func containsKey(keys [][]byte, key []byte) bool {
+	for _, k := range keys {
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOrganiserKey checks that key, which made the organiser signature at
+// field (such as "endorsement.organiser"), is an organiser key of the
+// letter at this point of the log.
+func checkOrganiserKey(lt *Letter, field string, key []byte) error {
+	if containsKey(lt.OrganiserKeys, key) {
+		return nil
+	}
+	if containsKey(lt.Revoked, key) {
+		return &records.FieldError{Field: field + ".public_key", Rule: fmt.Sprintf(
+			"the organiser key %s was revoked from letter %q: it signs nothing for the letter from then on", records.KeyFingerprint(key), lt.Letter.GetId())}
+	}
+	return records.NotOrganiserKey(field, lt.Letter.GetId())
 }
 
 func applyLetter(st State, l *pb.Letter) (*Change, error) {
@@ -268,6 +308,10 @@ func applyLetter(st State, l *pb.Letter) (*Change, error) {
 		if revised == nil {
 			return nil, &records.FieldError{Field: "letter.revises", Rule: "must name a letter in the log"}
 		}
+		if key := l.GetOrganiser().GetPublicKey(); !containsKey(revised.OrganiserKeys, key) {
+			return nil, &records.FieldError{Field: "letter.organiser.public_key",
+				Rule: fmt.Sprintf("must also be an organiser key of the revised letter %q, valid at this point", r)}
+		}
 	}
 	return &Change{NewLetter: l, Letter: &Letter{Letter: l, OrganiserKeys: l.GetOrganiserKeys()}}, nil
 }
@@ -279,6 +323,9 @@ func applyStatus(st State, rec *pb.Record, s *pb.LetterStatus) (*Change, error) 
 	}
 	if lt == nil {
 		return nil, &records.FieldError{Field: "status.letter_id", Rule: "must name a letter in the log"}
+	}
+	if err := checkOrganiserKey(lt, "status.organiser", s.GetOrganiser().GetPublicKey()); err != nil {
+		return nil, err
 	}
 	var earlier *Ref
 	switch s.GetStatus() {
@@ -320,6 +367,11 @@ func applyEndorsement(st State, in Input, e *pb.Endorsement) (*Change, error) {
 	}
 	if lt == nil {
 		return nil, &records.FieldError{Field: "endorsement.letter_id", Rule: "must name a letter in the log"}
+	}
+	if o := e.GetOrganiser(); o != nil {
+		if err := checkOrganiserKey(lt, "endorsement.organiser", o.GetPublicKey()); err != nil {
+			return nil, err
+		}
 	}
 	// The letter's state first: a closed letter tells nobody but the
 	// writer of an exact repeat whether the record exists.
@@ -486,6 +538,11 @@ func applyAction(st State, rec *pb.Record, mark Mark, index uint64, auth *pb.Aut
 	if lt == nil {
 		return nil, fmt.Errorf("rules: the endorsement at %d names letter %q, which the state does not hold", index, t.Endorsement.GetLetterId())
 	}
+	if o, ok := auth.GetBy().(*pb.Authorisation_Organiser); ok {
+		if err := checkOrganiserKey(lt, name+".authorisation.organiser", o.Organiser.GetPublicKey()); err != nil {
+			return nil, err
+		}
+	}
 	bySecret := false
 	if s, ok := auth.GetBy().(*pb.Authorisation_WithdrawalSecret); ok && len(s.WithdrawalSecret) == records.SecretSize {
 		bySecret = bytes.Equal(records.WithdrawalLock(s.WithdrawalSecret), t.Endorsement.GetWithdrawalLock())
@@ -613,4 +670,67 @@ func EndorsementDifference(a, b *pb.Endorsement) string {
 		return "endorsement.organiser"
 	}
 	return ""
+}
+
+// applyOrganiserChange applies an organiser change: signed by a key valid
+// for the letter at this point, it adds a key that is neither valid nor
+// revoked (up to records.MaxOrganiserKeys at once), or revokes a valid key
+// that is not the letter's last. The letter may be closed: its organisers
+// still act for it.
+func applyOrganiserChange(st State, rec *pb.Record, c *pb.OrganiserChange) (*Change, error) {
+	lt, err := st.Letter(c.GetLetterId())
+	if err != nil {
+		return nil, err
+	}
+	if lt == nil {
+		return nil, &records.FieldError{Field: "organiser_change.letter_id", Rule: "must name a letter in the log"}
+	}
+	if err := checkOrganiserKey(lt, "organiser_change.organiser", c.GetOrganiser().GetPublicKey()); err != nil {
+		return nil, err
+	}
+	id, key := c.GetLetterId(), c.GetKey()
+	valid, revoked := containsKey(lt.OrganiserKeys, key), containsKey(lt.Revoked, key)
+	ch := &Change{Letter: lt, KeyChange: c.GetChange(), Key: key}
+	var rule error
+	switch c.GetChange() {
+	case pb.KeyChange_KEY_CHANGE_ADD:
+		switch {
+		case valid:
+			rule = stateError("organiser_change.key", "the key %s is already an organiser key of letter %q", records.KeyFingerprint(key), id)
+		case revoked:
+			rule = &records.FieldError{Field: "organiser_change.key", Rule: fmt.Sprintf(
+				"the key %s was revoked from letter %q and is never valid for it again: add a new key", records.KeyFingerprint(key), id)}
+		case len(lt.OrganiserKeys) >= records.MaxOrganiserKeys:
+			return nil, stateError("organiser_change.key", "letter %q has %d organiser keys, the most it may hold at once: revoke one first", id, len(lt.OrganiserKeys))
+		}
+		ch.OrganiserKeys = append(slices.Clone(lt.OrganiserKeys), key)
+		ch.Revoked = lt.Revoked
+	case pb.KeyChange_KEY_CHANGE_REVOKE:
+		switch {
+		case revoked:
+			rule = stateError("organiser_change.key", "the key %s is already revoked from letter %q", records.KeyFingerprint(key), id)
+		case !valid:
+			rule = &records.FieldError{Field: "organiser_change.key", Rule: fmt.Sprintf("must be an organiser key of letter %q", id)}
+		case len(lt.OrganiserKeys) == 1:
+			return nil, stateError("organiser_change.key", "the key %s is the last organiser key of letter %q: a letter always keeps one; add another first", records.KeyFingerprint(key), id)
+		}
+		ch.OrganiserKeys = slices.DeleteFunc(slices.Clone(lt.OrganiserKeys), func(k []byte) bool { return bytes.Equal(k, key) })
+		ch.Revoked = append(slices.Clone(lt.Revoked), key)
+	default:
+		return nil, &records.FieldError{Field: "organiser_change.change", Rule: "must be add or revoke"}
+	}
+	if rule == nil {
+		return ch, nil
+	}
+	// The writer's retry of the last change is answered with it.
+	if lt.KeysChangedBy != nil {
+		exact, err := sameRecord(st, *lt.KeysChangedBy, rec)
+		if err != nil {
+			return nil, err
+		}
+		if exact {
+			return nil, &ExistsError{Of: *lt.KeysChangedBy, Exact: true, Rule: rule}
+		}
+	}
+	return nil, rule
 }

@@ -16,6 +16,15 @@
 // root at that size (consistency), and its endorsement's state is read from
 // the log's own withdrawals, redactions and corrections.
 //
+// What each record does is decided by the rules of a letter (package
+// client/rules, through a rules.Follower), the function the server's
+// admission and the audit apply: a withdrawal by a key revoked before it,
+// a second withdrawal or a correction of a withdrawn endorsement does
+// nothing here either, and the page says that the log holds records that
+// break its rules ([Log.Broken]). The page does not verify the records'
+// signatures (the audit does): it checks the state they lead to, and the
+// leaf hash each withdrawal, redaction or correction names.
+//
 // The cost is the whole log, once per page load: about 300 bytes per entry
 // (30 MB for 100,000 entries), from bundles that browsers and caches keep
 // (full bundles are immutable). That is the price of revealing nothing.
@@ -36,6 +45,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/undersigned/undersigned/client/receipt"
+	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -80,11 +91,9 @@ type Result struct {
 	LatestSize     uint64 `json:"latest_size,omitempty"`
 	// By is the index of the withdrawal, redaction or correction.
 	By *uint64 `json:"by,omitempty"`
-}
-
-// change is what later records did to an endorsement.
-type change struct {
-	withdrawnBy, redactedBy, supersededBy int64
+	// LogBroken, when the loaded log holds records that break its rules,
+	// says how many and names the first (they changed nothing here).
+	LogBroken string `json:"log_broken,omitempty"`
 }
 
 // Log is the log as the page loaded it: the tree of every entry and what
@@ -97,15 +106,17 @@ type Log struct {
 	hashes     []tlog.Hash // stored hashes, as golang.org/x/mod/sumdb/tlog lays them out
 	size       uint64
 	leafHashes []tlog.Hash
-	changes    map[uint64]*change
-	// endorsements holds the letter and visibility of each endorsement.
-	endorsements map[uint64]endorsementInfo
-	complete     bool
+	// rules follows what each record does.
+	rules    *rules.Follower
+	broken   []Broken
+	complete bool
 }
 
-type endorsementInfo struct {
-	letter  string
-	private bool
+// Broken is a record of the log that breaks its rules: it changed nothing.
+type Broken struct {
+	Index uint64
+	// Rule is the rule it breaks, for people.
+	Rule string
 }
 
 // NewLog starts loading the log whose latest checkpoint is checkpoint,
@@ -115,7 +126,9 @@ func NewLog(v note.Verifier, checkpoint []byte) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the log's latest checkpoint: %w", err)
 	}
-	return &Log{verifier: v, checkpoint: cp, changes: map[uint64]*change{}, endorsements: map[uint64]endorsementInfo{}}, nil
+	l := &Log{verifier: v, checkpoint: cp, rules: rules.NewFollower()}
+	l.rules.Reserve(int(min(cp.Size, 1<<24)))
+	return l, nil
 }
 
 // Size returns the size of the latest checkpoint.
@@ -180,48 +193,60 @@ func (l *Log) add(entry []byte) error {
 	return nil
 }
 
-func (l *Log) changeOf(target uint64) *change {
-	c := l.changes[target]
-	if c == nil {
-		c = &change{withdrawnBy: -1, redactedBy: -1, supersededBy: -1}
-		l.changes[target] = c
+// apply applies the entry at index with the rules of a letter. The page
+// checks no signature and leaves the canonical encoding of records to the
+// audit (both cost more than the rest of loading), but a withdrawal or a
+// redaction must name its target's leaf hash. A record that breaks a rule
+// changes nothing, and is kept in [Log.Broken].
+func (l *Log) apply(index uint64, entry []byte) {
+	rec, err := decode(entry)
+	if err == nil {
+		err = l.checkTarget(index, rec)
 	}
-	return c
+	if err == nil {
+		_, err = l.rules.Append(rec, l.leafHashes[index][:])
+	} else {
+		// The index is taken all the same.
+		_, _ = l.rules.Append(&pb.Record{}, l.leafHashes[index][:])
+	}
+	if err != nil {
+		l.broken = append(l.broken, Broken{Index: index, Rule: err.Error()})
+	}
 }
 
-// apply records what the entry at index does to earlier endorsements.
-// The server admitted it under the rules of the letter; the audit checks
-// them all again. Here only the target and its leaf hash are checked.
-func (l *Log) apply(index uint64, entry []byte) {
-	var rec pb.Record
-	if proto.Unmarshal(entry, &rec) != nil {
-		return
+// decode reads a version 1 record of one kind.
+func decode(entry []byte) (*pb.Record, error) {
+	rec := new(pb.Record)
+	if err := proto.Unmarshal(entry, rec); err != nil {
+		return nil, fmt.Errorf("not a record: %w", err)
 	}
-	targets := func(t uint64, leaf []byte) bool {
-		return t < index && bytes.Equal(l.leafHashes[t][:], leaf)
+	if rec.GetVersion() != records.Version || rec.GetKind() == nil {
+		return nil, fmt.Errorf("not a version %d record of one kind", records.Version)
 	}
-	switch k := rec.GetKind().(type) {
-	case *pb.Record_Endorsement:
-		l.endorsements[index] = endorsementInfo{letter: k.Endorsement.GetLetterId(), private: k.Endorsement.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE}
-		if s := k.Endorsement.Supersedes; s != nil && *s < index {
-			if c := l.changeOf(*s); c.supersededBy < 0 {
-				c.supersededBy = int64(index)
-			}
-		}
-	case *pb.Record_Withdrawal:
-		if w := k.Withdrawal; targets(w.GetTargetIndex(), w.GetTargetLeafHash()) {
-			if c := l.changeOf(w.GetTargetIndex()); c.withdrawnBy < 0 {
-				c.withdrawnBy = int64(index)
-			}
-		}
-	case *pb.Record_Redaction:
-		if r := k.Redaction; targets(r.GetTargetIndex(), r.GetTargetLeafHash()) {
-			if c := l.changeOf(r.GetTargetIndex()); c.redactedBy < 0 {
-				c.redactedBy = int64(index)
-			}
-		}
-	}
+	return rec, nil
 }
+
+// checkTarget checks the leaf hash a withdrawal or a redaction names.
+func (l *Log) checkTarget(index uint64, rec *pb.Record) error {
+	var t uint64
+	var leaf []byte
+	switch k := rec.GetKind().(type) {
+	case *pb.Record_Withdrawal:
+		t, leaf = k.Withdrawal.GetTargetIndex(), k.Withdrawal.GetTargetLeafHash()
+	case *pb.Record_Redaction:
+		t, leaf = k.Redaction.GetTargetIndex(), k.Redaction.GetTargetLeafHash()
+	default:
+		return nil
+	}
+	if t >= index || !bytes.Equal(l.leafHashes[t][:], leaf) {
+		return fmt.Errorf("%s: the target leaf hash is not that of the entry at %d", kindOf(rec), t)
+	}
+	return nil
+}
+
+// Broken returns the records of the loaded log that break its rules, in
+// index order: an honest log has none.
+func (l *Log) Broken() []Broken { return l.broken }
 
 // Complete checks that every entry of the latest checkpoint was added and
 // that they give its root. Until it succeeds, [Verify] does not use the
@@ -299,6 +324,7 @@ func Verify(v note.Verifier, b []byte, l *Log) Result {
 		return res
 	}
 	res.LatestSize = l.checkpoint.Size
+	res.LogBroken = l.brokenLine()
 	if ver.Checkpoint.Size > l.checkpoint.Size {
 		return invalid(fmt.Errorf("the log's latest checkpoint (size %d) is smaller than the receipt's (size %d): the log went back", l.checkpoint.Size, ver.Checkpoint.Size))
 	}
@@ -313,28 +339,51 @@ func Verify(v note.Verifier, b []byte, l *Log) Result {
 		return res
 	}
 	res.State = Counted
-	l.state(&res)
+	if !l.state(&res) {
+		return invalid(fmt.Errorf("the log holds this endorsement, but it breaks the log's rules, and does not count: %s", l.brokenAt(res.Index)))
+	}
 	return res
 }
 
-// state sets what became of the endorsement at res.Index.
-func (l *Log) state(res *Result) {
-	c := l.changes[res.Index]
-	if c == nil {
-		return
+// brokenAt returns the rule the record at index breaks, or "".
+func (l *Log) brokenAt(index uint64) string {
+	for _, b := range l.broken {
+		if b.Index == index {
+			return b.Rule
+		}
 	}
-	set := func(s State, by int64) {
-		u := uint64(by)
+	return ""
+}
+
+// state sets what became of the endorsement at res.Index, as the rules
+// say; it reports whether there is an endorsement there.
+func (l *Log) state(res *Result) bool {
+	e, _ := l.rules.Endorsement(res.Index)
+	if e == nil {
+		return false
+	}
+	set := func(s State, by *rules.Ref) {
+		u := uint64(by.Index)
 		res.State, res.By = s, &u
 	}
 	switch {
-	case c.withdrawnBy >= 0:
-		set(Withdrawn, c.withdrawnBy)
-	case c.supersededBy >= 0:
-		set(Superseded, c.supersededBy)
-	case c.redactedBy >= 0:
-		set(Redacted, c.redactedBy)
+	case e.WithdrawnBy != nil:
+		set(Withdrawn, e.WithdrawnBy)
+	case e.SupersededBy != nil:
+		set(Superseded, e.SupersededBy)
+	case e.RedactedBy != nil:
+		set(Redacted, e.RedactedBy)
 	}
+	return true
+}
+
+// brokenLine sums up Broken for the page, or is empty.
+func (l *Log) brokenLine() string {
+	if l == nil || !l.complete || len(l.broken) == 0 {
+		return ""
+	}
+	b := l.broken[0]
+	return fmt.Sprintf("%d record(s) of the log break its rules and changed nothing here; the first, at index %d: %s (an audit names them all)", len(l.broken), b.Index, b.Rule)
 }
 
 // VerifyReference checks a reference to an endorsement instead of a
@@ -354,12 +403,13 @@ func VerifyReference(origin string, index uint64, leafHash []byte, l *Log) Resul
 	if index >= l.size || !bytes.Equal(l.leafHashes[index][:], leafHash) {
 		return invalid(fmt.Errorf("the log holds no such record at index %d", index))
 	}
-	e, ok := l.endorsements[index]
-	if !ok {
-		return invalid(fmt.Errorf("the record at index %d is not an endorsement", index))
+	e, _ := l.rules.Endorsement(index)
+	if e == nil {
+		return invalid(fmt.Errorf("the record at index %d is not an endorsement (or breaks the log's rules)", index))
 	}
-	res := Result{State: Counted, Kind: "endorsement", Index: index, Letter: e.letter, Private: e.private,
-		CheckpointSize: l.checkpoint.Size, LatestSize: l.checkpoint.Size}
+	res := Result{State: Counted, Kind: "endorsement", Index: index, Letter: e.Endorsement.GetLetterId(),
+		Private:        e.Endorsement.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE,
+		CheckpointSize: l.checkpoint.Size, LatestSize: l.checkpoint.Size, LogBroken: l.brokenLine()}
 	l.state(&res)
 	return res
 }

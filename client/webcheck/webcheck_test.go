@@ -330,3 +330,56 @@ func TestVerifyReference(t *testing.T) {
 		}
 	}
 }
+
+// TestLogFollowsTheRules: the page applies the rules of a letter, as the
+// server and the audit do. A withdrawal signed by an organiser key after
+// its revocation, or of an endorsement already withdrawn, changes nothing;
+// an endorsement signed by a revoked key does not count; and the page says
+// that the log holds records that break its rules.
+func TestLogFollowsTheRules(t *testing.T) {
+	l := newTestLog(t)
+	vpub, volunteer, _ := ed25519.GenerateKey(rand.Reader)
+	change := func(c pb.KeyChange) {
+		oc := &pb.OrganiserChange{LetterId: l.letter.GetId(), Change: c, Key: vpub}
+		records.SignOrganiserChange(l.org, origin, oc)
+		l.add(&pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: oc}})
+	}
+	byVolunteer := func(name string) (uint64, *pb.ReceiptExtra) {
+		e := signing.NewEndorsement(origin, l.letter, signing.Signer{Fields: records.Fields{Name: name}, OrganiserKey: volunteer})
+		i := l.add(&pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}})
+		return i, &pb.ReceiptExtra{Disclosure: e.Disclosure, WithdrawalSecret: e.WithdrawalSecret}
+	}
+	withdraw := func(target uint64, by ed25519.PrivateKey) uint64 {
+		w := &pb.Withdrawal{TargetIndex: target, TargetLeafHash: receipt.LeafHash(l.entries[target]), Reason: pb.Reason_REASON_ORGANISER_ERROR}
+		w.Authorisation = &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: records.SignWithdrawal(by, origin, w)}}
+		return l.add(&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: w}})
+	}
+	change(pb.KeyChange_KEY_CHANGE_ADD)
+	kept, kextra := byVolunteer("Signed Before The Revocation")
+	gone, gextra := byVolunteer("Withdrawn Once")
+	first := withdraw(gone, volunteer)
+	change(pb.KeyChange_KEY_CHANGE_REVOKE)
+	late, lextra := byVolunteer("Signed After The Revocation")
+	revokedWithdrawal := withdraw(kept, volunteer)
+	withdraw(gone, l.org) // withdrawn twice
+	size := uint64(len(l.entries))
+	wl := l.load(t)
+
+	if b := wl.Broken(); len(b) != 3 || b[0].Index != late || b[1].Index != revokedWithdrawal || !strings.Contains(b[1].Rule, "was revoked") {
+		t.Fatalf("Broken() = %+v, want the late endorsement, the revoked key's withdrawal and the second withdrawal", b)
+	}
+	got := webcheck.Verify(l.v, l.receipt(kept, size, kextra), wl)
+	if got.State != webcheck.Counted || !strings.Contains(got.LogBroken, "3 record(s)") {
+		t.Errorf("signed before the revocation, withdrawn after it by the revoked key: %+v, want counted, and the broken records said", got)
+	}
+	if got := webcheck.Verify(l.v, l.receipt(gone, size, gextra), wl); got.State != webcheck.Withdrawn || got.By == nil || *got.By != first {
+		t.Errorf("withdrawn, then withdrawn again: %+v, want withdrawn by %d", got, first)
+	}
+	got = webcheck.Verify(l.v, l.receipt(late, size, lextra), wl)
+	if got.State != webcheck.Invalid || !strings.Contains(got.Reason, "was revoked") {
+		t.Errorf("signed by the revoked key: %+v, want invalid, saying the key was revoked", got)
+	}
+	if got := webcheck.VerifyReference(origin, late, receipt.LeafHash(l.entries[late]), wl); got.State != webcheck.Invalid {
+		t.Errorf("a reference to the endorsement signed by the revoked key: %+v", got)
+	}
+}

@@ -330,6 +330,61 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{4}
 }
 
+// KeyChange says what an OrganiserChange does to its key.
+type KeyChange int32
+
+const (
+	// Not a valid change.
+	KeyChange_KEY_CHANGE_UNSPECIFIED KeyChange = 0
+	// The key becomes an organiser key of the letter.
+	KeyChange_KEY_CHANGE_ADD KeyChange = 1
+	// The key is no longer an organiser key of the letter, from this record's
+	// index on; records it signed before stay valid. A revoked key is never
+	// valid again in that letter.
+	KeyChange_KEY_CHANGE_REVOKE KeyChange = 2
+)
+
+// Enum value maps for KeyChange.
+var (
+	KeyChange_name = map[int32]string{
+		0: "KEY_CHANGE_UNSPECIFIED",
+		1: "KEY_CHANGE_ADD",
+		2: "KEY_CHANGE_REVOKE",
+	}
+	KeyChange_value = map[string]int32{
+		"KEY_CHANGE_UNSPECIFIED": 0,
+		"KEY_CHANGE_ADD":         1,
+		"KEY_CHANGE_REVOKE":      2,
+	}
+)
+
+func (x KeyChange) Enum() *KeyChange {
+	p := new(KeyChange)
+	*p = x
+	return p
+}
+
+func (x KeyChange) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyChange) Descriptor() protoreflect.EnumDescriptor {
+	return file_undersigned_v1_records_proto_enumTypes[5].Descriptor()
+}
+
+func (KeyChange) Type() protoreflect.EnumType {
+	return &file_undersigned_v1_records_proto_enumTypes[5]
+}
+
+func (x KeyChange) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyChange.Descriptor instead.
+func (KeyChange) EnumDescriptor() ([]byte, []int) {
+	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{5}
+}
+
 // Record is one leaf of the log.
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -348,6 +403,7 @@ type Record struct {
 	//	*Record_Withdrawal
 	//	*Record_Redaction
 	//	*Record_LetterStatus
+	//	*Record_OrganiserChange
 	Kind          isRecord_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -449,6 +505,15 @@ func (x *Record) GetLetterStatus() *LetterStatus {
 	return nil
 }
 
+func (x *Record) GetOrganiserChange() *OrganiserChange {
+	if x != nil {
+		if x, ok := x.Kind.(*Record_OrganiserChange); ok {
+			return x.OrganiserChange
+		}
+	}
+	return nil
+}
+
 type isRecord_Kind interface {
 	isRecord_Kind()
 }
@@ -479,6 +544,11 @@ type Record_LetterStatus struct {
 	LetterStatus *LetterStatus `protobuf:"bytes,7,opt,name=letter_status,json=letterStatus,proto3,oneof"`
 }
 
+type Record_OrganiserChange struct {
+	// An organiser key added to a letter, or revoked.
+	OrganiserChange *OrganiserChange `protobuf:"bytes,8,opt,name=organiser_change,json=organiserChange,proto3,oneof"`
+}
+
 func (*Record_Letter) isRecord_Kind() {}
 
 func (*Record_Endorsement) isRecord_Kind() {}
@@ -488,6 +558,8 @@ func (*Record_Withdrawal) isRecord_Kind() {}
 func (*Record_Redaction) isRecord_Kind() {}
 
 func (*Record_LetterStatus) isRecord_Kind() {}
+
+func (*Record_OrganiserChange) isRecord_Kind() {}
 
 // Signature is an Ed25519 signature together with the public key that made it.
 type Signature struct {
@@ -565,7 +637,8 @@ type Letter struct {
 	Policy Policy `protobuf:"varint,6,opt,name=policy,proto3,enum=undersigned.v1.Policy" json:"policy,omitempty"`
 	// The Ed25519 public keys (32 bytes each) of the organisers, 1 to 16 of
 	// them, no two alike. Organiser actions on this letter must be signed by one
-	// of them.
+	// of the keys valid at their index: these, as OrganiserChange records
+	// later add and revoke them.
 	OrganiserKeys [][]byte `protobuf:"bytes,7,rep,name=organiser_keys,json=organiserKeys,proto3" json:"organiser_keys,omitempty"`
 	// The id of an earlier letter whose text this one corrects, or empty.
 	// Endorsements never carry over to a new text. The letter must be signed by
@@ -1125,6 +1198,82 @@ func (x *LetterStatus) GetOrganiser() *Signature {
 	return nil
 }
 
+// OrganiserChange adds or revokes one organiser key of a letter. It is signed
+// by another organiser key valid at its index, and a letter always keeps at
+// least one organiser key, at most 16 at once.
+type OrganiserChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The letter.
+	LetterId string `protobuf:"bytes,1,opt,name=letter_id,json=letterId,proto3" json:"letter_id,omitempty"`
+	// Add or revoke.
+	Change KeyChange `protobuf:"varint,2,opt,name=change,proto3,enum=undersigned.v1.KeyChange" json:"change,omitempty"`
+	// The 32-byte Ed25519 public key added or revoked.
+	Key []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// The signature of another of the letter's organiser keys over the
+	// organiser-change statement.
+	Organiser     *Signature `protobuf:"bytes,4,opt,name=organiser,proto3" json:"organiser,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrganiserChange) Reset() {
+	*x = OrganiserChange{}
+	mi := &file_undersigned_v1_records_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrganiserChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrganiserChange) ProtoMessage() {}
+
+func (x *OrganiserChange) ProtoReflect() protoreflect.Message {
+	mi := &file_undersigned_v1_records_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrganiserChange.ProtoReflect.Descriptor instead.
+func (*OrganiserChange) Descriptor() ([]byte, []int) {
+	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *OrganiserChange) GetLetterId() string {
+	if x != nil {
+		return x.LetterId
+	}
+	return ""
+}
+
+func (x *OrganiserChange) GetChange() KeyChange {
+	if x != nil {
+		return x.Change
+	}
+	return KeyChange_KEY_CHANGE_UNSPECIFIED
+}
+
+func (x *OrganiserChange) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *OrganiserChange) GetOrganiser() *Signature {
+	if x != nil {
+		return x.Organiser
+	}
+	return nil
+}
+
 // Disclosure is the clear text behind an endorsement's commitment. It never
 // enters the log.
 type Disclosure struct {
@@ -1143,7 +1292,7 @@ type Disclosure struct {
 
 func (x *Disclosure) Reset() {
 	*x = Disclosure{}
-	mi := &file_undersigned_v1_records_proto_msgTypes[8]
+	mi := &file_undersigned_v1_records_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1304,7 @@ func (x *Disclosure) String() string {
 func (*Disclosure) ProtoMessage() {}
 
 func (x *Disclosure) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_records_proto_msgTypes[8]
+	mi := &file_undersigned_v1_records_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1317,7 @@ func (x *Disclosure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disclosure.ProtoReflect.Descriptor instead.
 func (*Disclosure) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{8}
+	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Disclosure) GetSalt() []byte {
@@ -1216,7 +1365,7 @@ type ReceiptExtra struct {
 
 func (x *ReceiptExtra) Reset() {
 	*x = ReceiptExtra{}
-	mi := &file_undersigned_v1_records_proto_msgTypes[9]
+	mi := &file_undersigned_v1_records_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1377,7 @@ func (x *ReceiptExtra) String() string {
 func (*ReceiptExtra) ProtoMessage() {}
 
 func (x *ReceiptExtra) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_records_proto_msgTypes[9]
+	mi := &file_undersigned_v1_records_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1390,7 @@ func (x *ReceiptExtra) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptExtra.ProtoReflect.Descriptor instead.
 func (*ReceiptExtra) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{9}
+	return file_undersigned_v1_records_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReceiptExtra) GetRecord() []byte {
@@ -1269,7 +1418,7 @@ var File_undersigned_v1_records_proto protoreflect.FileDescriptor
 
 const file_undersigned_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1cundersigned/v1/records.proto\x12\x0eundersigned.v1\"\xfc\x02\n" +
+	"\x1cundersigned/v1/records.proto\x12\x0eundersigned.v1\"\xca\x03\n" +
 	"\x06Record\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vaccepted_at\x18\x02 \x01(\x03R\n" +
@@ -1280,7 +1429,8 @@ const file_undersigned_v1_records_proto_rawDesc = "" +
 	"withdrawal\x18\x05 \x01(\v2\x1a.undersigned.v1.WithdrawalH\x00R\n" +
 	"withdrawal\x129\n" +
 	"\tredaction\x18\x06 \x01(\v2\x19.undersigned.v1.RedactionH\x00R\tredaction\x12C\n" +
-	"\rletter_status\x18\a \x01(\v2\x1c.undersigned.v1.LetterStatusH\x00R\fletterStatusB\x06\n" +
+	"\rletter_status\x18\a \x01(\v2\x1c.undersigned.v1.LetterStatusH\x00R\fletterStatus\x12L\n" +
+	"\x10organiser_change\x18\b \x01(\v2\x1f.undersigned.v1.OrganiserChangeH\x00R\x0forganiserChangeB\x06\n" +
 	"\x04kind\"H\n" +
 	"\tSignature\x12\x1d\n" +
 	"\n" +
@@ -1334,6 +1484,11 @@ const file_undersigned_v1_records_proto_rawDesc = "" +
 	"\tletter_id\x18\x01 \x01(\tR\bletterId\x12.\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x16.undersigned.v1.StatusR\x06status\x12\x12\n" +
 	"\x04note\x18\x03 \x01(\tR\x04note\x127\n" +
+	"\torganiser\x18\x04 \x01(\v2\x19.undersigned.v1.SignatureR\torganiser\"\xac\x01\n" +
+	"\x0fOrganiserChange\x12\x1b\n" +
+	"\tletter_id\x18\x01 \x01(\tR\bletterId\x121\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x19.undersigned.v1.KeyChangeR\x06change\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x127\n" +
 	"\torganiser\x18\x04 \x01(\v2\x19.undersigned.v1.SignatureR\torganiser\"p\n" +
 	"\n" +
 	"Disclosure\x12\x12\n" +
@@ -1375,7 +1530,11 @@ const file_undersigned_v1_records_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_CLOSED\x10\x01\x12\x14\n" +
-	"\x10STATUS_DELIVERED\x10\x02BFZDgithub.com/undersigned/undersigned/proto/undersignedv1;undersignedv1b\x06proto3"
+	"\x10STATUS_DELIVERED\x10\x02*R\n" +
+	"\tKeyChange\x12\x1a\n" +
+	"\x16KEY_CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eKEY_CHANGE_ADD\x10\x01\x12\x15\n" +
+	"\x11KEY_CHANGE_REVOKE\x10\x02BFZDgithub.com/undersigned/undersigned/proto/undersignedv1;undersignedv1b\x06proto3"
 
 var (
 	file_undersigned_v1_records_proto_rawDescOnce sync.Once
@@ -1389,51 +1548,56 @@ func file_undersigned_v1_records_proto_rawDescGZIP() []byte {
 	return file_undersigned_v1_records_proto_rawDescData
 }
 
-var file_undersigned_v1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_undersigned_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_undersigned_v1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_undersigned_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_undersigned_v1_records_proto_goTypes = []any{
-	(Policy)(0),           // 0: undersigned.v1.Policy
-	(Verification)(0),     // 1: undersigned.v1.Verification
-	(Visibility)(0),       // 2: undersigned.v1.Visibility
-	(Reason)(0),           // 3: undersigned.v1.Reason
-	(Status)(0),           // 4: undersigned.v1.Status
-	(*Record)(nil),        // 5: undersigned.v1.Record
-	(*Signature)(nil),     // 6: undersigned.v1.Signature
-	(*Letter)(nil),        // 7: undersigned.v1.Letter
-	(*Endorsement)(nil),   // 8: undersigned.v1.Endorsement
-	(*Authorisation)(nil), // 9: undersigned.v1.Authorisation
-	(*Withdrawal)(nil),    // 10: undersigned.v1.Withdrawal
-	(*Redaction)(nil),     // 11: undersigned.v1.Redaction
-	(*LetterStatus)(nil),  // 12: undersigned.v1.LetterStatus
-	(*Disclosure)(nil),    // 13: undersigned.v1.Disclosure
-	(*ReceiptExtra)(nil),  // 14: undersigned.v1.ReceiptExtra
+	(Policy)(0),             // 0: undersigned.v1.Policy
+	(Verification)(0),       // 1: undersigned.v1.Verification
+	(Visibility)(0),         // 2: undersigned.v1.Visibility
+	(Reason)(0),             // 3: undersigned.v1.Reason
+	(Status)(0),             // 4: undersigned.v1.Status
+	(KeyChange)(0),          // 5: undersigned.v1.KeyChange
+	(*Record)(nil),          // 6: undersigned.v1.Record
+	(*Signature)(nil),       // 7: undersigned.v1.Signature
+	(*Letter)(nil),          // 8: undersigned.v1.Letter
+	(*Endorsement)(nil),     // 9: undersigned.v1.Endorsement
+	(*Authorisation)(nil),   // 10: undersigned.v1.Authorisation
+	(*Withdrawal)(nil),      // 11: undersigned.v1.Withdrawal
+	(*Redaction)(nil),       // 12: undersigned.v1.Redaction
+	(*LetterStatus)(nil),    // 13: undersigned.v1.LetterStatus
+	(*OrganiserChange)(nil), // 14: undersigned.v1.OrganiserChange
+	(*Disclosure)(nil),      // 15: undersigned.v1.Disclosure
+	(*ReceiptExtra)(nil),    // 16: undersigned.v1.ReceiptExtra
 }
 var file_undersigned_v1_records_proto_depIdxs = []int32{
-	7,  // 0: undersigned.v1.Record.letter:type_name -> undersigned.v1.Letter
-	8,  // 1: undersigned.v1.Record.endorsement:type_name -> undersigned.v1.Endorsement
-	10, // 2: undersigned.v1.Record.withdrawal:type_name -> undersigned.v1.Withdrawal
-	11, // 3: undersigned.v1.Record.redaction:type_name -> undersigned.v1.Redaction
-	12, // 4: undersigned.v1.Record.letter_status:type_name -> undersigned.v1.LetterStatus
-	0,  // 5: undersigned.v1.Letter.policy:type_name -> undersigned.v1.Policy
-	6,  // 6: undersigned.v1.Letter.organiser:type_name -> undersigned.v1.Signature
-	1,  // 7: undersigned.v1.Endorsement.verification:type_name -> undersigned.v1.Verification
-	2,  // 8: undersigned.v1.Endorsement.visibility:type_name -> undersigned.v1.Visibility
-	6,  // 9: undersigned.v1.Endorsement.signer:type_name -> undersigned.v1.Signature
-	6,  // 10: undersigned.v1.Endorsement.organiser:type_name -> undersigned.v1.Signature
-	6,  // 11: undersigned.v1.Authorisation.signer:type_name -> undersigned.v1.Signature
-	6,  // 12: undersigned.v1.Authorisation.organiser:type_name -> undersigned.v1.Signature
-	3,  // 13: undersigned.v1.Withdrawal.reason:type_name -> undersigned.v1.Reason
-	9,  // 14: undersigned.v1.Withdrawal.authorisation:type_name -> undersigned.v1.Authorisation
-	3,  // 15: undersigned.v1.Redaction.reason:type_name -> undersigned.v1.Reason
-	9,  // 16: undersigned.v1.Redaction.authorisation:type_name -> undersigned.v1.Authorisation
-	4,  // 17: undersigned.v1.LetterStatus.status:type_name -> undersigned.v1.Status
-	6,  // 18: undersigned.v1.LetterStatus.organiser:type_name -> undersigned.v1.Signature
-	13, // 19: undersigned.v1.ReceiptExtra.disclosure:type_name -> undersigned.v1.Disclosure
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	8,  // 0: undersigned.v1.Record.letter:type_name -> undersigned.v1.Letter
+	9,  // 1: undersigned.v1.Record.endorsement:type_name -> undersigned.v1.Endorsement
+	11, // 2: undersigned.v1.Record.withdrawal:type_name -> undersigned.v1.Withdrawal
+	12, // 3: undersigned.v1.Record.redaction:type_name -> undersigned.v1.Redaction
+	13, // 4: undersigned.v1.Record.letter_status:type_name -> undersigned.v1.LetterStatus
+	14, // 5: undersigned.v1.Record.organiser_change:type_name -> undersigned.v1.OrganiserChange
+	0,  // 6: undersigned.v1.Letter.policy:type_name -> undersigned.v1.Policy
+	7,  // 7: undersigned.v1.Letter.organiser:type_name -> undersigned.v1.Signature
+	1,  // 8: undersigned.v1.Endorsement.verification:type_name -> undersigned.v1.Verification
+	2,  // 9: undersigned.v1.Endorsement.visibility:type_name -> undersigned.v1.Visibility
+	7,  // 10: undersigned.v1.Endorsement.signer:type_name -> undersigned.v1.Signature
+	7,  // 11: undersigned.v1.Endorsement.organiser:type_name -> undersigned.v1.Signature
+	7,  // 12: undersigned.v1.Authorisation.signer:type_name -> undersigned.v1.Signature
+	7,  // 13: undersigned.v1.Authorisation.organiser:type_name -> undersigned.v1.Signature
+	3,  // 14: undersigned.v1.Withdrawal.reason:type_name -> undersigned.v1.Reason
+	10, // 15: undersigned.v1.Withdrawal.authorisation:type_name -> undersigned.v1.Authorisation
+	3,  // 16: undersigned.v1.Redaction.reason:type_name -> undersigned.v1.Reason
+	10, // 17: undersigned.v1.Redaction.authorisation:type_name -> undersigned.v1.Authorisation
+	4,  // 18: undersigned.v1.LetterStatus.status:type_name -> undersigned.v1.Status
+	7,  // 19: undersigned.v1.LetterStatus.organiser:type_name -> undersigned.v1.Signature
+	5,  // 20: undersigned.v1.OrganiserChange.change:type_name -> undersigned.v1.KeyChange
+	7,  // 21: undersigned.v1.OrganiserChange.organiser:type_name -> undersigned.v1.Signature
+	15, // 22: undersigned.v1.ReceiptExtra.disclosure:type_name -> undersigned.v1.Disclosure
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_undersigned_v1_records_proto_init() }
@@ -1447,6 +1611,7 @@ func file_undersigned_v1_records_proto_init() {
 		(*Record_Withdrawal)(nil),
 		(*Record_Redaction)(nil),
 		(*Record_LetterStatus)(nil),
+		(*Record_OrganiserChange)(nil),
 	}
 	file_undersigned_v1_records_proto_msgTypes[3].OneofWrappers = []any{}
 	file_undersigned_v1_records_proto_msgTypes[4].OneofWrappers = []any{
@@ -1459,8 +1624,8 @@ func file_undersigned_v1_records_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_undersigned_v1_records_proto_rawDesc), len(file_undersigned_v1_records_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   10,
+			NumEnums:      6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

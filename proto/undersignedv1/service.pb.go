@@ -371,6 +371,52 @@ func (x *SetLetterStatusRequest) GetStatus() *LetterStatus {
 	return nil
 }
 
+// ChangeOrganiserRequest asks to append an organiser change.
+type ChangeOrganiserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed change.
+	Change        *OrganiserChange `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeOrganiserRequest) Reset() {
+	*x = ChangeOrganiserRequest{}
+	mi := &file_undersigned_v1_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeOrganiserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeOrganiserRequest) ProtoMessage() {}
+
+func (x *ChangeOrganiserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_undersigned_v1_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeOrganiserRequest.ProtoReflect.Descriptor instead.
+func (*ChangeOrganiserRequest) Descriptor() ([]byte, []int) {
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChangeOrganiserRequest) GetChange() *OrganiserChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
 // WriteResult is the result of a write.
 type WriteResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -390,7 +436,7 @@ type WriteResult struct {
 
 func (x *WriteResult) Reset() {
 	*x = WriteResult{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[5]
+	mi := &file_undersigned_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +448,7 @@ func (x *WriteResult) String() string {
 func (*WriteResult) ProtoMessage() {}
 
 func (x *WriteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[5]
+	mi := &file_undersigned_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +461,7 @@ func (x *WriteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResult.ProtoReflect.Descriptor instead.
 func (*WriteResult) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WriteResult) GetReceipt() []byte {
@@ -450,7 +496,7 @@ type PublishLetterResponse struct {
 
 func (x *PublishLetterResponse) Reset() {
 	*x = PublishLetterResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[6]
+	mi := &file_undersigned_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +508,7 @@ func (x *PublishLetterResponse) String() string {
 func (*PublishLetterResponse) ProtoMessage() {}
 
 func (x *PublishLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[6]
+	mi := &file_undersigned_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +521,7 @@ func (x *PublishLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishLetterResponse.ProtoReflect.Descriptor instead.
 func (*PublishLetterResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PublishLetterResponse) GetResult() *WriteResult {
@@ -496,7 +542,7 @@ type EndorseResponse struct {
 
 func (x *EndorseResponse) Reset() {
 	*x = EndorseResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[7]
+	mi := &file_undersigned_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +554,7 @@ func (x *EndorseResponse) String() string {
 func (*EndorseResponse) ProtoMessage() {}
 
 func (x *EndorseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[7]
+	mi := &file_undersigned_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +567,7 @@ func (x *EndorseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndorseResponse.ProtoReflect.Descriptor instead.
 func (*EndorseResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EndorseResponse) GetResult() *WriteResult {
@@ -542,7 +588,7 @@ type WithdrawResponse struct {
 
 func (x *WithdrawResponse) Reset() {
 	*x = WithdrawResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[8]
+	mi := &file_undersigned_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +600,7 @@ func (x *WithdrawResponse) String() string {
 func (*WithdrawResponse) ProtoMessage() {}
 
 func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[8]
+	mi := &file_undersigned_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +613,7 @@ func (x *WithdrawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WithdrawResponse) GetResult() *WriteResult {
@@ -588,7 +634,7 @@ type RedactResponse struct {
 
 func (x *RedactResponse) Reset() {
 	*x = RedactResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[9]
+	mi := &file_undersigned_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +646,7 @@ func (x *RedactResponse) String() string {
 func (*RedactResponse) ProtoMessage() {}
 
 func (x *RedactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[9]
+	mi := &file_undersigned_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +659,7 @@ func (x *RedactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactResponse.ProtoReflect.Descriptor instead.
 func (*RedactResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RedactResponse) GetResult() *WriteResult {
@@ -634,7 +680,7 @@ type SetLetterStatusResponse struct {
 
 func (x *SetLetterStatusResponse) Reset() {
 	*x = SetLetterStatusResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[10]
+	mi := &file_undersigned_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +692,7 @@ func (x *SetLetterStatusResponse) String() string {
 func (*SetLetterStatusResponse) ProtoMessage() {}
 
 func (x *SetLetterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[10]
+	mi := &file_undersigned_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,10 +705,56 @@ func (x *SetLetterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLetterStatusResponse.ProtoReflect.Descriptor instead.
 func (*SetLetterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetLetterStatusResponse) GetResult() *WriteResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// ChangeOrganiserResponse answers a ChangeOrganiserRequest.
+type ChangeOrganiserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receipt of the change.
+	Result        *WriteResult `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeOrganiserResponse) Reset() {
+	*x = ChangeOrganiserResponse{}
+	mi := &file_undersigned_v1_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeOrganiserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeOrganiserResponse) ProtoMessage() {}
+
+func (x *ChangeOrganiserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_undersigned_v1_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeOrganiserResponse.ProtoReflect.Descriptor instead.
+func (*ChangeOrganiserResponse) Descriptor() ([]byte, []int) {
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ChangeOrganiserResponse) GetResult() *WriteResult {
 	if x != nil {
 		return x.Result
 	}
@@ -687,7 +779,7 @@ type Rejection struct {
 
 func (x *Rejection) Reset() {
 	*x = Rejection{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[11]
+	mi := &file_undersigned_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +791,7 @@ func (x *Rejection) String() string {
 func (*Rejection) ProtoMessage() {}
 
 func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[11]
+	mi := &file_undersigned_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +804,7 @@ func (x *Rejection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
 func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Rejection) GetCode() uint32 {
@@ -761,7 +853,7 @@ type EndorseStreamRequest struct {
 
 func (x *EndorseStreamRequest) Reset() {
 	*x = EndorseStreamRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[12]
+	mi := &file_undersigned_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +865,7 @@ func (x *EndorseStreamRequest) String() string {
 func (*EndorseStreamRequest) ProtoMessage() {}
 
 func (x *EndorseStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[12]
+	mi := &file_undersigned_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +878,7 @@ func (x *EndorseStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndorseStreamRequest.ProtoReflect.Descriptor instead.
 func (*EndorseStreamRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EndorseStreamRequest) GetEndorsement() *Endorsement {
@@ -833,7 +925,7 @@ type EndorseStreamResponse struct {
 
 func (x *EndorseStreamResponse) Reset() {
 	*x = EndorseStreamResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[13]
+	mi := &file_undersigned_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +937,7 @@ func (x *EndorseStreamResponse) String() string {
 func (*EndorseStreamResponse) ProtoMessage() {}
 
 func (x *EndorseStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[13]
+	mi := &file_undersigned_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +950,7 @@ func (x *EndorseStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndorseStreamResponse.ProtoReflect.Descriptor instead.
 func (*EndorseStreamResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EndorseStreamResponse) GetResult() isEndorseStreamResponse_Result {
@@ -913,7 +1005,7 @@ type GetLogInfoRequest struct {
 
 func (x *GetLogInfoRequest) Reset() {
 	*x = GetLogInfoRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[14]
+	mi := &file_undersigned_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1017,7 @@ func (x *GetLogInfoRequest) String() string {
 func (*GetLogInfoRequest) ProtoMessage() {}
 
 func (x *GetLogInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[14]
+	mi := &file_undersigned_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1030,7 @@ func (x *GetLogInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetLogInfoRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 // GetLogInfoResponse describes the log.
@@ -958,7 +1050,7 @@ type GetLogInfoResponse struct {
 
 func (x *GetLogInfoResponse) Reset() {
 	*x = GetLogInfoResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[15]
+	mi := &file_undersigned_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1062,7 @@ func (x *GetLogInfoResponse) String() string {
 func (*GetLogInfoResponse) ProtoMessage() {}
 
 func (x *GetLogInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[15]
+	mi := &file_undersigned_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1075,7 @@ func (x *GetLogInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetLogInfoResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetLogInfoResponse) GetOrigin() string {
@@ -1023,7 +1115,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[16]
+	mi := &file_undersigned_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1127,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[16]
+	mi := &file_undersigned_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1140,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 // GetCheckpointResponse is a signed checkpoint.
@@ -1064,7 +1156,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[17]
+	mi := &file_undersigned_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1168,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[17]
+	mi := &file_undersigned_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1181,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -1119,7 +1211,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[18]
+	mi := &file_undersigned_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1223,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[18]
+	mi := &file_undersigned_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1236,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -1172,7 +1264,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[19]
+	mi := &file_undersigned_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1276,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[19]
+	mi := &file_undersigned_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1289,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetEntriesResponse) GetEntries() []*Entry {
@@ -1224,7 +1316,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[20]
+	mi := &file_undersigned_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1328,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[20]
+	mi := &file_undersigned_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1341,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Entry) GetIndex() uint64 {
@@ -1294,7 +1386,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[21]
+	mi := &file_undersigned_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1398,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[21]
+	mi := &file_undersigned_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1411,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetInclusionProofRequest) GetIndex() uint64 {
@@ -1356,7 +1448,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[22]
+	mi := &file_undersigned_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1460,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[22]
+	mi := &file_undersigned_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1473,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -1433,7 +1525,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[23]
+	mi := &file_undersigned_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1537,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[23]
+	mi := &file_undersigned_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1550,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -1493,7 +1585,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[24]
+	mi := &file_undersigned_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1597,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[24]
+	mi := &file_undersigned_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1610,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -1560,7 +1652,7 @@ type GetLetterRequest struct {
 
 func (x *GetLetterRequest) Reset() {
 	*x = GetLetterRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[25]
+	mi := &file_undersigned_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1664,7 @@ func (x *GetLetterRequest) String() string {
 func (*GetLetterRequest) ProtoMessage() {}
 
 func (x *GetLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[25]
+	mi := &file_undersigned_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1677,7 @@ func (x *GetLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLetterRequest.ProtoReflect.Descriptor instead.
 func (*GetLetterRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetLetterRequest) GetLetterId() string {
@@ -1606,7 +1698,7 @@ type GetLetterResponse struct {
 
 func (x *GetLetterResponse) Reset() {
 	*x = GetLetterResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[26]
+	mi := &file_undersigned_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1710,7 @@ func (x *GetLetterResponse) String() string {
 func (*GetLetterResponse) ProtoMessage() {}
 
 func (x *GetLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[26]
+	mi := &file_undersigned_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1723,7 @@ func (x *GetLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLetterResponse.ProtoReflect.Descriptor instead.
 func (*GetLetterResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetLetterResponse) GetLetter() *LetterInfo {
@@ -1660,7 +1752,7 @@ type Counts struct {
 
 func (x *Counts) Reset() {
 	*x = Counts{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[27]
+	mi := &file_undersigned_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1764,7 @@ func (x *Counts) String() string {
 func (*Counts) ProtoMessage() {}
 
 func (x *Counts) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[27]
+	mi := &file_undersigned_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1777,7 @@ func (x *Counts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counts.ProtoReflect.Descriptor instead.
 func (*Counts) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Counts) GetPublic() uint64 {
@@ -1741,14 +1833,20 @@ type LetterInfo struct {
 	// The letter id.
 	LetterId string `protobuf:"bytes,7,opt,name=letter_id,json=letterId,proto3" json:"letter_id,omitempty"`
 	// The title.
-	Title         string `protobuf:"bytes,8,opt,name=title,proto3" json:"title,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Title string `protobuf:"bytes,8,opt,name=title,proto3" json:"title,omitempty"`
+	// The organiser keys valid for the letter's next record: those it lists,
+	// as organiser changes added and revoked them since.
+	OrganiserKeys [][]byte `protobuf:"bytes,9,rep,name=organiser_keys,json=organiserKeys,proto3" json:"organiser_keys,omitempty"`
+	// The keys organiser changes revoked from the letter: never valid for it
+	// again.
+	RevokedOrganiserKeys [][]byte `protobuf:"bytes,10,rep,name=revoked_organiser_keys,json=revokedOrganiserKeys,proto3" json:"revoked_organiser_keys,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *LetterInfo) Reset() {
 	*x = LetterInfo{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[28]
+	mi := &file_undersigned_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1858,7 @@ func (x *LetterInfo) String() string {
 func (*LetterInfo) ProtoMessage() {}
 
 func (x *LetterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[28]
+	mi := &file_undersigned_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1871,7 @@ func (x *LetterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetterInfo.ProtoReflect.Descriptor instead.
 func (*LetterInfo) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LetterInfo) GetIndex() uint64 {
@@ -1832,6 +1930,20 @@ func (x *LetterInfo) GetTitle() string {
 	return ""
 }
 
+func (x *LetterInfo) GetOrganiserKeys() [][]byte {
+	if x != nil {
+		return x.OrganiserKeys
+	}
+	return nil
+}
+
+func (x *LetterInfo) GetRevokedOrganiserKeys() [][]byte {
+	if x != nil {
+		return x.RevokedOrganiserKeys
+	}
+	return nil
+}
+
 // ListLettersRequest asks for a page of letters.
 type ListLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1845,7 +1957,7 @@ type ListLettersRequest struct {
 
 func (x *ListLettersRequest) Reset() {
 	*x = ListLettersRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[29]
+	mi := &file_undersigned_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1969,7 @@ func (x *ListLettersRequest) String() string {
 func (*ListLettersRequest) ProtoMessage() {}
 
 func (x *ListLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[29]
+	mi := &file_undersigned_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1982,7 @@ func (x *ListLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListLettersRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListLettersRequest) GetPageSize() uint32 {
@@ -1900,7 +2012,7 @@ type ListLettersResponse struct {
 
 func (x *ListLettersResponse) Reset() {
 	*x = ListLettersResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[30]
+	mi := &file_undersigned_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2024,7 @@ func (x *ListLettersResponse) String() string {
 func (*ListLettersResponse) ProtoMessage() {}
 
 func (x *ListLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[30]
+	mi := &file_undersigned_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2037,7 @@ func (x *ListLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListLettersResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListLettersResponse) GetLetters() []*LetterInfo {
@@ -1959,7 +2071,7 @@ type GetRosterRequest struct {
 
 func (x *GetRosterRequest) Reset() {
 	*x = GetRosterRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[31]
+	mi := &file_undersigned_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2083,7 @@ func (x *GetRosterRequest) String() string {
 func (*GetRosterRequest) ProtoMessage() {}
 
 func (x *GetRosterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[31]
+	mi := &file_undersigned_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2096,7 @@ func (x *GetRosterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRosterRequest.ProtoReflect.Descriptor instead.
 func (*GetRosterRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRosterRequest) GetLetterId() string {
@@ -2039,7 +2151,7 @@ type RosterEntry struct {
 
 func (x *RosterEntry) Reset() {
 	*x = RosterEntry{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[32]
+	mi := &file_undersigned_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2051,7 +2163,7 @@ func (x *RosterEntry) String() string {
 func (*RosterEntry) ProtoMessage() {}
 
 func (x *RosterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[32]
+	mi := &file_undersigned_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2064,7 +2176,7 @@ func (x *RosterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterEntry.ProtoReflect.Descriptor instead.
 func (*RosterEntry) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RosterEntry) GetIndex() uint64 {
@@ -2134,7 +2246,7 @@ type GetRosterResponse struct {
 
 func (x *GetRosterResponse) Reset() {
 	*x = GetRosterResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[33]
+	mi := &file_undersigned_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2258,7 @@ func (x *GetRosterResponse) String() string {
 func (*GetRosterResponse) ProtoMessage() {}
 
 func (x *GetRosterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[33]
+	mi := &file_undersigned_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2271,7 @@ func (x *GetRosterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRosterResponse.ProtoReflect.Descriptor instead.
 func (*GetRosterResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetRosterResponse) GetTreeSize() uint64 {
@@ -2206,7 +2318,7 @@ type FindEndorsementsRequest struct {
 
 func (x *FindEndorsementsRequest) Reset() {
 	*x = FindEndorsementsRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[34]
+	mi := &file_undersigned_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2330,7 @@ func (x *FindEndorsementsRequest) String() string {
 func (*FindEndorsementsRequest) ProtoMessage() {}
 
 func (x *FindEndorsementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[34]
+	mi := &file_undersigned_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2343,7 @@ func (x *FindEndorsementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindEndorsementsRequest.ProtoReflect.Descriptor instead.
 func (*FindEndorsementsRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FindEndorsementsRequest) GetLetterId() string {
@@ -2266,7 +2378,7 @@ type FindEndorsementsResponse struct {
 
 func (x *FindEndorsementsResponse) Reset() {
 	*x = FindEndorsementsResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[35]
+	mi := &file_undersigned_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2390,7 @@ func (x *FindEndorsementsResponse) String() string {
 func (*FindEndorsementsResponse) ProtoMessage() {}
 
 func (x *FindEndorsementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[35]
+	mi := &file_undersigned_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2403,7 @@ func (x *FindEndorsementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindEndorsementsResponse.ProtoReflect.Descriptor instead.
 func (*FindEndorsementsResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FindEndorsementsResponse) GetEntries() []*RosterEntry {
@@ -2312,7 +2424,7 @@ type GetEndorsementRequest struct {
 
 func (x *GetEndorsementRequest) Reset() {
 	*x = GetEndorsementRequest{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[36]
+	mi := &file_undersigned_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2436,7 @@ func (x *GetEndorsementRequest) String() string {
 func (*GetEndorsementRequest) ProtoMessage() {}
 
 func (x *GetEndorsementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[36]
+	mi := &file_undersigned_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2449,7 @@ func (x *GetEndorsementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndorsementRequest.ProtoReflect.Descriptor instead.
 func (*GetEndorsementRequest) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{36}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetEndorsementRequest) GetIndex() uint64 {
@@ -2368,7 +2480,7 @@ type GetEndorsementResponse struct {
 
 func (x *GetEndorsementResponse) Reset() {
 	*x = GetEndorsementResponse{}
-	mi := &file_undersigned_v1_service_proto_msgTypes[37]
+	mi := &file_undersigned_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2492,7 @@ func (x *GetEndorsementResponse) String() string {
 func (*GetEndorsementResponse) ProtoMessage() {}
 
 func (x *GetEndorsementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_undersigned_v1_service_proto_msgTypes[37]
+	mi := &file_undersigned_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2505,7 @@ func (x *GetEndorsementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEndorsementResponse.ProtoReflect.Descriptor instead.
 func (*GetEndorsementResponse) Descriptor() ([]byte, []int) {
-	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{37}
+	return file_undersigned_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetEndorsementResponse) GetIndex() uint64 {
@@ -2460,7 +2572,9 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\rRedactRequest\x127\n" +
 	"\tredaction\x18\x01 \x01(\v2\x19.undersigned.v1.RedactionR\tredaction\"N\n" +
 	"\x16SetLetterStatusRequest\x124\n" +
-	"\x06status\x18\x01 \x01(\v2\x1c.undersigned.v1.LetterStatusR\x06status\"[\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.undersigned.v1.LetterStatusR\x06status\"Q\n" +
+	"\x16ChangeOrganiserRequest\x127\n" +
+	"\x06change\x18\x01 \x01(\v2\x1f.undersigned.v1.OrganiserChangeR\x06change\"[\n" +
 	"\vWriteResult\x12\x18\n" +
 	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x1c\n" +
@@ -2474,6 +2588,8 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x0eRedactResponse\x123\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.undersigned.v1.WriteResultR\x06result\"N\n" +
 	"\x17SetLetterStatusResponse\x123\n" +
+	"\x06result\x18\x01 \x01(\v2\x1b.undersigned.v1.WriteResultR\x06result\"N\n" +
+	"\x17ChangeOrganiserResponse\x123\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.undersigned.v1.WriteResultR\x06result\"c\n" +
 	"\tRejection\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
@@ -2547,7 +2663,7 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\twithdrawn\x18\x04 \x01(\x04R\twithdrawn\x12\x1e\n" +
 	"\n" +
 	"superseded\x18\x05 \x01(\x04R\n" +
-	"superseded\"\xc8\x02\n" +
+	"superseded\"\xa5\x03\n" +
 	"\n" +
 	"LetterInfo\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
@@ -2557,7 +2673,10 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x0fdelivered_index\x18\x05 \x01(\x04H\x01R\x0edeliveredIndex\x88\x01\x01\x12.\n" +
 	"\x06counts\x18\x06 \x01(\v2\x16.undersigned.v1.CountsR\x06counts\x12\x1b\n" +
 	"\tletter_id\x18\a \x01(\tR\bletterId\x12\x14\n" +
-	"\x05title\x18\b \x01(\tR\x05titleB\x0f\n" +
+	"\x05title\x18\b \x01(\tR\x05title\x12%\n" +
+	"\x0eorganiser_keys\x18\t \x03(\fR\rorganiserKeys\x124\n" +
+	"\x16revoked_organiser_keys\x18\n" +
+	" \x03(\fR\x14revokedOrganiserKeysB\x0f\n" +
 	"\r_closed_indexB\x12\n" +
 	"\x10_delivered_index\"P\n" +
 	"\x12ListLettersRequest\x12\x1b\n" +
@@ -2615,14 +2734,15 @@ const file_undersigned_v1_service_proto_rawDesc = "" +
 	"\x19ENDORSEMENT_STATE_COUNTED\x10\x01\x12&\n" +
 	"\"ENDORSEMENT_STATE_COUNTED_REDACTED\x10\x02\x12 \n" +
 	"\x1cENDORSEMENT_STATE_SUPERSEDED\x10\x03\x12\x1f\n" +
-	"\x1bENDORSEMENT_STATE_WITHDRAWN\x10\x042\xbf\v\n" +
+	"\x1bENDORSEMENT_STATE_WITHDRAWN\x10\x042\xa3\f\n" +
 	"\rLedgerService\x12\\\n" +
 	"\rPublishLetter\x12$.undersigned.v1.PublishLetterRequest\x1a%.undersigned.v1.PublishLetterResponse\x12J\n" +
 	"\aEndorse\x12\x1e.undersigned.v1.EndorseRequest\x1a\x1f.undersigned.v1.EndorseResponse\x12`\n" +
 	"\rEndorseStream\x12$.undersigned.v1.EndorseStreamRequest\x1a%.undersigned.v1.EndorseStreamResponse(\x010\x01\x12M\n" +
 	"\bWithdraw\x12\x1f.undersigned.v1.WithdrawRequest\x1a .undersigned.v1.WithdrawResponse\x12G\n" +
 	"\x06Redact\x12\x1d.undersigned.v1.RedactRequest\x1a\x1e.undersigned.v1.RedactResponse\x12b\n" +
-	"\x0fSetLetterStatus\x12&.undersigned.v1.SetLetterStatusRequest\x1a'.undersigned.v1.SetLetterStatusResponse\x12S\n" +
+	"\x0fSetLetterStatus\x12&.undersigned.v1.SetLetterStatusRequest\x1a'.undersigned.v1.SetLetterStatusResponse\x12b\n" +
+	"\x0fChangeOrganiser\x12&.undersigned.v1.ChangeOrganiserRequest\x1a'.undersigned.v1.ChangeOrganiserResponse\x12S\n" +
 	"\n" +
 	"GetLogInfo\x12!.undersigned.v1.GetLogInfoRequest\x1a\".undersigned.v1.GetLogInfoResponse\x12\\\n" +
 	"\rGetCheckpoint\x12$.undersigned.v1.GetCheckpointRequest\x1a%.undersigned.v1.GetCheckpointResponse\x12U\n" +
@@ -2649,7 +2769,7 @@ func file_undersigned_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_undersigned_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_undersigned_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_undersigned_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_undersigned_v1_service_proto_goTypes = []any{
 	(EndorsementState)(0),               // 0: undersigned.v1.EndorsementState
 	(*PublishLetterRequest)(nil),        // 1: undersigned.v1.PublishLetterRequest
@@ -2657,115 +2777,122 @@ var file_undersigned_v1_service_proto_goTypes = []any{
 	(*WithdrawRequest)(nil),             // 3: undersigned.v1.WithdrawRequest
 	(*RedactRequest)(nil),               // 4: undersigned.v1.RedactRequest
 	(*SetLetterStatusRequest)(nil),      // 5: undersigned.v1.SetLetterStatusRequest
-	(*WriteResult)(nil),                 // 6: undersigned.v1.WriteResult
-	(*PublishLetterResponse)(nil),       // 7: undersigned.v1.PublishLetterResponse
-	(*EndorseResponse)(nil),             // 8: undersigned.v1.EndorseResponse
-	(*WithdrawResponse)(nil),            // 9: undersigned.v1.WithdrawResponse
-	(*RedactResponse)(nil),              // 10: undersigned.v1.RedactResponse
-	(*SetLetterStatusResponse)(nil),     // 11: undersigned.v1.SetLetterStatusResponse
-	(*Rejection)(nil),                   // 12: undersigned.v1.Rejection
-	(*EndorseStreamRequest)(nil),        // 13: undersigned.v1.EndorseStreamRequest
-	(*EndorseStreamResponse)(nil),       // 14: undersigned.v1.EndorseStreamResponse
-	(*GetLogInfoRequest)(nil),           // 15: undersigned.v1.GetLogInfoRequest
-	(*GetLogInfoResponse)(nil),          // 16: undersigned.v1.GetLogInfoResponse
-	(*GetCheckpointRequest)(nil),        // 17: undersigned.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 18: undersigned.v1.GetCheckpointResponse
-	(*GetEntriesRequest)(nil),           // 19: undersigned.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 20: undersigned.v1.GetEntriesResponse
-	(*Entry)(nil),                       // 21: undersigned.v1.Entry
-	(*GetInclusionProofRequest)(nil),    // 22: undersigned.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 23: undersigned.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 24: undersigned.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 25: undersigned.v1.GetConsistencyProofResponse
-	(*GetLetterRequest)(nil),            // 26: undersigned.v1.GetLetterRequest
-	(*GetLetterResponse)(nil),           // 27: undersigned.v1.GetLetterResponse
-	(*Counts)(nil),                      // 28: undersigned.v1.Counts
-	(*LetterInfo)(nil),                  // 29: undersigned.v1.LetterInfo
-	(*ListLettersRequest)(nil),          // 30: undersigned.v1.ListLettersRequest
-	(*ListLettersResponse)(nil),         // 31: undersigned.v1.ListLettersResponse
-	(*GetRosterRequest)(nil),            // 32: undersigned.v1.GetRosterRequest
-	(*RosterEntry)(nil),                 // 33: undersigned.v1.RosterEntry
-	(*GetRosterResponse)(nil),           // 34: undersigned.v1.GetRosterResponse
-	(*FindEndorsementsRequest)(nil),     // 35: undersigned.v1.FindEndorsementsRequest
-	(*FindEndorsementsResponse)(nil),    // 36: undersigned.v1.FindEndorsementsResponse
-	(*GetEndorsementRequest)(nil),       // 37: undersigned.v1.GetEndorsementRequest
-	(*GetEndorsementResponse)(nil),      // 38: undersigned.v1.GetEndorsementResponse
-	(*Letter)(nil),                      // 39: undersigned.v1.Letter
-	(*Endorsement)(nil),                 // 40: undersigned.v1.Endorsement
-	(*Disclosure)(nil),                  // 41: undersigned.v1.Disclosure
-	(*Withdrawal)(nil),                  // 42: undersigned.v1.Withdrawal
-	(*Redaction)(nil),                   // 43: undersigned.v1.Redaction
-	(*LetterStatus)(nil),                // 44: undersigned.v1.LetterStatus
-	(Status)(0),                         // 45: undersigned.v1.Status
-	(Visibility)(0),                     // 46: undersigned.v1.Visibility
-	(Verification)(0),                   // 47: undersigned.v1.Verification
+	(*ChangeOrganiserRequest)(nil),      // 6: undersigned.v1.ChangeOrganiserRequest
+	(*WriteResult)(nil),                 // 7: undersigned.v1.WriteResult
+	(*PublishLetterResponse)(nil),       // 8: undersigned.v1.PublishLetterResponse
+	(*EndorseResponse)(nil),             // 9: undersigned.v1.EndorseResponse
+	(*WithdrawResponse)(nil),            // 10: undersigned.v1.WithdrawResponse
+	(*RedactResponse)(nil),              // 11: undersigned.v1.RedactResponse
+	(*SetLetterStatusResponse)(nil),     // 12: undersigned.v1.SetLetterStatusResponse
+	(*ChangeOrganiserResponse)(nil),     // 13: undersigned.v1.ChangeOrganiserResponse
+	(*Rejection)(nil),                   // 14: undersigned.v1.Rejection
+	(*EndorseStreamRequest)(nil),        // 15: undersigned.v1.EndorseStreamRequest
+	(*EndorseStreamResponse)(nil),       // 16: undersigned.v1.EndorseStreamResponse
+	(*GetLogInfoRequest)(nil),           // 17: undersigned.v1.GetLogInfoRequest
+	(*GetLogInfoResponse)(nil),          // 18: undersigned.v1.GetLogInfoResponse
+	(*GetCheckpointRequest)(nil),        // 19: undersigned.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 20: undersigned.v1.GetCheckpointResponse
+	(*GetEntriesRequest)(nil),           // 21: undersigned.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 22: undersigned.v1.GetEntriesResponse
+	(*Entry)(nil),                       // 23: undersigned.v1.Entry
+	(*GetInclusionProofRequest)(nil),    // 24: undersigned.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 25: undersigned.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 26: undersigned.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 27: undersigned.v1.GetConsistencyProofResponse
+	(*GetLetterRequest)(nil),            // 28: undersigned.v1.GetLetterRequest
+	(*GetLetterResponse)(nil),           // 29: undersigned.v1.GetLetterResponse
+	(*Counts)(nil),                      // 30: undersigned.v1.Counts
+	(*LetterInfo)(nil),                  // 31: undersigned.v1.LetterInfo
+	(*ListLettersRequest)(nil),          // 32: undersigned.v1.ListLettersRequest
+	(*ListLettersResponse)(nil),         // 33: undersigned.v1.ListLettersResponse
+	(*GetRosterRequest)(nil),            // 34: undersigned.v1.GetRosterRequest
+	(*RosterEntry)(nil),                 // 35: undersigned.v1.RosterEntry
+	(*GetRosterResponse)(nil),           // 36: undersigned.v1.GetRosterResponse
+	(*FindEndorsementsRequest)(nil),     // 37: undersigned.v1.FindEndorsementsRequest
+	(*FindEndorsementsResponse)(nil),    // 38: undersigned.v1.FindEndorsementsResponse
+	(*GetEndorsementRequest)(nil),       // 39: undersigned.v1.GetEndorsementRequest
+	(*GetEndorsementResponse)(nil),      // 40: undersigned.v1.GetEndorsementResponse
+	(*Letter)(nil),                      // 41: undersigned.v1.Letter
+	(*Endorsement)(nil),                 // 42: undersigned.v1.Endorsement
+	(*Disclosure)(nil),                  // 43: undersigned.v1.Disclosure
+	(*Withdrawal)(nil),                  // 44: undersigned.v1.Withdrawal
+	(*Redaction)(nil),                   // 45: undersigned.v1.Redaction
+	(*LetterStatus)(nil),                // 46: undersigned.v1.LetterStatus
+	(*OrganiserChange)(nil),             // 47: undersigned.v1.OrganiserChange
+	(Status)(0),                         // 48: undersigned.v1.Status
+	(Visibility)(0),                     // 49: undersigned.v1.Visibility
+	(Verification)(0),                   // 50: undersigned.v1.Verification
 }
 var file_undersigned_v1_service_proto_depIdxs = []int32{
-	39, // 0: undersigned.v1.PublishLetterRequest.letter:type_name -> undersigned.v1.Letter
-	40, // 1: undersigned.v1.EndorseRequest.endorsement:type_name -> undersigned.v1.Endorsement
-	41, // 2: undersigned.v1.EndorseRequest.disclosure:type_name -> undersigned.v1.Disclosure
-	42, // 3: undersigned.v1.WithdrawRequest.withdrawal:type_name -> undersigned.v1.Withdrawal
-	43, // 4: undersigned.v1.RedactRequest.redaction:type_name -> undersigned.v1.Redaction
-	44, // 5: undersigned.v1.SetLetterStatusRequest.status:type_name -> undersigned.v1.LetterStatus
-	6,  // 6: undersigned.v1.PublishLetterResponse.result:type_name -> undersigned.v1.WriteResult
-	6,  // 7: undersigned.v1.EndorseResponse.result:type_name -> undersigned.v1.WriteResult
-	6,  // 8: undersigned.v1.WithdrawResponse.result:type_name -> undersigned.v1.WriteResult
-	6,  // 9: undersigned.v1.RedactResponse.result:type_name -> undersigned.v1.WriteResult
-	6,  // 10: undersigned.v1.SetLetterStatusResponse.result:type_name -> undersigned.v1.WriteResult
-	40, // 11: undersigned.v1.EndorseStreamRequest.endorsement:type_name -> undersigned.v1.Endorsement
-	41, // 12: undersigned.v1.EndorseStreamRequest.disclosure:type_name -> undersigned.v1.Disclosure
-	6,  // 13: undersigned.v1.EndorseStreamResponse.written:type_name -> undersigned.v1.WriteResult
-	12, // 14: undersigned.v1.EndorseStreamResponse.rejected:type_name -> undersigned.v1.Rejection
-	21, // 15: undersigned.v1.GetEntriesResponse.entries:type_name -> undersigned.v1.Entry
-	41, // 16: undersigned.v1.Entry.disclosure:type_name -> undersigned.v1.Disclosure
-	29, // 17: undersigned.v1.GetLetterResponse.letter:type_name -> undersigned.v1.LetterInfo
-	45, // 18: undersigned.v1.LetterInfo.status:type_name -> undersigned.v1.Status
-	28, // 19: undersigned.v1.LetterInfo.counts:type_name -> undersigned.v1.Counts
-	29, // 20: undersigned.v1.ListLettersResponse.letters:type_name -> undersigned.v1.LetterInfo
-	46, // 21: undersigned.v1.RosterEntry.visibility:type_name -> undersigned.v1.Visibility
-	41, // 22: undersigned.v1.RosterEntry.disclosure:type_name -> undersigned.v1.Disclosure
-	47, // 23: undersigned.v1.RosterEntry.verification:type_name -> undersigned.v1.Verification
-	33, // 24: undersigned.v1.GetRosterResponse.entries:type_name -> undersigned.v1.RosterEntry
-	28, // 25: undersigned.v1.GetRosterResponse.counts:type_name -> undersigned.v1.Counts
-	33, // 26: undersigned.v1.FindEndorsementsResponse.entries:type_name -> undersigned.v1.RosterEntry
-	0,  // 27: undersigned.v1.GetEndorsementResponse.state:type_name -> undersigned.v1.EndorsementState
-	1,  // 28: undersigned.v1.LedgerService.PublishLetter:input_type -> undersigned.v1.PublishLetterRequest
-	2,  // 29: undersigned.v1.LedgerService.Endorse:input_type -> undersigned.v1.EndorseRequest
-	13, // 30: undersigned.v1.LedgerService.EndorseStream:input_type -> undersigned.v1.EndorseStreamRequest
-	3,  // 31: undersigned.v1.LedgerService.Withdraw:input_type -> undersigned.v1.WithdrawRequest
-	4,  // 32: undersigned.v1.LedgerService.Redact:input_type -> undersigned.v1.RedactRequest
-	5,  // 33: undersigned.v1.LedgerService.SetLetterStatus:input_type -> undersigned.v1.SetLetterStatusRequest
-	15, // 34: undersigned.v1.LedgerService.GetLogInfo:input_type -> undersigned.v1.GetLogInfoRequest
-	17, // 35: undersigned.v1.LedgerService.GetCheckpoint:input_type -> undersigned.v1.GetCheckpointRequest
-	19, // 36: undersigned.v1.LedgerService.GetEntries:input_type -> undersigned.v1.GetEntriesRequest
-	22, // 37: undersigned.v1.LedgerService.GetInclusionProof:input_type -> undersigned.v1.GetInclusionProofRequest
-	24, // 38: undersigned.v1.LedgerService.GetConsistencyProof:input_type -> undersigned.v1.GetConsistencyProofRequest
-	26, // 39: undersigned.v1.LedgerService.GetLetter:input_type -> undersigned.v1.GetLetterRequest
-	30, // 40: undersigned.v1.LedgerService.ListLetters:input_type -> undersigned.v1.ListLettersRequest
-	32, // 41: undersigned.v1.LedgerService.GetRoster:input_type -> undersigned.v1.GetRosterRequest
-	35, // 42: undersigned.v1.LedgerService.FindEndorsements:input_type -> undersigned.v1.FindEndorsementsRequest
-	37, // 43: undersigned.v1.LedgerService.GetEndorsement:input_type -> undersigned.v1.GetEndorsementRequest
-	7,  // 44: undersigned.v1.LedgerService.PublishLetter:output_type -> undersigned.v1.PublishLetterResponse
-	8,  // 45: undersigned.v1.LedgerService.Endorse:output_type -> undersigned.v1.EndorseResponse
-	14, // 46: undersigned.v1.LedgerService.EndorseStream:output_type -> undersigned.v1.EndorseStreamResponse
-	9,  // 47: undersigned.v1.LedgerService.Withdraw:output_type -> undersigned.v1.WithdrawResponse
-	10, // 48: undersigned.v1.LedgerService.Redact:output_type -> undersigned.v1.RedactResponse
-	11, // 49: undersigned.v1.LedgerService.SetLetterStatus:output_type -> undersigned.v1.SetLetterStatusResponse
-	16, // 50: undersigned.v1.LedgerService.GetLogInfo:output_type -> undersigned.v1.GetLogInfoResponse
-	18, // 51: undersigned.v1.LedgerService.GetCheckpoint:output_type -> undersigned.v1.GetCheckpointResponse
-	20, // 52: undersigned.v1.LedgerService.GetEntries:output_type -> undersigned.v1.GetEntriesResponse
-	23, // 53: undersigned.v1.LedgerService.GetInclusionProof:output_type -> undersigned.v1.GetInclusionProofResponse
-	25, // 54: undersigned.v1.LedgerService.GetConsistencyProof:output_type -> undersigned.v1.GetConsistencyProofResponse
-	27, // 55: undersigned.v1.LedgerService.GetLetter:output_type -> undersigned.v1.GetLetterResponse
-	31, // 56: undersigned.v1.LedgerService.ListLetters:output_type -> undersigned.v1.ListLettersResponse
-	34, // 57: undersigned.v1.LedgerService.GetRoster:output_type -> undersigned.v1.GetRosterResponse
-	36, // 58: undersigned.v1.LedgerService.FindEndorsements:output_type -> undersigned.v1.FindEndorsementsResponse
-	38, // 59: undersigned.v1.LedgerService.GetEndorsement:output_type -> undersigned.v1.GetEndorsementResponse
-	44, // [44:60] is the sub-list for method output_type
-	28, // [28:44] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	41, // 0: undersigned.v1.PublishLetterRequest.letter:type_name -> undersigned.v1.Letter
+	42, // 1: undersigned.v1.EndorseRequest.endorsement:type_name -> undersigned.v1.Endorsement
+	43, // 2: undersigned.v1.EndorseRequest.disclosure:type_name -> undersigned.v1.Disclosure
+	44, // 3: undersigned.v1.WithdrawRequest.withdrawal:type_name -> undersigned.v1.Withdrawal
+	45, // 4: undersigned.v1.RedactRequest.redaction:type_name -> undersigned.v1.Redaction
+	46, // 5: undersigned.v1.SetLetterStatusRequest.status:type_name -> undersigned.v1.LetterStatus
+	47, // 6: undersigned.v1.ChangeOrganiserRequest.change:type_name -> undersigned.v1.OrganiserChange
+	7,  // 7: undersigned.v1.PublishLetterResponse.result:type_name -> undersigned.v1.WriteResult
+	7,  // 8: undersigned.v1.EndorseResponse.result:type_name -> undersigned.v1.WriteResult
+	7,  // 9: undersigned.v1.WithdrawResponse.result:type_name -> undersigned.v1.WriteResult
+	7,  // 10: undersigned.v1.RedactResponse.result:type_name -> undersigned.v1.WriteResult
+	7,  // 11: undersigned.v1.SetLetterStatusResponse.result:type_name -> undersigned.v1.WriteResult
+	7,  // 12: undersigned.v1.ChangeOrganiserResponse.result:type_name -> undersigned.v1.WriteResult
+	42, // 13: undersigned.v1.EndorseStreamRequest.endorsement:type_name -> undersigned.v1.Endorsement
+	43, // 14: undersigned.v1.EndorseStreamRequest.disclosure:type_name -> undersigned.v1.Disclosure
+	7,  // 15: undersigned.v1.EndorseStreamResponse.written:type_name -> undersigned.v1.WriteResult
+	14, // 16: undersigned.v1.EndorseStreamResponse.rejected:type_name -> undersigned.v1.Rejection
+	23, // 17: undersigned.v1.GetEntriesResponse.entries:type_name -> undersigned.v1.Entry
+	43, // 18: undersigned.v1.Entry.disclosure:type_name -> undersigned.v1.Disclosure
+	31, // 19: undersigned.v1.GetLetterResponse.letter:type_name -> undersigned.v1.LetterInfo
+	48, // 20: undersigned.v1.LetterInfo.status:type_name -> undersigned.v1.Status
+	30, // 21: undersigned.v1.LetterInfo.counts:type_name -> undersigned.v1.Counts
+	31, // 22: undersigned.v1.ListLettersResponse.letters:type_name -> undersigned.v1.LetterInfo
+	49, // 23: undersigned.v1.RosterEntry.visibility:type_name -> undersigned.v1.Visibility
+	43, // 24: undersigned.v1.RosterEntry.disclosure:type_name -> undersigned.v1.Disclosure
+	50, // 25: undersigned.v1.RosterEntry.verification:type_name -> undersigned.v1.Verification
+	35, // 26: undersigned.v1.GetRosterResponse.entries:type_name -> undersigned.v1.RosterEntry
+	30, // 27: undersigned.v1.GetRosterResponse.counts:type_name -> undersigned.v1.Counts
+	35, // 28: undersigned.v1.FindEndorsementsResponse.entries:type_name -> undersigned.v1.RosterEntry
+	0,  // 29: undersigned.v1.GetEndorsementResponse.state:type_name -> undersigned.v1.EndorsementState
+	1,  // 30: undersigned.v1.LedgerService.PublishLetter:input_type -> undersigned.v1.PublishLetterRequest
+	2,  // 31: undersigned.v1.LedgerService.Endorse:input_type -> undersigned.v1.EndorseRequest
+	15, // 32: undersigned.v1.LedgerService.EndorseStream:input_type -> undersigned.v1.EndorseStreamRequest
+	3,  // 33: undersigned.v1.LedgerService.Withdraw:input_type -> undersigned.v1.WithdrawRequest
+	4,  // 34: undersigned.v1.LedgerService.Redact:input_type -> undersigned.v1.RedactRequest
+	5,  // 35: undersigned.v1.LedgerService.SetLetterStatus:input_type -> undersigned.v1.SetLetterStatusRequest
+	6,  // 36: undersigned.v1.LedgerService.ChangeOrganiser:input_type -> undersigned.v1.ChangeOrganiserRequest
+	17, // 37: undersigned.v1.LedgerService.GetLogInfo:input_type -> undersigned.v1.GetLogInfoRequest
+	19, // 38: undersigned.v1.LedgerService.GetCheckpoint:input_type -> undersigned.v1.GetCheckpointRequest
+	21, // 39: undersigned.v1.LedgerService.GetEntries:input_type -> undersigned.v1.GetEntriesRequest
+	24, // 40: undersigned.v1.LedgerService.GetInclusionProof:input_type -> undersigned.v1.GetInclusionProofRequest
+	26, // 41: undersigned.v1.LedgerService.GetConsistencyProof:input_type -> undersigned.v1.GetConsistencyProofRequest
+	28, // 42: undersigned.v1.LedgerService.GetLetter:input_type -> undersigned.v1.GetLetterRequest
+	32, // 43: undersigned.v1.LedgerService.ListLetters:input_type -> undersigned.v1.ListLettersRequest
+	34, // 44: undersigned.v1.LedgerService.GetRoster:input_type -> undersigned.v1.GetRosterRequest
+	37, // 45: undersigned.v1.LedgerService.FindEndorsements:input_type -> undersigned.v1.FindEndorsementsRequest
+	39, // 46: undersigned.v1.LedgerService.GetEndorsement:input_type -> undersigned.v1.GetEndorsementRequest
+	8,  // 47: undersigned.v1.LedgerService.PublishLetter:output_type -> undersigned.v1.PublishLetterResponse
+	9,  // 48: undersigned.v1.LedgerService.Endorse:output_type -> undersigned.v1.EndorseResponse
+	16, // 49: undersigned.v1.LedgerService.EndorseStream:output_type -> undersigned.v1.EndorseStreamResponse
+	10, // 50: undersigned.v1.LedgerService.Withdraw:output_type -> undersigned.v1.WithdrawResponse
+	11, // 51: undersigned.v1.LedgerService.Redact:output_type -> undersigned.v1.RedactResponse
+	12, // 52: undersigned.v1.LedgerService.SetLetterStatus:output_type -> undersigned.v1.SetLetterStatusResponse
+	13, // 53: undersigned.v1.LedgerService.ChangeOrganiser:output_type -> undersigned.v1.ChangeOrganiserResponse
+	18, // 54: undersigned.v1.LedgerService.GetLogInfo:output_type -> undersigned.v1.GetLogInfoResponse
+	20, // 55: undersigned.v1.LedgerService.GetCheckpoint:output_type -> undersigned.v1.GetCheckpointResponse
+	22, // 56: undersigned.v1.LedgerService.GetEntries:output_type -> undersigned.v1.GetEntriesResponse
+	25, // 57: undersigned.v1.LedgerService.GetInclusionProof:output_type -> undersigned.v1.GetInclusionProofResponse
+	27, // 58: undersigned.v1.LedgerService.GetConsistencyProof:output_type -> undersigned.v1.GetConsistencyProofResponse
+	29, // 59: undersigned.v1.LedgerService.GetLetter:output_type -> undersigned.v1.GetLetterResponse
+	33, // 60: undersigned.v1.LedgerService.ListLetters:output_type -> undersigned.v1.ListLettersResponse
+	36, // 61: undersigned.v1.LedgerService.GetRoster:output_type -> undersigned.v1.GetRosterResponse
+	38, // 62: undersigned.v1.LedgerService.FindEndorsements:output_type -> undersigned.v1.FindEndorsementsResponse
+	40, // 63: undersigned.v1.LedgerService.GetEndorsement:output_type -> undersigned.v1.GetEndorsementResponse
+	47, // [47:64] is the sub-list for method output_type
+	30, // [30:47] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_undersigned_v1_service_proto_init() }
@@ -2774,19 +2901,19 @@ func file_undersigned_v1_service_proto_init() {
 		return
 	}
 	file_undersigned_v1_records_proto_init()
-	file_undersigned_v1_service_proto_msgTypes[13].OneofWrappers = []any{
+	file_undersigned_v1_service_proto_msgTypes[15].OneofWrappers = []any{
 		(*EndorseStreamResponse_Written)(nil),
 		(*EndorseStreamResponse_Rejected)(nil),
 	}
-	file_undersigned_v1_service_proto_msgTypes[28].OneofWrappers = []any{}
-	file_undersigned_v1_service_proto_msgTypes[37].OneofWrappers = []any{}
+	file_undersigned_v1_service_proto_msgTypes[30].OneofWrappers = []any{}
+	file_undersigned_v1_service_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_undersigned_v1_service_proto_rawDesc), len(file_undersigned_v1_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

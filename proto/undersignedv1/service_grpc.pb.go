@@ -42,6 +42,7 @@ const (
 	LedgerService_Withdraw_FullMethodName            = "/undersigned.v1.LedgerService/Withdraw"
 	LedgerService_Redact_FullMethodName              = "/undersigned.v1.LedgerService/Redact"
 	LedgerService_SetLetterStatus_FullMethodName     = "/undersigned.v1.LedgerService/SetLetterStatus"
+	LedgerService_ChangeOrganiser_FullMethodName     = "/undersigned.v1.LedgerService/ChangeOrganiser"
 	LedgerService_GetLogInfo_FullMethodName          = "/undersigned.v1.LedgerService/GetLogInfo"
 	LedgerService_GetCheckpoint_FullMethodName       = "/undersigned.v1.LedgerService/GetCheckpoint"
 	LedgerService_GetEntries_FullMethodName          = "/undersigned.v1.LedgerService/GetEntries"
@@ -77,6 +78,9 @@ type LedgerServiceClient interface {
 	Redact(ctx context.Context, in *RedactRequest, opts ...grpc.CallOption) (*RedactResponse, error)
 	// SetLetterStatus appends a letter status. Needs a token.
 	SetLetterStatus(ctx context.Context, in *SetLetterStatusRequest, opts ...grpc.CallOption) (*SetLetterStatusResponse, error)
+	// ChangeOrganiser appends an organiser change: a key added to a letter's
+	// organiser keys, or revoked. Needs a token.
+	ChangeOrganiser(ctx context.Context, in *ChangeOrganiserRequest, opts ...grpc.CallOption) (*ChangeOrganiserResponse, error)
 	// GetLogInfo describes the log.
 	GetLogInfo(ctx context.Context, in *GetLogInfoRequest, opts ...grpc.CallOption) (*GetLogInfoResponse, error)
 	// GetCheckpoint returns the latest published checkpoint.
@@ -168,6 +172,16 @@ func (c *ledgerServiceClient) SetLetterStatus(ctx context.Context, in *SetLetter
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetLetterStatusResponse)
 	err := c.cc.Invoke(ctx, LedgerService_SetLetterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) ChangeOrganiser(ctx context.Context, in *ChangeOrganiserRequest, opts ...grpc.CallOption) (*ChangeOrganiserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangeOrganiserResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ChangeOrganiser_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +320,9 @@ type LedgerServiceServer interface {
 	Redact(context.Context, *RedactRequest) (*RedactResponse, error)
 	// SetLetterStatus appends a letter status. Needs a token.
 	SetLetterStatus(context.Context, *SetLetterStatusRequest) (*SetLetterStatusResponse, error)
+	// ChangeOrganiser appends an organiser change: a key added to a letter's
+	// organiser keys, or revoked. Needs a token.
+	ChangeOrganiser(context.Context, *ChangeOrganiserRequest) (*ChangeOrganiserResponse, error)
 	// GetLogInfo describes the log.
 	GetLogInfo(context.Context, *GetLogInfoRequest) (*GetLogInfoResponse, error)
 	// GetCheckpoint returns the latest published checkpoint.
@@ -357,6 +374,9 @@ func (UnimplementedLedgerServiceServer) Redact(context.Context, *RedactRequest) 
 }
 func (UnimplementedLedgerServiceServer) SetLetterStatus(context.Context, *SetLetterStatusRequest) (*SetLetterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetLetterStatus not implemented")
+}
+func (UnimplementedLedgerServiceServer) ChangeOrganiser(context.Context, *ChangeOrganiserRequest) (*ChangeOrganiserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeOrganiser not implemented")
 }
 func (UnimplementedLedgerServiceServer) GetLogInfo(context.Context, *GetLogInfoRequest) (*GetLogInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLogInfo not implemented")
@@ -502,6 +522,24 @@ func _LedgerService_SetLetterStatus_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).SetLetterStatus(ctx, req.(*SetLetterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_ChangeOrganiser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangeOrganiserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ChangeOrganiser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ChangeOrganiser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ChangeOrganiser(ctx, req.(*ChangeOrganiserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -705,6 +743,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetLetterStatus",
 			Handler:    _LedgerService_SetLetterStatus_Handler,
+		},
+		{
+			MethodName: "ChangeOrganiser",
+			Handler:    _LedgerService_ChangeOrganiser_Handler,
 		},
 		{
 			MethodName: "GetLogInfo",

@@ -307,6 +307,9 @@ func summary(lc audit.LetterChanges) string {
 	if lc.Delivered {
 		parts = append(parts, "delivered")
 	}
+	if lc.OrganisersAdded > 0 || lc.OrganisersRevoked > 0 {
+		parts = append(parts, fmt.Sprintf("%d organiser keys added, %d revoked", lc.OrganisersAdded, lc.OrganisersRevoked))
+	}
 	return strings.Join(parts, ", ") + "; now " + countsLine(lc.Counts)
 }
 

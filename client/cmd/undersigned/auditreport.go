@@ -106,7 +106,7 @@ type reportLetter struct {
 	Letter         string       `json:"letter"`
 	Title          string       `json:"title"`
 	Index          uint64       `json:"index"`
-	OrganiserKeys  []string     `json:"organiser_keys"`
+	OrganiserKeys  []string     `json:"organiser_keys"` // valid at the audited checkpoint
 	Counts         audit.Counts `json:"counts"`
 	ClosedIndex    *int64       `json:"closed_index,omitempty"`
 	DeliveredIndex *int64       `json:"delivered_index,omitempty"`
@@ -149,7 +149,7 @@ func writeAuditReport(path string, st *audit.State, rep *audit.Report, src audit
 	r.Letters = []reportLetter{}
 	for _, li := range st.Letters() {
 		rl := reportLetter{Letter: li.Letter.GetId(), Title: li.Letter.GetTitle(), Index: li.Index, OrganiserKeys: []string{}}
-		for _, k := range li.Letter.GetOrganiserKeys() {
+		for _, k := range li.OrganiserKeys {
 			rl.OrganiserKeys = append(rl.OrganiserKeys, records.KeyFingerprint(k))
 		}
 		if li.ClosedIndex >= 0 {

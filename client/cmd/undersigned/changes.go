@@ -89,7 +89,7 @@ func reasonName(r pb.Reason) string {
 
 // describeChange puts a change on one line.
 func describeChange(c audit.Change) string {
-	head := fmt.Sprintf("%6d  %s  %-10s", c.Index, c.AcceptedAt.Format("2006-01-02 15:04Z"), c.Kind)
+	head := fmt.Sprintf("%6d  %s  %-17s", c.Index, c.AcceptedAt.Format("2006-01-02 15:04Z"), c.Kind)
 	name := func(n string) string {
 		if n == "" {
 			return "(no name)"
@@ -117,6 +117,16 @@ func describeChange(c audit.Change) string {
 		s = "no more endorsements"
 	case audit.ChangeDelivered:
 		s = fmt.Sprintf("%q", c.Note)
+	case audit.ChangeOrganiserAdded:
+		s = fmt.Sprintf("organiser key %s may now sign for the letter", c.OrganiserKey)
+	case audit.ChangeOrganiserRevoked:
+		s = fmt.Sprintf("organiser key %s signs nothing for the letter from here on", c.OrganiserKey)
+	}
+	switch {
+	case c.NoEffect:
+		s += fmt.Sprintf(" (NO EFFECT: not a valid change; signed by %s)", c.AuthorisedBy)
+	case c.Kind == audit.ChangeOrganiserAdded || c.Kind == audit.ChangeOrganiserRevoked || c.Kind == audit.ChangeClosed || c.Kind == audit.ChangeDelivered:
+		s += fmt.Sprintf(" (signed by %s)", c.AuthorisedBy)
 	}
 	if c.AfterDelivery {
 		s += "  [after delivery]"

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/undersigned/undersigned/client"
@@ -79,24 +80,44 @@ func (e *env) organiserKeyPath() (string, error) {
 	return filepath.Join(d, "organiser.key"), nil
 }
 
+// validKeys returns the organiser keys valid for a letter's next record
+// and those revoked, as the server says (a server that does not say: the
+// keys the letter lists).
+func validKeys(l *pb.Letter, info *pb.LetterInfo) (valid, revoked [][]byte) {
+	if keys := info.GetOrganiserKeys(); len(keys) > 0 {
+		return keys, info.GetRevokedOrganiserKeys()
+	}
+	return l.GetOrganiserKeys(), nil
+}
+
+func holdsKey(keys [][]byte, key []byte) bool {
+	return slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, key) })
+}
+
+// getOwnKey is what a volunteer does to get a key of their own, listed by
+// an organiser of letter id.
+func getOwnKey(id string) string {
+	return fmt.Sprintf("to get a key of your own, run \"undersigned letter organiser key --out my-key.pub\" and give my-key.pub to an organiser of %s, who lists it with \"undersigned letter organiser add --letter %s --key my-key.pub\"", id, id)
+}
+
 // letterOrganiserKey loads the organiser key to sign for letter l (nil when
-// the letter is not known here). It never creates one: a key nobody listed
-// in the letter could sign nothing, so it says what to do instead, before
-// anything is sent.
-func (e *env) letterOrganiserKey(l *pb.Letter) (ed25519.PrivateKey, error) {
+// the letter is not known here), whose info says which organiser keys are
+// valid now. It never creates one: a key nobody listed in the letter could
+// sign nothing, so it says what to do instead, before anything is sent.
+func (e *env) letterOrganiserKey(l *pb.Letter, info *pb.LetterInfo) (ed25519.PrivateKey, error) {
 	path, err := e.organiserKeyPath()
 	if err != nil {
 		return nil, err
 	}
-	_, err = os.Stat(path)
+	k, err := client.LoadOrganiserKey(path)
 	if errors.Is(err, os.ErrNotExist) && l == nil {
 		return nil, usagef("no organiser key at %s: give the key of an organiser of the letter with --organiser-key FILE", path)
 	}
+	valid, revoked := validKeys(l, info)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, usagef("no organiser key at %s: only the %d organiser key(s) listed in letter %s can sign for it; give yours with --organiser-key FILE, or ask an organiser of %s to list a key of yours",
-			path, len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
+		return nil, usagef("no organiser key at %s: only the %d organiser key(s) of letter %s can sign for it; give yours with --organiser-key FILE, or %s",
+			path, len(valid), l.GetId(), getOwnKey(l.GetId()))
 	}
-	k, _, err := client.LoadOrCreateOrganiserKey(path)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -104,13 +125,15 @@ func (e *env) letterOrganiserKey(l *pb.Letter) (ed25519.PrivateKey, error) {
 		return k, nil
 	}
 	pub := k.Public().(ed25519.PublicKey)
-	for _, listed := range l.GetOrganiserKeys() {
-		if bytes.Equal(listed, pub) {
-			return k, nil
-		}
+	switch {
+	case holdsKey(valid, pub):
+		return k, nil
+	case holdsKey(revoked, pub):
+		return nil, usagef("the organiser key %s (%s) was revoked from letter %s: it signs nothing for the letter any more; to act for it again, make a new key with \"undersigned letter organiser key --organiser-key new.key --out new.pub\" and ask an organiser of %s to list new.pub",
+			path, records.KeyFingerprint(pub), l.GetId(), l.GetId())
 	}
-	return nil, usagef("the organiser key %s (%s) is not one of the %d listed in letter %s: give the right one with --organiser-key FILE, or ask an organiser of %s to list this one",
-		path, records.KeyFingerprint(pub), len(l.GetOrganiserKeys()), l.GetId(), l.GetId())
+	return nil, usagef("the organiser key %s (%s) is not one of the %d organiser keys valid for letter %s: give the right one with --organiser-key FILE, or ask an organiser of %s to list this one (undersigned letter organiser add --letter %s --key FILE, FILE from undersigned letter organiser key)",
+		path, records.KeyFingerprint(pub), len(valid), l.GetId(), l.GetId(), l.GetId())
 }
 
 // organiserKey loads the organiser key, creating it on first use: only to

@@ -65,11 +65,11 @@ func runEndorse(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	l, _, err := c.Letter(ctx, *letter)
+	l, info, err := c.Letter(ctx, *letter)
 	if err != nil {
 		return err
 	}
-	if err := e.signWith(&s, c.Origin(), l, *keyFile); err != nil {
+	if err := e.signWith(&s, c.Origin(), l, info, *keyFile); err != nil {
 		return err
 	}
 	en := client.NewEndorsement(c.Origin(), l, s)
@@ -135,7 +135,7 @@ func disclosureJSON(d *pb.Disclosure) disclosureOf {
 // signWith sets the keys an endorsement of l is signed with: the signer
 // key derived from keyFile, if given, and the organiser key where the
 // letter needs it (curated, or no signer key).
-func (e *env) signWith(s *client.Signer, origin string, l *pb.Letter, keyFile string) error {
+func (e *env) signWith(s *client.Signer, origin string, l *pb.Letter, info *pb.LetterInfo, keyFile string) error {
 	if keyFile != "" {
 		seed, err := client.LoadSignerSeed(keyFile)
 		if err != nil {
@@ -144,7 +144,7 @@ func (e *env) signWith(s *client.Signer, origin string, l *pb.Letter, keyFile st
 		s.SignerKey = client.SignerKey(seed, origin, l.GetId())
 	}
 	if l.GetPolicy() == pb.Policy_POLICY_CURATED || s.SignerKey == nil {
-		key, err := e.letterOrganiserKey(l)
+		key, err := e.letterOrganiserKey(l, info)
 		if err != nil && l.GetPolicy() == pb.Policy_POLICY_OPEN {
 			return usagef("letter %s is open: sign it with a signer key of your own (undersigned keygen --out my.key, then endorse --key my.key ...)", l.GetId())
 		}

@@ -38,6 +38,9 @@ func readmeCommands(t *testing.T) map[string]string {
 			if name == "letter" && len(words) > 1 {
 				name += " " + words[1]
 			}
+			if name == "letter organiser" && len(words) > 2 {
+				name += " " + words[2]
+			}
 			out[name] = syn
 		}
 	}

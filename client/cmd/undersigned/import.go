@@ -100,7 +100,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if info.GetStatus() == pb.Status_STATUS_CLOSED {
 		return &exitError{exitRefused, fmt.Errorf("letter %s is closed: it takes no more endorsements", o.letter)}
 	}
-	key, err := e.letterOrganiserKey(l)
+	key, err := e.letterOrganiserKey(l, info)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func TestVolunteerKey(t *testing.T) {
 		t.Errorf("publish with a scoped token: exit %d, want %d", code, exitRefused)
 	}
 	code, _, errs := v.run("endorse", "--letter", "library-hours", "--name", "Someone")
-	if code != exitUsage || !strings.Contains(errs, "is not one of the 1 listed in letter library-hours") {
+	if code != exitUsage || !strings.Contains(errs, "is not one of the 1 organiser keys valid for letter library-hours") {
 		t.Errorf("a key the letter does not list: exit %d\n%s", code, errs)
 	}
 }

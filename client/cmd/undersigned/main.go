@@ -175,14 +175,18 @@ var commands []command
 
 // letterCommands are the subcommands of letter, for help.
 var letterCommands = []command{
-	{name: "letter publish", args: "--id ID --title T --text FILE [--policy curated|open]", help: "publish a letter"},
+	{name: "letter publish", args: "--id ID --title T --text FILE [--policy curated|open] [--organiser FILE]...", help: "publish a letter (listing co-organisers' keys beside yours)"},
 	{name: "letter close", args: "ID", help: "close a letter: no more endorsements"},
 	{name: "letter delivered", args: "ID --note TEXT", help: "record a letter's delivery"},
+	{name: "letter organiser key", args: "[--out FILE]", help: "write the public key of your organiser key (created if you have none), to give to a letter's organisers"},
+	{name: "letter organiser list", args: "--letter ID", help: "the organiser keys of a letter, valid and revoked, by fingerprint"},
+	{name: "letter organiser add", args: "--letter ID --key FILE", help: "list another organiser's key in a letter: it may sign for the letter from now on"},
+	{name: "letter organiser revoke", args: "--letter ID (--key FILE | --fingerprint FP)", help: "revoke an organiser key of a letter: it signs nothing for the letter from now on"},
 }
 
 func init() {
 	commands = []command{
-		{"letter", "publish|close|delivered ...", "publish a letter, close it, or record its delivery", runLetter},
+		{"letter", "publish|close|delivered|organiser ...", "publish a letter, close it, record its delivery, or change its organiser keys", runLetter},
 		{"endorse", "--letter ID --name N [--affiliation A] [--country C] [--private] [--key FILE] [--receipt FILE] [--readd-after-redaction]", "append one endorsement and write its receipt", runEndorse},
 		{"import", "--letter ID --csv FILE [--receipts DIR] [--column FIELD=HEADER] [--ignore HEADER] [--encoding E] [--name-order first-last|last-first] [--dry-run] [--receipt-names index|name] [--pages html,pdf] [--email-column HEADER --smtp HOST:PORT --smtp-from ADDR]", "append the endorsements of a CSV file, one receipt per row", runImport},
 		{"keygen", "--out FILE", "create a signer key", runKeygen},

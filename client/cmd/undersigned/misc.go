@@ -132,7 +132,7 @@ func runAction(ctx context.Context, e *env, verb string, args []string) error {
 // keyFile), or, with an index, by the organiser key.
 func (e *env) actionTarget(ctx context.Context, c *client.Client, verb, receiptFile string, index int64, keyFile string) (client.Action, error) {
 	if receiptFile == "" {
-		key, err := e.letterOrganiserKey(nil)
+		key, err := e.letterOrganiserKey(nil, nil)
 		if err != nil {
 			return client.Action{}, err
 		}

@@ -248,7 +248,7 @@ func rosterHistory(ctx context.Context, e *env, letter string, at uint64, stateD
 		}{letter, cs})
 	}
 	w := newCSVWriter(e.stdout)
-	w.Write([]string{"index", "accepted_at", "kind", "target", "name", "reason", "authorised_by", "after_delivery"})
+	w.Write([]string{"index", "accepted_at", "kind", "target", "name", "reason", "authorised_by", "after_delivery", "organiser_key"})
 	for _, c := range cs {
 		target, reason := "", ""
 		if c.Target >= 0 {
@@ -257,7 +257,8 @@ func rosterHistory(ctx context.Context, e *env, letter string, at uint64, stateD
 		if c.Reason != pb.Reason_REASON_UNSPECIFIED {
 			reason = reasonName(c.Reason)
 		}
-		w.Write([]string{fmt.Sprint(c.Index), c.AcceptedAt.Format(time.RFC3339), string(c.Kind), target, c.Name, reason, c.AuthorisedBy, fmt.Sprint(c.AfterDelivery)})
+		w.Write([]string{fmt.Sprint(c.Index), c.AcceptedAt.Format(time.RFC3339), string(c.Kind), target, c.Name, reason, c.AuthorisedBy,
+			fmt.Sprint(c.AfterDelivery), c.OrganiserKey})
 	}
 	w.Flush()
 	return w.Error()

@@ -89,6 +89,7 @@
         if (r.name) add(fmt('name', { name: r.name }));
         if (r.private) add(fmt('private'));
       }
+      if (r.log_broken) add(fmt('logBroken', { broken: r.log_broken }));
       if (logError) add(fmt('logError', { error: logError }));
     }
 

@@ -40,7 +40,8 @@ func TestMigrate(t *testing.T) {
 	defer cancel()
 	const origin = "migrate.test/undersigned"
 
-	// An embedded log with endorsements, a withdrawal and a redaction.
+	// An embedded log with endorsements, a withdrawal, a redaction and
+	// organiser changes.
 	from := t.TempDir()
 	emb, err := server.New(ctx, server.Config{DataDir: from, Origin: origin, Engine: servertest.EmbeddedEngine})
 	if err != nil {
@@ -100,6 +101,17 @@ func TestMigrate(t *testing.T) {
 	if _, err := c.Redact(ctx, action(receipts[6])); err != nil {
 		t.Fatal(err)
 	}
+	vpub, volunteer, _ := ed25519.GenerateKey(rand.Reader)
+	tpub, temporary, _ := ed25519.GenerateKey(rand.Reader)
+	for _, ch := range []struct {
+		change pb.KeyChange
+		key    ed25519.PublicKey
+		by     ed25519.PrivateKey
+	}{{pb.KeyChange_KEY_CHANGE_ADD, vpub, org}, {pb.KeyChange_KEY_CHANGE_ADD, tpub, org}, {pb.KeyChange_KEY_CHANGE_REVOKE, tpub, volunteer}} {
+		if _, err := c.ChangeOrganiser(ctx, "migrated", ch.change, ch.key, ch.by); err != nil {
+			t.Fatal(err)
+		}
+	}
 	before, err := c.API().GetRoster(ctx, &pb.GetRosterRequest{LetterId: "migrated", PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +137,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate printed %q, want the tree id", out)
 	}
-	for _, size := range []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, n + 3} {
+	for _, size := range []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, n + 6} {
 		if !strings.Contains(errOut, fmt.Sprintf("the roots agree\" origin=%s tree_id=%d size=%d", origin, tree, size)) {
 			t.Errorf("the migration did not report the roots agreeing at size %d", size)
 		}
@@ -174,12 +186,17 @@ func TestMigrate(t *testing.T) {
 	if err != nil || !dup.Duplicate || dup.Verified.Index != receipts[42].Verified.Index {
 		t.Errorf("repeating an endorsement from before the migration: %v, %v", dup, err)
 	}
-	next, err := tc.Endorse(ctx, client.NewEndorsement(origin, letter, client.Signer{Fields: records.Fields{Name: "After The Migration"}, OrganiserKey: org}), "")
+	// The organiser keys came along: the revoked key signs nothing.
+	_, err = tc.Endorse(ctx, client.NewEndorsement(origin, letter, client.Signer{Fields: records.Fields{Name: "By A Revoked Key"}, OrganiserKey: temporary}), "")
+	if err == nil || !strings.Contains(err.Error(), "was revoked") {
+		t.Errorf("an endorsement by a key revoked before the migration: %v", err)
+	}
+	next, err := tc.Endorse(ctx, client.NewEndorsement(origin, letter, client.Signer{Fields: records.Fields{Name: "After The Migration"}, OrganiserKey: volunteer}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.Verified.Index != n+3 {
-		t.Errorf("the first write after the migration is at %d, want %d", next.Verified.Index, n+3)
+	if next.Verified.Index != n+6 {
+		t.Errorf("the first write after the migration is at %d, want %d", next.Verified.Index, n+6)
 	}
 	f.Stop(t)
 }

@@ -32,6 +32,9 @@
 //     served; the disclosure bundles.
 //   - A restart: the same log, origin and key; old receipts verify
 //     online; the dedup index survives; the log continues.
+//   - Organiser keys: an organiser change adds a key, which then acts for
+//     the letter, and revokes it, after which everything it signs is
+//     refused while what it signed before stays.
 package conformance
 
 import (
@@ -114,6 +117,8 @@ func Run(t *testing.T, newLog func(t *testing.T) Log) {
 		{"tlog-tiles and disclosure bundles", testTiles},
 		{"restart", testRestart},
 		{"the promises of issue 10", testPromises},
+		{"organiser keys added and revoked", testOrganisers},
+		{"organiser keys change under concurrency", testKeyOrdering},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newLog(t)) })
 	}

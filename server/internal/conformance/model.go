@@ -1,11 +1,14 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +28,10 @@ import (
 
 // RunModel sends random sequences of about ops operations to a server on
 // l, in rounds of operations that do not depend on each other (sent at
-// once, on several tokens, endorsements on EndorseStream), and checks after
+// once, on several tokens, endorsements on EndorseStream; a status or an
+// organiser change alone, as every organiser action of its letter depends
+// on it; organiser actions are mostly signed by a key valid at that point,
+// sometimes by one revoked or never listed), and checks after
 // each round that the server's answers and what it appended agree with the
 // rules function (rules.Memory fed the log in order), then at the end that
 // GetRoster, the stores' counts and an audit's replay agree with it too,
@@ -34,7 +40,7 @@ import (
 func RunModel(t *testing.T, l Log, ops int, seed uint64) {
 	s := open(t, l.Start(t), nil)
 	m := &modelRun{t: t, s: s, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), mem: rules.NewMemory(),
-		written: map[uint64]*sent{}, clients: []*client.Client{s.c, s.other}}
+		written: map[uint64]*sent{}, clients: []*client.Client{s.c, s.other}, keys: map[string][]ed25519.PrivateKey{}}
 	t.Logf("model: %d operations, seed %d", ops, seed)
 	for i := range 3 {
 		m.letters = append(m.letters, s.publish(fmt.Sprintf("model-%d", i), pb.Policy_POLICY_CURATED))
@@ -43,9 +49,12 @@ func RunModel(t *testing.T, l Log, ops int, seed uint64) {
 	start := time.Now()
 	for done := 0; done < ops; {
 		var round []*op
-		if m.rng.IntN(10) == 0 {
+		switch k := m.rng.IntN(10); {
+		case k < 1:
 			round = m.statusRound()
-		} else {
+		case k < 4:
+			round = m.keyRound()
+		default:
 			round = m.round(min(250, ops-done))
 		}
 		m.run(round)
@@ -108,6 +117,30 @@ type modelRun struct {
 	next         int
 	// outcomes tallies, by operation, what the server answered.
 	outcomes map[string]map[string]int
+	// keys are the organiser keys each letter ever had, and some it never
+	// had: organiser actions are signed by one of them, mostly a key the
+	// rules say is valid.
+	keys map[string][]ed25519.PrivateKey
+}
+
+// organiserKey draws the key that signs an organiser action on a letter:
+// mostly one valid at this point, sometimes one revoked or never listed.
+func (m *modelRun) organiserKey(letterID string) ed25519.PrivateKey {
+	known := append([]ed25519.PrivateKey{m.s.org}, m.keys[letterID]...)
+	if m.rng.IntN(8) == 0 {
+		return known[m.rng.IntN(len(known))]
+	}
+	lt, _ := m.mem.Letter(letterID)
+	var valid []ed25519.PrivateKey
+	for _, k := range known {
+		if lt != nil && slices.ContainsFunc(lt.OrganiserKeys, func(v []byte) bool { return bytes.Equal(v, k.Public().(ed25519.PublicKey)) }) {
+			valid = append(valid, k)
+		}
+	}
+	if len(valid) == 0 {
+		return m.s.org
+	}
+	return valid[m.rng.IntN(len(valid))]
 }
 
 func (m *modelRun) principal(c int, auth *pb.Authorisation, target *pb.Endorsement) string {
@@ -139,7 +172,7 @@ func (m *modelRun) hide(n string) {
 
 // endorseOp builds an endorsement by client c of person fields.
 func (m *modelRun) endorseOp(what string, l *pb.Letter, f records.Fields, vis pb.Visibility, idem string, supersedes *uint64, c int) *op {
-	e := client.NewEndorsement(m.s.c.Origin(), l, client.Signer{Fields: f, Visibility: vis, Supersedes: supersedes, OrganiserKey: m.s.org})
+	e := client.NewEndorsement(m.s.c.Origin(), l, client.Signer{Fields: f, Visibility: vis, Supersedes: supersedes, OrganiserKey: m.organiserKey(l.GetId())})
 	return &op{what: what, e: e, client: c, principal: m.principal(c, nil, nil), secret: e.WithdrawalSecret,
 		in:      rules.Input{Record: &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}}, Disclosure: e.Disclosure, IdempotencyKey: idem},
 		touches: []string{l.GetId() + "/" + f.Name}}
@@ -242,7 +275,7 @@ func (m *modelRun) actionOp(i uint64, w *sent, withdraw, bySecret bool, c int) *
 	if bySecret {
 		a.WithdrawalSecret, c = w.secret, -1
 	} else {
-		a.OrganiserKey = m.s.org
+		a.OrganiserKey = m.organiserKey(e.GetLetterId())
 	}
 	cl := m.s.anon
 	if c >= 0 {
@@ -253,7 +286,7 @@ func (m *modelRun) actionOp(i uint64, w *sent, withdraw, bySecret bool, c int) *
 		if bySecret {
 			return &pb.Authorisation{By: &pb.Authorisation_WithdrawalSecret{WithdrawalSecret: w.secret}}
 		}
-		return &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: records.Sign(m.s.org, tag, statement)}}
+		return &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: records.Sign(a.OrganiserKey, tag, statement)}}
 	}
 	origin := m.s.c.Origin()
 	if withdraw {
@@ -285,13 +318,59 @@ func (m *modelRun) statusRound() []*op {
 	l := m.letters[m.rng.IntN(len(m.letters))]
 	st := []pb.Status{pb.Status_STATUS_CLOSED, pb.Status_STATUS_DELIVERED}[m.rng.IntN(2)]
 	s := &pb.LetterStatus{LetterId: l.GetId(), Status: st, Note: fmt.Sprintf("note %d", m.next)}
-	records.SignStatus(m.s.org, m.s.c.Origin(), s)
+	records.SignStatus(m.organiserKey(l.GetId()), m.s.c.Origin(), s)
 	c := m.rng.IntN(2)
 	cl := m.clients[c]
 	o := &op{what: "status", client: c, principal: m.principal(c, nil, nil),
 		in: rules.Input{Record: &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: s}}}}
 	o.send = func(ctx context.Context) (*pb.WriteResult, error) {
 		resp, err := cl.API().SetLetterStatus(cl.Context(ctx), &pb.SetLetterStatusRequest{Status: s})
+		return resp.GetResult(), err
+	}
+	return []*op{o}
+}
+
+// keyRound adds an organiser key to a letter or revokes one, signed by
+// another of its keys: a new key, a valid key revoked (the last one too),
+// a revoked key added again, or the letter's last change repeated.
+func (m *modelRun) keyRound() []*op {
+	l := m.letters[m.rng.IntN(len(m.letters))]
+	id := l.GetId()
+	lt, _ := m.mem.Letter(id)
+	change, key := pb.KeyChange_KEY_CHANGE_ADD, []byte(nil)
+	switch k := m.rng.IntN(8); {
+	case k < 4:
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		m.keys[id] = append(m.keys[id], priv)
+		key = pub
+	case k < 6:
+		change, key = pb.KeyChange_KEY_CHANGE_REVOKE, lt.OrganiserKeys[m.rng.IntN(len(lt.OrganiserKeys))]
+	case k == 6 && len(lt.Revoked) > 0:
+		key = lt.Revoked[m.rng.IntN(len(lt.Revoked))]
+	case lt.KeysChangedBy != nil:
+		c := m.written[uint64(lt.KeysChangedBy.Index)].in.Record.GetOrganiserChange()
+		change, key = c.GetChange(), c.GetKey()
+	default:
+		change, key = pb.KeyChange_KEY_CHANGE_REVOKE, lt.OrganiserKeys[0]
+	}
+	// Signed by another key than the one changed: a change signed by the
+	// key it changes breaks a rule of the record alone (records), which
+	// the rules function assumes checked.
+	by := m.organiserKey(id)
+	for tries := 0; bytes.Equal(by.Public().(ed25519.PublicKey), key) && tries < 10; tries++ {
+		by = m.organiserKey(id)
+	}
+	if bytes.Equal(by.Public().(ed25519.PublicKey), key) {
+		_, by, _ = ed25519.GenerateKey(nil)
+	}
+	oc := &pb.OrganiserChange{LetterId: id, Change: change, Key: key}
+	records.SignOrganiserChange(by, m.s.c.Origin(), oc)
+	c := m.rng.IntN(2)
+	cl := m.clients[c]
+	o := &op{what: "organiser " + strings.ToLower(strings.TrimPrefix(change.String(), "KEY_CHANGE_")), client: c, principal: m.principal(c, nil, nil),
+		in: rules.Input{Record: &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: oc}}}}
+	o.send = func(ctx context.Context) (*pb.WriteResult, error) {
+		resp, err := cl.API().ChangeOrganiser(cl.Context(ctx), &pb.ChangeOrganiserRequest{Change: oc})
 		return resp.GetResult(), err
 	}
 	return []*op{o}

@@ -42,8 +42,9 @@ type admission struct {
 // batch is admitted entries handed to the log in one go.
 type batch struct {
 	entries []batchEntry
-	// barrier is set for a batch that holds a letter or a status change:
-	// later entries may depend on it (see appendLoop).
+	// barrier is set for a batch that holds a letter, a status change or
+	// an organiser change: later entries may depend on it (see
+	// appendLoop).
 	barrier bool
 }
 
@@ -52,8 +53,11 @@ type batchEntry struct {
 	record  []byte
 	pending *pendingEntry
 	// On an unordered log, what the entry waits for before it is queued:
-	// the entry afterSeq to have an index, and every entry of the letter
-	// afterLetter admitted before it to have one.
+	// the entry afterSeq to have an index (its letter, or the letter's
+	// last organiser change, which may have listed the key that signed
+	// it), and every entry of the letter afterLetter admitted before it to
+	// have one (a status or an organiser change: what a revoked key signed
+	// before stays before the revocation).
 	afterSeq    int64
 	afterLetter string
 }
@@ -148,7 +152,7 @@ func (l *Ledger) admitBatch(ws []*write) {
 			results[i] = a
 			if entry != nil {
 				b.entries = append(b.entries, *entry)
-				b.barrier = b.barrier || w.kind == KindLetter || w.kind == KindStatus
+				b.barrier = b.barrier || w.kind == KindLetter || w.kind == KindStatus || w.kind == KindOrganiserChange
 				if w.kind == KindLetter {
 					letters[w.letterID] = &letterState{seq: entry.seq, letter: w.input.Record.GetLetter()}
 				}
@@ -328,17 +332,11 @@ func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*N
 	ne := &NewEntry{Entry: Entry{Kind: w.kind, LetterID: w.letterID, Principal: w.principal}}
 	out := &batchEntry{}
 	rec := w.input.Record
+	if err := l.orderOf(st, w, out); err != nil {
+		return nil, nil, err
+	}
 	switch w.kind {
-	case KindLetter:
-		if r := rec.GetLetter().GetRevises(); r != "" {
-			if row := st.rows[r]; row != nil && row.Index == NoIndex {
-				out.afterSeq = row.Seq
-			}
-		}
 	case KindEndorsement:
-		if row := st.rows[w.letterID]; row != nil && row.Index == NoIndex {
-			out.afterSeq = row.Seq
-		}
 		e := rec.GetEndorsement()
 		ne.Visibility, ne.Verification = e.GetVisibility(), e.GetVerification()
 		ne.SignerKey = e.GetSigner().GetPublicKey()
@@ -353,8 +351,6 @@ func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*N
 		for _, k := range ch.Tombstones {
 			ne.PermanentKeys = append(ne.PermanentKeys, st.personKey(keyTombstone, w.letterID, k))
 		}
-	case KindStatus:
-		out.afterLetter = w.letterID
 	}
 	rec.Version = records.Version
 	rec.AcceptedAt = now
@@ -367,6 +363,46 @@ func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*N
 	return ne, out, nil
 }
 
+// orderOf sets what an entry waits for in an unordered log (see
+// batchEntry).
+func (l *Ledger) orderOf(st *txState, w *write, out *batchEntry) (err error) {
+	switch w.kind {
+	case KindLetter:
+		if r := w.input.Record.GetLetter().GetRevises(); r != "" {
+			out.afterSeq, err = l.dependsOn(st, r)
+		}
+	case KindEndorsement, KindWithdrawal, KindRedaction:
+		out.afterSeq, err = l.dependsOn(st, w.letterID)
+	case KindStatus, KindOrganiserChange:
+		out.afterLetter = w.letterID
+	}
+	return err
+}
+
+// dependsOn returns the seq of the entry that an entry of letter id must
+// follow in an unordered log, while that one has no index: the letter's
+// last organiser change (it may have listed the key that signed the
+// entry), or else the letter itself; 0 when there is none.
+func (l *Ledger) dependsOn(st *txState, id string) (int64, error) {
+	row := st.rows[id]
+	if row == nil {
+		return 0, nil
+	}
+	if row.KeysSeq != 0 && l.unordered != nil {
+		e, err := st.tx.EntryBySeq(l.ctx, row.KeysSeq)
+		if err != nil {
+			return 0, err
+		}
+		if e.Index == NoIndex {
+			return row.KeysSeq, nil
+		}
+	}
+	if row.Index == NoIndex {
+		return row.Seq, nil
+	}
+	return 0, nil
+}
+
 // applyChange records in the store what the admitted write (at seq) did.
 func applyChange(ctx context.Context, tx AdmitTx, w *write, ch *rules.Change, seq int64) error {
 	what := map[rules.Mark]Target{rules.MarkWithdrawn: TargetWithdrawn, rules.MarkRedacted: TargetRedacted, rules.MarkSuperseded: TargetSuperseded}
@@ -377,6 +413,9 @@ func applyChange(ctx context.Context, tx AdmitTx, w *write, ch *rules.Change, se
 	}
 	if ch.Status != pb.Status_STATUS_UNSPECIFIED {
 		return tx.SetLetterStatus(ctx, w.letterID, ch.Status, seq)
+	}
+	if ch.KeyChange != pb.KeyChange_KEY_CHANGE_UNSPECIFIED {
+		return tx.SetOrganiserKeys(ctx, w.letterID, ch.OrganiserKeys, ch.Revoked, seq)
 	}
 	return nil
 }

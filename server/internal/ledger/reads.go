@@ -180,6 +180,10 @@ type LetterInfo struct {
 	ClosedIndex    int64
 	DeliveredIndex int64
 	Counts         Counts
+	// OrganiserKeys are the keys valid for the letter's next record: those
+	// it lists, as organiser changes added and revoked them since;
+	// RevokedKeys those they revoked.
+	OrganiserKeys, RevokedKeys [][]byte
 }
 
 // Letter returns a letter, its state and its counts at the latest
@@ -241,7 +245,11 @@ func (l *Ledger) listLetters(ctx context.Context) ([]*LetterInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		li := &LetterInfo{Index: uint64(row.Index), Record: row.Record, Letter: rec.GetLetter(), ClosedIndex: -1, DeliveredIndex: -1}
+		li := &LetterInfo{Index: uint64(row.Index), Record: row.Record, Letter: rec.GetLetter(), ClosedIndex: -1, DeliveredIndex: -1,
+			OrganiserKeys: rec.GetLetter().GetOrganiserKeys()}
+		if row.KeysSeq != 0 {
+			li.OrganiserKeys, li.RevokedKeys = row.OrganiserKeys, row.RevokedKeys
+		}
 		if row.ClosedSeq != 0 {
 			if li.ClosedIndex, err = l.cfg.Store.IndexOfSeq(ctx, row.ClosedSeq); err != nil {
 				return nil, err

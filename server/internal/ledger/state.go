@@ -81,13 +81,17 @@ func (s *txState) Letter(id string) (*rules.Letter, error) {
 		}
 		lt = rec.GetLetter()
 	}
-	return &rules.Letter{
+	out := &rules.Letter{
 		Ref:           rules.Ref{Index: row.Index, Seq: row.Seq},
 		Letter:        lt,
 		OrganiserKeys: lt.GetOrganiserKeys(),
 		Closed:        seqRef(row.ClosedSeq),
 		Delivered:     seqRef(row.DeliveredSeq),
-	}, nil
+	}
+	if row.KeysSeq != 0 {
+		out.OrganiserKeys, out.Revoked, out.KeysChangedBy = row.OrganiserKeys, row.RevokedKeys, seqRef(row.KeysSeq)
+	}
+	return out, nil
 }
 
 func (s *txState) Endorsement(index uint64) (*rules.Endorsement, error) {

@@ -1,7 +1,10 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"fmt"
 
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
@@ -16,6 +19,9 @@ const (
 	KindWithdrawal  Kind = 3
 	KindRedaction   Kind = 4
 	KindStatus      Kind = 5
+	// KindOrganiserChange is an organiser key added to a letter or
+	// revoked.
+	KindOrganiserChange Kind = 6
 )
 
 // KindOf returns the kind of a record.
@@ -31,6 +37,8 @@ func KindOf(r *pb.Record) Kind {
 		return KindRedaction
 	case *pb.Record_LetterStatus:
 		return KindStatus
+	case *pb.Record_OrganiserChange:
+		return KindOrganiserChange
 	}
 	return 0
 }
@@ -111,6 +119,9 @@ type AdmitTx interface {
 	Mark(ctx context.Context, seq int64, what Target, bySeq int64, spent bool) error
 	// SetLetterStatus records a status of a letter.
 	SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error
+	// SetOrganiserKeys records the organiser keys of a letter after the
+	// organiser change at seq: those valid, and those revoked.
+	SetOrganiserKeys(ctx context.Context, letterID string, keys, revoked [][]byte, seq int64) error
 	// Letter returns the letter with this id as admitted so far (its
 	// Record may be left out), or nil when there is none. Admission reads
 	// a letter's state here, within the transaction, rather than from a
@@ -150,6 +161,12 @@ type LetterRow struct {
 	Record       []byte
 	ClosedSeq    int64
 	DeliveredSeq int64
+	// KeysSeq is the seq of the letter's last organiser change, or 0 when
+	// it had none; OrganiserKeys and RevokedKeys are the keys valid and
+	// revoked after it (when KeysSeq is 0, the keys the letter lists, and
+	// none).
+	KeysSeq                    int64
+	OrganiserKeys, RevokedKeys [][]byte
 }
 
 // Counts tallies a letter's endorsements at a tree size.
@@ -274,4 +291,26 @@ type UnorderedStore interface {
 	// Unindexed returns, in seq order, the entries whose index is not
 	// recorded.
 	Unindexed(ctx context.Context) ([]Entry, error)
+}
+
+// EncodeKeys returns Ed25519 public keys as a store keeps them: one after
+// the other, 32 bytes each.
+func EncodeKeys(keys [][]byte) []byte {
+	b := make([]byte, 0, len(keys)*ed25519.PublicKeySize)
+	for _, k := range keys {
+		b = append(b, k...)
+	}
+	return b
+}
+
+// DecodeKeys reads keys written by [EncodeKeys].
+func DecodeKeys(b []byte) ([][]byte, error) {
+	if len(b)%ed25519.PublicKeySize != 0 {
+		return nil, fmt.Errorf("stored organiser keys: %d bytes, not a multiple of %d", len(b), ed25519.PublicKeySize)
+	}
+	keys := make([][]byte, 0, len(b)/ed25519.PublicKeySize)
+	for ; len(b) > 0; b = b[ed25519.PublicKeySize:] {
+		keys = append(keys, bytes.Clone(b[:ed25519.PublicKeySize]))
+	}
+	return keys, nil
 }

@@ -100,7 +100,7 @@ func (u *unordered) requeue(ctx context.Context, entries []Entry) error {
 			return fmt.Errorf("entry %d: %w", e.Seq, err)
 		}
 		switch e.Kind {
-		case KindEndorsement:
+		case KindEndorsement, KindWithdrawal, KindRedaction:
 			if be.afterSeq, err = u.unindexedLetter(ctx, e.LetterID); err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func (u *unordered) requeue(ctx context.Context, entries []Entry) error {
 					return err
 				}
 			}
-		case KindStatus:
+		case KindStatus, KindOrganiserChange:
 			be.afterLetter = e.LetterID
 		}
 		out = append(out, be)
@@ -119,13 +119,24 @@ func (u *unordered) requeue(ctx context.Context, entries []Entry) error {
 	return nil
 }
 
-// unindexedLetter returns the seq of a letter that has no index yet, or 0.
+// unindexedLetter returns the seq of what an entry of a letter follows
+// while it has no index yet (see Ledger.dependsOn): the letter's last
+// organiser change, or the letter; 0 when there is none.
 func (u *unordered) unindexedLetter(ctx context.Context, id string) (int64, error) {
 	row, err := u.store.LetterByID(ctx, id)
-	if err != nil {
+	if err != nil || row == nil {
 		return 0, err
 	}
-	if row == nil || row.Index != NoIndex {
+	if row.KeysSeq != 0 {
+		idx, err := u.store.IndexOfSeq(ctx, row.KeysSeq)
+		if err != nil {
+			return 0, err
+		}
+		if idx == NoIndex {
+			return row.KeysSeq, nil
+		}
+	}
+	if row.Index != NoIndex {
 		return 0, nil
 	}
 	return row.Seq, nil

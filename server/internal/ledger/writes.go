@@ -86,17 +86,7 @@ func (l *Ledger) PublishLetter(ctx context.Context, c Caller, lt *pb.Letter, ide
 	if err := unknownFields("letter", lt); err != nil {
 		return nil, err
 	}
-	var revised *pb.Letter
-	if lt.GetRevises() != "" {
-		r, err := l.letter(ctx, lt.GetRevises())
-		if err != nil {
-			return nil, err
-		}
-		if r != nil {
-			revised = r.letter
-		}
-	}
-	if err := check(func() error { return records.CheckLetter(l.origin, lt, revised) }); err != nil {
+	if err := check(func() error { return records.CheckLetter(l.origin, lt) }); err != nil {
 		return nil, err
 	}
 	if err := c.mayWrite(lt.GetId()); err != nil {
@@ -203,8 +193,8 @@ func (l *Ledger) Withdraw(ctx context.Context, c Caller, wd *pb.Withdrawal) (*Wr
 	}
 	return l.action(ctx, c, KindWithdrawal, wd.GetTargetIndex(),
 		&pb.Record{Kind: &pb.Record_Withdrawal{Withdrawal: proto.CloneOf(wd)}},
-		func(lt *pb.Letter, t *actionTarget) (records.Authority, error) {
-			return records.CheckWithdrawal(l.origin, lt, t.Endorsement, t.LeafHash, wd)
+		func(t *actionTarget) (records.Authority, error) {
+			return records.CheckWithdrawal(l.origin, t.Endorsement, t.LeafHash, wd)
 		})
 }
 
@@ -219,8 +209,8 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 	}
 	res, err := l.action(ctx, c, KindRedaction, rd.GetTargetIndex(),
 		&pb.Record{Kind: &pb.Record_Redaction{Redaction: proto.CloneOf(rd)}},
-		func(lt *pb.Letter, t *actionTarget) (records.Authority, error) {
-			return records.CheckRedaction(l.origin, lt, t.Endorsement, t.LeafHash, rd)
+		func(t *actionTarget) (records.Authority, error) {
+			return records.CheckRedaction(l.origin, t.Endorsement, t.LeafHash, rd)
 		})
 	if err != nil {
 		return nil, err
@@ -234,18 +224,18 @@ func (l *Ledger) Redact(ctx context.Context, c Caller, rd *pb.Redaction) (*Write
 // action writes a withdrawal or a redaction of the endorsement at index,
 // once authorise has said who authorised it.
 func (l *Ledger) action(ctx context.Context, c Caller, kind Kind, index uint64, rec *pb.Record,
-	authorise func(*pb.Letter, *actionTarget) (records.Authority, error)) (*WriteResult, error) {
+	authorise func(*actionTarget) (records.Authority, error)) (*WriteResult, error) {
 	name := "withdrawal"
 	if kind == KindRedaction {
 		name = "redaction"
 	}
-	target, lt, err := l.actionTarget(ctx, name, index)
+	target, err := l.actionTarget(ctx, name, index)
 	if err != nil {
 		return nil, err
 	}
 	var auth records.Authority
 	err = check(func() (err error) {
-		auth, err = authorise(lt, target)
+		auth, err = authorise(target)
 		return err
 	})
 	if err != nil {
@@ -264,26 +254,19 @@ type actionTarget struct {
 	index       uint64
 }
 
-func (l *Ledger) actionTarget(ctx context.Context, field string, index uint64) (*actionTarget, *pb.Letter, error) {
+func (l *Ledger) actionTarget(ctx context.Context, field string, index uint64) (*actionTarget, error) {
 	e, err := l.cfg.Store.EntryByIndex(ctx, index)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if e == nil || e.Kind != KindEndorsement {
-		return nil, nil, &records.FieldError{Field: field + ".target_index", Rule: "must be the index of an endorsement"}
+		return nil, &records.FieldError{Field: field + ".target_index", Rule: "must be the index of an endorsement"}
 	}
 	rec, err := records.Decode(e.Record)
 	if err != nil {
-		return nil, nil, fmt.Errorf("target %d: %w", index, err)
+		return nil, fmt.Errorf("target %d: %w", index, err)
 	}
-	ls, err := l.letter(ctx, e.LetterID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ls == nil {
-		return nil, nil, fmt.Errorf("target %d: letter %q is not loaded", index, e.LetterID)
-	}
-	return &actionTarget{Entry: e, Endorsement: rec.GetEndorsement(), index: index}, ls.letter, nil
+	return &actionTarget{Entry: e, Endorsement: rec.GetEndorsement(), index: index}, nil
 }
 
 // actionPrincipal decides whether the caller may make an action with
@@ -333,6 +316,28 @@ func (l *Ledger) SetLetterStatus(ctx context.Context, c Caller, s *pb.LetterStat
 		kind:      KindStatus,
 		letterID:  s.GetLetterId(),
 		input:     rules.Input{Record: &pb.Record{Kind: &pb.Record_LetterStatus{LetterStatus: proto.CloneOf(s)}}},
+	})
+}
+
+// ChangeOrganiser appends an organiser change: a key added to a letter's
+// organiser keys, or revoked. It needs a token with rights to the letter,
+// and the signature of another organiser key valid for the letter at the
+// change's index.
+func (l *Ledger) ChangeOrganiser(ctx context.Context, c Caller, oc *pb.OrganiserChange) (*WriteResult, error) {
+	if err := unknownFields("organiser_change", oc); err != nil {
+		return nil, err
+	}
+	if err := check(func() error { return records.CheckOrganiserChange(l.origin, oc) }); err != nil {
+		return nil, err
+	}
+	if err := c.mayWrite(oc.GetLetterId()); err != nil {
+		return nil, err
+	}
+	return l.write(ctx, &write{
+		principal: c.principal(),
+		kind:      KindOrganiserChange,
+		letterID:  oc.GetLetterId(),
+		input:     rules.Input{Record: &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: proto.CloneOf(oc)}}},
 	})
 }
 

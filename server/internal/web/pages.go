@@ -170,8 +170,14 @@ func (h *Handler) letterData(r *http.Request, l *letterView) letterPage {
 	d.HistoryTotal = len(l.history)
 	for i := len(l.history) - 1; i >= 0 && len(d.History) < historyShown; i-- {
 		it := l.history[i]
-		d.History = append(d.History, historyRow{historyItem: it,
-			What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)})
+		row := historyRow{historyItem: it, What: p.T("history."+it.Kind, it.Target), Who: p.T("by." + it.By), Why: p.T("reason." + it.Reason)}
+		if it.Key != "" {
+			row.What = p.T("history."+it.Kind, it.Key)
+		}
+		if it.ByKey != "" {
+			row.Who = p.T("by.organiser_key", it.ByKey)
+		}
+		d.History = append(d.History, row)
 	}
 	return d
 }

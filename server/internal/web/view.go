@@ -3,18 +3,26 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/transparency-dev/merkle/rfc6962"
+
 	"github.com/undersigned/undersigned/client/names"
+	"github.com/undersigned/undersigned/client/records"
+	"github.com/undersigned/undersigned/client/rules"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
 // view is the log as the pages show it, kept in memory and brought up to
 // the latest checkpoint by applying each new entry in order, the way an
-// audit replays a log. The server admitted every entry under the rules of
-// its letter, so the view only follows what each record does.
+// audit replays a log. What each record does is what the rules of a letter
+// say (package client/rules, through a rules.Follower: the function the
+// server's admission, the audit and the browser apply), so the pages show
+// what an auditor finds; a record that breaks them changes nothing and is
+// counted in broken.
 type view struct {
 	mu sync.RWMutex
 	// size and checkpoint are what the view was built to.
@@ -24,6 +32,12 @@ type view struct {
 	byID       map[string]*letterView
 	// endorsements by log index.
 	endorsements map[uint64]*endorsementView
+	// rules follows the log's state as the rules of a letter see it;
+	// broken counts the records that break them, which log tells the
+	// operator of.
+	rules  *rules.Follower
+	broken int
+	log    *slog.Logger
 	// loading serialises updates.
 	loading sync.Mutex
 }
@@ -62,17 +76,21 @@ type counts struct {
 // Counted is every endorsement that counts, named or not.
 func (c counts) Counted() uint64 { return c.Public + c.Private + c.Redacted }
 
-// historyItem is a withdrawal, a redaction or a correction.
+// historyItem is a withdrawal, a redaction, a correction or an organiser
+// change.
 type historyItem struct {
 	Index, Target uint64
-	Kind          string // withdrawal, redaction, correction
+	Kind          string // withdrawal, redaction, correction, organiser_added, organiser_revoked
 	By            string // signer, secret, organiser
-	Reason        string // a reason key
-	At            int64
+	// ByKey is the fingerprint of the organiser key that signed it, Key
+	// that of the key an organiser change added or revoked.
+	ByKey, Key string
+	Reason     string // a reason key
+	At         int64
 }
 
-func newView() *view {
-	return &view{byID: map[string]*letterView{}, endorsements: map[uint64]*endorsementView{}}
+func newView(log *slog.Logger) *view {
+	return &view{byID: map[string]*letterView{}, endorsements: map[uint64]*endorsementView{}, rules: rules.NewFollower(), log: log}
 }
 
 // update brings the view to the source's latest checkpoint.
@@ -120,20 +138,37 @@ func reasonKey(r pb.Reason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "REASON_"))
 }
 
-func authority(a *pb.Authorisation) string {
-	switch a.GetBy().(type) {
+// authority says who authorised a withdrawal or a redaction, and the
+// fingerprint of the organiser key that did.
+func authority(a *pb.Authorisation) (by, key string) {
+	switch k := a.GetBy().(type) {
 	case *pb.Authorisation_Signer:
-		return "signer"
+		return "signer", ""
 	case *pb.Authorisation_WithdrawalSecret:
-		return "secret"
+		return "secret", ""
+	case *pb.Authorisation_Organiser:
+		return "organiser", records.KeyFingerprint(k.Organiser.GetPublicKey())
 	}
-	return "organiser"
+	return "organiser", ""
 }
 
-// apply follows one entry; the caller holds mu.
+// apply follows one entry, as the rules say; the caller holds mu.
 func (v *view) apply(e *pb.Entry) {
 	var rec pb.Record
 	if err := unmarshal(e.GetRecord(), &rec); err != nil {
+		rec.Reset()
+	}
+	ch, err := v.rules.Append(&rec, rfc6962.DefaultHasher.HashLeaf(e.GetRecord()))
+	if err != nil {
+		v.broken++
+		v.log.Warn("web: a record of the log breaks the rules of a letter; the pages ignore it (an audit reports it)",
+			slog.Uint64("index", e.GetIndex()), slog.Any("rule", err), slog.Int("broken", v.broken))
+		// Hiding a name is always safe: even a redaction that breaks the
+		// rules hides the name it targets from the pages.
+		if t := v.endorsements[rec.GetRedaction().GetTargetIndex()]; rec.GetRedaction() != nil && t != nil && t.disclosure != nil {
+			t.disclosure, t.fold, t.key = nil, "", ""
+			t.letter.named = nil
+		}
 		return
 	}
 	i, at := e.GetIndex(), rec.GetAcceptedAt()
@@ -143,31 +178,35 @@ func (v *view) apply(e *pb.Entry) {
 		v.letters = append(v.letters, l)
 		v.byID[k.Letter.GetId()] = l
 	case *pb.Record_LetterStatus:
-		if l := v.byID[k.LetterStatus.GetLetterId()]; l != nil {
-			l.status, l.note = k.LetterStatus.GetStatus(), k.LetterStatus.GetNote()
-		}
+		l := v.byID[k.LetterStatus.GetLetterId()]
+		l.status, l.note = k.LetterStatus.GetStatus(), k.LetterStatus.GetNote()
 	case *pb.Record_Endorsement:
-		v.endorse(i, at, k.Endorsement, e)
+		v.endorse(i, at, k.Endorsement, e, ch)
 	case *pb.Record_Withdrawal:
 		w := k.Withdrawal
-		if t := v.endorsements[w.GetTargetIndex()]; t != nil {
-			t.withdrawn = true
-			t.letter.changed(historyItem{Index: i, Target: t.index, Kind: "withdrawal", By: authority(w.GetAuthorisation()), Reason: reasonKey(w.GetReason()), At: at})
-		}
+		t := v.endorsements[uint64(ch.Target.Ref.Index)]
+		t.withdrawn = true
+		by, key := authority(w.GetAuthorisation())
+		t.letter.changed(historyItem{Index: i, Target: t.index, Kind: "withdrawal", By: by, ByKey: key, Reason: reasonKey(w.GetReason()), At: at})
 	case *pb.Record_Redaction:
 		r := k.Redaction
-		if t := v.endorsements[r.GetTargetIndex()]; t != nil {
-			t.redacted, t.disclosure, t.fold, t.key = true, nil, "", ""
-			t.letter.changed(historyItem{Index: i, Target: t.index, Kind: "redaction", By: authority(r.GetAuthorisation()), Reason: reasonKey(r.GetReason()), At: at})
+		t := v.endorsements[uint64(ch.Target.Ref.Index)]
+		t.redacted, t.disclosure, t.fold, t.key = true, nil, "", ""
+		by, key := authority(r.GetAuthorisation())
+		t.letter.changed(historyItem{Index: i, Target: t.index, Kind: "redaction", By: by, ByKey: key, Reason: reasonKey(r.GetReason()), At: at})
+	case *pb.Record_OrganiserChange:
+		c := k.OrganiserChange
+		kind := "organiser_added"
+		if c.GetChange() == pb.KeyChange_KEY_CHANGE_REVOKE {
+			kind = "organiser_revoked"
 		}
+		v.byID[c.GetLetterId()].changed(historyItem{Index: i, Kind: kind, By: "organiser", ByKey: records.KeyFingerprint(c.GetOrganiser().GetPublicKey()),
+			Key: records.KeyFingerprint(c.GetKey()), Reason: "keys", At: at})
 	}
 }
 
-func (v *view) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
+func (v *view) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry, ch *rules.Change) {
 	l := v.byID[en.GetLetterId()]
-	if l == nil {
-		return
-	}
 	ev := &endorsementView{index: i, at: at, private: en.GetVisibility() == pb.Visibility_VISIBILITY_PRIVATE, letter: l,
 		redacted: e.GetRedacted()}
 	if d := e.GetDisclosure(); d != nil && !ev.private && !ev.redacted {
@@ -177,15 +216,14 @@ func (v *view) endorse(i uint64, at int64, en *pb.Endorsement, e *pb.Entry) {
 	v.endorsements[i] = ev
 	l.all = append(l.all, ev)
 	l.named, l.countsDone = nil, false
-	if s := en.Supersedes; s != nil {
-		if t := v.endorsements[*s]; t != nil {
-			t.replaced = true
-			by := "signer"
-			if en.GetOrganiser() != nil {
-				by = "organiser"
-			}
-			l.changed(historyItem{Index: i, Target: t.index, Kind: "correction", By: by, Reason: "correction", At: at})
+	if ch.Target != nil {
+		t := v.endorsements[uint64(ch.Target.Ref.Index)]
+		t.replaced = true
+		by, key := "signer", ""
+		if o := en.GetOrganiser(); o != nil {
+			by, key = "organiser", records.KeyFingerprint(o.GetPublicKey())
 		}
+		l.changed(historyItem{Index: i, Target: t.index, Kind: "correction", By: by, ByKey: key, Reason: "correction", At: at})
 	}
 }
 

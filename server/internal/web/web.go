@@ -5,10 +5,12 @@
 // and the endpoint through which an open letter is signed from its page.
 //
 // It reads the log through a [Source], which the server implements, and
-// keeps a view of it in memory that follows the log as it grows. Private
-// and redacted names never reach it: the source serves only public,
-// unredacted disclosures, and a redaction read from the log drops the name
-// it hides.
+// keeps a view of it in memory that follows the log as it grows, record by
+// record, as the rules of a letter say (package client/rules: the function
+// the server's admission, the audit and the browser apply). Private and
+// redacted names never reach it: the source serves only public, unredacted
+// disclosures, and a redaction read from the log drops the name it hides
+// (even one that breaks the rules: hiding a name is always safe).
 //
 // Every response forbids third-party resources with a strict
 // Content-Security-Policy; no page sets a cookie.
@@ -92,10 +94,11 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	h := &Handler{src: cfg.Source, log: cfg.Logger, view: newView(), pages: t, mux: http.NewServeMux()}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, pages: t, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.view = newView(h.log)
 	h.mux.HandleFunc("GET /{$}", h.index)
 	h.mux.HandleFunc("GET /letters/{id}", h.letter)
 	h.mux.HandleFunc("POST /letters/{id}/sign", h.sign)

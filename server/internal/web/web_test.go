@@ -47,9 +47,15 @@ func get(t *testing.T, h http.Handler, path, acceptLanguage string) *httptest.Re
 	return w
 }
 
+// smallOrganiser is the organiser key smallLetter lists: the pages follow
+// the rules of a letter, under which only a listed key acts for it (they
+// check no signature: the audit does).
+var smallOrganiser = bytes.Repeat([]byte{7}, 32)
+
 func smallLetter(t *testing.T) *memorySource {
 	m := &memorySource{}
-	m.add(t, &pb.Record{AcceptedAt: 1_800_000_000, Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "small", Title: "Small", Text: "Text.\n", Policy: pb.Policy_POLICY_OPEN}}}, nil)
+	m.add(t, &pb.Record{AcceptedAt: 1_800_000_000, Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "small", Title: "Small", Text: "Text.\n", Policy: pb.Policy_POLICY_OPEN,
+		OrganiserKeys: [][]byte{smallOrganiser}}}}, nil)
 	public := func(name string) *pb.Disclosure { return &pb.Disclosure{Name: name} }
 	m.add(t, &pb.Record{Kind: &pb.Record_Endorsement{Endorsement: &pb.Endorsement{LetterId: "small", Visibility: pb.Visibility_VISIBILITY_PUBLIC}}}, public("Ales Public"))
 	// A source that served the disclosure of a private endorsement would
@@ -120,7 +126,7 @@ func TestPrivateAndRedactedNamesNeverShown(t *testing.T) {
 		t.Error("a private name is shown")
 	}
 	m.add(t, &pb.Record{Kind: &pb.Record_Redaction{Redaction: &pb.Redaction{TargetIndex: 3, Reason: pb.Reason_REASON_SAFETY,
-		Authorisation: &pb.Authorisation{By: &pb.Authorisation_Organiser{}}}}}, nil)
+		Authorisation: &pb.Authorisation{By: &pb.Authorisation_Organiser{Organiser: &pb.Signature{PublicKey: smallOrganiser}}}}}}, nil)
 	body = get(t, h, "/letters/small?q=tatsiana", "").Body.String()
 	if strings.Contains(body, "Tatsiana Redacted") {
 		t.Error("a redacted name is still shown")

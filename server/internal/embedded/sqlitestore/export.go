@@ -32,6 +32,8 @@ var Tables = []Table{
 	{"dedup", []string{"key", "seq"}, ""},
 	{"letters", []string{"letter_id", "seq", "closed_seq", "delivered_seq"},
 		`SELECT letter_id, seq, closed_seq, delivered_seq FROM letters ORDER BY letter_id`},
+	{"letter_keys", []string{"letter_id", "seq", "organiser_keys", "revoked_keys"},
+		`SELECT letter_id, seq, organiser_keys, revoked_keys FROM letter_keys ORDER BY letter_id`},
 	{"tokens", []string{"id", "hash", "name", "letters", "created", "revoked"},
 		`SELECT id, hash, name, letters, created, revoked FROM tokens ORDER BY id`},
 }

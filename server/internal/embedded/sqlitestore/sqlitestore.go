@@ -77,6 +77,15 @@ var schema = []string{
 		closed_seq INTEGER NOT NULL DEFAULT 0,
 		delivered_seq INTEGER NOT NULL DEFAULT 0
 	) WITHOUT ROWID`,
+	// The organiser keys of the letters that had organiser changes, after
+	// the last one (seq): each column holds 32-byte keys one after the
+	// other.
+	`CREATE TABLE IF NOT EXISTS letter_keys (
+		letter_id TEXT PRIMARY KEY,
+		seq INTEGER NOT NULL,
+		organiser_keys BLOB NOT NULL,
+		revoked_keys BLOB NOT NULL
+	) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS tokens (
 		id TEXT PRIMARY KEY,
 		hash BLOB NOT NULL UNIQUE,
@@ -97,9 +106,37 @@ const (
 	qEndorsementByIndex = `SELECT x.seq, x.idx, x.leaf_hash, x.kind, x.letter_id, x.record, x.principal,
 		e.withdrawn_by, e.redacted_by, e.superseded_by, e.secret_spent
 		FROM entries x JOIN endorsements e ON e.seq = x.seq WHERE x.idx = ?`
-	qLetterState = `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq
-		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ?`
+	qLetterState = `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq, ` + keyColumns + `
+		FROM letters l JOIN entries x ON x.seq = l.seq ` + keysJoin + ` WHERE l.letter_id = ?`
+	qSetOrganiserKeys = `INSERT INTO letter_keys (letter_id, seq, organiser_keys, revoked_keys) VALUES (?, ?, ?, ?)
+		ON CONFLICT (letter_id) DO UPDATE SET seq = excluded.seq, organiser_keys = excluded.organiser_keys, revoked_keys = excluded.revoked_keys`
 )
+
+// keyColumns and keysJoin read a letter's organiser keys with its row:
+// scan them with keysScanner.
+const (
+	keyColumns = `COALESCE(k.seq, 0), COALESCE(k.organiser_keys, x''), COALESCE(k.revoked_keys, x'')`
+	keysJoin   = `LEFT JOIN letter_keys k ON k.letter_id = l.letter_id`
+)
+
+// keysScanner scans keyColumns into a letter row.
+type keysScanner struct {
+	row           *ledger.LetterRow
+	keys, revoked []byte
+}
+
+func (k *keysScanner) dest() []any { return []any{&k.row.KeysSeq, &k.keys, &k.revoked} }
+
+func (k *keysScanner) decode() (err error) {
+	if k.row.KeysSeq == 0 {
+		return nil
+	}
+	if k.row.OrganiserKeys, err = ledger.DecodeKeys(k.keys); err != nil {
+		return err
+	}
+	k.row.RevokedKeys, err = ledger.DecodeKeys(k.revoked)
+	return err
+}
 
 // writeQueries lists the statements prepared at open.
 var writeQueries = []string{
@@ -109,6 +146,7 @@ var writeQueries = []string{
 	qDeleteDisclosure,
 	qEndorsementByIndex,
 	qLetterState,
+	qSetOrganiserKeys,
 }
 
 func init() {
@@ -590,15 +628,26 @@ func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, err
 		}
 	}
 	var r ledger.LetterRow
-	err := a.queryRow(ctx, qLetterState, id).Scan(&r.Seq, &r.Index, &r.ClosedSeq, &r.DeliveredSeq)
+	k := keysScanner{row: &r}
+	err := a.queryRow(ctx, qLetterState, id).Scan(append([]any{&r.Seq, &r.Index, &r.ClosedSeq, &r.DeliveredSeq}, k.dest()...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
+	}
+	if err == nil {
+		err = k.decode()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("letter %q: %w", id, err)
 	}
 	a.letters[id] = r
 	return &r, nil
+}
+
+func (a *admitTx) SetOrganiserKeys(ctx context.Context, letterID string, keys, revoked [][]byte, seq int64) error {
+	if _, err := a.exec(ctx, qSetOrganiserKeys, letterID, seq, ledger.EncodeKeys(keys), ledger.EncodeKeys(revoked)); err != nil {
+		return fmt.Errorf("organiser keys: %w", err)
+	}
+	return nil
 }
 
 func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status pb.Status, seq int64) error {
@@ -724,21 +773,33 @@ func (s *Store) Unassigned(ctx context.Context, from uint64) ([]ledger.Entry, er
 
 // Letters returns every letter.
 func (s *Store) Letters(ctx context.Context) ([]ledger.LetterRow, error) {
-	rows, err := s.query(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
-		FROM letters l JOIN entries x ON x.seq = l.seq ORDER BY l.seq`)
+	rows, err := s.query(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+` ORDER BY l.seq`)
 	if err != nil {
 		return nil, fmt.Errorf("letters: %w", err)
 	}
 	defer rows.Close()
 	var out []ledger.LetterRow
 	for rows.Next() {
-		var l ledger.LetterRow
-		if err := rows.Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq); err != nil {
+		l, err := scanLetter(rows)
+		if err != nil {
 			return nil, fmt.Errorf("letters: %w", err)
 		}
-		out = append(out, l)
+		out = append(out, *l)
 	}
 	return out, rows.Err()
+}
+
+// letterColumns are the columns of a letter row, with its keys: read them
+// with scanLetter.
+const letterColumns = `l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq, ` + keyColumns
+
+func scanLetter(row interface{ Scan(...any) error }) (*ledger.LetterRow, error) {
+	var l ledger.LetterRow
+	k := keysScanner{row: &l}
+	if err := row.Scan(append([]any{&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq}, k.dest()...)...); err != nil {
+		return nil, err
+	}
+	return &l, k.decode()
 }
 
 // EntryByIndex returns the entry at index.

@@ -78,15 +78,13 @@ func (s *Store) Unindexed(ctx context.Context) ([]ledger.Entry, error) {
 
 // LetterByID returns a letter.
 func (s *Store) LetterByID(ctx context.Context, id string) (*ledger.LetterRow, error) {
-	var l ledger.LetterRow
-	err := s.queryRow(ctx, `SELECT l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq
-		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ?`, id).
-		Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq)
+	l, err := scanLetter(s.queryRow(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+`
+		WHERE l.letter_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("letter %q: %w", id, err)
 	}
-	return &l, nil
+	return l, nil
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"dedup keys through withdrawal, redaction and correction", testDedupKeys},
 		{"marks", testMarks},
 		{"letters and their status", testLetters},
+		{"organiser keys", testOrganiserKeys},
 		{"watermark, assign and unassign", testWatermark},
 		{"roster and counts at a tree size", testRoster},
 		{"find", testFind},

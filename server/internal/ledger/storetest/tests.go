@@ -147,6 +147,94 @@ func testMarks(t *testing.T, f *fixture) {
 	}
 }
 
+// testOrganiserKeys: a letter's organiser keys, as organiser changes set
+// them, in admission and after it, in every way a store gives a letter.
+func testOrganiserKeys(t *testing.T, f *fixture) {
+	k1, k2, k3 := slices.Repeat([]byte{1}, 32), slices.Repeat([]byte{2}, 32), slices.Repeat([]byte{3}, 32)
+	a := f.letter("alpha")
+	other := f.letter("other")
+	change := func(letter string) int64 {
+		return f.insert(&ledger.NewEntry{Entry: f.entry(ledger.KindOrganiserChange, letter,
+			encode(t, &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: &pb.OrganiserChange{LetterId: letter, Key: k2}}}))})
+	}
+	want := func(l *ledger.LetterRow, seq int64, keys, revoked [][]byte) error {
+		if l == nil || l.KeysSeq != seq || !slices.EqualFunc(l.OrganiserKeys, keys, slices.Equal) || !slices.EqualFunc(l.RevokedKeys, revoked, slices.Equal) {
+			return fmt.Errorf("letter row %+v, want keys changed at %d to %x, revoked %x", l, seq, keys, revoked)
+		}
+		return nil
+	}
+	first := change("alpha")
+	f.admit(func(tx ledger.AdmitTx) error {
+		if l, err := tx.Letter(f.ctx, "alpha"); err != nil || want(l, 0, nil, nil) != nil {
+			return fmt.Errorf("before any change: %+v, %v", l, err)
+		}
+		if err := tx.SetOrganiserKeys(f.ctx, "alpha", [][]byte{k1, k2}, nil, first); err != nil {
+			return err
+		}
+		l, err := tx.Letter(f.ctx, "alpha")
+		if err != nil {
+			return err
+		}
+		return want(l, first, [][]byte{k1, k2}, nil)
+	})
+	second := change("alpha")
+	// A letter admitted and changed in the same admission.
+	var b, third int64
+	f.admit(func(tx ledger.AdmitTx) error {
+		if err := tx.SetOrganiserKeys(f.ctx, "alpha", [][]byte{k2, k3}, [][]byte{k1}, second); err != nil {
+			return err
+		}
+		var err error
+		rec := encode(t, &pb.Record{Kind: &pb.Record_Letter{Letter: &pb.Letter{Id: "beta"}}})
+		if b, err = tx.Insert(f.ctx, &ledger.NewEntry{Entry: f.entry(ledger.KindLetter, "beta", rec)}); err != nil {
+			return err
+		}
+		rec = encode(t, &pb.Record{Kind: &pb.Record_OrganiserChange{OrganiserChange: &pb.OrganiserChange{LetterId: "beta", Key: k3}}})
+		if third, err = tx.Insert(f.ctx, &ledger.NewEntry{Entry: f.entry(ledger.KindOrganiserChange, "beta", rec)}); err != nil {
+			return err
+		}
+		return tx.SetOrganiserKeys(f.ctx, "beta", [][]byte{k3}, [][]byte{k2}, third)
+	})
+	f.admit(func(tx ledger.AdmitTx) error {
+		for _, c := range []struct {
+			id            string
+			seq           int64
+			keys, revoked [][]byte
+		}{{"alpha", second, [][]byte{k2, k3}, [][]byte{k1}}, {"beta", third, [][]byte{k3}, [][]byte{k2}}, {"other", 0, nil, nil}} {
+			l, err := tx.Letter(f.ctx, c.id)
+			if err != nil {
+				return err
+			}
+			if err := want(l, c.seq, c.keys, c.revoked); err != nil {
+				return fmt.Errorf("%s in a later admission: %w", c.id, err)
+			}
+		}
+		return nil
+	})
+	all, err := f.s.Letters(f.ctx)
+	if err != nil || len(all) != 3 || all[0].Seq != a || all[1].Seq != other || all[2].Seq != b {
+		t.Fatalf("Letters = %+v, %v", all, err)
+	}
+	if err := want(&all[0], second, [][]byte{k2, k3}, [][]byte{k1}); err != nil {
+		t.Errorf("Letters: alpha: %v", err)
+	}
+	if err := want(&all[1], 0, nil, nil); err != nil {
+		t.Errorf("Letters: other: %v", err)
+	}
+	if err := want(&all[2], third, [][]byte{k3}, [][]byte{k2}); err != nil {
+		t.Errorf("Letters: beta: %v", err)
+	}
+	if us, ok := f.s.(ledger.UnorderedStore); ok {
+		l, err := us.LetterByID(f.ctx, "alpha")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := want(l, second, [][]byte{k2, k3}, [][]byte{k1}); err != nil {
+			t.Errorf("LetterByID: %v", err)
+		}
+	}
+}
+
 // testLetters: a letter and its status, in admission and after it.
 func testLetters(t *testing.T, f *fixture) {
 	a := f.letter("alpha")

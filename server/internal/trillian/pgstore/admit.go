@@ -60,10 +60,11 @@ type endorsementRow struct {
 	isNew, changed, dropDisclosure bool
 }
 
-// letterRow is a letter as admission sees it.
+// letterRow is a letter as admission sees it: changed is set when its
+// status changed, keysChanged when its organiser keys did.
 type letterRow struct {
 	ledger.LetterRow
-	isNew, changed bool
+	isNew, changed, keysChanged bool
 }
 
 type newEntry struct {
@@ -169,12 +170,12 @@ func (a *admitTx) Prefetch(ctx context.Context, p ledger.Prefetch) error {
 			a.letters[id] = nil
 		}
 	}
-	b.Queue(`SELECT l.letter_id, l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq
-		FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT l.letter_id, l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq, `+keyColumns+`
+		FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+` WHERE l.letter_id = ANY($1)`, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
 			l := new(letterRow)
-			if err := rows.Scan(&id, &l.Seq, &l.Index, &l.ClosedSeq, &l.DeliveredSeq); err != nil {
+			if err := scanKeys(rows, &l.LetterRow, &id, &l.Seq, &l.Index, &l.ClosedSeq, &l.DeliveredSeq); err != nil {
 				return err
 			}
 			a.letters[id] = l
@@ -268,8 +269,9 @@ func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, err
 	l, ok := a.letters[id]
 	if !ok {
 		l = new(letterRow)
-		err := a.tx.QueryRow(ctx, `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq
-			FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = $1`, id).Scan(&l.Seq, &l.Index, &l.ClosedSeq, &l.DeliveredSeq)
+		err := scanKeys(a.tx.QueryRow(ctx, `SELECT l.seq, COALESCE(x.idx, -1), l.closed_seq, l.delivered_seq, `+keyColumns+`
+			FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+` WHERE l.letter_id = $1`, id),
+			&l.LetterRow, &l.Seq, &l.Index, &l.ClosedSeq, &l.DeliveredSeq)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			l = nil
@@ -375,6 +377,41 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 	return nil
 }
 
+// SetOrganiserKeys records a letter's organiser keys after the change at
+// seq.
+func (a *admitTx) SetOrganiserKeys(ctx context.Context, letterID string, keys, revoked [][]byte, seq int64) error {
+	if _, err := a.Letter(ctx, letterID); err != nil {
+		return err
+	}
+	l := a.letters[letterID]
+	if l == nil {
+		return fmt.Errorf("organiser keys: no letter %q", letterID)
+	}
+	l.KeysSeq, l.OrganiserKeys, l.RevokedKeys = seq, keys, revoked
+	l.keysChanged = true
+	return nil
+}
+
+// queueKeys queues the organiser keys of the letters whose keys changed.
+func (a *admitTx) queueKeys(b *pgx.Batch) {
+	var ids []string
+	var seqs []int64
+	var keys, revoked [][]byte
+	for id, l := range a.letters {
+		if l == nil || !l.keysChanged {
+			continue
+		}
+		ids, seqs = append(ids, id), append(seqs, l.KeysSeq)
+		keys, revoked = append(keys, ledger.EncodeKeys(l.OrganiserKeys)), append(revoked, ledger.EncodeKeys(l.RevokedKeys))
+	}
+	if len(ids) > 0 {
+		b.Queue(`INSERT INTO letter_keys (letter_id, seq, organiser_keys, revoked_keys)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[])
+			ON CONFLICT (letter_id) DO UPDATE SET seq = EXCLUDED.seq, organiser_keys = EXCLUDED.organiser_keys,
+			revoked_keys = EXCLUDED.revoked_keys`, ids, seqs, keys, revoked)
+	}
+}
+
 // flush sends the transaction's writes as one pipeline.
 func (a *admitTx) flush(ctx context.Context) error {
 	b := &pgx.Batch{}
@@ -387,6 +424,7 @@ func (a *admitTx) flush(ctx context.Context) error {
 	}
 	a.queueMarks(b)
 	a.queueStatuses(b)
+	a.queueKeys(b)
 	a.queueDedup(b)
 	if b.Len() == 0 {
 		return nil

@@ -89,6 +89,15 @@ var schema = []string{
 		closed_seq bigint NOT NULL DEFAULT 0,
 		delivered_seq bigint NOT NULL DEFAULT 0
 	)`,
+	// The organiser keys of the letters that had organiser changes, after
+	// the last one (seq): each column holds 32-byte keys one after the
+	// other.
+	`CREATE TABLE IF NOT EXISTS letter_keys (
+		letter_id text PRIMARY KEY,
+		seq bigint NOT NULL,
+		organiser_keys bytea NOT NULL,
+		revoked_keys bytea NOT NULL
+	)`,
 	`CREATE TABLE IF NOT EXISTS tokens (
 		id text PRIMARY KEY,
 		hash bytea NOT NULL UNIQUE,
@@ -331,38 +340,67 @@ func (s *Store) Unindexed(ctx context.Context) ([]ledger.Entry, error) {
 	return out, rows.Err()
 }
 
-const letterColumns = `l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq`
+// letterColumns are the columns of a letter row, with its keys (see
+// keyColumns): read them with scanLetter.
+const letterColumns = `l.seq, COALESCE(x.idx, -1), x.record, l.closed_seq, l.delivered_seq, ` + keyColumns
+
+// keyColumns and keysJoin read a letter's organiser keys with its row.
+const (
+	keyColumns = `COALESCE(k.seq, 0), COALESCE(k.organiser_keys, ''::bytea), COALESCE(k.revoked_keys, ''::bytea)`
+	keysJoin   = `LEFT JOIN letter_keys k ON k.letter_id = l.letter_id`
+)
+
+// scanKeys scans keyColumns, after the columns in dest, into l.
+func scanKeys(row pgx.Row, l *ledger.LetterRow, dest ...any) error {
+	var keys, revoked []byte
+	if err := row.Scan(append(dest, &l.KeysSeq, &keys, &revoked)...); err != nil {
+		return err
+	}
+	if l.KeysSeq == 0 {
+		return nil
+	}
+	var err error
+	if l.OrganiserKeys, err = ledger.DecodeKeys(keys); err != nil {
+		return err
+	}
+	l.RevokedKeys, err = ledger.DecodeKeys(revoked)
+	return err
+}
+
+func scanLetter(row pgx.Row) (*ledger.LetterRow, error) {
+	var l ledger.LetterRow
+	return &l, scanKeys(row, &l, &l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq)
+}
 
 // Letters returns every letter.
 func (s *Store) Letters(ctx context.Context) ([]ledger.LetterRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq ORDER BY l.seq`)
+	rows, err := s.pool.Query(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+` ORDER BY l.seq`)
 	if err != nil {
 		return nil, fmt.Errorf("letters: %w", err)
 	}
 	defer rows.Close()
 	var out []ledger.LetterRow
 	for rows.Next() {
-		var l ledger.LetterRow
-		if err := rows.Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq); err != nil {
+		l, err := scanLetter(rows)
+		if err != nil {
 			return nil, fmt.Errorf("letters: %w", err)
 		}
-		out = append(out, l)
+		out = append(out, *l)
 	}
 	return out, rows.Err()
 }
 
 // LetterByID returns a letter, or nil.
 func (s *Store) LetterByID(ctx context.Context, id string) (*ledger.LetterRow, error) {
-	var l ledger.LetterRow
-	err := s.pool.QueryRow(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq WHERE l.letter_id = $1`, id).
-		Scan(&l.Seq, &l.Index, &l.Record, &l.ClosedSeq, &l.DeliveredSeq)
+	l, err := scanLetter(s.pool.QueryRow(ctx, `SELECT `+letterColumns+` FROM letters l JOIN entries x ON x.seq = l.seq `+keysJoin+`
+		WHERE l.letter_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("letter %q: %w", id, err)
 	}
-	return &l, nil
+	return l, nil
 }
 
 // EntryByIndex returns the entry at index, or nil.
