@@ -644,6 +644,7 @@ func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, err
 }
 
 func (a *admitTx) SetOrganiserKeys(ctx context.Context, letterID string, keys, revoked [][]byte, seq int64) error {
+	delete(a.letters, letterID)
 	if _, err := a.exec(ctx, qSetOrganiserKeys, letterID, seq, ledger.EncodeKeys(keys), ledger.EncodeKeys(revoked)); err != nil {
 		return fmt.Errorf("organiser keys: %w", err)
 	}

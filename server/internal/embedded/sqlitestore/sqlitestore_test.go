@@ -344,3 +344,43 @@ func TestIndexesOfUnorderedLogs(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestLetterStateWithinATransaction: admission reads a letter's state once
+// per transaction; a change the transaction makes to it (a status, an
+// organiser change) is seen by the next read in the same transaction.
+func TestLetterStateWithinATransaction(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Admit(ctx, func(tx ledger.AdmitTx) error {
+		seq, err := tx.Insert(ctx, &ledger.NewEntry{Entry: ledger.Entry{Kind: ledger.KindLetter, LetterID: "l", Record: []byte("letter"), LeafHash: key("letter")}})
+		if err != nil {
+			return err
+		}
+		before, err := tx.Letter(ctx, "l")
+		if err != nil || before == nil || before.Seq != seq || before.KeysSeq != 0 || before.ClosedSeq != 0 {
+			t.Fatalf("the letter just admitted: %+v, %v", before, err)
+		}
+		if err := tx.SetOrganiserKeys(ctx, "l", [][]byte{key("k1")}, [][]byte{key("k0")}, seq+1); err != nil {
+			return err
+		}
+		after, err := tx.Letter(ctx, "l")
+		if err != nil || after.KeysSeq != seq+1 || len(after.OrganiserKeys) != 1 || len(after.RevokedKeys) != 1 {
+			t.Errorf("after an organiser change in the same transaction: %+v, %v", after, err)
+		}
+		if err := tx.SetLetterStatus(ctx, "l", pb.Status_STATUS_CLOSED, seq+2); err != nil {
+			return err
+		}
+		closed, err := tx.Letter(ctx, "l")
+		if err != nil || closed.ClosedSeq != seq+2 || closed.KeysSeq != seq+1 {
+			t.Errorf("after closing in the same transaction: %+v, %v", closed, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
