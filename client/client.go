@@ -107,7 +107,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	c.origin, c.verifier, c.key = info.GetOrigin(), v, key
+	c.origin, c.verifier, c.key = info.GetOrigin(), newCachingVerifier(v), key
 	if cfg.SizeDir != "" {
 		if err := c.loadKnownSize(cfg.SizeDir); err != nil {
 			conn.Close()
@@ -458,9 +458,14 @@ func (c *Client) EndorseStream(ctx context.Context) (*EndorseStream, error) {
 	return &EndorseStream{c: c, stream: s, sent: make(chan *Endorsement, StreamWindow)}, nil
 }
 
-// Send sends one endorsement; it blocks while StreamWindow are in flight.
+// Send sends one endorsement; it blocks while StreamWindow are in flight,
+// and fails once the stream's context is done.
 func (s *EndorseStream) Send(e *Endorsement, idempotencyKey string) error {
-	s.sent <- e
+	select {
+	case s.sent <- e:
+	case <-s.stream.Context().Done():
+		return s.stream.Context().Err()
+	}
 	return s.stream.Send(&pb.EndorseStreamRequest{Endorsement: e.Endorsement, Disclosure: e.Disclosure,
 		IdempotencyKey: idempotencyKey, ReaddAfterRedaction: e.ReaddAfterRedaction})
 }

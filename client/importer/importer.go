@@ -38,7 +38,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -52,7 +51,6 @@ import (
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
-	"github.com/undersigned/undersigned/internal/atomicfile"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
@@ -85,10 +83,20 @@ type Config struct {
 	// NamedReceipts adds the signer's name to the file names of public
 	// signers' receipts (see [ReceiptName]).
 	NamedReceipts bool
-	// Progress, when set, is called after each row's outcome with the
-	// number of rows done and the number to send.
+	// Progress, when set, is called as the answers come in, with the
+	// number of rows settled (a receipt written or a rejection) and the
+	// number of rows sent in this run; rows settled by receipts of an
+	// earlier run are in neither. It is called from one goroutine.
 	Progress func(done, total int)
+	// Streams is how many streams carry the endorsements at once; 0 means
+	// [DefaultStreams].
+	Streams int
 }
+
+// DefaultStreams is how many streams an import opens by default: with
+// the server's window per stream (2,048 endorsements), enough in flight to
+// keep a server of two cores busy.
+const DefaultStreams = 2
 
 // Outcome is what became of one row.
 type Outcome struct {
@@ -124,12 +132,23 @@ type person struct {
 	endorsement *client.Endorsement
 }
 
+// answer is what became of a person sent: a result or a rejection.
+type answer struct {
+	p        *person
+	result   *client.Result
+	rejected *pb.Rejection
+}
+
 // Run imports rows: it merges the rows of each person, rejects conflicting
-// ones, journals the secrets, sends the rest in random order on one
-// stream, and writes each receipt as it arrives. It returns one outcome
-// per row, in the rows' order. An error means the import stopped (a
-// connection lost, a file not written, a record returned that differs from
-// the one sent); the outcomes then say what was done.
+// ones, and sends the rest in random order on [Config.Streams] streams.
+// The endorsements are signed on every core, a chunk at a time, and each
+// chunk's secrets are journaled and synced before any of it is sent; the
+// receipts are written in batches as the answers arrive (see
+// [atomicfile.Batch]), so that writing never stalls the streams. It returns
+// one outcome per row, in the rows' order. An error means the import
+// stopped (a connection lost, a file not written, a record returned that
+// differs from the one sent); the outcomes then say what was done: a row
+// has a Receipt only once its file is durable.
 func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
 	out := make([]Outcome, len(rows))
 	for i, r := range rows {
@@ -145,25 +164,24 @@ func Run(ctx context.Context, cfg Config, rows []Row) ([]Outcome, error) {
 		return out, err
 	}
 	defer j.close()
-	var todo []*person
+	// The log's order must not reveal the order of the list.
+	shuffle(persons)
+	im := &run{cfg: cfg, rows: rows, out: out, journal: j}
+	var again, todo []*person
 	for _, p := range persons {
-		salt, secret := j.secrets(p.key)
-		p.endorsement = client.NewEndorsementWithSecrets(cfg.Client.Origin(), cfg.Letter, signer(cfg, rows[p.rows[0]]), salt, secret)
-		p.earlier = earlier[rows[p.rows[0]].Number]
-		if b, index, ok := hasReceipt(cfg.Client, p.earlier, p.endorsement); ok {
-			if err := settle(cfg, rows, out, p, b, index, false, true); err != nil {
-				return out, err
-			}
-			continue
+		if p.earlier = earlier[rows[p.rows[0]].Number]; p.earlier != "" {
+			again = append(again, p)
+		} else {
+			todo = append(todo, p)
 		}
-		todo = append(todo, p)
 	}
-	// The secrets are durable before anything is sent.
-	if err := j.sync(); err != nil {
+	// Rows with receipts from an earlier run are settled first, so that
+	// the progress counts only what is sent.
+	unsettled, err := im.settleEarlier(again)
+	if err != nil {
 		return out, err
 	}
-	shuffle(todo)
-	return out, send(ctx, cfg, rows, todo, out)
+	return out, im.send(ctx, append(unsettled, todo...))
 }
 
 // Check does what [Run] does before it sends, and sends nothing: it merges
@@ -257,61 +275,6 @@ func numbers(rows []Row, is []int, except int) string {
 	return strings.Join(s, ", ")
 }
 
-// send streams the persons' endorsements and writes their receipts.
-func send(ctx context.Context, cfg Config, rows []Row, todo []*person, out []Outcome) error {
-	if len(todo) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := cfg.Client.EndorseStream(ctx)
-	if err != nil {
-		return err
-	}
-	sendErr := make(chan error, 1)
-	go func() {
-		for _, p := range todo {
-			if err := stream.Send(p.endorsement, rows[p.rows[0]].ID); err != nil {
-				sendErr <- err
-				return
-			}
-		}
-		sendErr <- stream.CloseSend()
-	}()
-	for n, p := range todo {
-		res, rej, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("the server ended the stream early")
-			}
-			for _, p := range todo[n:] {
-				for _, i := range p.rows {
-					out[i].Unknown = "no answer came: the import stopped before the server answered"
-				}
-			}
-			return err
-		}
-		if rej != nil {
-			for _, i := range p.rows {
-				if IsRefusal(codes.Code(rej.GetCode())) {
-					out[i].Rejected, out[i].MergedInto = rej.GetMessage(), 0
-				} else {
-					out[i].Unknown = unknownOutcome(rej.GetMessage())
-				}
-			}
-		} else if err := settle(cfg, rows, out, p, res.Receipt, res.Verified.Index, res.Duplicate, false); err != nil {
-			return err
-		}
-		if cfg.Progress != nil {
-			cfg.Progress(n+1, len(todo))
-		}
-	}
-	if err := <-sendErr; err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
-}
-
 // IsRefusal reports whether a write answered with code was refused by the
 // server, a rule broken or a right missing, so that nothing was written
 // for it. Any other code (Unavailable, Internal, DeadlineExceeded,
@@ -332,22 +295,6 @@ func IsRefusal(code codes.Code) bool {
 // id).
 func unknownOutcome(msg string) string {
 	return "not known whether it was written (the server failed: " + msg + "): run the import again"
-}
-
-// settle writes a person's receipt for each of its rows, named by the log
-// index and the row (see [ReceiptName]); when the person's receipt is from
-// an earlier run, its first row keeps that file.
-func settle(cfg Config, rows []Row, out []Outcome, p *person, b []byte, index uint64, duplicate, skipped bool) error {
-	for n, i := range p.rows {
-		path := filepath.Join(cfg.Dir, ReceiptName(index, rows[i], cfg.NamedReceipts))
-		if skipped && n == 0 {
-			path = p.earlier
-		} else if err := atomicfile.Write(path, b, 0o600); err != nil {
-			return fmt.Errorf("receipt of row %d: %w", out[i].Row.Number, err)
-		}
-		out[i].Receipt, out[i].Index, out[i].Duplicate, out[i].Skipped = path, index, duplicate, skipped
-	}
-	return nil
 }
 
 // hasReceipt returns the receipt of an earlier run at path, when it

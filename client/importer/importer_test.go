@@ -1,9 +1,12 @@
 package importer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/importer"
+	"github.com/undersigned/undersigned/client/receipt"
 	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server/servertest"
@@ -249,5 +253,76 @@ func waitHealth(t *testing.T, base string, code int) {
 			t.Fatalf("/healthz did not answer %d within a minute", code)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestManyRowsOnSeveralStreams sends more persons than one chunk on
+// several streams: every row gets its receipt, every person its own index
+// and its secrets in the journal, and the progress counts the rows sent up
+// to their number.
+func TestManyRowsOnSeveralStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("signs and sends 2,340 endorsements")
+	}
+	cfg := setup(t)
+	cfg.Streams = 3
+	var rows []importer.Row
+	for i := range 2600 {
+		name := fmt.Sprintf("Signer %05d", i)
+		if i%10 == 9 {
+			name = rows[len(rows)-1].Fields.Name // the row before, again
+		}
+		rows = append(rows, row(i+1, name, public, ""))
+	}
+	var calls, last, total int
+	cfg.Progress = func(done, all int) {
+		if done < last || (total != 0 && all != total) {
+			t.Errorf("progress %d of %d after %d of %d", done, all, last, total)
+		}
+		calls, last, total = calls+1, done, all
+	}
+	out, err := importer.Run(context.Background(), cfg, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || last != len(rows) || total != len(rows) {
+		t.Errorf("progress ended at %d of %d after %d calls, want %d of %d", last, total, calls, len(rows), len(rows))
+	}
+	journal, err := os.ReadFile(filepath.Join(cfg.Dir, importer.JournalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexes := map[uint64]int{}
+	for i, o := range out {
+		if o.Receipt == "" || o.Rejected != "" {
+			t.Fatalf("row %d: %+v, want a receipt", o.Row.Number, o)
+		}
+		if o.MergedInto != 0 {
+			if o.Index != out[i-1].Index {
+				t.Errorf("row %d merged into %d, but at index %d, not %d", o.Row.Number, o.MergedInto, o.Index, out[i-1].Index)
+			}
+			continue
+		}
+		if n, dup := indexes[o.Index]; dup {
+			t.Fatalf("rows %d and %d at one index %d", n, o.Row.Number, o.Index)
+		}
+		indexes[o.Index] = o.Row.Number
+		if o.Row.Number%300 != 1 {
+			continue
+		}
+		b, _ := os.ReadFile(o.Receipt)
+		r, err := receipt.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(journal, []byte(hex.EncodeToString(r.Extra.GetWithdrawalSecret()))) {
+			t.Errorf("row %d: its withdrawal secret is not in the journal", o.Row.Number)
+		}
+	}
+	if want := uint64(len(indexes) + 1); logSize(t, cfg.Client) != want {
+		t.Errorf("the log holds %d records, want %d", logSize(t, cfg.Client), want)
+	}
+	if lines := bytes.Count(journal, []byte("\n")); lines != len(indexes) {
+		t.Errorf("the journal holds %d lines, want one per person (%d)", lines, len(indexes))
 	}
 }

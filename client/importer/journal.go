@@ -57,7 +57,7 @@ func openJournal(path, letterID string) (*journal, error) {
 
 // secrets returns the salt and withdrawal secret of the person with this
 // key: those of an earlier run, or new random ones, journaled at the next
-// sync.
+// sync. It is asked once per person: new secrets are not kept in memory.
 func (j *journal) secrets(key string) (salt, secret []byte) {
 	h := sha256.Sum256([]byte(j.letter + "\x00" + key))
 	id := hex.EncodeToString(h[:])
@@ -65,7 +65,6 @@ func (j *journal) secrets(key string) (salt, secret []byte) {
 		return s[0], s[1]
 	}
 	salt, secret = client.NewSecrets()
-	j.known[id] = [2][]byte{salt, secret}
 	j.pending = fmt.Appendf(j.pending, "%s\t%s\t%x\t%x\n", j.letter, id, salt, secret)
 	return salt, secret
 }

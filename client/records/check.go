@@ -64,21 +64,28 @@ func hasUnknown(m protoreflect.Message) bool {
 	if len(m.GetUnknown()) > 0 {
 		return true
 	}
-	found := false
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len() && !found; i++ {
-				found = hasUnknown(l.Get(i).Message())
-			}
-		case fd.IsMap():
-		case fd.Message() != nil:
-			found = hasUnknown(v.Message())
+	// Only message fields can hold more unknown fields: the others are
+	// skipped without reading their values.
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() == nil || fd.IsMap() || !m.Has(fd) {
+			continue
 		}
-		return !found
-	})
-	return found
+		if !fd.IsList() {
+			if hasUnknown(m.Get(fd).Message()) {
+				return true
+			}
+			continue
+		}
+		l := m.Get(fd).List()
+		for j := range l.Len() {
+			if hasUnknown(l.Get(j).Message()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func checkHash(field string, b []byte) error {

@@ -347,6 +347,10 @@ func (l *Log) trillianMemory(ctx context.Context, f *datadir.Folder, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	if err := st.ServeUnordered(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	var conn grpc.ClientConnInterface = l.trillian.Conn
 	if l.opts.TrillianConn != nil {
 		conn = l.opts.TrillianConn(conn)

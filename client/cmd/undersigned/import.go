@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -109,14 +111,10 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return usagef("import: %v", err)
 	}
-	bar := e.progressBar(len(rows))
-	if bar != nil {
-		cfg.Progress = func(done, total int) { bar.Set(done) }
-	}
+	progress := e.importProgress()
+	cfg.Progress = progress.set
 	outcomes, err := importer.Run(ctx, cfg, rowsOf(rows))
-	if bar != nil {
-		bar.Finish()
-	}
+	progress.finish()
 	nrejects, nunknown, werr := report(e, o.csvFile, o.dir, file.Header, rows, rejects, outcomes)
 	err = errors.Join(err, werr)
 	if err == nil && o.deliver.wanted() {
@@ -219,12 +217,64 @@ func rowNumbers(rs []rejected) string {
 	return strings.Join(s, ", ")
 }
 
+// importProgress is the progress bar of an import, on a terminal: the rows
+// sent in this run and settled (receipt written or rejected), the rate over
+// the last five seconds and the time left at that rate. It appears when
+// the first endorsement is sent; from the first answer on it is sampled
+// twice a second even when no answer comes, so that a stall shows as a
+// falling rate and a growing time left.
+type importProgress struct {
+	e       *env
+	bar     atomic.Pointer[progressbar.ProgressBar]
+	ticking bool
+	stop    chan struct{}
+}
+
+func (e *env) importProgress() *importProgress {
+	return &importProgress{e: e, stop: make(chan struct{})}
+}
+
+// set is the importer's Progress, called from one goroutine.
+func (p *importProgress) set(done, total int) {
+	bar := p.bar.Load()
+	if bar == nil {
+		if bar = p.e.progressBar(total); bar == nil {
+			return
+		}
+		p.bar.Store(bar)
+	}
+	bar.Set(done)
+	if done > 0 && !p.ticking {
+		p.ticking = true
+		go func() {
+			t := time.NewTicker(500 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					bar.Add(0)
+				case <-p.stop:
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (p *importProgress) finish() {
+	close(p.stop)
+	if bar := p.bar.Load(); bar != nil {
+		bar.Finish()
+	}
+}
+
 // progressBar returns a progress bar on a terminal, or nil.
 func (e *env) progressBar(n int) *progressbar.ProgressBar {
-	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+	if fd, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) && n > 0 {
 		return progressbar.NewOptions(n, progressbar.OptionSetWriter(e.stderr),
 			progressbar.OptionSetDescription("importing"), progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+			progressbar.OptionSetItsString("rows"), progressbar.OptionShowIts(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 	}
 	return nil
 }

@@ -21,10 +21,16 @@
 //   - verify: client-side receipt verification per second on one core.
 //   - memory: server RSS and cold restart time with --memory-entries
 //     entries, against an empty server.
+//   - import: --import-rows rows imported through client/importer (the
+//     package behind `undersigned import`: signing, the journal, the
+//     streams, the receipts checked and written) into a server in its own
+//     process, beside Endorse at C = 4,096 against a server started the
+//     same way; runs alternate. "ratio" is the import's rows per second over
+//     the endorsements per second.
 //
 // Usage:
 //
-//	undersigned-bench [--only writes|reads|letters|verify|memory] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
+//	undersigned-bench [--only writes|reads|letters|verify|memory|import] [--concurrency 1000] [--duration 20s] [--runs 3] [--json FILE]
 //
 // With --witness-policy FILE --witness-data DIR the writes part measures a
 // server whose checkpoints the policy's witnesses cosign against the same
@@ -70,6 +76,7 @@ type options struct {
 	readEntries        int
 	letterEntries      int
 	memoryEntries      int
+	importRows         int
 	engine             string
 	trillianDir        string
 	witnessPolicy      string
@@ -113,7 +120,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.only, "only", "", "measure only this part: writes, reads, letters, verify or memory (default all)")
+	flag.StringVar(&o.only, "only", "", "measure only this part: writes, reads, letters, verify, memory or import (default all)")
 	flag.IntVar(&o.concurrency, "concurrency", 1000, "concurrent writers (writes) or readers (reads)")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per run")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured time before each run")
@@ -126,6 +133,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "collect a CPU profile of the server during the first full-path run into this file")
 	flag.IntVar(&o.readEntries, "read-entries", 100_000, "entries in the log the reads part reads")
 	flag.IntVar(&o.letterEntries, "letter-entries", 100_000, "endorsements of the letter the letters part reads")
+	flag.IntVar(&o.importRows, "import-rows", 100_000, "rows the import part imports")
 	flag.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries in the log the memory part measures")
 	flag.StringVar(&o.engine, "engine", "embedded", "the engine to measure: embedded (against raw Tessera) or trillian (against raw Trillian)")
 	flag.StringVar(&o.trillianDir, "trillian-dir", "", "with --engine trillian: the folder deploy/trillian/up.sh was given")
@@ -170,6 +178,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{"letters", benchLetters},
 		{"verify", benchVerify},
 		{"memory", benchMemory},
+		{"import", benchImport},
 	}
 	for _, p := range parts {
 		if o.only != "" && o.only != p.name {

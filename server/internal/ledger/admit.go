@@ -332,7 +332,6 @@ func (l *Ledger) admitOne(tx AdmitTx, w *write, now int64) (admission, *batchEnt
 // entryOf builds the entry that admits a write: its record, the keys the
 // index keeps for it, and what it waits for in an unordered log.
 func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*NewEntry, *batchEntry, error) {
-	secret := l.cfg.DedupSecret
 	ne := &NewEntry{Entry: Entry{Kind: w.kind, LetterID: w.letterID, Principal: w.principal}}
 	out := &batchEntry{}
 	rec := w.input.Record
@@ -350,7 +349,7 @@ func (l *Ledger) entryOf(st *txState, w *write, ch *rules.Change, now int64) (*N
 		for _, k := range ch.Endorsement.PersonKeys {
 			ne.DedupKeys = append(ne.DedupKeys, st.personKey(keyPerson, w.letterID, k))
 		}
-		ne.PermanentKeys = [][]byte{dedupKey(secret, keyCommitment, ch.Endorsement.Commitment), dedupKey(secret, keyLock, ch.Endorsement.Lock)}
+		ne.PermanentKeys = [][]byte{l.dedup.key(keyCommitment, ch.Endorsement.Commitment), l.dedup.key(keyLock, ch.Endorsement.Lock)}
 	case KindRedaction:
 		for _, k := range ch.Tombstones {
 			ne.PermanentKeys = append(ne.PermanentKeys, st.personKey(keyTombstone, w.letterID, k))

@@ -152,6 +152,9 @@ type Ledger struct {
 	queue   chan *write
 	batches chan *batch
 
+	// dedup makes the keys of the dedup index.
+	dedup *dedupKeys
+
 	// letters caches admitted letters, which never change; their state
 	// (closed, delivered) is read from the store.
 	mu      sync.RWMutex
@@ -223,6 +226,7 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		origin:    cfg.Origin,
+		dedup:     newDedupKeys(cfg.DedupSecret),
 		queue:     make(chan *write, cfg.MaxQueue),
 		batches:   make(chan *batch, 1),
 		letters:   map[string]*letterState{},

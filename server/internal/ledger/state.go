@@ -41,7 +41,7 @@ func (s *txState) personKey(kind, letterID string, k rules.PersonKey) []byte {
 	if k.Kind == rules.PersonIdempotency {
 		value = append([]byte(s.principal+"\x00"), value...)
 	}
-	return dedupKey(s.l.cfg.DedupSecret, kind, []byte(letterID), []byte{byte(k.Kind)}, value)
+	return s.l.dedup.key(kind, []byte(letterID), []byte{byte(k.Kind)}, value)
 }
 
 func (s *txState) lookup(key []byte) (*rules.Ref, error) {
@@ -113,7 +113,7 @@ func (s *txState) Endorsement(index uint64) (*rules.Endorsement, error) {
 // Commitment returns the endorsement accepted with a commitment, with its
 // index when it has one (a replay of a withdrawn one is refused by it).
 func (s *txState) Commitment(c []byte) (*rules.Ref, error) {
-	ref, err := s.lookup(dedupKey(s.l.cfg.DedupSecret, keyCommitment, c))
+	ref, err := s.lookup(s.l.dedup.key(keyCommitment, c))
 	if err != nil || ref == nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *txState) Commitment(c []byte) (*rules.Ref, error) {
 }
 
 func (s *txState) Lock(l []byte) (*rules.Ref, error) {
-	return s.lookup(dedupKey(s.l.cfg.DedupSecret, keyLock, l))
+	return s.lookup(s.l.dedup.key(keyLock, l))
 }
 
 func (s *txState) Person(letterID string, k rules.PersonKey) (*rules.Endorsement, error) {
@@ -181,8 +181,7 @@ func (s *txState) keysOf(w *write) [][]byte {
 	if e == nil {
 		return nil
 	}
-	secret := s.l.cfg.DedupSecret
-	keys := [][]byte{dedupKey(secret, keyCommitment, e.GetCommitment()), dedupKey(secret, keyLock, e.GetWithdrawalLock())}
+	keys := [][]byte{s.l.dedup.key(keyCommitment, e.GetCommitment()), s.l.dedup.key(keyLock, e.GetWithdrawalLock())}
 	for _, k := range rules.PersonKeysOf(e, w.input.Disclosure, w.input.IdempotencyKey) {
 		keys = append(keys, s.personKey(keyPerson, w.letterID, k), s.personKey(keyTombstone, w.letterID, k))
 	}

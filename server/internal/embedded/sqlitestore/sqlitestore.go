@@ -58,10 +58,11 @@ var schema = []string{
 		secret_spent INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS endorsements_by_letter ON endorsements(letter_id, seq)`,
-	// For the Trillian engine, which matches log entries to intents by leaf
-	// hash, and waits for a letter's entries to have indexes.
-	`CREATE INDEX IF NOT EXISTS entries_by_leaf_hash ON entries(leaf_hash)`,
-	`CREATE INDEX IF NOT EXISTS entries_by_letter ON entries(letter_id, seq)`,
+	// The indexes of a log that orders entries itself are made by
+	// ServeUnordered; a store of the embedded engine goes without them
+	// (one of them is on random leaf hashes: a page written per entry).
+	`DROP INDEX IF EXISTS entries_by_leaf_hash`,
+	`DROP INDEX IF EXISTS entries_by_letter`,
 	`CREATE TABLE IF NOT EXISTS disclosures (
 		seq INTEGER PRIMARY KEY,
 		salt BLOB NOT NULL,
@@ -347,7 +348,7 @@ func (s *Store) Admit(ctx context.Context, fn func(ledger.AdmitTx) error) error 
 		return fmt.Errorf("admit: %w", err)
 	}
 	defer tx.Rollback()
-	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, freed: map[string]int64{}, entries: map[int64]*ledger.Entry{}}
+	a := &admitTx{tx: tx, s: s, dedup: map[string]int64{}, freed: map[string]int64{}, entries: map[int64]*ledger.Entry{}, letters: map[string]ledger.LetterRow{}}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&a.nextSeq); err != nil {
 		return fmt.Errorf("admit: %w", err)
 	}
@@ -379,6 +380,10 @@ type admitTx struct {
 	dedup   map[string]int64
 	freed   map[string]int64
 	entries map[int64]*ledger.Entry
+	// letters are the letters' states read in this transaction: nothing
+	// but the transaction changes them until it ends, and it forgets a
+	// letter it changes.
+	letters map[string]ledger.LetterRow
 	// rows are the buffered rows of each table, in insertion order.
 	rows [numTables][][]any
 }
@@ -555,6 +560,7 @@ func (a *admitTx) Insert(ctx context.Context, n *ledger.NewEntry) (int64, error)
 	}
 	switch n.Kind {
 	case ledger.KindLetter:
+		delete(a.letters, n.LetterID)
 		a.rows[tLetters] = append(a.rows[tLetters], []any{n.LetterID, seq})
 	case ledger.KindEndorsement:
 		a.rows[tEndorsements] = append(a.rows[tEndorsements],
@@ -614,6 +620,9 @@ func (a *admitTx) Mark(ctx context.Context, seq int64, what ledger.Target, bySeq
 
 // Letter returns a letter's state as this transaction sees it.
 func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, error) {
+	if r, ok := a.letters[id]; ok {
+		return &r, nil
+	}
 	// A letter admitted earlier in the batch may still be buffered.
 	if len(a.rows[tLetters]) > 0 {
 		if err := a.flush(ctx); err != nil {
@@ -632,10 +641,12 @@ func (a *admitTx) Letter(ctx context.Context, id string) (*ledger.LetterRow, err
 	if err != nil {
 		return nil, fmt.Errorf("letter %q: %w", id, err)
 	}
+	a.letters[id] = r
 	return &r, nil
 }
 
 func (a *admitTx) SetOrganiserKeys(ctx context.Context, letterID string, keys, revoked [][]byte, seq int64) error {
+	delete(a.letters, letterID)
 	if _, err := a.exec(ctx, qSetOrganiserKeys, letterID, seq, ledger.EncodeKeys(keys), ledger.EncodeKeys(revoked)); err != nil {
 		return fmt.Errorf("organiser keys: %w", err)
 	}
@@ -652,6 +663,7 @@ func (a *admitTx) SetLetterStatus(ctx context.Context, letterID string, status p
 	default:
 		return fmt.Errorf("letter status %v", status)
 	}
+	delete(a.letters, letterID)
 	if _, err := a.exec(ctx, q, seq, letterID); err != nil {
 		return fmt.Errorf("letter status: %w", err)
 	}

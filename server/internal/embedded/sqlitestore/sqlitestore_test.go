@@ -298,6 +298,89 @@ func TestContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := s.ServeUnordered(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		return s
 	})
+}
+
+// TestIndexesOfUnorderedLogs: the embedded engine's store keeps no index
+// on leaf hashes (random keys, a page written per entry); a store that
+// serves an unordered log gets it, and loses it when opened for the
+// embedded engine again.
+func TestIndexesOfUnorderedLogs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	indexes := func(s *sqlitestore.Store) int {
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(ON)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('entries_by_leaf_hash', 'entries_by_letter')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, unordered := range []bool{false, true, false} {
+		s, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unordered {
+			if err := s.ServeUnordered(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := 0
+		if unordered {
+			want = 2
+		}
+		if n := indexes(s); n != want {
+			t.Errorf("unordered %v: %d indexes of unordered logs, want %d", unordered, n, want)
+		}
+		s.Close()
+	}
+}
+
+// TestLetterStateWithinATransaction: admission reads a letter's state once
+// per transaction; a change the transaction makes to it (a status, an
+// organiser change) is seen by the next read in the same transaction.
+func TestLetterStateWithinATransaction(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Admit(ctx, func(tx ledger.AdmitTx) error {
+		seq, err := tx.Insert(ctx, &ledger.NewEntry{Entry: ledger.Entry{Kind: ledger.KindLetter, LetterID: "l", Record: []byte("letter"), LeafHash: key("letter")}})
+		if err != nil {
+			return err
+		}
+		before, err := tx.Letter(ctx, "l")
+		if err != nil || before == nil || before.Seq != seq || before.KeysSeq != 0 || before.ClosedSeq != 0 {
+			t.Fatalf("the letter just admitted: %+v, %v", before, err)
+		}
+		if err := tx.SetOrganiserKeys(ctx, "l", [][]byte{key("k1")}, [][]byte{key("k0")}, seq+1); err != nil {
+			return err
+		}
+		after, err := tx.Letter(ctx, "l")
+		if err != nil || after.KeysSeq != seq+1 || len(after.OrganiserKeys) != 1 || len(after.RevokedKeys) != 1 {
+			t.Errorf("after an organiser change in the same transaction: %+v, %v", after, err)
+		}
+		if err := tx.SetLetterStatus(ctx, "l", pb.Status_STATUS_CLOSED, seq+2); err != nil {
+			return err
+		}
+		closed, err := tx.Letter(ctx, "l")
+		if err != nil || closed.ClosedSeq != seq+2 || closed.KeysSeq != seq+1 {
+			t.Errorf("after closing in the same transaction: %+v, %v", closed, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

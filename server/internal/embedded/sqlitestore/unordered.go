@@ -13,6 +13,23 @@ import (
 // memory storage in tests): it matches log entries to intents by leaf hash.
 var _ ledger.UnorderedStore = (*Store)(nil)
 
+// ServeUnordered makes the indexes that the ledger.UnorderedStore methods
+// need: entries by leaf hash, and by letter. A store that serves a log
+// that orders entries itself (Trillian in one process, in tests) calls it
+// after [Open]; the embedded engine does not, and Open drops them, so that
+// admitting an entry writes no page of a random-keyed index.
+func (s *Store) ServeUnordered(ctx context.Context) error {
+	for _, q := range []string{
+		`CREATE INDEX IF NOT EXISTS entries_by_leaf_hash ON entries(leaf_hash)`,
+		`CREATE INDEX IF NOT EXISTS entries_by_letter ON entries(letter_id, seq)`,
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("unordered indexes: %w", err)
+		}
+	}
+	return nil
+}
+
 // LeafEntries returns the entry of each leaf hash.
 func (s *Store) LeafEntries(ctx context.Context, leafHashes [][]byte) ([]ledger.LeafEntry, error) {
 	out := make([]ledger.LeafEntry, len(leafHashes))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
+	"github.com/undersigned/undersigned/server/internal/tileproofs"
 )
 
 // Config configures the log.
@@ -54,7 +55,7 @@ type Log struct {
 	appender *tessera.Appender
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
-	nodes    *nodes
+	nodes    *tileproofs.Nodes
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -127,7 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	l.appender, l.shutdown, l.reader, l.cancel = appender, shutdown, reader, cancel
-	l.nodes = newNodes(partialTiles(reader.ReadTile))
+	l.nodes = tileproofs.New(partialTiles(reader.ReadTile))
 	if err := l.refresh(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
 		cancel()
 		return nil, fmt.Errorf("open log: %w", err)
@@ -255,19 +256,19 @@ func (l *Log) IntegratedSize(ctx context.Context) (uint64, error) {
 // InclusionProof proves the entry at index in the tree of size, which is
 // at most the published one.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
-	return l.nodes.inclusion(ctx, index, size, l.publishedSize())
+	return l.nodes.Inclusion(ctx, index, size, l.publishedSize())
 }
 
 // LeafHash returns the leaf hash of the entry at index, from the level-0
 // tiles.
 func (l *Log) LeafHash(ctx context.Context, index, size uint64) ([]byte, error) {
-	return l.nodes.node(ctx, 0, index, max(size, l.publishedSize()))
+	return l.nodes.Node(ctx, 0, index, max(size, l.publishedSize()))
 }
 
 // ConsistencyProof proves that the tree of size to extends that of size
 // from.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return l.nodes.consistency(ctx, from, to, l.publishedSize())
+	return l.nodes.Consistency(ctx, from, to, l.publishedSize())
 }
 
 // publishedSize is the size of the latest published checkpoint, whose
@@ -281,7 +282,7 @@ func (l *Log) publishedSize() uint64 {
 // proveConsistency is the guard's prover. It reads the tiles afresh rather
 // than from the cache: the guard checks what is on disk.
 func (l *Log) proveConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return newNodes(partialTiles(l.reader.ReadTile)).consistency(ctx, from, to, to)
+	return tileproofs.New(partialTiles(l.reader.ReadTile)).Consistency(ctx, from, to, to)
 }
 
 // ReadLeaves returns the entries [start, end), which must be integrated.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/undersigned/undersigned/server/internal/guard"
+	"github.com/undersigned/undersigned/server/internal/tileproofs"
 )
 
 func openTestLog(t *testing.T) *Log {
@@ -246,7 +247,7 @@ func TestPartialsGone(t *testing.T) {
 	if got, err := l.ReadEntryBundle(ctx, 0, 100); err != nil || string(got) != string(bundle) {
 		t.Fatalf("the removed partial bundle: %v, %d bytes, want %d", err, len(got), len(bundle))
 	}
-	p, err := newNodes(partialTiles(l.reader.ReadTile)).inclusion(ctx, 42, 100, 100)
+	p, err := tileproofs.New(partialTiles(l.reader.ReadTile)).Inclusion(ctx, 42, 100, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/undersigned/undersigned/server/internal/tileproofs"
 )
 
 // OpenReadOnly opens the log in dir to read and check it, without an
@@ -17,7 +19,7 @@ func OpenReadOnly(dir string, verifier note.Verifier) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: Config{Dir: dir, Verifier: verifier}, origin: verifier.Name(), reader: files(dir), changed: make(chan struct{})}
-	l.nodes = newNodes(l.reader.ReadTile)
+	l.nodes = tileproofs.New(l.reader.ReadTile)
 	return l, nil
 }
 

@@ -1,4 +1,12 @@
-package tesseralog
+// Package tileproofs answers inclusion and consistency proofs from the
+// tiles of a tlog-tiles log, for the engines that keep such tiles: the
+// embedded engine's Tessera log, and the Trillian engine's tile builder.
+//
+// A tile holds one row of 256 hashes; the seven rows above it inside the
+// tile are computed once per tile and kept (a pyramid), so that the
+// receipts of one checkpoint, which share most of their nodes, cost a few
+// lookups each rather than rehashing the tile for every node.
+package tileproofs
 
 import (
 	"context"
@@ -12,12 +20,9 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 )
 
-// nodes answers proofs from the log's tiles. A tile holds one row of 256
-// hashes; the seven rows above it inside the tile are computed once per tile
-// and kept (a pyramid), so that the receipts of one checkpoint, which share
-// most of their nodes, cost a few lookups each rather than rehashing the
-// tile for every node.
-type nodes struct {
+// Nodes answers proofs from a log's tiles, keeping the pyramids of the
+// last tiles read. It is safe for concurrent use.
+type Nodes struct {
 	fetch tclient.TileFetcherFunc
 
 	mu      sync.Mutex
@@ -36,11 +41,13 @@ const (
 	maxPartialPyramids = 64
 )
 
-func newNodes(f tclient.TileFetcherFunc) *nodes {
-	return &nodes{fetch: f, full: map[[2]uint64]pyramid{}, partial: map[[3]uint64]pyramid{}}
+// New returns Nodes that read tiles with f: a full tile when p is 0, else
+// the first p hashes of a partial one.
+func New(f tclient.TileFetcherFunc) *Nodes {
+	return &Nodes{fetch: f, full: map[[2]uint64]pyramid{}, partial: map[[3]uint64]pyramid{}}
 }
 
-func (n *nodes) pyramid(ctx context.Context, level, index uint64, p uint8) (pyramid, error) {
+func (n *Nodes) pyramid(ctx context.Context, level, index uint64, p uint8) (pyramid, error) {
 	n.mu.Lock()
 	var pyr pyramid
 	var ok bool
@@ -102,8 +109,9 @@ func (n *nodes) pyramid(ctx context.Context, level, index uint64, p uint8) (pyra
 	return pyr, nil
 }
 
-// node returns the hash of a perfect subtree of the tree of size.
-func (n *nodes) node(ctx context.Context, level, index, size uint64) ([]byte, error) {
+// Node returns the hash of a perfect subtree of the tree of size: the
+// subtree of 2^level entries starting at entry index << level.
+func (n *Nodes) Node(ctx context.Context, level, index, size uint64) ([]byte, error) {
 	tl, ti, nl, ni := layout.NodeCoordsToTileAddress(level, index)
 	pyr, err := n.pyramid(ctx, tl, ti, layout.PartialTileSize(tl, ti, size))
 	if err != nil {
@@ -116,10 +124,10 @@ func (n *nodes) node(ctx context.Context, level, index, size uint64) ([]byte, er
 	return row[ni*32 : (ni+1)*32 : (ni+1)*32], nil
 }
 
-func (n *nodes) build(ctx context.Context, ns proof.Nodes, size uint64) ([][]byte, error) {
+func (n *Nodes) build(ctx context.Context, ns proof.Nodes, size uint64) ([][]byte, error) {
 	hashes := make([][]byte, len(ns.IDs))
 	for i, id := range ns.IDs {
-		h, err := n.node(ctx, uint64(id.Level), id.Index, size)
+		h, err := n.Node(ctx, uint64(id.Level), id.Index, size)
 		if err != nil {
 			return nil, err
 		}
@@ -128,11 +136,11 @@ func (n *nodes) build(ctx context.Context, ns proof.Nodes, size uint64) ([][]byt
 	return ns.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
 }
 
-// inclusion proves the entry at index in the tree of size, reading the
-// tiles of the tree of size tiles (at least size): the nodes of a proof are
-// perfect subtrees, the same in every larger tree, and only the tiles of
-// the trees Tessera integrated exist.
-func (n *nodes) inclusion(ctx context.Context, index, size, tiles uint64) ([][]byte, error) {
+// Inclusion proves the entry at index in the tree of size, reading the
+// tiles of the tree of size tiles (size when tiles is smaller): the nodes
+// of a proof are perfect subtrees, the same in every larger tree, and a
+// log may keep only the tiles of the trees it integrated.
+func (n *Nodes) Inclusion(ctx context.Context, index, size, tiles uint64) ([][]byte, error) {
 	ns, err := proof.Inclusion(index, size)
 	if err != nil {
 		return nil, err
@@ -140,9 +148,9 @@ func (n *nodes) inclusion(ctx context.Context, index, size, tiles uint64) ([][]b
 	return n.build(ctx, ns, max(size, tiles))
 }
 
-// consistency proves that the tree of size to extends that of size from,
-// reading the tiles of the tree of size tiles (see inclusion).
-func (n *nodes) consistency(ctx context.Context, from, to, tiles uint64) ([][]byte, error) {
+// Consistency proves that the tree of size to extends that of size from,
+// reading the tiles of the tree of size tiles (see [Nodes.Inclusion]).
+func (n *Nodes) Consistency(ctx context.Context, from, to, tiles uint64) ([][]byte, error) {
 	ns, err := proof.Consistency(from, to)
 	if err != nil {
 		return nil, err
