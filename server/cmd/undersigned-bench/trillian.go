@@ -245,6 +245,9 @@ type trillianMeasurement struct {
 	// PostgresUndersigned is the part of Postgres spent by the backends
 	// of undersigned's own database.
 	PostgresUndersigned time.Duration `json:"postgres_undersigned_db_cpu_per_op_ns"`
+	// Stages are the means of the server's stage histograms over the
+	// window (undersigned only).
+	Stages []stageMean `json:"stages,omitempty"`
 }
 
 // share is undersigned's CPU per write over that of Trillian and
@@ -270,12 +273,26 @@ func (m trillianMeasurement) strictShare() float64 {
 
 // driveMeasured runs op like drive, sampling the processes' CPU over the
 // measured window.
-func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, pid int, op func(ctx context.Context, seq int64) error) trillianMeasurement {
+// When metricsAddr is set, the server's stage histograms are read there
+// before and after the window.
+func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, pid int, metricsAddr string, op func(ctx context.Context, seq int64) error) trillianMeasurement {
 	var before, after cpuSample
-	r := runLoad(ctx, name, o, o.concurrency, func() { before = e.sample(pid) }, func() { after = e.sample(pid) }, op)
+	var stagesBefore, stagesAfter histogramSums
+	scrape := func(into *histogramSums) {
+		if metricsAddr == "" {
+			return
+		}
+		var err error
+		if *into, err = scrapeStages(ctx, metricsAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	r := runLoad(ctx, name, o, o.concurrency,
+		func() { before = e.sample(pid); scrape(&stagesBefore) },
+		func() { after = e.sample(pid); scrape(&stagesAfter) }, op)
 	n := r.ops
 	m := trillianMeasurement{Name: name, Ops: n, Seconds: r.elapsed.Seconds(), Rate: float64(n) / r.elapsed.Seconds(),
-		P50: r.quantile(0.5), P99: r.quantile(0.99), Errors: r.errs}
+		P50: r.quantile(0.5), P99: r.quantile(0.99), Errors: r.errs, Stages: stageMeans(stagesBefore, stagesAfter)}
 	if n > 0 {
 		per := func(a, b time.Duration) time.Duration { return (b - a) / time.Duration(n) }
 		m.Undersigned = per(before.undersigned, after.undersigned)
@@ -357,7 +374,7 @@ func benchRawTrillian(ctx context.Context, o options, e *trillianEnv, size int) 
 	defer cancel()
 	w := watchRoot(wctx, e.log, tree)
 	var queued atomic.Uint64
-	return driveMeasured(ctx, "raw Trillian: QueueLeaf, integration seen in the signed root", o, e, 0, func(ctx context.Context, _ int64) error {
+	return driveMeasured(ctx, "raw Trillian: QueueLeaf, integration seen in the signed root", o, e, 0, "", func(ctx context.Context, _ int64) error {
 		data := make([]byte, size)
 		rand.Read(data)
 		id := sha256.Sum256(data)
@@ -466,7 +483,7 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 		time.Sleep(10 * time.Millisecond)
 	}
 	api := cl.API()
-	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, func(ctx context.Context, _ int64) error {
+	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, httpAddr, func(ctx context.Context, _ int64) error {
 		en := <-pool
 		_, err := api.Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
 		return err
@@ -521,6 +538,7 @@ func runTrillian(ctx context.Context, o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "run %d: undersigned on Trillian %.0f/s, its CPU %.0f%% of Trillian's and PostgreSQL's (%.0f%% counting its database as its own)\n",
 			i+1, m.Rate, 100*m.share(), 100*m.strictShare())
+		fmt.Fprintf(os.Stderr, "run %d: the server's stages (means over the window):\n%s", i+1, formatStages(m.Stages))
 		full = append(full, m)
 	}
 	mr, mf := medianOf(raw), medianOf(full)

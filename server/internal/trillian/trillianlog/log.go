@@ -296,43 +296,74 @@ func (l *Log) step(ctx context.Context) error {
 	if err := l.stopped(); err != nil {
 		return err
 	}
+	began := time.Now()
 	root, err := l.latestRoot(ctx)
 	if err != nil {
 		return err
 	}
+	l.metrics.part(partRoot, began)
 	l.metrics.trillianSize.Set(float64(root.TreeSize))
 	b := l.builder
 	if root.TreeSize < b.size() {
 		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed: Trillian lost entries (its database restored from an older copy?); nothing is queued or signed until `undersigned-server recover` queues them again", root.TreeSize, b.size()))
 	}
-	for b.size() < root.TreeSize {
+	from := b.size()
+	if err := l.catchUp(ctx, b, root.TreeSize); err != nil {
+		return err
+	}
+	l.metrics.followedSize.Set(float64(b.size()))
+	if got := b.root(); !bytes.Equal(got, root.RootHash) {
+		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
+	}
+	if err := l.publish(ctx, b); err != nil {
+		return err
+	}
+	if b.size() > from {
+		l.metrics.stepLeaves.Observe(float64(b.size() - from))
+		l.metrics.part(partStep, began)
+	}
+	return nil
+}
+
+// catchUp reads the leaves from the builder's size to size, hands them to
+// the follower, builds their tiles and stores the full ones.
+func (l *Log) catchUp(ctx context.Context, b *builder, size uint64) error {
+	var read, follow, tiles time.Duration
+	for b.size() < size {
 		start := b.size()
-		leaves, err := l.readTrillian(ctx, start, min(root.TreeSize, start+uint64(l.cfg.ReadBatch)))
+		t := time.Now()
+		leaves, err := l.readTrillian(ctx, start, min(size, start+uint64(l.cfg.ReadBatch)))
 		if err != nil {
 			return err
 		}
+		read += time.Since(t)
 		if l.follow != nil {
+			t = time.Now()
 			if err := l.follow(ctx, start, leaves); err != nil {
 				return err
 			}
+			follow += time.Since(t)
 		}
 		for _, leaf := range leaves {
 			if err := b.add(leaf); err != nil {
 				return l.stop(err)
 			}
 			if b.atBoundary() {
+				t = time.Now()
 				if err := l.storeTiles(ctx, b); err != nil {
 					l.rewind(ctx)
 					return err
 				}
+				tiles += time.Since(t)
 			}
 		}
 	}
-	l.metrics.followedSize.Set(float64(b.size()))
-	if got := b.root(); !bytes.Equal(got, root.RootHash) {
-		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
+	for part, d := range map[string]time.Duration{partRead: read, partFollow: follow, partTiles: tiles} {
+		if d > 0 {
+			l.metrics.step.WithLabelValues(part).Observe(d.Seconds())
+		}
 	}
-	return l.publish(ctx, b)
+	return nil
 }
 
 // storeTiles stores the full tiles and bundles made so far and the
@@ -404,8 +435,10 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 			}
 			return l.serve(ctx, raw, size, root, b.view())
 		}
+		t := time.Now()
 		signed, err := g.SignTree(ctx, size, root)
 		if err == nil {
+			l.metrics.part(partSign, t)
 			l.metrics.signed.Inc()
 			return l.serve(ctx, signed, size, root, b.view())
 		}
@@ -422,9 +455,11 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 // the builder's view.
 func (l *Log) serve(ctx context.Context, raw []byte, size uint64, root []byte, v *view) error {
 	if l.cfg.Record != nil {
+		t := time.Now()
 		if err := l.cfg.Record(ctx, raw, size); err != nil {
 			return fmt.Errorf("record the checkpoint of size %d: %w", size, err)
 		}
+		l.metrics.part(partRecord, t)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
