@@ -116,11 +116,11 @@ type trillianEnv struct {
 	addr, postgres string
 	// trillianPostgres is Trillian's own database.
 	trillianPostgres string
-	serverPID      int
-	signerPID      int
-	postmasterPID  int
-	log            trillian.TrillianLogClient
-	admin          trillian.TrillianAdminClient
+	serverPID        int
+	signerPID        int
+	postmasterPID    int
+	log              trillian.TrillianLogClient
+	admin            trillian.TrillianAdminClient
 }
 
 func readTrillianEnv(dir string) (*trillianEnv, error) {
