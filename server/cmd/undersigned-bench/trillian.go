@@ -53,7 +53,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
@@ -219,10 +218,12 @@ func postgresCPU(postmaster int) (total, undersigned time.Duration) {
 // cpuSample is the CPU of each process at one moment.
 type cpuSample struct {
 	undersigned, logServer, logSigner, postgres, postgresUndersigned time.Duration
+	// loadGenerator is this process's.
+	loadGenerator time.Duration
 }
 
 func (e *trillianEnv) sample(undersignedPID int) cpuSample {
-	var s cpuSample
+	s := cpuSample{loadGenerator: cpuTime()}
 	if undersignedPID != 0 {
 		s.undersigned, _, _ = procStatCPU(undersignedPID, true)
 	}
@@ -249,6 +250,8 @@ type trillianMeasurement struct {
 	// PostgresUndersigned is the part of Postgres spent by the backends
 	// of undersigned's own database.
 	PostgresUndersigned time.Duration `json:"postgres_undersigned_db_cpu_per_op_ns"`
+	// LoadGenerator is the benchmark's own process: the writers.
+	LoadGenerator time.Duration `json:"load_generator_cpu_per_op_ns"`
 	// Stages are the means of the server's stage histograms over the
 	// window (undersigned only).
 	Stages []stageMean `json:"stages,omitempty"`
@@ -304,6 +307,7 @@ func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, 
 		m.LogSigner = per(before.logSigner, after.logSigner)
 		m.Postgres = per(before.postgres, after.postgres)
 		m.PostgresUndersigned = per(before.postgresUndersigned, after.postgresUndersigned)
+		m.LoadGenerator = per(before.loadGenerator, after.loadGenerator)
 	}
 	return m
 }
@@ -444,12 +448,14 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 		cmd.Wait()
 	}()
 	var cl *client.Client
+	var token string
 	deadline := time.Now().Add(time.Minute)
 	for {
 		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 		if err == nil {
+			token = strings.TrimSpace(string(tok))
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: strings.TrimSpace(string(tok)), KnownLogs: filepath.Join(dir, "known_logs")})
+			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
 			cancel()
 			if err == nil {
 				break
@@ -466,26 +472,25 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		return trillianMeasurement{}, err
 	}
-	// The endorsements are made before the run, so that the load
-	// generator spends little CPU while it is measured.
-	pool := make(chan *client.Endorsement, 1<<16)
-	gctx, stopGenerating := context.WithCancel(ctx)
-	defer stopGenerating()
-	go func() {
-		for i := 0; ; i++ {
-			e := client.NewEndorsement(cl.Origin(), l, client.Signer{
-				Fields: records.Fields{Name: fmt.Sprintf("Signer %07d Łapińska", i), Affiliation: "Bench"}, OrganiserKey: key,
-			})
-			select {
-			case pool <- e:
-			case <-gctx.Done():
-				return
-			}
+	// The endorsements are made before the run, all of them, so that the
+	// load generator spends little CPU while it is measured (a generator
+	// running beside the writers signed each endorsement on the cores
+	// the server and Trillian were measured on); more are made on demand.
+	expected := int(4000 * (o.warmup + o.duration).Seconds())
+	pool := newEndorsements(cl.Origin(), l, key, min(expected, 200_000))
+	// A connection carries at most 512 calls at once (the server's
+	// MaxStreamsPerConnection): one connection per 256 writers.
+	conns := []*client.Client{cl}
+	for len(conns)*256 < o.concurrency {
+		c, err := client.Dial(ctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
+		if err != nil {
+			return trillianMeasurement{}, err
 		}
-	}()
-	for len(pool) < cap(pool)/2 {
-		time.Sleep(10 * time.Millisecond)
+		defer c.Close()
+		conns = append(conns, c)
 	}
+	gctx, stopAnalyze := context.WithCancel(ctx)
+	defer stopAnalyze()
 	// A new tree in a database that holds the leaves of earlier runs'
 	// trees is one PostgreSQL's statistics do not know until autovacuum
 	// analyzes the leaf tables again (after 10% of them changed): until
@@ -504,10 +509,10 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 			fmt.Fprintln(os.Stderr, "bench: analyze Trillian's leaf tables:", err)
 		}
 	}()
-	api := cl.API()
-	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, httpAddr, func(ctx context.Context, _ int64) error {
-		en := <-pool
-		_, err := api.Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
+	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, httpAddr, func(ctx context.Context, seq int64) error {
+		en := pool.get()
+		c := conns[int(seq)%len(conns)]
+		_, err := c.API().Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
 		return err
 	}), nil
 }
@@ -580,12 +585,12 @@ func runTrillian(ctx context.Context, o options) error {
 	}
 	mr, mf := medianOf(raw), medianOf(full)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "measure\tconcurrency\tops/s (median)\tp50\tp99\tCPU/op undersigned\ttrillian_log_server\ttrillian_log_signer\tpostgres\t(of which undersigned's db)\terrors\t")
+	fmt.Fprintln(w, "measure\tconcurrency\tops/s (median)\tp50\tp99\tCPU/op undersigned\ttrillian_log_server\ttrillian_log_signer\tpostgres\t(of which undersigned's db)\tload generator\terrors\t")
 	for _, m := range []trillianMeasurement{mr, mf} {
-		fmt.Fprintf(w, "%s\t%d\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%d\t\n", m.Name, o.concurrency, m.Rate,
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%d\t\n", m.Name, o.concurrency, m.Rate,
 			m.P50.Round(time.Millisecond), m.P99.Round(time.Millisecond),
 			m.Undersigned.Round(time.Microsecond), m.LogServer.Round(time.Microsecond), m.LogSigner.Round(time.Microsecond),
-			m.Postgres.Round(time.Microsecond), m.PostgresUndersigned.Round(time.Microsecond), m.Errors)
+			m.Postgres.Round(time.Microsecond), m.PostgresUndersigned.Round(time.Microsecond), m.LoadGenerator.Round(time.Microsecond), m.Errors)
 	}
 	w.Flush()
 	fmt.Printf("ratio %.2f (undersigned over raw Trillian, writes per second)\n", mf.Rate/mr.Rate)
