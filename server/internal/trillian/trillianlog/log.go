@@ -51,6 +51,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -99,6 +101,9 @@ type Log struct {
 	stepMu  sync.Mutex
 	follow  ledger.FollowFunc
 	builder *builder
+	// advanced is set when the last step followed new leaves: the next
+	// reads them first, with the root that comes with them (see step).
+	advanced bool
 
 	// published is the latest checkpoint served, with the view of the
 	// tree at its size; changed is closed and replaced when it moves.
@@ -297,20 +302,35 @@ func (l *Log) step(ctx context.Context) error {
 		return err
 	}
 	began := time.Now()
-	root, err := l.latestRoot(ctx)
-	if err != nil {
-		return err
-	}
-	l.metrics.part(partRoot, began)
-	l.metrics.trillianSize.Set(float64(root.TreeSize))
 	b := l.builder
+	from := b.size()
+	// While entries arrive, the leaves after the builder's size are read
+	// first: Trillian answers them with the root they were read at, one
+	// call where reading the root first takes two. When none came, or
+	// none are there, the root is read first, as on an idle tree.
+	var root *types.LogRootV1
+	var first [][]byte
+	if l.advanced {
+		var err error
+		if root, first, err = l.readAhead(ctx, from); err != nil {
+			return err
+		}
+	}
+	if root == nil {
+		var err error
+		if root, err = l.latestRoot(ctx); err != nil {
+			return err
+		}
+		l.metrics.part(partRoot, began)
+	}
+	l.metrics.trillianSize.Set(float64(root.TreeSize))
 	if root.TreeSize < b.size() {
 		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed: Trillian lost entries (its database restored from an older copy?); nothing is queued or signed until `undersigned-server recover` queues them again", root.TreeSize, b.size()))
 	}
-	from := b.size()
-	if err := l.catchUp(ctx, b, root.TreeSize); err != nil {
+	if err := l.catchUp(ctx, b, root.TreeSize, first); err != nil {
 		return err
 	}
+	l.advanced = b.size() > from
 	l.metrics.followedSize.Set(float64(b.size()))
 	if got := b.root(); !bytes.Equal(got, root.RootHash) {
 		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
@@ -326,15 +346,20 @@ func (l *Log) step(ctx context.Context) error {
 }
 
 // catchUp reads the leaves from the builder's size to size, hands them to
-// the follower, builds their tiles and stores the full ones.
-func (l *Log) catchUp(ctx context.Context, b *builder, size uint64) error {
+// the follower, builds their tiles and stores the full ones. first, when
+// set, are the leaves from the builder's size already read.
+func (l *Log) catchUp(ctx context.Context, b *builder, size uint64, first [][]byte) error {
 	var read, follow, tiles time.Duration
 	for b.size() < size {
 		start := b.size()
 		t := time.Now()
-		leaves, err := l.readTrillian(ctx, start, min(size, start+uint64(l.cfg.ReadBatch)))
-		if err != nil {
-			return err
+		leaves := first
+		first = nil
+		if len(leaves) == 0 {
+			var err error
+			if leaves, err = l.readTrillian(ctx, start, min(size, start+uint64(l.cfg.ReadBatch))); err != nil {
+				return err
+			}
 		}
 		read += time.Since(t)
 		if l.follow != nil {
@@ -393,6 +418,41 @@ func (l *Log) rewind(ctx context.Context) {
 		}
 	}
 	l.stop(fmt.Errorf("reload the tile builder's state: %w", err))
+}
+
+// readAhead reads the leaves from start with the root Trillian read them
+// at. It returns a nil root, and no error, when Trillian holds no leaf at
+// start (or gives no root): the caller reads the root.
+func (l *Log) readAhead(ctx context.Context, start uint64) (*types.LogRootV1, [][]byte, error) {
+	t := time.Now()
+	resp, err := l.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+		LogId: l.cfg.TreeID, StartIndex: int64(start), Count: int64(l.cfg.ReadBatch),
+	})
+	if status.Code(err) == codes.OutOfRange {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read leaves from %d: %w", start, err)
+	}
+	if resp.GetSignedLogRoot() == nil || len(resp.GetLeaves()) == 0 {
+		return nil, nil, nil
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return nil, nil, fmt.Errorf("read leaves from %d: the root: %w", start, err)
+	}
+	if uint64(len(resp.GetLeaves())) > root.TreeSize-min(root.TreeSize, start) {
+		return nil, nil, fmt.Errorf("read leaves from %d: %d leaves beyond Trillian's root of size %d", start, len(resp.GetLeaves()), root.TreeSize)
+	}
+	leaves := make([][]byte, len(resp.GetLeaves()))
+	for i, leaf := range resp.GetLeaves() {
+		if uint64(leaf.GetLeafIndex()) != start+uint64(i) {
+			return nil, nil, fmt.Errorf("read leaves: got index %d, want %d", leaf.GetLeafIndex(), start+uint64(i))
+		}
+		leaves[i] = leaf.GetLeafValue()
+	}
+	l.metrics.part(partReadAhead, t)
+	return &root, leaves, nil
 }
 
 // readTrillian reads the integrated leaves [start, end) from Trillian. A

@@ -24,13 +24,16 @@ type metrics struct {
 // The parts of a step of the follower, the label of
 // undersigned_trillian_step_seconds.
 const (
-	partRoot   = "root"   // Trillian's latest root read
-	partRead   = "read"   // the new leaves read (GetLeavesByRange)
-	partFollow = "follow" // the ledger's follower: indexes matched and recorded
-	partTiles  = "tiles"  // full tiles and bundles stored
-	partSign   = "sign"   // the checkpoint signed by the guard, or adopted
-	partRecord = "record" // the signed checkpoint recorded (Config.Record)
-	partStep   = "step"   // the whole step
+	partRoot = "root" // Trillian's latest root read
+	partRead = "read" // the new leaves read (GetLeavesByRange)
+	// partReadAhead is the first leaves read with their root, in one call
+	// (a step that follows a step which found leaves).
+	partReadAhead = "read_ahead"
+	partFollow    = "follow" // the ledger's follower: indexes matched and recorded
+	partTiles     = "tiles"  // full tiles and bundles stored
+	partSign      = "sign"   // the checkpoint signed by the guard, or adopted
+	partRecord    = "record" // the signed checkpoint recorded (Config.Record)
+	partStep      = "step"   // the whole step
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		step: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "undersigned_trillian_step_seconds",
-			Help:    "Time of each part of a step of the follower: root, read, follow, tiles, sign, record, and the whole step.",
+			Help:    "Time of each part of a step of the follower: root, read_ahead, read, follow, tiles, sign, record, and the whole step.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"part"}),
 		stepLeaves: prometheus.NewHistogram(prometheus.HistogramOpts{
