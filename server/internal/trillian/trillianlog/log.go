@@ -49,6 +49,8 @@ import (
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
@@ -115,6 +117,11 @@ type Log struct {
 	poke chan struct{}
 	// proofs answers inclusion proofs from the tiles the builder made.
 	proofs *tileproofs.Nodes
+	// signing is the builder's view of the tree being signed, with its
+	// root, and signProofs the guard's consistency proofs from it (see
+	// consistency).
+	signing    *signingTree
+	signProofs *tileproofs.Nodes
 	// fatal is why the log stopped for good; failing since when steps
 	// have failed, and stepErr the last failure.
 	fatal   error
@@ -143,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, metrics: newMetrics(cfg.Registry),
 		changed: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1)}
 	l.proofs = tileproofs.New(l.ReadTile)
+	l.signProofs = tileproofs.New(l.readSigningTile)
 	if _, err := l.latestRoot(ctx); err != nil {
 		return nil, fmt.Errorf("open the Trillian tree %d: %w", cfg.TreeID, err)
 	}
@@ -153,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if l.builder, err = restoreBuilder(size, state); err != nil {
 		return nil, err
 	}
-	cfg.Signer.SetProver(l.trillianConsistency)
+	cfg.Signer.SetProver(l.consistency)
 	close(l.done)
 	return l, nil
 }
@@ -496,6 +504,13 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 			return l.serve(ctx, raw, size, root, b.view())
 		}
 		t := time.Now()
+		l.mu.Lock()
+		st := &signingTree{view: b.view(), root: root}
+		if last != nil {
+			st.from, st.fromRoot = last.Size, last.Hash
+		}
+		l.signing = st
+		l.mu.Unlock()
 		signed, err := g.SignTree(ctx, size, root)
 		if err == nil {
 			l.metrics.part(partSign, t)
@@ -615,6 +630,60 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 	return l.trillianConsistency(ctx, from, to)
 }
 
+// signingTree is a tree the builder reproduced and the guard is asked to
+// sign.
+type signingTree struct {
+	view *view
+	root []byte
+	// from and fromRoot are the last checkpoint signed when the guard
+	// was asked.
+	from     uint64
+	fromRoot []byte
+}
+
+// consistency is the guard's consistency prover. For the tree being
+// signed, the proof comes from the builder's tiles, checked here against
+// the last signed checkpoint's root and the tree's: a checkpoint costs
+// Trillian no proof. Otherwise, or if that proof does not check (the
+// guard then judges Trillian's), it is Trillian's.
+func (l *Log) consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from == 0 || from == to {
+		return nil, nil
+	}
+	// The guard calls this holding its lock: what it signed last is the
+	// signingTree's, not asked of it.
+	l.mu.Lock()
+	st := l.signing
+	l.mu.Unlock()
+	if st != nil && st.view.size == to && st.from == from {
+		p, err := l.signProofs.Consistency(ctx, from, to, to)
+		if err == nil && proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p, st.fromRoot, st.root) == nil {
+			return p, nil
+		}
+	}
+	return l.trillianConsistency(ctx, from, to)
+}
+
+// readSigningTile reads a tile of the tree being signed: the incomplete
+// tiles from the builder's view, the full ones from the tile store. It
+// serves the guard's proofs, never readers (the tlog-tiles API serves
+// only published trees: see ReadTile).
+func (l *Log) readSigningTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	l.mu.Lock()
+	st := l.signing
+	l.mu.Unlock()
+	if st != nil {
+		if b, ok, err := st.view.tile(level, index, p); ok {
+			return b, err
+		}
+	}
+	t, err := l.cfg.Tiles.Tile(ctx, level, index)
+	if err != nil {
+		return nil, err
+	}
+	return tilePrefix(t, uint64(p))
+}
+
 func (l *Log) trillianConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
 	if from == 0 || from == to {
 		return nil, nil
@@ -687,11 +756,10 @@ func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byt
 	l.mu.Lock()
 	v := l.view
 	l.mu.Unlock()
-	if v != nil && index == v.size>>(layout.TileHeight*(level+1)) {
-		if level >= uint64(len(v.rows)) || p == 0 || int(p) > len(v.rows[level]) {
-			return nil, fmt.Errorf("tile %d/%d.p/%d: %w", level, index, p, os.ErrNotExist)
+	if v != nil {
+		if b, ok, err := v.tile(level, index, p); ok {
+			return b, err
 		}
-		return bytes.Join(v.rows[level][:p], nil), nil
 	}
 	t, err := l.cfg.Tiles.Tile(ctx, level, index)
 	if err != nil {

@@ -20,10 +20,16 @@ import (
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianmem"
 )
 
-// countingClient counts the log's calls for the latest root.
+// countingClient counts the log's calls for the latest root and for
+// consistency proofs.
 type countingClient struct {
 	trillian.TrillianLogClient
-	roots atomic.Int64
+	roots, proofs atomic.Int64
+}
+
+func (c *countingClient) GetConsistencyProof(ctx context.Context, in *trillian.GetConsistencyProofRequest, opts ...grpc.CallOption) (*trillian.GetConsistencyProofResponse, error) {
+	c.proofs.Add(1)
+	return c.TrillianLogClient.GetConsistencyProof(ctx, in, opts...)
 }
 
 func (c *countingClient) GetLatestSignedLogRoot(ctx context.Context, in *trillian.GetLatestSignedLogRootRequest, opts ...grpc.CallOption) (*trillian.GetLatestSignedLogRootResponse, error) {
@@ -32,9 +38,10 @@ func (c *countingClient) GetLatestSignedLogRoot(ctx context.Context, in *trillia
 }
 
 // TestFollowReadsAhead checks that while entries arrive the follower reads
-// the new leaves with the root Trillian read them at, in one call, and
-// still hands every leaf to the ledger in order and publishes the root it
-// reproduced.
+// the new leaves with the root Trillian read them at, in one call, that
+// the guard's consistency proofs come from the builder's tiles, not
+// Trillian, and that every leaf is still handed to the ledger in order and
+// each root the builder reproduced signed.
 func TestFollowReadsAhead(t *testing.T) {
 	ctx := context.Background()
 	tr, err := trillianmem.Start(ctx, trillianmem.Config{})
@@ -126,6 +133,15 @@ func TestFollowReadsAhead(t *testing.T) {
 	add(5) // the last step found leaves: this one reads them first
 	if got := client.roots.Load(); got != before {
 		t.Errorf("a step after one that found leaves read the root %d times; want it to come with the leaves", got-before)
+	}
+	for range 3 {
+		add(300) // across a tile's edge
+	}
+	if n := client.proofs.Load(); n != 0 {
+		t.Errorf("Trillian was asked for %d consistency proofs; want them from the tiles", n)
+	}
+	if last, _ := g.LastCheckpoint(); last == nil || last.Size != uint64(len(sent)) {
+		t.Errorf("the guard's last checkpoint %+v, want size %d", last, len(sent))
 	}
 	if err := l.Healthy(); err != nil {
 		t.Fatalf("the log: %v", err)
