@@ -447,24 +447,9 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	var cl *client.Client
-	var token string
-	deadline := time.Now().Add(time.Minute)
-	for {
-		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
-		if err == nil {
-			token = strings.TrimSpace(string(tok))
-			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
-			cancel()
-			if err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return trillianMeasurement{}, fmt.Errorf("the server did not answer: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	cl, token, err := dialChild(ctx, grpcAddr, dir)
+	if err != nil {
+		return trillianMeasurement{}, err
 	}
 	defer cl.Close()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -489,37 +474,62 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	gctx, stopAnalyze := context.WithCancel(ctx)
+	actx, stopAnalyze := context.WithCancel(ctx)
 	defer stopAnalyze()
-	// A new tree in a database that holds the leaves of earlier runs'
-	// trees is one PostgreSQL's statistics do not know until autovacuum
-	// analyzes the leaf tables again (after 10% of them changed): until
-	// then it may read a range of the new tree's leaves by a plan that
-	// visits the whole tree, seconds per GetLeavesByRange. So is
-	// undersigned's new database, never analyzed: its admission read the
-	// dedup keys by a plan that scanned every entry, up to a second per
-	// batch. A log that lives is in the statistics; so that each run
-	// measures that, both are analyzed half-way through the warm-up, once
-	// they hold entries.
-	go func() {
-		select {
-		case <-time.After(o.warmup / 2):
-		case <-gctx.Done():
-			return
-		}
-		if err := analyze(gctx, e.trillianPostgres, "leafdata, sequencedleafdata"); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: analyze Trillian's leaf tables:", err)
-		}
-		if err := analyze(gctx, db, ""); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: analyze undersigned's database:", err)
-		}
-	}()
+	go analyzeInWarmup(actx, o, e.trillianPostgres, db)
 	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, httpAddr, func(ctx context.Context, seq int64) error {
 		en := pool.get()
 		c := conns[int(seq)%len(conns)]
 		_, err := c.API().Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
 		return err
 	}), nil
+}
+
+// dialChild waits for the server child in dir to answer on grpcAddr and
+// returns a client with its first token.
+func dialChild(ctx context.Context, grpcAddr, dir string) (*client.Client, string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
+		if err == nil {
+			token := strings.TrimSpace(string(tok))
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var cl *client.Client
+			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
+			cancel()
+			if err == nil {
+				return cl, token, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, "", fmt.Errorf("the server did not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// analyzeInWarmup analyzes Trillian's leaf tables and undersigned's
+// database half-way through the warm-up. A new tree in a database that
+// holds the leaves of earlier runs' trees is one PostgreSQL's statistics do
+// not know until autovacuum analyzes the leaf tables again (after 10% of
+// them changed): until then it may read a range of the new tree's leaves
+// by a plan that visits the whole tree, seconds per GetLeavesByRange.
+// undersigned's new database was never analyzed either (its admission's
+// plans no longer depend on it: see pgstore's Prefetch). A log that lives
+// is in the statistics; so that each run measures that, both are analyzed
+// once they hold entries.
+func analyzeInWarmup(ctx context.Context, o options, trillianDB, undersignedDB string) {
+	select {
+	case <-time.After(o.warmup / 2):
+	case <-ctx.Done():
+		return
+	}
+	if err := analyze(ctx, trillianDB, "leafdata, sequencedleafdata"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: analyze Trillian's leaf tables:", err)
+	}
+	if err := analyze(ctx, undersignedDB, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: analyze undersigned's database:", err)
+	}
 }
 
 // analyze updates PostgreSQL's statistics of the tables of the database
