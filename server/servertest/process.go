@@ -3,6 +3,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -61,6 +62,39 @@ type ProcessOptions struct {
 	Env []string
 	// Log receives what the process writes; nil discards it.
 	Log io.Writer
+	// Binary, when set, is the executable to run instead of this test
+	// binary: a build of undersigned-server (see [BuildServer]), for a test
+	// that measures the server as it ships (without the race detector, say).
+	Binary string
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// BuildServer builds undersigned-server with `go build` (no race detector,
+// whatever the tests were built with) once per test binary, and returns
+// its path.
+func BuildServer(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "undersigned-server-build")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "undersigned-server")
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/undersigned/undersigned/server/cmd/undersigned-server").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build undersigned-server: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
 }
 
 // Process is an undersigned-server serving in a child process.
@@ -91,6 +125,9 @@ func StartProcess(t testing.TB, o ProcessOptions) *Process {
 		args = append(args, "--origin", o.Origin)
 	}
 	p.cmd = Command(append(args, o.Args...)...)
+	if o.Binary != "" {
+		p.cmd.Path, p.cmd.Args[0] = o.Binary, o.Binary
+	}
 	p.cmd.Env = append(p.cmd.Env, o.Env...)
 	if o.KillAfterAdmit > 0 {
 		p.cmd.Env = append(p.cmd.Env, killAfterAdmitEnv+"="+strconv.Itoa(o.KillAfterAdmit))

@@ -82,6 +82,7 @@ func TestFlagsAnywhere(t *testing.T) {
 		{[]string{"backup", dir, "--out", t.TempDir()}, `unexpected argument`},
 		{[]string{"serve", "--data", dir, "extra"}, `unexpected argument "extra"`},
 		{[]string{"migrate", "--data", dir, "extra"}, `unexpected argument "extra"`},
+		{[]string{"unmigrate", "extra", "--data", dir, "--tree-id", "7"}, `unexpected argument "extra"`},
 	} {
 		_, _, err := capture(t, func() error { return run(ctx, c.args, nil) })
 		var u usageError

@@ -99,7 +99,9 @@ func TestIdleConnections(t *testing.T) {
 	raiseFileLimit(t, 2*perPort+2048)
 	logs := &servertest.Logs{}
 	showOnFailure(t, logs)
-	p := servertest.StartProcess(t, servertest.ProcessOptions{Dir: t.TempDir(), Log: logs, Args: []string{
+	// The server as it ships: the race detector, which the tests may be
+	// built with, multiplies a goroutine's memory several times.
+	p := servertest.StartProcess(t, servertest.ProcessOptions{Dir: t.TempDir(), Log: logs, Binary: servertest.BuildServer(t), Args: []string{
 		"--idle-timeout", idle.String(), "--handshake-timeout", idle.String(),
 		"--max-connections-per-address", strconv.Itoa(perAddress)}})
 	p.Dial(t, "", "").Close()

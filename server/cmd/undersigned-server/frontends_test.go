@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,18 +316,25 @@ func TestFrontendsAgree(t *testing.T) {
 	showOnFailure(t, logs)
 	const origin = "agree.test/undersigned"
 	args := []string{"--trillian", env.TrillianAddr, "--tree-id", strconv.FormatInt(tree, 10), "--postgres", db}
-	start := func(dir string) *frontend {
-		return servertest.StartProcess(t, servertest.ProcessOptions{Dir: dir, Origin: origin, Log: logs, Args: args})
+	// Each frontend keeps what the key signed in a writable state folder
+	// of its own (--state), as deploy/README.md says.
+	start := func(dir, state string) *frontend {
+		a := args
+		if state != "" {
+			a = append(slices.Clone(args), "--state", state)
+		}
+		return servertest.StartProcess(t, servertest.ProcessOptions{Dir: dir, Origin: origin, Log: logs, Args: a})
 	}
 
 	// The first start writes the data folder; the frontends then share it
 	// read-only.
 	dir := t.TempDir()
-	first := start(dir)
+	first := start(dir, "")
 	first.Dial(t, "", "").Close()
 	first.Stop(t)
 	shared := readOnlyView(t, dir)
-	a, b := start(shared), start(shared)
+	stateA, stateB := t.TempDir(), t.TempDir()
+	a, b := start(shared, stateA), start(shared, stateB)
 	a.Dial(t, "", "").Close()
 	b.Dial(t, "", "").Close()
 	token := servertest.ReadToken(t, shared)
@@ -363,7 +371,7 @@ func TestFrontendsAgree(t *testing.T) {
 	a.Kill()
 	t.Logf("killed frontend %s after %v", a.Addr, time.Since(began).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
-	a = start(shared)
+	a = start(shared, stateA)
 	a.Dial(t, "", "").Close()
 	r.set(a.Addr, b.Addr)
 	t.Logf("frontend started again on %s after %v", a.Addr, time.Since(began).Round(time.Millisecond))

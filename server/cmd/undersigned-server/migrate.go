@@ -72,8 +72,8 @@ auditor then reports. Give the tree id the migration printed (the folder's
 	}
 	data := fs.String("data", "undersigned-data", "the retired embedded data folder")
 	tree := fs.Int64("tree-id", 0, "the tree the folder was migrated into (required: it confirms the undo)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	if *tree == 0 {
 		return usageError{errors.New("unmigrate needs --tree-id, the tree the folder was migrated into")}

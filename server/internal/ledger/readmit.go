@@ -47,7 +47,11 @@ func Readmit(ctx context.Context, cfg Config, entries []Recovered) (foreign int,
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	l := &Ledger{cfg: cfg, log: cfg.Logger, origin: cfg.Origin, ctx: ctx}
+	if len(cfg.DedupSecret) < 16 {
+		return 0, errors.New("readmit: the dedup secret must be at least 16 bytes")
+	}
+	l := &Ledger{cfg: cfg, log: cfg.Logger, origin: cfg.Origin, ctx: ctx, dedup: newDedupKeys(cfg.DedupSecret),
+		letters: map[string]*letterState{}}
 	hashes := make([][]byte, len(entries))
 	for i, e := range entries {
 		hashes[i] = leafHash(e.Record)

@@ -198,6 +198,13 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		state = f.Dir
 	}
 	k := newKeeper(state, f)
+	// The history is written as the log grows: a folder it cannot be
+	// written in (a data folder mounted read-only) fails now, not later.
+	unlock, err := lockPath(k.path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("trillian: the key's history: %w (each frontend needs a writable state folder of its own: --state DIR)", err)
+	}
+	unlock()
 	row, err := p.Checkpoints.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("trillian: load the last signed checkpoint: %w", err)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -354,6 +356,14 @@ func (l *Log) store(ctx context.Context, cosigned []byte, target ledger.Checkpoi
 		l.mu.Lock()
 		prev := l.stored
 		l.mu.Unlock()
+		if storedSize(prev) >= target.Size {
+			// Another server stored this size, or a larger one, since this
+			// one last looked: replacing it with this server's cosigned
+			// copy would give one size two published checkpoints.
+			if found, err := l.adoptStored(ctx, target); err != nil || found != none {
+				return err
+			}
+		}
 		err := l.cfg.Store.Store(ctx, prev, cosigned)
 		if err == nil {
 			l.mu.Lock()
@@ -372,6 +382,21 @@ func (l *Log) store(ctx context.Context, cosigned []byte, target ledger.Checkpoi
 		}
 	}
 	return errors.New("the store kept changing under ten attempts to replace it")
+}
+
+// storedSize returns the tree size of a stored checkpoint, or 0 when there
+// is none or it does not parse (its signature is checked when it is
+// adopted).
+func storedSize(raw []byte) uint64 {
+	lines := strings.SplitN(string(raw), "\n", 3)
+	if len(lines) < 3 {
+		return 0
+	}
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // storeState is what the Store holds compared with a checkpoint to cosign.
