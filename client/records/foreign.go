@@ -16,13 +16,13 @@ import (
 // server does; an auditor reports each. A log that orders its own entries
 // (the embedded engine) has none, and serves an empty array.
 const (
-	// BundleWidth is the number of entries of a full entry bundle, and
+	// bundleWidth is the number of entries of a full entry bundle, and
 	// of the indexes a bundle's foreign marks may name.
-	BundleWidth = 256
+	bundleWidth = 256
 	// MaxForeignMarksBytes is the most a foreign marks resource can hold:
 	// 256 indexes of at most 20 digits, each with a separator and a little
 	// whitespace, in brackets.
-	MaxForeignMarksBytes = BundleWidth*24 + 16
+	MaxForeignMarksBytes = bundleWidth*24 + 16
 )
 
 // ForeignMarkError is a foreign marks resource that names an index twice
@@ -46,7 +46,7 @@ func DecodeForeignMarks(n uint64, r io.Reader) ([]uint64, error) {
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return nil, fmt.Errorf("foreign marks: not a JSON array (%v)", err)
 	}
-	first := n * BundleWidth
+	first := n * bundleWidth
 	var out []uint64
 	for dec.More() {
 		var i uint64
@@ -54,8 +54,8 @@ func DecodeForeignMarks(n uint64, r io.Reader) ([]uint64, error) {
 			return nil, fmt.Errorf("foreign marks: %w", err)
 		}
 		switch {
-		case i < first || i-first >= BundleWidth:
-			return nil, &ForeignMarkError{Index: i, Problem: fmt.Sprintf("outside entry bundle %d (indexes %d to %d)", n, first, first+BundleWidth-1)}
+		case i < first || i-first >= bundleWidth:
+			return nil, &ForeignMarkError{Index: i, Problem: fmt.Sprintf("outside entry bundle %d (indexes %d to %d)", n, first, first+bundleWidth-1)}
 		case slices.Contains(out, i):
 			return nil, &ForeignMarkError{Index: i, Problem: fmt.Sprintf("marked twice in the foreign marks of bundle %d", n)}
 		}
