@@ -14,6 +14,7 @@ import (
 	"time"
 
 	trillianpb "github.com/google/trillian"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/undersigned/undersigned/server/internal/trillian"
 	"github.com/undersigned/undersigned/server/internal/trillian/trillianlog"
@@ -77,6 +78,14 @@ func createTree(ctx context.Context, args []string) error {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// Trillian may be starting (a compose file starts both at once): the
+	// connection is waited for, up to the minute.
+	conn.Connect()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, st) {
+			return fmt.Errorf("create-tree: trillian_log_server at %s did not accept a connection within a minute (is it up, and is --trillian-tls-ca right?)", tc.Addr)
+		}
+	}
 	id, err := trillianlog.CreateTree(ctx, trillianpb.NewTrillianAdminClient(conn), trillianpb.NewTrillianLogClient(conn), trillianpb.TreeType_LOG, *name)
 	if err != nil {
 		return err

@@ -9,11 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -160,6 +162,10 @@ func TestTLSToTrillianAndPostgres(t *testing.T) {
 	addr := tr.settings["TRILLIAN_ADDR"]
 	out, err := servertest.Command("create-tree", "--trillian", addr, "--trillian-tls-ca", pki.ca).Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("create-tree over TLS: %v\n%s", err, exit.Stderr)
+		}
 		t.Fatalf("create-tree over TLS: %v", err)
 	}
 	tree := strings.TrimSpace(string(out))
