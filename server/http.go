@@ -16,8 +16,8 @@ import (
 	"github.com/undersigned/undersigned/server/internal/web"
 )
 
-// HTTPHandler returns the HTTP API: the tlog-tiles read API and the
-// disclosure bundles under /log/, Prometheus metrics at /metrics,
+// HTTPHandler returns the HTTP API: the tlog-tiles read API, the
+// disclosure bundles and the foreign marks under /log/, Prometheus metrics at /metrics,
 // /healthz (readiness: can it write) and /livez (liveness: does it serve),
 // and the web pages (package web) at every other path.
 func (s *Server) HTTPHandler() http.Handler {
@@ -35,6 +35,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /log/tile/entries/{n...}", s.serveEntryBundle)
 	mux.HandleFunc("GET /log/tile/{level}/{n...}", s.serveTile)
 	mux.HandleFunc("GET /log/disclosures/{n...}", s.serveDisclosures)
+	mux.HandleFunc("GET /log/foreign/{n...}", s.serveForeign)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /livez", s.serveLive)
@@ -165,6 +166,28 @@ func (s *Server) serveEntryBundle(w http.ResponseWriter, r *http.Request) {
 	s.writeResource(w, r, b, err, p)
 }
 
+// bundleRange parses the path of a resource beside an entry bundle
+// (<N>[.p/<W>], optionally with ".json") and returns the entries it
+// covers, [from, to). It answers 400 or 404 itself, and reports whether
+// the resource is within the published log.
+func (s *Server) bundleRange(w http.ResponseWriter, r *http.Request, what string) (from, to uint64, ok bool) {
+	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
+	if err != nil {
+		s.httpError(w, r, http.StatusBadRequest, "not "+what, err)
+		return 0, 0, false
+	}
+	if !s.published(r, 0, n, p) {
+		http.NotFound(w, r)
+		return 0, 0, false
+	}
+	width := uint64(p)
+	if width == 0 {
+		width = layout.EntryBundleWidth
+	}
+	from = n * layout.EntryBundleWidth
+	return from, from + width, true
+}
+
 // serveDisclosures serves the public, unredacted disclosures of an entry
 // bundle as a JSON array. The bundle can change (a redaction empties an
 // element), so it has a short cache life.
@@ -172,21 +195,11 @@ func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	if s.stopped(w, r) {
 		return
 	}
-	n, p, err := layout.ParseTileIndexPartial(strings.TrimSuffix(r.PathValue("n"), ".json"))
-	if err != nil {
-		s.httpError(w, r, http.StatusBadRequest, "not a disclosure bundle", err)
+	from, to, ok := s.bundleRange(w, r, "a disclosure bundle")
+	if !ok {
 		return
 	}
-	if !s.published(r, 0, n, p) {
-		http.NotFound(w, r)
-		return
-	}
-	width := uint64(p)
-	if width == 0 {
-		width = layout.EntryBundleWidth
-	}
-	from := n * layout.EntryBundleWidth
-	rows, err := s.ledger.Disclosures(r.Context(), from, from+width)
+	rows, err := s.ledger.Disclosures(r.Context(), from, to)
 	if err != nil {
 		s.httpError(w, r, http.StatusServiceUnavailable, "disclosures are not available now", err)
 		return
@@ -198,4 +211,32 @@ func (s *Server) serveDisclosures(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", shortLife)
 	json.NewEncoder(w).Encode(out)
+}
+
+// serveForeign serves the foreign marks of an entry bundle (see
+// records.DecodeForeignMarks): a JSON array of the indexes of the entries
+// of the bundle that no server of the log admitted, in ascending order,
+// empty on a log that orders its own entries. A mark is recorded when a
+// server first reads the entry, before it publishes a checkpoint that
+// covers it, but the resource is not part of the signed log: it has a
+// short cache life, as the disclosures.
+func (s *Server) serveForeign(w http.ResponseWriter, r *http.Request) {
+	if s.stopped(w, r) {
+		return
+	}
+	from, to, ok := s.bundleRange(w, r, "the foreign marks of an entry bundle")
+	if !ok {
+		return
+	}
+	marks, err := s.ledger.Foreign(r.Context(), from, to)
+	if err != nil {
+		s.httpError(w, r, http.StatusServiceUnavailable, "the foreign marks are not available now", err)
+		return
+	}
+	if marks == nil {
+		marks = []uint64{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", shortLife)
+	json.NewEncoder(w).Encode(marks)
 }

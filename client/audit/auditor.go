@@ -149,6 +149,10 @@ type Report struct {
 	// NotChecked is how many new public endorsements had no disclosure to
 	// check because the source serves none.
 	NotChecked uint64
+	// ForeignNotChecked is how many new entries the source could not say
+	// were admitted or foreign, because it serves no foreign marks (see
+	// Entry.NoForeignMarks): the rules judged them as any other.
+	ForeignNotChecked uint64
 	// Pending is how many public endorsements have no disclosure because,
 	// the source says, a redaction not yet in the tree removed it.
 	Pending int
@@ -433,6 +437,9 @@ func (a *Auditor) extend(ctx context.Context, rep *Report, ap *applier, start ui
 			leaves = append(leaves, it.leaf)
 			if it.disc == discNotChecked {
 				rep.NotChecked++
+			}
+			if it.entry.NoForeignMarks {
+				rep.ForeignNotChecked++
 			}
 		}
 		done += uint64(len(items))

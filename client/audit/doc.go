@@ -62,11 +62,14 @@
 // Trillian accepts leaves from anyone who can reach it. A leaf that no
 // server of the log admitted (queued on Trillian directly, or a second
 // copy of an entry) stays in the log; the server marks it as foreign when
-// it serves the entries over gRPC, and the audit reports it
-// ([RuleForeign]) and skips it: the rules are not applied to it, and it
-// changes no roster, as it changes nothing on the server. Over plain HTTP
-// no mark is served: such a leaf is reported by the rules it breaks (not a
-// record, a replay, a signature that does not verify).
+// it serves the entries over gRPC, and lists it over plain HTTP in the
+// foreign marks of its entry bundle (/log/foreign/<N>, see
+// records.DecodeForeignMarks). The audit reports it ([RuleForeign]) and
+// skips it: the rules are not applied to it, and it changes no roster, as
+// it changes nothing on the server. A source that serves no foreign marks
+// (a mirror of the tlog-tiles resources alone) gives entries marked
+// NoForeignMarks, counted in [Report.ForeignNotChecked]: such a leaf is
+// then judged by the rules alone, and counts if it keeps them.
 //
 // # Violations, forks and evidence
 //
@@ -92,10 +95,11 @@
 // A source may be hostile. [NewHTTPSource] bounds every fetch in time and
 // in size, to what the resource can hold (a checkpoint, a tile of 256
 // hashes, an entry bundle of 256 entries, a disclosure bundle of 256
-// disclosures of bounded fields), and decodes disclosure bundles as they
-// arrive; [NewGRPCSource] bounds every call, and a stream between two
-// messages. A resource that breaks its format (too large, a disclosure
-// index repeated or outside its bundle) is a [RuleSource] violation
+// disclosures of bounded fields, the foreign marks of 256 indexes), and
+// decodes disclosure bundles and foreign marks as they arrive;
+// [NewGRPCSource] bounds every call, and a stream between two messages. A
+// resource that breaks its format (too large, a disclosure index or a
+// foreign mark repeated or outside its bundle) is a [RuleSource] violation
 // naming its URL and the index; a source that does not answer in time is
 // an error saying so.
 //

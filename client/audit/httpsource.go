@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,8 @@ import (
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 )
 
-// httpSource reads the log over plain HTTP: the tlog-tiles API and the
-// disclosure bundles.
+// httpSource reads the log over plain HTTP: the tlog-tiles API, the
+// disclosure bundles and the foreign marks.
 type httpSource struct {
 	base    *url.URL
 	client  *http.Client
@@ -31,6 +32,9 @@ type httpSource struct {
 	// noDisclosures is set once a disclosure bundle that must exist was
 	// not found: the source serves none.
 	noDisclosures atomic.Bool
+	// noForeign is set once the foreign marks of a bundle that must exist
+	// were not found: the source serves none.
+	noForeign atomic.Bool
 }
 
 // fetchAhead is how many bundles an HTTP source fetches at once. With the
@@ -55,6 +59,8 @@ const (
 	maxDisclosureJSON = 128 + 44 + 12*(200+1000+100)
 	// maxDisclosureBundle: 256 of them.
 	maxDisclosureBundle = layout.EntryBundleWidth * maxDisclosureJSON
+	// maxForeignMarks: 256 indexes (see records.MaxForeignMarksBytes).
+	maxForeignMarks = records.MaxForeignMarksBytes
 )
 
 // DefaultFetchTimeout bounds each fetch of an HTTP source: a request and
@@ -71,8 +77,9 @@ func WithFetchTimeout(d time.Duration) HTTPOption {
 }
 
 // SourceError is a resource that a source served and that breaks the
-// format: larger than the resource can hold, or a disclosure bundle with a
-// duplicate or out-of-bundle index, or with fields too long. An audit
+// format: larger than the resource can hold, a disclosure bundle with a
+// duplicate or out-of-bundle index, or with fields too long, or foreign
+// marks with a duplicate or out-of-bundle index. An audit
 // reports it as a [RuleSource] violation naming the URL (and the index).
 type SourceError struct {
 	// URL is the resource's address.
@@ -106,19 +113,22 @@ func sourceViolation(err error) (*Violation, bool) {
 
 // NewHTTPSource returns a [Source] that reads a log over plain HTTP, as
 // published under prefix: the tlog-tiles API (prefix + "checkpoint",
-// "tile/...", "tile/entries/...") and the disclosure bundles
+// "tile/...", "tile/entries/..."), the disclosure bundles
 // (prefix + "disclosures/<N>[.p/<W>]", a JSON array of {index, salt,
-// name, affiliation, country}). For a server, prefix is its HTTP address
+// name, affiliation, country}) and the foreign marks
+// (prefix + "foreign/<N>[.p/<W>]", a JSON array of the indexes of the
+// bundle's entries that no server of the log admitted, see
+// records.DecodeForeignMarks). For a server, prefix is its HTTP address
 // followed by /log/; a prefix with an empty path gets "/log/" added. It
 // reads a mirror or a CDN copy just as well; one without disclosure
-// bundles yields entries marked NoDisclosures. c may be nil for
-// http.DefaultClient.
+// bundles yields entries marked NoDisclosures, one without foreign marks
+// entries marked NoForeignMarks. c may be nil for http.DefaultClient.
 //
 // It defends itself against a hostile mirror: each fetch is bounded in
 // time (see [WithFetchTimeout]) and in size, to what the resource can
-// hold; disclosure bundles are decoded as they arrive, and a bundle that
-// repeats an index or names one outside it is refused. What breaks the
-// format is a [*SourceError].
+// hold; disclosure bundles and foreign marks are decoded as they arrive,
+// and one that repeats an index or names one outside its bundle is
+// refused. What breaks the format is a [*SourceError].
 func NewHTTPSource(prefix string, c *http.Client, opts ...HTTPOption) (Source, error) {
 	u, err := url.Parse(prefix)
 	if err != nil {
@@ -291,11 +301,14 @@ func readAll(dst *[]byte) func(string, io.Reader) error {
 	}
 }
 
-// bundle is one fetched entry bundle with its disclosures.
+// bundle is one fetched entry bundle with its disclosures and its
+// foreign marks.
 type bundle struct {
 	entries     [][]byte
 	disclosures map[uint64]*pb.Disclosure
 	none        bool
+	foreign     []uint64
+	noForeign   bool
 	err         error
 }
 
@@ -317,6 +330,9 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 		return bundle{err: fmt.Errorf("entry bundle %d holds %d entries, want %d", n, len(eb.Entries), want)}
 	}
 	b := bundle{entries: eb.Entries[:want]}
+	if b.foreign, b.noForeign, b.err = s.fetchForeign(ctx, n, width); b.err != nil {
+		return b
+	}
 	if s.noDisclosures.Load() {
 		b.none = true
 		return b
@@ -330,6 +346,31 @@ func (s *httpSource) fetchBundle(ctx context.Context, n, end uint64) bundle {
 		b.err = err
 	}
 	return b
+}
+
+// fetchForeign fetches the foreign marks of bundle n of width (0: full).
+// none is true when the source serves no foreign marks.
+func (s *httpSource) fetchForeign(ctx context.Context, n uint64, width uint8) (marks []uint64, none bool, err error) {
+	if s.noForeign.Load() {
+		return nil, true, nil
+	}
+	err = s.resource(ctx, "foreign/", 0, n, width, maxForeignMarks, func(u string, body io.Reader) error {
+		var err error
+		marks, err = records.DecodeForeignMarks(n, body)
+		var fe *records.ForeignMarkError
+		if errors.As(err, &fe) {
+			return &SourceError{URL: u, Index: fe.Index, HasIndex: true, Problem: fe.Problem}
+		}
+		return err
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		s.noForeign.Store(true)
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("foreign marks of bundle %d: %w", n, err)
+	}
+	return marks, false, nil
 }
 
 // The longest fields a disclosure may hold, in bytes: 4 per code point,
@@ -435,7 +476,8 @@ func (s *httpSource) Entries(ctx context.Context, start, end uint64, fn func([]E
 			if idx < start || idx >= end {
 				continue
 			}
-			batch = append(batch, Entry{Index: idx, Record: data, Disclosure: b.disclosures[idx], NoDisclosures: b.none})
+			batch = append(batch, Entry{Index: idx, Record: data, Disclosure: b.disclosures[idx], NoDisclosures: b.none,
+				Foreign: slices.Contains(b.foreign, idx), NoForeignMarks: b.noForeign})
 		}
 		if err := fn(batch); err != nil {
 			return err

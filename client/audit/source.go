@@ -48,4 +48,8 @@ type Entry struct {
 	// (Trillian's), or copies another. The audit reports it ([RuleForeign])
 	// and the rules skip it.
 	Foreign bool
+	// NoForeignMarks is true when the source could not say whether the
+	// entry is foreign: a mirror of the tlog-tiles resources alone. The
+	// rules then judge it as any other entry.
+	NoForeignMarks bool
 }

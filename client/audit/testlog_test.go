@@ -44,7 +44,13 @@ type testLog struct {
 	disc     map[uint64]*pb.Disclosure
 	override []byte // a checkpoint served instead of the file's
 	noDisc   bool   // serve no disclosure bundles, as a plain mirror
-	srv      *httptest.Server
+	// foreign are the indexes served as foreign marks; noForeign serves
+	// none, as a plain mirror; foreignBody, when set, is served as the
+	// foreign marks of every bundle.
+	foreign     map[uint64]bool
+	noForeign   bool
+	foreignBody func(w http.ResponseWriter, r *http.Request)
+	srv         *httptest.Server
 }
 
 func newTestLog(t *testing.T) *testLog {
@@ -108,6 +114,9 @@ func (l *testLog) serve(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "disclosures/"):
 		l.serveDisclosures(w, r, strings.TrimPrefix(p, "disclosures/"))
 		return
+	case strings.HasPrefix(p, "foreign/"):
+		l.serveForeign(w, r, strings.TrimPrefix(p, "foreign/"))
+		return
 	}
 	b, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(p)))
 	if err != nil {
@@ -139,6 +148,38 @@ func (l *testLog) serveDisclosures(w http.ResponseWriter, r *http.Request, n str
 	for i := idx * 256; i < idx*256+width; i++ {
 		if d := l.disc[i]; d != nil {
 			out = append(out, jd{i, base64.StdEncoding.EncodeToString(d.GetSalt()), d.GetName(), d.GetAffiliation(), d.GetCountry()})
+		}
+	}
+	l.mu.Unlock()
+	json.NewEncoder(w).Encode(out)
+}
+
+func (l *testLog) serveForeign(w http.ResponseWriter, r *http.Request, n string) {
+	l.mu.Lock()
+	none, body := l.noForeign, l.foreignBody
+	l.mu.Unlock()
+	switch {
+	case none:
+		http.NotFound(w, r)
+		return
+	case body != nil:
+		body(w, r)
+		return
+	}
+	idx, p, err := layout.ParseTileIndexPartial(n)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	width := uint64(p)
+	if width == 0 {
+		width = layout.EntryBundleWidth
+	}
+	out := []uint64{}
+	l.mu.Lock()
+	for i := idx * 256; i < idx*256+width; i++ {
+		if l.foreign[i] {
+			out = append(out, i)
 		}
 	}
 	l.mu.Unlock()

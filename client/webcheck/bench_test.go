@@ -55,7 +55,7 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, bd := range bundles {
-			if err := wl.AddBundle(bd); err != nil {
+			if err := wl.AddBundle(bd, []byte("[]")); err != nil {
 				b.Fatal(err)
 			}
 		}

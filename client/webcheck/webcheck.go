@@ -9,12 +9,18 @@
 // anything of it: not its bytes, and not its index or its checkpoint's
 // size either, which the paths of tiles and consistency proofs would give
 // away. So the online check fetches only what every visitor fetches, before
-// any receipt is given: the latest checkpoint and every entry bundle of the
-// log ([Log.BundlePaths]). From them [Log] recomputes the tree (it must
-// give the checkpoint's root) and the state of every endorsement, and a
-// receipt is then checked locally: its checkpoint's root must be the tree's
-// root at that size (consistency), and its endorsement's state is read from
-// the log's own withdrawals, redactions and corrections.
+// any receipt is given: the latest checkpoint, every entry bundle of the
+// log ([Log.BundlePaths]) and the foreign marks of each ([Log.ForeignPaths]).
+// From them [Log] recomputes the tree (it must give the checkpoint's root)
+// and the state of every endorsement, and a receipt is then checked
+// locally: its checkpoint's root must be the tree's root at that size
+// (consistency), and its endorsement's state is read from the log's own
+// withdrawals, redactions and corrections.
+//
+// An entry the server marks as foreign (no server of the log admitted it:
+// it was queued on the log's storage directly) is skipped by the rules, as
+// the server and the audit skip it: it changes nothing, and a receipt for
+// it is invalid, so that the page agrees with the server's counts.
 //
 // What each record does is decided by the rules of a letter (package
 // client/rules, through a rules.Follower), the function the server's
@@ -36,6 +42,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api"
@@ -116,6 +124,7 @@ type Log struct {
 	// rules follows what each record does.
 	rules    *rules.Follower
 	broken   []Broken
+	foreign  []uint64
 	complete bool
 }
 
@@ -151,6 +160,17 @@ func (l *Log) BundlePaths() []string {
 	return paths
 }
 
+// ForeignPaths returns the paths, relative to the log's tlog-tiles root,
+// of the foreign marks of every entry bundle of [Log.BundlePaths], in the
+// same order (see records.DecodeForeignMarks).
+func (l *Log) ForeignPaths() []string {
+	var paths []string
+	for n := uint64(0); n*layout.EntryBundleWidth < l.checkpoint.Size; n++ {
+		paths = append(paths, "foreign/"+layout.NWithSuffix(0, n, layout.PartialTileSize(0, n, l.checkpoint.Size)))
+	}
+	return paths
+}
+
 func (l *Log) hashReader() tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
@@ -164,9 +184,12 @@ func (l *Log) hashReader() tlog.HashReader {
 	})
 }
 
-// AddBundle adds the next entry bundle. A full bundle holds 256 entries;
-// the last may be partial.
-func (l *Log) AddBundle(data []byte) error {
+// AddBundle adds the next entry bundle, and its foreign marks as served
+// at the matching path of [Log.ForeignPaths]: a JSON array of the indexes
+// of the bundle's entries that no server of the log admitted. A full
+// bundle holds 256 entries; the last may be partial. Marks that repeat an
+// index or name one outside the bundle are refused.
+func (l *Log) AddBundle(data, foreignMarks []byte) error {
 	if l.complete {
 		return errors.New("the log is complete")
 	}
@@ -178,15 +201,22 @@ func (l *Log) AddBundle(data []byte) error {
 	if uint64(len(b.Entries)) < want || l.size%layout.EntryBundleWidth != 0 {
 		return fmt.Errorf("entry bundle at %d holds %d entries, want %d", l.size, len(b.Entries), want)
 	}
+	if len(foreignMarks) > records.MaxForeignMarksBytes {
+		return fmt.Errorf("the foreign marks of the entry bundle at %d: larger than the %d bytes they can hold", l.size, records.MaxForeignMarksBytes)
+	}
+	marks, err := records.DecodeForeignMarks(l.size/layout.EntryBundleWidth, bytes.NewReader(foreignMarks))
+	if err != nil {
+		return fmt.Errorf("the entry bundle at %d: %w", l.size, err)
+	}
 	for _, e := range b.Entries[:want] {
-		if err := l.add(e); err != nil {
+		if err := l.add(e, slices.Contains(marks, l.size)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (l *Log) add(entry []byte) error {
+func (l *Log) add(entry []byte, foreign bool) error {
 	h := tlog.RecordHash(entry)
 	stored, err := tlog.StoredHashesForRecordHash(int64(l.size), h, l.hashReader())
 	if err != nil {
@@ -196,6 +226,11 @@ func (l *Log) add(entry []byte) error {
 	l.leafHashes = append(l.leafHashes, h)
 	index := l.size
 	l.size++
+	if foreign {
+		l.rules.Skip()
+		l.foreign = append(l.foreign, index)
+		return nil
+	}
 	l.apply(index, entry)
 	return nil
 }
@@ -254,6 +289,20 @@ func (l *Log) checkTarget(index uint64, rec *pb.Record) error {
 // Broken returns the records of the loaded log that break its rules, in
 // index order: an honest log has none.
 func (l *Log) Broken() []Broken { return l.broken }
+
+// Foreign returns the indexes of the entries of the loaded log that its
+// server marks as foreign, in order: they changed nothing. A log that
+// orders its own entries has none.
+func (l *Log) Foreign() []uint64 { return l.foreign }
+
+// isForeign reports whether the entry at index is marked foreign.
+func (l *Log) isForeign(index uint64) bool {
+	_, found := slices.BinarySearch(l.foreign, index)
+	return found
+}
+
+// notAdmitted is why a foreign entry does not count.
+const notAdmitted = "the log holds this record, but its server says that no server of the log admitted it (it was queued on the log's storage directly): it does not count"
 
 // Complete checks that every entry of the latest checkpoint was added and
 // that they give its root. Until it succeeds, [Verify] does not use the
@@ -345,6 +394,9 @@ func Verify(v note.Verifier, b []byte, l *Log) Result {
 	if res.Kind != "endorsement" {
 		return res
 	}
+	if l.isForeign(res.Index) {
+		return invalid(errors.New(notAdmitted))
+	}
 	res.State = Counted
 	if !l.state(&res) {
 		return invalid(fmt.Errorf("the log holds this endorsement, but it breaks the log's rules, and does not count: %s", l.brokenAt(res.Index)))
@@ -384,13 +436,24 @@ func (l *Log) state(res *Result) bool {
 	return true
 }
 
-// brokenLine sums up Broken for the page, or is empty.
+// brokenLine sums up Broken and Foreign for the page, or is empty.
 func (l *Log) brokenLine() string {
-	if l == nil || !l.complete || len(l.broken) == 0 {
+	if l == nil || !l.complete || len(l.broken)+len(l.foreign) == 0 {
 		return ""
 	}
-	b := l.broken[0]
-	return fmt.Sprintf("%d record(s) of the log break its rules and changed nothing here; the first, at index %d: %s (an audit names them all)", len(l.broken), b.Index, b.Rule)
+	var parts []string
+	if len(l.broken) > 0 {
+		b := l.broken[0]
+		parts = append(parts, fmt.Sprintf("%d record(s) of the log break its rules and changed nothing here; the first, at index %d: %s", len(l.broken), b.Index, b.Rule))
+	}
+	if len(l.foreign) > 0 {
+		entries := "entries"
+		if len(l.foreign) == 1 {
+			entries = "entry"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s of the log that no server of it admitted (foreign) changed nothing here; the first at index %d", len(l.foreign), entries, l.foreign[0]))
+	}
+	return strings.Join(parts, "; ") + " (an audit names them all)"
 }
 
 // VerifyReference checks a reference to an endorsement instead of a
@@ -409,6 +472,9 @@ func VerifyReference(origin string, index uint64, leafHash []byte, l *Log) Resul
 	}
 	if index >= l.size || !bytes.Equal(l.leafHashes[index][:], leafHash) {
 		return invalid(fmt.Errorf("the log holds no such record at index %d", index))
+	}
+	if l.isForeign(index) {
+		return invalid(fmt.Errorf("index %d: %s", index, notAdmitted))
 	}
 	e, _ := l.rules.Endorsement(index)
 	if e == nil {

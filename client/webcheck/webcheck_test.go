@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,6 +36,8 @@ type testLog struct {
 	letter  *pb.Letter
 	// cosigners cosign the checkpoints signed from then on.
 	cosigners []note.Signer
+	// foreign are the indexes the log's server marks as foreign.
+	foreign map[uint64]bool
 }
 
 func newTestLog(t *testing.T) *testLog {
@@ -135,6 +139,22 @@ func (l *testLog) endorse(name string, supersedes *uint64) (uint64, *pb.ReceiptE
 	return i, &pb.ReceiptExtra{Disclosure: e.Disclosure, WithdrawalSecret: e.WithdrawalSecret}
 }
 
+// foreignMarks returns the foreign marks of bundle n, as the server
+// serves them.
+func (l *testLog) foreignMarks(n uint64) []byte {
+	marks := []uint64{}
+	for i := n * 256; i < min((n+1)*256, uint64(len(l.entries))); i++ {
+		if l.foreign[i] {
+			marks = append(marks, i)
+		}
+	}
+	b, err := json.Marshal(marks)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return b
+}
+
 func (l *testLog) load(t *testing.T) *webcheck.Log {
 	wl, err := webcheck.NewLog(l.v, l.checkpoint(uint64(len(l.entries))))
 	if err != nil {
@@ -142,11 +162,11 @@ func (l *testLog) load(t *testing.T) *webcheck.Log {
 	}
 	paths := wl.BundlePaths()
 	bundles := l.bundles()
-	if len(paths) != len(bundles) {
-		t.Fatalf("%d bundle paths for %d bundles", len(paths), len(bundles))
+	if len(paths) != len(bundles) || len(wl.ForeignPaths()) != len(bundles) {
+		t.Fatalf("%d bundle paths and %d foreign paths for %d bundles", len(paths), len(wl.ForeignPaths()), len(bundles))
 	}
-	for _, b := range bundles {
-		if err := wl.AddBundle(b); err != nil {
+	for n, b := range bundles {
+		if err := wl.AddBundle(b, l.foreignMarks(uint64(n))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -246,7 +266,7 @@ func TestLogRefusesWrongEntries(t *testing.T) {
 	}
 	b := l.bundles()[0]
 	b[len(b)-3] ^= 1
-	if err := wl.AddBundle(b); err != nil {
+	if err := wl.AddBundle(b, []byte("[]")); err != nil {
 		t.Fatal(err)
 	}
 	if err := wl.Complete(); err == nil {
@@ -383,5 +403,71 @@ func TestLogFollowsTheRules(t *testing.T) {
 	}
 	if got := webcheck.VerifyReference(origin, late, receipt.LeafHash(l.entries[late]), wl); got.State != webcheck.Invalid {
 		t.Errorf("a reference to the endorsement signed by the revoked key: %+v", got)
+	}
+}
+
+// TestForeignEntries: an entry the server marks as foreign (no server of
+// the log admitted it: a well-formed endorsement signed with a key of the
+// intruder's own, queued on the log's storage directly) is skipped, as
+// the server and the audit skip it: a receipt or a link for it is
+// invalid, and the page says that the log holds one. Without the mark, the
+// same log counts it.
+func TestForeignEntries(t *testing.T) {
+	l := newTestLog(t)
+	for i := 0; i < 260; i++ {
+		l.endorse(fmt.Sprintf("Signer %d", i), nil)
+	}
+	_, intruder, _ := ed25519.GenerateKey(rand.Reader)
+	e := signing.NewEndorsement(origin, l.letter, signing.Signer{Fields: records.Fields{Name: "Nobody Admitted"}, SignerKey: intruder,
+		Visibility: pb.Visibility_VISIBILITY_PRIVATE})
+	foreign := l.add(&pb.Record{Kind: &pb.Record_Endorsement{Endorsement: e.Endorsement}})
+	kept, kextra := l.endorse("Kept", nil)
+	size := uint64(len(l.entries))
+	rcpt := l.receipt(foreign, size, &pb.ReceiptExtra{Disclosure: e.Disclosure, WithdrawalSecret: e.WithdrawalSecret})
+	leaf := receipt.LeafHash(l.entries[foreign])
+
+	if got := webcheck.Verify(l.v, rcpt, l.load(t)); got.State != webcheck.Counted {
+		t.Fatalf("unmarked: %+v, want counted (the rules alone cannot tell)", got)
+	}
+	l.foreign = map[uint64]bool{foreign: true}
+	wl := l.load(t)
+	if !slices.Equal(wl.Foreign(), []uint64{foreign}) {
+		t.Errorf("Foreign() = %v, want [%d]", wl.Foreign(), foreign)
+	}
+	got := webcheck.Verify(l.v, rcpt, wl)
+	if got.State != webcheck.Invalid || !strings.Contains(got.Reason, "no server of the log admitted it") {
+		t.Errorf("the foreign endorsement's receipt: %+v, want invalid, saying no server admitted it", got)
+	}
+	if got := webcheck.VerifyReference(origin, foreign, leaf, wl); got.State != webcheck.Invalid || !strings.Contains(got.Reason, "no server of the log admitted it") {
+		t.Errorf("a reference to the foreign endorsement: %+v", got)
+	}
+	got = webcheck.Verify(l.v, l.receipt(kept, size, kextra), wl)
+	if got.State != webcheck.Counted || !strings.Contains(got.LogBroken, fmt.Sprintf("1 entry of the log that no server of it admitted (foreign) changed nothing here; the first at index %d", foreign)) {
+		t.Errorf("an endorsement after it: %+v, want counted, and the foreign entry said", got)
+	}
+}
+
+// TestHostileForeignMarks: marks that repeat an index, name one outside
+// their bundle, or are larger than they can be are refused.
+func TestHostileForeignMarks(t *testing.T) {
+	l := newTestLog(t)
+	for i := 0; i < 5; i++ {
+		l.endorse(fmt.Sprintf("Signer %d", i), nil)
+	}
+	for name, marks := range map[string]string{
+		"repeated":       "[2, 2]",
+		"outside":        "[256]",
+		"not an array":   `{"index": 2}`,
+		"not an integer": `["2"]`,
+		"too large":      "[2" + strings.Repeat(" ", records.MaxForeignMarksBytes) + "]",
+		"missing":        "",
+	} {
+		wl, err := webcheck.NewLog(l.v, l.checkpoint(uint64(len(l.entries))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wl.AddBundle(l.bundles()[0], []byte(marks)); err == nil {
+			t.Errorf("%s: foreign marks %.20q accepted", name, marks)
+		}
 	}
 }

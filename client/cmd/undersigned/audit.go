@@ -265,6 +265,9 @@ func printReport(w io.Writer, st *audit.State, rep *audit.Report, verbose bool) 
 	if rep.NotChecked > 0 {
 		fmt.Fprintf(w, "disclosures not checked: %d public endorsements (the source serves no disclosure bundles)\n", rep.NotChecked)
 	}
+	if rep.ForeignNotChecked > 0 {
+		fmt.Fprintf(w, "foreign marks not checked: %d entries (the source serves no foreign marks: an entry no server of the log admitted counts here if it keeps the rules)\n", rep.ForeignNotChecked)
+	}
 	if rep.Pending > 0 {
 		fmt.Fprintf(w, "%d public endorsements lost their disclosure to a redaction not yet in the log: checked again next time\n", rep.Pending)
 	}

@@ -99,6 +99,9 @@ type auditReport struct {
 	Letters        []reportLetter        `json:"letters"`
 	Changes        []audit.LetterChanges `json:"changes"`
 	NotChecked     uint64                `json:"disclosures_not_checked,omitempty"`
+	// ForeignNotChecked counts the entries read from a source that serves
+	// no foreign marks.
+	ForeignNotChecked uint64 `json:"foreign_marks_not_checked,omitempty"`
 }
 
 // reportLetter is a letter's counts at the audited checkpoint.
@@ -139,6 +142,7 @@ func writeAuditReport(path string, st *audit.State, rep *audit.Report, src audit
 		From: rep.From, EntriesFetched: rep.Fetched, OK: rep.OK(),
 		Violations: append([]audit.Violation{}, rep.Violations...), Warnings: append([]audit.Warning{}, rep.Warnings...),
 		Changes: append([]audit.LetterChanges{}, rep.Letters...), NotChecked: rep.NotChecked,
+		ForeignNotChecked: rep.ForeignNotChecked,
 	}
 	// The root hash is the third line of the checkpoint's body.
 	if lines := strings.SplitN(r.Checkpoint, "\n", 4); len(lines) >= 3 {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/undersigned/undersigned/client/records"
 )
 
 // hostileMirror serves the log at target, except the resources whose path
@@ -91,7 +93,8 @@ func heapWatch() func() uint64 {
 }
 
 // TestHostileMirror: a mirror of a real log that serves oversized,
-// duplicate, out-of-bundle, slow and never-answering resources. audit
+// duplicate, out-of-bundle, slow and never-answering resources (the
+// foreign marks among them), or hides the foreign marks. audit
 // --tiles and monitor end with the violation that names the URL (and the
 // index), or with a timeout error, within the fetch timeout, and the heap
 // stays under 256 MB (it holds the test's server too).
@@ -133,9 +136,18 @@ func TestHostileMirror(t *testing.T) {
 			[]string{"VIOLATION", "source", "/log/disclosures/000", "index 1: served twice in disclosure bundle 0"}},
 		{"out-of-bundle index", "/log/disclosures/", endless("", "["+element(300)+"]"), exitFailed,
 			[]string{"VIOLATION", "source", "/log/disclosures/000", "index 300: outside disclosure bundle 0"}},
+		{"endless foreign marks", "/log/foreign/", endless("[1", strings.Repeat(" ", 64<<10)), exitFailed,
+			[]string{"VIOLATION", "source", "/log/foreign/000", fmt.Sprintf("larger than the %d bytes", records.MaxForeignMarksBytes)}},
+		{"duplicate foreign mark", "/log/foreign/", endless("", "[2,1,2]"), exitFailed,
+			[]string{"VIOLATION", "source", "/log/foreign/000", "index 2: marked twice in the foreign marks of bundle 0"}},
+		{"out-of-bundle foreign mark", "/log/foreign/", endless("", "[256]"), exitFailed,
+			[]string{"VIOLATION", "source", "/log/foreign/000", "index 256: outside entry bundle 0"}},
+		{"hidden foreign marks", "/log/foreign/", http.NotFound, exitOK,
+			[]string{"foreign marks not checked: 3 entries"}},
 		{"slow entry bundle", "/log/tile/entries/", trickle, exitUsage, []string{"timeout", "/log/tile/entries/000"}},
 		{"silent disclosures", "/log/disclosures/", silent, exitUsage, []string{"timeout", "/log/disclosures/000"}},
 		{"silent checkpoint", "/log/checkpoint", silent, exitUsage, []string{"timeout", "/log/checkpoint"}},
+		{"silent foreign marks", "/log/foreign/", silent, exitUsage, []string{"timeout", "/log/foreign/000"}},
 	}
 	for _, tc := range cases {
 		for _, command := range []string{"audit", "monitor"} {

@@ -74,6 +74,9 @@ func roundLine(rep *audit.Report) string {
 	if len(parts) > 0 {
 		line += ": " + strings.Join(parts, "; ")
 	}
+	if rep.ForeignNotChecked > 0 {
+		line += fmt.Sprintf("; foreign marks not checked: %d entries (the source serves none)", rep.ForeignNotChecked)
+	}
 	for _, w := range rep.Warnings {
 		line += "; warning: " + w.String()
 	}

@@ -34,20 +34,24 @@
 
   const parse = (s) => JSON.parse(s);
 
-  // Every visitor loads the same files: the latest checkpoint and every
-  // entry bundle, whatever receipt they bring (or none).
+  // Every visitor loads the same files: the latest checkpoint, every
+  // entry bundle and the foreign marks of each (the entries no server of
+  // the log admitted, which count for nobody), whatever receipt they
+  // bring (or none).
   async function loadLog(u, tiles, key, status) {
     const cpResp = await fetch(tiles + 'checkpoint', { cache: 'no-store' });
     if (!cpResp.ok) throw new Error('checkpoint: HTTP ' + cpResp.status);
     const started = parse(u.newLog(key, new Uint8Array(await cpResp.arrayBuffer())));
     if (started.error) throw new Error(started.error);
     status.textContent = fmt('loadingLog', { size: started.size });
-    const fetches = started.paths.map((p) => fetch(tiles + p).then((r) => {
+    const get = (p) => fetch(tiles + p).then((r) => {
       if (!r.ok) throw new Error(p + ': HTTP ' + r.status);
       return r.arrayBuffer();
-    }));
+    });
+    const fetches = started.paths.map((p, i) => Promise.all([get(p), get(started.foreign[i])]));
     for (const f of fetches) {
-      const added = parse(u.addBundle(new Uint8Array(await f)));
+      const [bundle, foreign] = await f;
+      const added = parse(u.addBundle(new Uint8Array(bundle), new Uint8Array(foreign)));
       if (added.error) throw new Error(added.error);
     }
     const done = parse(u.completeLog());

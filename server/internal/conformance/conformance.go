@@ -789,6 +789,25 @@ func testTiles(t *testing.T, l Log) {
 	if len(ds) != layout.EntryBundleWidth-1 || ds[0]["index"] != float64(1) || !strings.HasPrefix(ds[0]["name"].(string), "Tile Signer") {
 		t.Errorf("disclosure bundle 0 has %d elements, the first %v; want the 255 endorsements", len(ds), ds[0])
 	}
+	// The foreign marks of every bundle: none in a log of admitted
+	// writes, with a short cache life; nothing beyond the checkpoint.
+	for n := uint64(0); n*layout.EntryBundleWidth < size; n++ {
+		path := "/log/foreign/" + layout.NWithSuffix(0, n, layout.PartialTileSize(0, n, size))
+		code, h, body := s.get(path)
+		marks, err := records.DecodeForeignMarks(n, bytes.NewReader(body))
+		if code != http.StatusOK || err != nil || len(marks) != 0 || h.Get("Cache-Control") != "public, max-age=5" {
+			t.Errorf("GET %s: %d %q (%v), cache %q; want an empty array with a short cache life", path, code, body, err, h.Get("Cache-Control"))
+		}
+	}
+	for path, want := range map[string]int{
+		"/log/foreign/" + layout.NWithSuffix(0, size/256+1, 0):               http.StatusNotFound,
+		"/log/foreign/" + layout.NWithSuffix(0, size/256, uint8(size%256)+1): http.StatusNotFound,
+		"/log/foreign/x": http.StatusBadRequest,
+	} {
+		if code, _, _ := s.get(path); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
 }
 
 // fetchResource returns a resource of the tlog-tiles API, which must be

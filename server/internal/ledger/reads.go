@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/undersigned/undersigned/client/names"
@@ -185,6 +186,34 @@ func (l *Ledger) Disclosures(ctx context.Context, from, to uint64) ([]Disclosure
 		return nil, err
 	}
 	return l.cfg.Store.Disclosures(ctx, from, to)
+}
+
+// Foreign returns, in ascending order, the indexes of the entries in
+// [from, to) that no server of the log admitted (see [ForeignLeaf]); to
+// must be within the published log. A log that orders its own entries has
+// none.
+func (l *Ledger) Foreign(ctx context.Context, from, to uint64) ([]uint64, error) {
+	if _, _, err := l.sizeOrLatest(ctx, to); err != nil {
+		return nil, err
+	}
+	if err := l.waitIndexed(ctx, to); err != nil {
+		return nil, err
+	}
+	if l.unordered == nil {
+		return nil, nil
+	}
+	marks, err := l.unordered.store.Foreign(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for i, foreign := range marks {
+		if foreign {
+			out = append(out, i)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // LetterInfo is a letter with its state.

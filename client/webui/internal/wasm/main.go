@@ -72,8 +72,9 @@ func setPolicy(_ js.Value, args []js.Value) any {
 }
 
 // newLog(logKey, checkpointBytes) starts loading the log and returns
-// {"paths": [...]}: the entry bundles to add in order. With a witness
-// policy, the checkpoint must meet it.
+// {"size": N, "paths": [...], "foreign": [...]}: the entry bundles to add
+// in order, and the foreign marks of each. With a witness policy, the
+// checkpoint must meet it.
 func newLog(_ js.Value, args []js.Value) any {
 	v, err := note.NewVerifier(args[0].String())
 	if err != nil {
@@ -89,13 +90,14 @@ func newLog(_ js.Value, args []js.Value) any {
 		}
 	}
 	state.log = l
-	return jsonOf(map[string]any{"size": l.Size(), "paths": l.BundlePaths()})
+	return jsonOf(map[string]any{"size": l.Size(), "paths": l.BundlePaths(), "foreign": l.ForeignPaths()})
 }
 
-// addBundle(bytes) adds the next entry bundle; completeLog() checks the
-// whole. Both return {} or {"error": ...}.
+// addBundle(bytes, foreignMarks) adds the next entry bundle and its
+// foreign marks (the bytes served at the matching path of "foreign");
+// completeLog() checks the whole. Both return {} or {"error": ...}.
 func addBundle(_ js.Value, args []js.Value) any {
-	if err := state.log.AddBundle(bytesOf(args[0])); err != nil {
+	if err := state.log.AddBundle(bytesOf(args[0]), bytesOf(args[1])); err != nil {
 		return fail(err)
 	}
 	return jsonOf(struct{}{})
