@@ -164,6 +164,15 @@ func readTrillianEnv(dir string) (*trillianEnv, error) {
 	return e, nil
 }
 
+// deleteTree deletes a tree a run created: the signer visits every active
+// tree at each of its runs, and the trees of earlier runs, left active,
+// made it spend more per write in each later one.
+func (e *trillianEnv) deleteTree(ctx context.Context, tree int64) {
+	if _, err := e.admin.DeleteTree(context.WithoutCancel(ctx), &trillian.DeleteTreeRequest{TreeId: tree}); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: delete the tree of the run:", err)
+	}
+}
+
 // clockTicks is the clock tick of /proc/PID/stat (USER_HZ).
 const clockTicks = 100
 
@@ -378,6 +387,7 @@ func benchRawTrillian(ctx context.Context, o options, e *trillianEnv, size int) 
 	if err != nil {
 		return trillianMeasurement{}, err
 	}
+	defer e.deleteTree(ctx, tree)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := watchRoot(wctx, e.log, tree)
@@ -423,6 +433,7 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	if err != nil {
 		return trillianMeasurement{}, err
 	}
+	defer e.deleteTree(ctx, tree)
 	db, err := newDatabase(ctx, e.postgres, fmt.Sprintf("undersigned_bench_%d", run))
 	if err != nil {
 		return trillianMeasurement{}, err
