@@ -48,11 +48,11 @@ import (
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/undersigned/undersigned/client"
-	"github.com/undersigned/undersigned/client/records"
 	pb "github.com/undersigned/undersigned/proto/undersignedv1"
 	"github.com/undersigned/undersigned/server"
 	"github.com/undersigned/undersigned/server/internal/datadir"
@@ -94,11 +94,12 @@ func serveChild(v string) int {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := prometheus.NewRegistry()
 	err := server.Run(ctx, server.Config{
-		DataDir: c.Dir, GRPCAddr: c.GRPC, HTTPAddr: c.HTTP, Origin: c.Origin, Logger: logger,
+		DataDir: c.Dir, GRPCAddr: c.GRPC, HTTPAddr: c.HTTP, Origin: c.Origin, Logger: logger, Registry: reg,
 		Engine: func(ctx context.Context, f *datadir.Folder) (server.Engine, error) {
 			return trillianengine.Open(ctx, trillianengine.Config{
-				Folder: f, Addr: c.Trillian, TreeID: c.TreeID, PostgresURI: c.Postgres, Logger: logger,
+				Folder: f, Addr: c.Trillian, TreeID: c.TreeID, PostgresURI: c.Postgres, Logger: logger, Registry: reg,
 			})
 		},
 	})
@@ -112,11 +113,13 @@ func serveChild(v string) int {
 // trillianEnv is what up.sh started.
 type trillianEnv struct {
 	addr, postgres string
-	serverPID      int
-	signerPID      int
-	postmasterPID  int
-	log            trillian.TrillianLogClient
-	admin          trillian.TrillianAdminClient
+	// trillianPostgres is Trillian's own database.
+	trillianPostgres string
+	serverPID        int
+	signerPID        int
+	postmasterPID    int
+	log              trillian.TrillianLogClient
+	admin            trillian.TrillianAdminClient
 }
 
 func readTrillianEnv(dir string) (*trillianEnv, error) {
@@ -143,7 +146,7 @@ func readTrillianEnv(dir string) (*trillianEnv, error) {
 		first, _, _ := strings.Cut(string(b), "\n")
 		return strconv.Atoi(strings.TrimSpace(first))
 	}
-	e := &trillianEnv{addr: vars["TRILLIAN_ADDR"], postgres: vars["POSTGRES_URI"]}
+	e := &trillianEnv{addr: vars["TRILLIAN_ADDR"], postgres: vars["POSTGRES_URI"], trillianPostgres: vars["TRILLIAN_POSTGRES_URI"]}
 	if e.serverPID, err = pid(filepath.Join(dir, "run", "trillian_log_server.pid")); err != nil {
 		return nil, err
 	}
@@ -159,6 +162,15 @@ func readTrillianEnv(dir string) (*trillianEnv, error) {
 	}
 	e.log, e.admin = trillian.NewTrillianLogClient(conn), trillian.NewTrillianAdminClient(conn)
 	return e, nil
+}
+
+// deleteTree deletes a tree a run created: the signer visits every active
+// tree at each of its runs, and the trees of earlier runs, left active,
+// made it spend more per write in each later one.
+func (e *trillianEnv) deleteTree(ctx context.Context, tree int64) {
+	if _, err := e.admin.DeleteTree(context.WithoutCancel(ctx), &trillian.DeleteTreeRequest{TreeId: tree}); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: delete the tree of the run:", err)
+	}
 }
 
 // clockTicks is the clock tick of /proc/PID/stat (USER_HZ).
@@ -215,10 +227,12 @@ func postgresCPU(postmaster int) (total, undersigned time.Duration) {
 // cpuSample is the CPU of each process at one moment.
 type cpuSample struct {
 	undersigned, logServer, logSigner, postgres, postgresUndersigned time.Duration
+	// loadGenerator is this process's.
+	loadGenerator time.Duration
 }
 
 func (e *trillianEnv) sample(undersignedPID int) cpuSample {
-	var s cpuSample
+	s := cpuSample{loadGenerator: cpuTime()}
 	if undersignedPID != 0 {
 		s.undersigned, _, _ = procStatCPU(undersignedPID, true)
 	}
@@ -245,6 +259,11 @@ type trillianMeasurement struct {
 	// PostgresUndersigned is the part of Postgres spent by the backends
 	// of undersigned's own database.
 	PostgresUndersigned time.Duration `json:"postgres_undersigned_db_cpu_per_op_ns"`
+	// LoadGenerator is the benchmark's own process: the writers.
+	LoadGenerator time.Duration `json:"load_generator_cpu_per_op_ns"`
+	// Stages are the means of the server's stage histograms over the
+	// window (undersigned only).
+	Stages []stageMean `json:"stages,omitempty"`
 }
 
 // share is undersigned's CPU per write over that of Trillian and
@@ -270,12 +289,26 @@ func (m trillianMeasurement) strictShare() float64 {
 
 // driveMeasured runs op like drive, sampling the processes' CPU over the
 // measured window.
-func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, pid int, op func(ctx context.Context, seq int64) error) trillianMeasurement {
+// When metricsAddr is set, the server's stage histograms are read there
+// before and after the window.
+func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, pid int, metricsAddr string, op func(ctx context.Context, seq int64) error) trillianMeasurement {
 	var before, after cpuSample
-	r := runLoad(ctx, name, o, o.concurrency, func() { before = e.sample(pid) }, func() { after = e.sample(pid) }, op)
+	var stagesBefore, stagesAfter histogramSums
+	scrape := func(into *histogramSums) {
+		if metricsAddr == "" {
+			return
+		}
+		var err error
+		if *into, err = scrapeStages(ctx, metricsAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	r := runLoad(ctx, name, o, o.concurrency,
+		func() { before = e.sample(pid); scrape(&stagesBefore) },
+		func() { after = e.sample(pid); scrape(&stagesAfter) }, op)
 	n := r.ops
 	m := trillianMeasurement{Name: name, Ops: n, Seconds: r.elapsed.Seconds(), Rate: float64(n) / r.elapsed.Seconds(),
-		P50: r.quantile(0.5), P99: r.quantile(0.99), Errors: r.errs}
+		P50: r.quantile(0.5), P99: r.quantile(0.99), Errors: r.errs, Stages: stageMeans(stagesBefore, stagesAfter)}
 	if n > 0 {
 		per := func(a, b time.Duration) time.Duration { return (b - a) / time.Duration(n) }
 		m.Undersigned = per(before.undersigned, after.undersigned)
@@ -283,6 +316,7 @@ func driveMeasured(ctx context.Context, name string, o options, e *trillianEnv, 
 		m.LogSigner = per(before.logSigner, after.logSigner)
 		m.Postgres = per(before.postgres, after.postgres)
 		m.PostgresUndersigned = per(before.postgresUndersigned, after.postgresUndersigned)
+		m.LoadGenerator = per(before.loadGenerator, after.loadGenerator)
 	}
 	return m
 }
@@ -353,11 +387,12 @@ func benchRawTrillian(ctx context.Context, o options, e *trillianEnv, size int) 
 	if err != nil {
 		return trillianMeasurement{}, err
 	}
+	defer e.deleteTree(ctx, tree)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := watchRoot(wctx, e.log, tree)
 	var queued atomic.Uint64
-	return driveMeasured(ctx, "raw Trillian: QueueLeaf, integration seen in the signed root", o, e, 0, func(ctx context.Context, _ int64) error {
+	return driveMeasured(ctx, "raw Trillian: QueueLeaf, integration seen in the signed root", o, e, 0, "", func(ctx context.Context, _ int64) error {
 		data := make([]byte, size)
 		rand.Read(data)
 		id := sha256.Sum256(data)
@@ -398,6 +433,7 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	if err != nil {
 		return trillianMeasurement{}, err
 	}
+	defer e.deleteTree(ctx, tree)
 	db, err := newDatabase(ctx, e.postgres, fmt.Sprintf("undersigned_bench_%d", run))
 	if err != nil {
 		return trillianMeasurement{}, err
@@ -422,22 +458,9 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	var cl *client.Client
-	deadline := time.Now().Add(time.Minute)
-	for {
-		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
-		if err == nil {
-			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: strings.TrimSpace(string(tok)), KnownLogs: filepath.Join(dir, "known_logs")})
-			cancel()
-			if err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return trillianMeasurement{}, fmt.Errorf("the server did not answer: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	cl, token, err := dialChild(ctx, grpcAddr, dir)
+	if err != nil {
+		return trillianMeasurement{}, err
 	}
 	defer cl.Close()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
@@ -445,32 +468,94 @@ func benchUndersignedTrillian(ctx context.Context, o options, e *trillianEnv, di
 	if _, err := cl.PublishLetter(ctx, l, ""); err != nil {
 		return trillianMeasurement{}, err
 	}
-	// The endorsements are made before the run, so that the load
-	// generator spends little CPU while it is measured.
-	pool := make(chan *client.Endorsement, 1<<16)
-	gctx, stopGenerating := context.WithCancel(ctx)
-	defer stopGenerating()
-	go func() {
-		for i := 0; ; i++ {
-			e := client.NewEndorsement(cl.Origin(), l, client.Signer{
-				Fields: records.Fields{Name: fmt.Sprintf("Signer %07d Łapińska", i), Affiliation: "Bench"}, OrganiserKey: key,
-			})
-			select {
-			case pool <- e:
-			case <-gctx.Done():
-				return
-			}
+	// The endorsements are made before the run, all of them, so that the
+	// load generator spends little CPU while it is measured (a generator
+	// running beside the writers signed each endorsement on the cores
+	// the server and Trillian were measured on); more are made on demand.
+	expected := int(4000 * (o.warmup + o.duration).Seconds())
+	pool := newEndorsements(cl.Origin(), l, key, min(expected, 200_000))
+	// A connection carries at most 512 calls at once (the server's
+	// MaxStreamsPerConnection): one connection per 256 writers.
+	conns := []*client.Client{cl}
+	for len(conns)*256 < o.concurrency {
+		c, err := client.Dial(ctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
+		if err != nil {
+			return trillianMeasurement{}, err
 		}
-	}()
-	for len(pool) < cap(pool)/2 {
-		time.Sleep(10 * time.Millisecond)
+		defer c.Close()
+		conns = append(conns, c)
 	}
-	api := cl.API()
-	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, func(ctx context.Context, _ int64) error {
-		en := <-pool
-		_, err := api.Endorse(cl.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
+	actx, stopAnalyze := context.WithCancel(ctx)
+	defer stopAnalyze()
+	go analyzeInWarmup(actx, o, e.trillianPostgres, db)
+	return driveMeasured(ctx, "undersigned on Trillian: Endorse over gRPC, receipt returned", o, e, cmd.Process.Pid, httpAddr, func(ctx context.Context, seq int64) error {
+		en := pool.get()
+		c := conns[int(seq)%len(conns)]
+		_, err := c.API().Endorse(c.Context(ctx), &pb.EndorseRequest{Endorsement: en.Endorsement, Disclosure: en.Disclosure})
 		return err
 	}), nil
+}
+
+// dialChild waits for the server child in dir to answer on grpcAddr and
+// returns a client with its first token.
+func dialChild(ctx context.Context, grpcAddr, dir string) (*client.Client, string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
+		if err == nil {
+			token := strings.TrimSpace(string(tok))
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var cl *client.Client
+			cl, err = client.Dial(dctx, client.Config{Addr: grpcAddr, Token: token, KnownLogs: filepath.Join(dir, "known_logs")})
+			cancel()
+			if err == nil {
+				return cl, token, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, "", fmt.Errorf("the server did not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// analyzeInWarmup analyzes Trillian's leaf tables and undersigned's
+// database half-way through the warm-up. A new tree in a database that
+// holds the leaves of earlier runs' trees is one PostgreSQL's statistics do
+// not know until autovacuum analyzes the leaf tables again (after 10% of
+// them changed): until then it may read a range of the new tree's leaves
+// by a plan that visits the whole tree, seconds per GetLeavesByRange.
+// undersigned's new database was never analyzed either (its admission's
+// plans no longer depend on it: see pgstore's Prefetch). A log that lives
+// is in the statistics; so that each run measures that, both are analyzed
+// once they hold entries.
+func analyzeInWarmup(ctx context.Context, o options, trillianDB, undersignedDB string) {
+	select {
+	case <-time.After(o.warmup / 2):
+	case <-ctx.Done():
+		return
+	}
+	if err := analyze(ctx, trillianDB, "leafdata, sequencedleafdata"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: analyze Trillian's leaf tables:", err)
+	}
+	if err := analyze(ctx, undersignedDB, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: analyze undersigned's database:", err)
+	}
+}
+
+// analyze updates PostgreSQL's statistics of the tables of the database
+// at uri (all of them when tables is empty).
+func analyze(ctx context.Context, uri, tables string) error {
+	if uri == "" {
+		return errors.New("no database (is TRILLIAN_POSTGRES_URI in the env file?)")
+	}
+	c, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, strings.TrimSpace("ANALYZE "+tables))
+	return err
 }
 
 func medianOf(ms []trillianMeasurement) trillianMeasurement {
@@ -521,16 +606,17 @@ func runTrillian(ctx context.Context, o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "run %d: undersigned on Trillian %.0f/s, its CPU %.0f%% of Trillian's and PostgreSQL's (%.0f%% counting its database as its own)\n",
 			i+1, m.Rate, 100*m.share(), 100*m.strictShare())
+		fmt.Fprintf(os.Stderr, "run %d: the server's stages (means over the window):\n%s", i+1, formatStages(m.Stages))
 		full = append(full, m)
 	}
 	mr, mf := medianOf(raw), medianOf(full)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "measure\tconcurrency\tops/s (median)\tp50\tp99\tCPU/op undersigned\ttrillian_log_server\ttrillian_log_signer\tpostgres\t(of which undersigned's db)\terrors\t")
+	fmt.Fprintln(w, "measure\tconcurrency\tops/s (median)\tp50\tp99\tCPU/op undersigned\ttrillian_log_server\ttrillian_log_signer\tpostgres\t(of which undersigned's db)\tload generator\terrors\t")
 	for _, m := range []trillianMeasurement{mr, mf} {
-		fmt.Fprintf(w, "%s\t%d\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%d\t\n", m.Name, o.concurrency, m.Rate,
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%d\t\n", m.Name, o.concurrency, m.Rate,
 			m.P50.Round(time.Millisecond), m.P99.Round(time.Millisecond),
 			m.Undersigned.Round(time.Microsecond), m.LogServer.Round(time.Microsecond), m.LogSigner.Round(time.Microsecond),
-			m.Postgres.Round(time.Microsecond), m.PostgresUndersigned.Round(time.Microsecond), m.Errors)
+			m.Postgres.Round(time.Microsecond), m.PostgresUndersigned.Round(time.Microsecond), m.LoadGenerator.Round(time.Microsecond), m.Errors)
 	}
 	w.Flush()
 	fmt.Printf("ratio %.2f (undersigned over raw Trillian, writes per second)\n", mf.Rate/mr.Rate)

@@ -63,6 +63,8 @@ type batchEntry struct {
 	// before stays before the revocation).
 	afterSeq    int64
 	afterLetter string
+	// heldAt is when the entry was held for its dependency.
+	heldAt time.Time
 }
 
 // submit queues a write for admission and waits for the outcome.

@@ -198,6 +198,9 @@ type pendingEntry struct {
 	done  chan struct{}
 	index uint64
 	err   error
+	// queued is when an unordered log took the entry (Unix nanoseconds),
+	// for the integrate stage's time; 0 until then.
+	queued atomic.Int64
 }
 
 // New opens a ledger on an engine: it loads the letters, reconciles the

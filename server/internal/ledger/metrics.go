@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,7 +24,36 @@ type Metrics struct {
 	badProofs prometheus.Counter
 	// foreign counts the leaves of the log no frontend admitted.
 	foreign prometheus.Counter
+	// stages times each stage of a write, from the call to its receipt
+	// (see the stage names below).
+	stages *prometheus.HistogramVec
 }
+
+// The stages of a write, the label of undersigned_ledger_write_stage_seconds.
+// Every write goes through admit, index, checkpoint and receipt, which add up
+// to its whole time in the ledger; on a log that orders entries itself
+// (Trillian) the index stage is also split into held, queue and integrate.
+const (
+	// stageAdmit is from the call to its admission committed: the wait
+	// for a batch and the batch's transaction.
+	stageAdmit = "admit"
+	// stageIndex is from admission to the entry's index known.
+	stageIndex = "index"
+	// stageHeld is the wait for a dependency's index before queuing.
+	stageHeld = "held"
+	// stageQueue is from an entry ready to the log taking it (Trillian's
+	// QueueLeaf returned), the wait for a free call included.
+	stageQueue = "queue"
+	// stageIntegrate is from the log taking an entry to the follower
+	// matching it at its index: the log's integration and the follower's
+	// next read.
+	stageIntegrate = "integrate"
+	// stageCheckpoint is from the index known to a published checkpoint
+	// that includes it.
+	stageCheckpoint = "checkpoint"
+	// stageReceipt is the inclusion proof, its check and the receipt.
+	stageReceipt = "receipt"
+)
 
 // NewMetrics creates the ledger's metrics and registers them with reg,
 // unless reg is nil.
@@ -66,9 +97,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "undersigned_ledger_foreign_entries_total",
 			Help: "Entries of the log that no frontend admitted (queued on Trillian directly, or a second copy), found by this frontend; each is also logged with its index.",
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "undersigned_ledger_write_stage_seconds",
+			Help:    "Time a write spends in each stage, from the call to its receipt: admit, index (held, queue and integrate on Trillian), checkpoint, receipt.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.behind, m.badProofs, m.foreign)
+		reg.MustRegister(m.pushback, m.appended, m.admitBatch, m.appendBatch, m.writes, m.othersRecord, m.behind, m.badProofs, m.foreign, m.stages)
 	}
 	return m
+}
+
+// stage records the time a write spent in a stage, since start, and
+// returns now.
+func (m *Metrics) stage(name string, start time.Time) time.Time {
+	now := time.Now()
+	m.stages.WithLabelValues(name).Observe(now.Sub(start).Seconds())
+	return now
 }

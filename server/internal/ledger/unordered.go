@@ -156,6 +156,7 @@ func (u *unordered) unindexedLetter(ctx context.Context, id string) (int64, erro
 func (u *unordered) dispatch(entries []batchEntry) {
 	var ready []batchEntry
 	held := false
+	now := time.Now()
 	u.mu.Lock()
 	for _, e := range entries {
 		if u.heldSeqs[e.seq] {
@@ -165,6 +166,7 @@ func (u *unordered) dispatch(entries []batchEntry) {
 			ready = append(ready, e)
 			continue
 		}
+		e.heldAt = now
 		u.held = append(u.held, e)
 		u.heldSeqs[e.seq] = true
 		held = true
@@ -185,8 +187,9 @@ func (u *unordered) dispatch(entries []batchEntry) {
 // queue hands an entry to the log, retrying until the log takes it or the
 // ledger closes.
 func (u *unordered) queue(e batchEntry) {
+	start := time.Now()
 	u.mu.Lock()
-	u.queued[e.seq] = time.Now()
+	u.queued[e.seq] = start
 	u.mu.Unlock()
 	ctx := u.l.ctx
 	u.l.wg.Add(1)
@@ -203,6 +206,9 @@ func (u *unordered) queue(e batchEntry) {
 				return // queued again by the next start, once an operator acted
 			}
 			err := u.log.Queue(ctx, e.record)
+			if err == nil && e.pending != nil {
+				e.pending.queued.Store(u.l.cfg.Metrics.stage(stageQueue, start).UnixNano())
+			}
 			if err == nil || ctx.Err() != nil {
 				return
 			}
@@ -285,6 +291,9 @@ func (u *unordered) onLeaves(ctx context.Context, start uint64, leaves [][]byte)
 	u.l.pendingMu.Lock()
 	for seq, index := range resolved {
 		if p := u.l.pending[seq]; p != nil {
+			if q := p.queued.Load(); q != 0 {
+				u.l.cfg.Metrics.stage(stageIntegrate, time.Unix(0, q))
+			}
 			p.index = index
 			close(p.done)
 			delete(u.l.pending, seq)
@@ -400,6 +409,11 @@ func (u *unordered) recheck(ctx context.Context) error {
 		delete(u.heldSeqs, e.seq)
 	}
 	u.mu.Unlock()
+	for _, e := range ready {
+		if e.pending != nil && !e.heldAt.IsZero() {
+			u.l.cfg.Metrics.stage(stageHeld, e.heldAt)
+		}
+	}
 	for _, e := range ready {
 		u.queue(e)
 	}

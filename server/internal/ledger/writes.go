@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -357,10 +358,12 @@ func (l *Ledger) ChangeOrganiser(ctx context.Context, c Caller, oc *pb.Organiser
 // write admits w, waits for its index and a checkpoint that includes it,
 // and builds its receipt.
 func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
+	t := time.Now()
 	a, err := l.submit(ctx, w)
 	if err != nil {
 		return nil, err
 	}
+	t = l.cfg.Metrics.stage(stageAdmit, t)
 	index := a.index
 	if a.pending != nil {
 		select {
@@ -373,6 +376,7 @@ func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
 		}
 		index = a.pending.index
 	}
+	t = l.cfg.Metrics.stage(stageIndex, t)
 	var disclosure *pb.Disclosure
 	switch {
 	case w.kind == KindEndorsement && !a.duplicate && w.input.Record.GetEndorsement().GetVisibility() == pb.Visibility_VISIBILITY_PUBLIC:
@@ -386,7 +390,7 @@ func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
 			disclosure = rows[0].Disclosure
 		}
 	}
-	r, err := l.Receipt(ctx, index, a.record, disclosure)
+	r, err := l.receipt(ctx, index, a.record, disclosure, t)
 	if err != nil {
 		return nil, err
 	}
@@ -396,11 +400,21 @@ func (l *Ledger) write(ctx context.Context, w *write) (*WriteResult, error) {
 // Receipt builds the receipt of the record at index: it waits for a
 // published checkpoint that includes it and proves the inclusion.
 func (l *Ledger) Receipt(ctx context.Context, index uint64, record []byte, d *pb.Disclosure) ([]byte, error) {
+	return l.receipt(ctx, index, record, d, time.Time{})
+}
+
+// receipt is Receipt, timing its stages from indexed, when the write got
+// its index (zero: not timed).
+func (l *Ledger) receipt(ctx context.Context, index uint64, record []byte, d *pb.Disclosure, indexed time.Time) ([]byte, error) {
 	cp, err := l.cfg.Log.AwaitCheckpoint(ctx, index)
 	if err != nil {
 		// The log's error stays in the chain: a log that publishes once
 		// witnesses cosign says which did not, in words callers may see.
 		return nil, fmt.Errorf("%w: waiting for a checkpoint: %w; the write is in the log, and a retry returns it", ErrUnavailable, err)
+	}
+	var published time.Time
+	if !indexed.IsZero() {
+		published = l.cfg.Metrics.stage(stageCheckpoint, indexed)
 	}
 	if err := l.Stopped(); err != nil {
 		return nil, unavailable("%v", err)
@@ -418,5 +432,9 @@ func (l *Ledger) Receipt(ctx context.Context, index uint64, record []byte, d *pb
 		Checkpoint: cp.Raw,
 		Extra:      &pb.ReceiptExtra{Record: record, Disclosure: d},
 	}
-	return r.Marshal()
+	b, err := r.Marshal()
+	if !indexed.IsZero() {
+		l.cfg.Metrics.stage(stageReceipt, published)
+	}
+	return b, err
 }

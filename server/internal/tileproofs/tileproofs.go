@@ -11,6 +11,7 @@ package tileproofs
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -18,12 +19,15 @@ import (
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
+	"golang.org/x/sync/singleflight"
 )
 
 // Nodes answers proofs from a log's tiles, keeping the pyramids of the
 // last tiles read. It is safe for concurrent use.
 type Nodes struct {
 	fetch tclient.TileFetcherFunc
+	// building builds each pyramid once, however many ask for it at once.
+	building singleflight.Group
 
 	mu      sync.Mutex
 	full    map[[2]uint64]pyramid
@@ -48,18 +52,41 @@ func New(f tclient.TileFetcherFunc) *Nodes {
 }
 
 func (n *Nodes) pyramid(ctx context.Context, level, index uint64, p uint8) (pyramid, error) {
-	n.mu.Lock()
-	var pyr pyramid
-	var ok bool
-	if p == 0 {
-		pyr, ok = n.full[[2]uint64{level, index}]
-	} else {
-		pyr, ok = n.partial[[3]uint64{level, index, uint64(p)}]
-	}
-	n.mu.Unlock()
-	if ok {
+	if pyr, ok := n.cached(level, index, p); ok {
 		return pyr, nil
 	}
+	// The receipts of a new checkpoint all ask at once for the pyramids
+	// of its new partial tiles: one of them builds each, the others wait
+	// for it (the build was a tenth of the Trillian engine's CPU when
+	// each built its own).
+	key := strconv.FormatUint(level, 10) + "/" + strconv.FormatUint(index, 10) + "/" + strconv.FormatUint(uint64(p), 10)
+	v, err, _ := n.building.Do(key, func() (any, error) {
+		if pyr, ok := n.cached(level, index, p); ok {
+			return pyr, nil
+		}
+		return n.build(context.WithoutCancel(ctx), level, index, p)
+	})
+	if err != nil {
+		return pyramid{}, err
+	}
+	return v.(pyramid), nil
+}
+
+// cached returns a pyramid already built.
+func (n *Nodes) cached(level, index uint64, p uint8) (pyramid, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p == 0 {
+		pyr, ok := n.full[[2]uint64{level, index}]
+		return pyr, ok
+	}
+	pyr, ok := n.partial[[3]uint64{level, index, uint64(p)}]
+	return pyr, ok
+}
+
+// build reads a tile, computes its pyramid and keeps it.
+func (n *Nodes) build(ctx context.Context, level, index uint64, p uint8) (pyramid, error) {
+	var pyr pyramid
 	raw, err := n.fetch(ctx, level, index, p)
 	if err != nil {
 		return pyr, fmt.Errorf("read tile %d/%d.p/%d: %w", level, index, p, err)
@@ -124,7 +151,7 @@ func (n *Nodes) Node(ctx context.Context, level, index, size uint64) ([]byte, er
 	return row[ni*32 : (ni+1)*32 : (ni+1)*32], nil
 }
 
-func (n *Nodes) build(ctx context.Context, ns proof.Nodes, size uint64) ([][]byte, error) {
+func (n *Nodes) prove(ctx context.Context, ns proof.Nodes, size uint64) ([][]byte, error) {
 	hashes := make([][]byte, len(ns.IDs))
 	for i, id := range ns.IDs {
 		h, err := n.Node(ctx, uint64(id.Level), id.Index, size)
@@ -145,7 +172,7 @@ func (n *Nodes) Inclusion(ctx context.Context, index, size, tiles uint64) ([][]b
 	if err != nil {
 		return nil, err
 	}
-	return n.build(ctx, ns, max(size, tiles))
+	return n.prove(ctx, ns, max(size, tiles))
 }
 
 // Consistency proves that the tree of size to extends that of size from,
@@ -155,5 +182,5 @@ func (n *Nodes) Consistency(ctx context.Context, from, to, tiles uint64) ([][]by
 	if err != nil {
 		return nil, err
 	}
-	return n.build(ctx, ns, max(to, tiles))
+	return n.prove(ctx, ns, max(to, tiles))
 }

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -108,5 +111,61 @@ func TestProofs(t *testing.T) {
 	nodes := tileproofs.New(func(context.Context, uint64, uint64, uint8) ([]byte, error) { return nil, os.ErrNotExist })
 	if _, err := nodes.Inclusion(ctx, 5, 1000, 1000); err == nil {
 		t.Error("a proof without tiles")
+	}
+}
+
+// TestConcurrentReceiptsReadATileOnce checks that the receipts of one
+// checkpoint, asking at once, read and hash each tile once between them,
+// and that every proof is right.
+func TestConcurrentReceiptsReadATileOnce(t *testing.T) {
+	ctx := context.Background()
+	const size = 3*256 + 100
+	tr := newTree(size)
+	var mu sync.Mutex
+	reads := map[[3]uint64]int{}
+	release := make(chan struct{})
+	fetch := tr.fetch(size)
+	nodes := tileproofs.New(func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		mu.Lock()
+		reads[[3]uint64{level, index, uint64(p)}]++
+		mu.Unlock()
+		<-release // held while the other callers start and ask
+		return fetch(ctx, level, index, p)
+	})
+	root := tr.root(size)
+	const callers = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for i := range callers {
+		index := uint64(3*256 + i)
+		wg.Go(func() {
+			p, err := nodes.Inclusion(ctx, index, size, size)
+			if err == nil {
+				err = proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, tr[0][index], p, root)
+			}
+			errs <- err
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		mu.Lock()
+		n := len(reads)
+		mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for tile, n := range reads {
+		if n != 1 {
+			t.Errorf("tile %v read %d times by %d receipts at once, want once", tile, n, callers)
+		}
 	}
 }

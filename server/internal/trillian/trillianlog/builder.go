@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -190,6 +191,19 @@ type view struct {
 	size    uint64
 	rows    [][][]byte
 	entries [][]byte
+}
+
+// tile returns the first p hashes of the view's incomplete tile at level
+// and index; ok is false for a tile the view does not hold as incomplete
+// (a full one, in the tile store).
+func (v *view) tile(level, index uint64, p uint8) (b []byte, ok bool, err error) {
+	if index != v.size>>(layout.TileHeight*(level+1)) {
+		return nil, false, nil
+	}
+	if level >= uint64(len(v.rows)) || p == 0 || int(p) > len(v.rows[level]) {
+		return nil, true, fmt.Errorf("tile %d/%d.p/%d: %w", level, index, p, os.ErrNotExist)
+	}
+	return bytes.Join(v.rows[level][:p], nil), true, nil
 }
 
 func (b *builder) view() *view {

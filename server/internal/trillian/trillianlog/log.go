@@ -49,8 +49,12 @@ import (
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/server/internal/guard"
 	"github.com/undersigned/undersigned/server/internal/ledger"
@@ -99,6 +103,9 @@ type Log struct {
 	stepMu  sync.Mutex
 	follow  ledger.FollowFunc
 	builder *builder
+	// advanced is set when the last step followed new leaves: the next
+	// reads them first, with the root that comes with them (see step).
+	advanced bool
 
 	// published is the latest checkpoint served, with the view of the
 	// tree at its size; changed is closed and replaced when it moves.
@@ -110,6 +117,11 @@ type Log struct {
 	poke chan struct{}
 	// proofs answers inclusion proofs from the tiles the builder made.
 	proofs *tileproofs.Nodes
+	// signing is the builder's view of the tree being signed, with its
+	// root, and signProofs the guard's consistency proofs from it (see
+	// consistency).
+	signing    *signingTree
+	signProofs *tileproofs.Nodes
 	// fatal is why the log stopped for good; failing since when steps
 	// have failed, and stepErr the last failure.
 	fatal   error
@@ -138,6 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l := &Log{cfg: cfg, origin: cfg.Signer.Name(), log: cfg.Logger, metrics: newMetrics(cfg.Registry),
 		changed: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1)}
 	l.proofs = tileproofs.New(l.ReadTile)
+	l.signProofs = tileproofs.New(l.readSigningTile)
 	if _, err := l.latestRoot(ctx); err != nil {
 		return nil, fmt.Errorf("open the Trillian tree %d: %w", cfg.TreeID, err)
 	}
@@ -148,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if l.builder, err = restoreBuilder(size, state); err != nil {
 		return nil, err
 	}
-	cfg.Signer.SetProver(l.trillianConsistency)
+	cfg.Signer.SetProver(l.consistency)
 	close(l.done)
 	return l, nil
 }
@@ -296,43 +309,94 @@ func (l *Log) step(ctx context.Context) error {
 	if err := l.stopped(); err != nil {
 		return err
 	}
-	root, err := l.latestRoot(ctx)
-	if err != nil {
-		return err
+	began := time.Now()
+	b := l.builder
+	from := b.size()
+	// While entries arrive, the leaves after the builder's size are read
+	// first: Trillian answers them with the root they were read at, one
+	// call where reading the root first takes two. When none came, or
+	// none are there, the root is read first, as on an idle tree.
+	var root *types.LogRootV1
+	var first [][]byte
+	if l.advanced {
+		var err error
+		if root, first, err = l.readAhead(ctx, from); err != nil {
+			return err
+		}
+	}
+	if root == nil {
+		var err error
+		if root, err = l.latestRoot(ctx); err != nil {
+			return err
+		}
+		l.metrics.part(partRoot, began)
 	}
 	l.metrics.trillianSize.Set(float64(root.TreeSize))
-	b := l.builder
 	if root.TreeSize < b.size() {
 		return l.stop(fmt.Errorf("Trillian's tree has %d entries, fewer than the %d already followed: Trillian lost entries (its database restored from an older copy?); nothing is queued or signed until `undersigned-server recover` queues them again", root.TreeSize, b.size()))
 	}
-	for b.size() < root.TreeSize {
+	if err := l.catchUp(ctx, b, root.TreeSize, first); err != nil {
+		return err
+	}
+	l.advanced = b.size() > from
+	l.metrics.followedSize.Set(float64(b.size()))
+	if got := b.root(); !bytes.Equal(got, root.RootHash) {
+		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
+	}
+	if err := l.publish(ctx, b); err != nil {
+		return err
+	}
+	if b.size() > from {
+		l.metrics.stepLeaves.Observe(float64(b.size() - from))
+		l.metrics.part(partStep, began)
+	}
+	return nil
+}
+
+// catchUp reads the leaves from the builder's size to size, hands them to
+// the follower, builds their tiles and stores the full ones. first, when
+// set, are the leaves from the builder's size already read.
+func (l *Log) catchUp(ctx context.Context, b *builder, size uint64, first [][]byte) error {
+	var read, follow, tiles time.Duration
+	for b.size() < size {
 		start := b.size()
-		leaves, err := l.readTrillian(ctx, start, min(root.TreeSize, start+uint64(l.cfg.ReadBatch)))
-		if err != nil {
-			return err
+		t := time.Now()
+		leaves := first
+		first = nil
+		if len(leaves) == 0 {
+			var err error
+			if leaves, err = l.readTrillian(ctx, start, min(size, start+uint64(l.cfg.ReadBatch))); err != nil {
+				return err
+			}
 		}
+		read += time.Since(t)
 		if l.follow != nil {
+			t = time.Now()
 			if err := l.follow(ctx, start, leaves); err != nil {
 				return err
 			}
+			follow += time.Since(t)
 		}
 		for _, leaf := range leaves {
 			if err := b.add(leaf); err != nil {
 				return l.stop(err)
 			}
 			if b.atBoundary() {
+				t = time.Now()
 				if err := l.storeTiles(ctx, b); err != nil {
 					l.rewind(ctx)
 					return err
 				}
+				tiles += time.Since(t)
 			}
 		}
 	}
-	l.metrics.followedSize.Set(float64(b.size()))
-	if got := b.root(); !bytes.Equal(got, root.RootHash) {
-		return l.stop(fmt.Errorf("the tile builder's root at size %d is %x, Trillian's %x", root.TreeSize, got, root.RootHash))
+	for part, d := range map[string]time.Duration{partRead: read, partFollow: follow, partTiles: tiles} {
+		if d > 0 {
+			l.metrics.step.WithLabelValues(part).Observe(d.Seconds())
+		}
 	}
-	return l.publish(ctx, b)
+	return nil
 }
 
 // storeTiles stores the full tiles and bundles made so far and the
@@ -362,6 +426,41 @@ func (l *Log) rewind(ctx context.Context) {
 		}
 	}
 	l.stop(fmt.Errorf("reload the tile builder's state: %w", err))
+}
+
+// readAhead reads the leaves from start with the root Trillian read them
+// at. It returns a nil root, and no error, when Trillian holds no leaf at
+// start (or gives no root): the caller reads the root.
+func (l *Log) readAhead(ctx context.Context, start uint64) (*types.LogRootV1, [][]byte, error) {
+	t := time.Now()
+	resp, err := l.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{
+		LogId: l.cfg.TreeID, StartIndex: int64(start), Count: int64(l.cfg.ReadBatch),
+	})
+	if status.Code(err) == codes.OutOfRange {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read leaves from %d: %w", start, err)
+	}
+	if resp.GetSignedLogRoot() == nil || len(resp.GetLeaves()) == 0 {
+		return nil, nil, nil
+	}
+	var root types.LogRootV1
+	if err := root.UnmarshalBinary(resp.GetSignedLogRoot().GetLogRoot()); err != nil {
+		return nil, nil, fmt.Errorf("read leaves from %d: the root: %w", start, err)
+	}
+	if uint64(len(resp.GetLeaves())) > root.TreeSize-min(root.TreeSize, start) {
+		return nil, nil, fmt.Errorf("read leaves from %d: %d leaves beyond Trillian's root of size %d", start, len(resp.GetLeaves()), root.TreeSize)
+	}
+	leaves := make([][]byte, len(resp.GetLeaves()))
+	for i, leaf := range resp.GetLeaves() {
+		if uint64(leaf.GetLeafIndex()) != start+uint64(i) {
+			return nil, nil, fmt.Errorf("read leaves: got index %d, want %d", leaf.GetLeafIndex(), start+uint64(i))
+		}
+		leaves[i] = leaf.GetLeafValue()
+	}
+	l.metrics.part(partReadAhead, t)
+	return &root, leaves, nil
 }
 
 // readTrillian reads the integrated leaves [start, end) from Trillian. A
@@ -404,8 +503,17 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 			}
 			return l.serve(ctx, raw, size, root, b.view())
 		}
+		t := time.Now()
+		l.mu.Lock()
+		st := &signingTree{view: b.view(), root: root}
+		if last != nil {
+			st.from, st.fromRoot = last.Size, last.Hash
+		}
+		l.signing = st
+		l.mu.Unlock()
 		signed, err := g.SignTree(ctx, size, root)
 		if err == nil {
+			l.metrics.part(partSign, t)
 			l.metrics.signed.Inc()
 			return l.serve(ctx, signed, size, root, b.view())
 		}
@@ -422,9 +530,11 @@ func (l *Log) publish(ctx context.Context, b *builder) error {
 // the builder's view.
 func (l *Log) serve(ctx context.Context, raw []byte, size uint64, root []byte, v *view) error {
 	if l.cfg.Record != nil {
+		t := time.Now()
 		if err := l.cfg.Record(ctx, raw, size); err != nil {
 			return fmt.Errorf("record the checkpoint of size %d: %w", size, err)
 		}
+		l.metrics.part(partRecord, t)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -520,6 +630,60 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 	return l.trillianConsistency(ctx, from, to)
 }
 
+// signingTree is a tree the builder reproduced and the guard is asked to
+// sign.
+type signingTree struct {
+	view *view
+	root []byte
+	// from and fromRoot are the last checkpoint signed when the guard
+	// was asked.
+	from     uint64
+	fromRoot []byte
+}
+
+// consistency is the guard's consistency prover. For the tree being
+// signed, the proof comes from the builder's tiles, checked here against
+// the last signed checkpoint's root and the tree's: a checkpoint costs
+// Trillian no proof. Otherwise, or if that proof does not check (the
+// guard then judges Trillian's), it is Trillian's.
+func (l *Log) consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from == 0 || from == to {
+		return nil, nil
+	}
+	// The guard calls this holding its lock: what it signed last is the
+	// signingTree's, not asked of it.
+	l.mu.Lock()
+	st := l.signing
+	l.mu.Unlock()
+	if st != nil && st.view.size == to && st.from == from {
+		p, err := l.signProofs.Consistency(ctx, from, to, to)
+		if err == nil && proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p, st.fromRoot, st.root) == nil {
+			return p, nil
+		}
+	}
+	return l.trillianConsistency(ctx, from, to)
+}
+
+// readSigningTile reads a tile of the tree being signed: the incomplete
+// tiles from the builder's view, the full ones from the tile store. It
+// serves the guard's proofs, never readers (the tlog-tiles API serves
+// only published trees: see ReadTile).
+func (l *Log) readSigningTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	l.mu.Lock()
+	st := l.signing
+	l.mu.Unlock()
+	if st != nil {
+		if b, ok, err := st.view.tile(level, index, p); ok {
+			return b, err
+		}
+	}
+	t, err := l.cfg.Tiles.Tile(ctx, level, index)
+	if err != nil {
+		return nil, err
+	}
+	return tilePrefix(t, uint64(p))
+}
+
 func (l *Log) trillianConsistency(ctx context.Context, from, to uint64) ([][]byte, error) {
 	if from == 0 || from == to {
 		return nil, nil
@@ -592,11 +756,10 @@ func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byt
 	l.mu.Lock()
 	v := l.view
 	l.mu.Unlock()
-	if v != nil && index == v.size>>(layout.TileHeight*(level+1)) {
-		if level >= uint64(len(v.rows)) || p == 0 || int(p) > len(v.rows[level]) {
-			return nil, fmt.Errorf("tile %d/%d.p/%d: %w", level, index, p, os.ErrNotExist)
+	if v != nil {
+		if b, ok, err := v.tile(level, index, p); ok {
+			return b, err
 		}
-		return bytes.Join(v.rows[level][:p], nil), nil
 	}
 	t, err := l.cfg.Tiles.Tile(ctx, level, index)
 	if err != nil {
