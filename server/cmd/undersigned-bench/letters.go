@@ -71,6 +71,29 @@ func medianP99(ms []measurement) time.Duration {
 	return p[len(p)/2]
 }
 
+// plainClients returns n plain gRPC connections to addr, not the client
+// library's, which would send a refused read again after its hint: the
+// readers loop regardless, as a hostile one would.
+func plainClients(addr string, n int) ([]pb.LedgerServiceClient, func(), error) {
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	clients := make([]pb.LedgerServiceClient, n)
+	for i := range clients {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		conns = append(conns, conn)
+		clients[i] = pb.NewLedgerServiceClient(conn)
+	}
+	return clients, closeAll, nil
+}
+
 // lettersOn fills a server started with extra flags, and measures
 // GetLetter (when getLetter names it) and endorsements without and with
 // the readers.
@@ -84,18 +107,11 @@ func lettersOn(ctx context.Context, o options, res *results, dir string, extra [
 	if _, err := fill(ctx, srv, o.letterEntries, 0); err != nil {
 		return err
 	}
-	// Plain gRPC connections, not the client library's, which would send
-	// a refused read again after its hint: these readers loop regardless,
-	// as a hostile one would.
-	readers := make([]pb.LedgerServiceClient, 4)
-	for i := range readers {
-		conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		readers[i] = pb.NewLedgerServiceClient(conn)
+	readers, closeReaders, err := plainClients(srv.grpcAddr, 4)
+	if err != nil {
+		return err
 	}
+	defer closeReaders()
 	want := uint64(o.letterEntries)
 	var refused atomic.Int64
 	read := func(ctx context.Context, seq int64) error {

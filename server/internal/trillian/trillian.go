@@ -37,6 +37,7 @@ import (
 
 	trillianpb "github.com/google/trillian"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/formats/log"
 	"google.golang.org/grpc"
 
 	"github.com/undersigned/undersigned/server/internal/datadir"
@@ -193,25 +194,9 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := cfg.Folder
-	state := cfg.StateDir
-	if state == "" {
-		state = f.Dir
-	}
-	k := newKeeper(state, f)
-	// The history is written as the log grows: a folder it cannot be
-	// written in (a data folder mounted read-only) fails now, not later.
-	unlock, err := lockPath(k.path + ".lock")
+	k, refusal, hcp, rowcp, err := openHistory(ctx, cfg, p)
 	if err != nil {
-		return nil, fmt.Errorf("trillian: the key's history: %w (each frontend needs a writable state folder of its own: --state DIR)", err)
-	}
-	unlock()
-	row, err := p.Checkpoints.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("trillian: load the last signed checkpoint: %w", err)
-	}
-	refusal, hcp, rowcp, err := k.open(ctx, f, cfg.TreeID, p.DatabaseID, row)
-	if err != nil {
-		return nil, fmt.Errorf("trillian: the key's history: %w", err)
+		return nil, err
 	}
 	g, err := guard.New(ctx, f.Signer, f.Verifier, p.Checkpoints, nil, cfg.Logger)
 	if err != nil {
@@ -231,27 +216,9 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if refusal == nil {
-		if refusal = checkTree(ctx, l, cfg.TreeID, p.Conn, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
-			l.Close(ctx)
-			return nil, refusal
-		}
-	}
-	if refusal == nil && p.Bind != nil {
-		if err := p.Bind(ctx); err != nil {
-			l.Close(ctx)
-			return nil, err
-		}
-	}
-	if refusal == nil {
-		if err := k.save(); err != nil {
-			l.Close(ctx)
-			return nil, fmt.Errorf("trillian: the key's history: %w", err)
-		}
-	}
-	if refusal != nil {
-		cfg.Logger.Error("the Trillian engine refuses to sign: it serves nothing of the log until an operator acts", slog.Any("reason", refusal))
-		l.Stop(refusal)
+	if err := settle(ctx, cfg, p, l, k, refusal, hcp, rowcp); err != nil {
+		l.Close(ctx)
+		return nil, err
 	}
 	e = &Engine{log: l, parts: p, logger: cfg.Logger}
 	if cfg.Witnesses != nil {
@@ -266,6 +233,58 @@ func New(ctx context.Context, cfg Config, p Parts) (e *Engine, err error) {
 		}
 	}
 	return e, nil
+}
+
+// openHistory opens the key's history in the state folder and compares it
+// with the database's last signed checkpoint: refusal (wrapping
+// [ErrRefused]) says what disagrees, if anything.
+func openHistory(ctx context.Context, cfg Config, p Parts) (k *keeper, refusal error, hcp, rowcp *log.Checkpoint, err error) {
+	state := cfg.StateDir
+	if state == "" {
+		state = cfg.Folder.Dir
+	}
+	k = newKeeper(state, cfg.Folder)
+	// The history is written as the log grows: a folder it cannot be
+	// written in (a data folder mounted read-only) fails now, not later.
+	unlock, err := lockPath(k.path + ".lock")
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("trillian: the key's history: %w (each frontend needs a writable state folder of its own: --state DIR)", err)
+	}
+	unlock()
+	row, err := p.Checkpoints.Load(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("trillian: load the last signed checkpoint: %w", err)
+	}
+	refusal, hcp, rowcp, err = k.open(ctx, cfg.Folder, cfg.TreeID, p.DatabaseID, row)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("trillian: the key's history: %w", err)
+	}
+	return k, refusal, hcp, rowcp, nil
+}
+
+// settle checks the tree against the key's history and, when nothing
+// disagrees, binds the database and saves the history; otherwise it stops
+// the log with the reason, so that it signs, queues and serves nothing.
+func settle(ctx context.Context, cfg Config, p Parts, l *trillianlog.Log, k *keeper, refusal error, hcp, rowcp *log.Checkpoint) error {
+	if refusal == nil {
+		if refusal = checkTree(ctx, l, cfg.TreeID, p.Conn, hcp, rowcp, k.path); refusal != nil && !errors.Is(refusal, ErrRefused) {
+			return refusal
+		}
+	}
+	if refusal == nil && p.Bind != nil {
+		if err := p.Bind(ctx); err != nil {
+			return err
+		}
+	}
+	if refusal == nil {
+		if err := k.save(); err != nil {
+			return fmt.Errorf("trillian: the key's history: %w", err)
+		}
+		return nil
+	}
+	cfg.Logger.Error("the Trillian engine refuses to sign: it serves nothing of the log until an operator acts", slog.Any("reason", refusal))
+	l.Stop(refusal)
+	return nil
 }
 
 // OpenTokens opens the API tokens of the Trillian engine, which its
