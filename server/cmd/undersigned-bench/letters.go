@@ -113,9 +113,10 @@ func lettersOn(ctx context.Context, o options, res *results, dir string, extra [
 	}
 	defer closeReaders()
 	want := uint64(o.letterEntries)
+	letterID := srv.letter.GetId() // the letter fill published
 	var refused atomic.Int64
 	read := func(ctx context.Context, seq int64) error {
-		resp, err := readers[seq%int64(len(readers))].GetLetter(ctx, &pb.GetLetterRequest{LetterId: "bench"})
+		resp, err := readers[seq%int64(len(readers))].GetLetter(ctx, &pb.GetLetterRequest{LetterId: letterID})
 		if status.Code(err) == codes.ResourceExhausted {
 			refused.Add(1)
 			return err
