@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,42 +23,16 @@ import (
 	"github.com/undersigned/undersigned/server/servertest"
 )
 
-// cuttableConn is a connection to Trillian that can be cut: while cut,
-// every call fails with Unavailable, as when Trillian is down, with the
-// text gRPC gives then, which names Trillian's address.
-type cuttableConn struct {
-	grpc.ClientConnInterface
-	cut atomic.Bool
-}
-
-// trillianDown is what a call to a Trillian that is down fails with.
-var trillianDown = status.Error(codes.Unavailable,
-	`connection error: desc = "transport: Error while dialing: dial tcp 10.20.30.40:8090: connect: connection refused" (trillian-log-server.internal.example)`)
-
-func (c *cuttableConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	if c.cut.Load() {
-		return trillianDown
-	}
-	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if c.cut.Load() {
-		return nil, trillianDown
-	}
-	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
-}
-
 // TestTrillianOutage cuts a frontend off Trillian for longer than it takes
 // to call itself unhealthy, with a write waiting, and checks that it
 // recovers by itself when Trillian is back: the waiting write gets its
 // receipt, and new writes go through.
 func TestTrillianOutage(t *testing.T) {
 	ctx := context.Background()
-	var conn *cuttableConn
+	var conn *servertest.CuttableConn
 	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory,
 		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
-			conn = &cuttableConn{ClientConnInterface: c}
+			conn = servertest.NewCuttable(c)
 			return conn
 		}})
 	cl := s.Dial(t, s.Token)
@@ -79,7 +52,7 @@ func TestTrillianOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn.cut.Store(true)
+	conn.Cut(true)
 	waiting := make(chan error, 1)
 	go func() { waiting <- endorse(ctx, "During the outage") }()
 	// Past the point where the frontend calls itself unhealthy (5 s of
@@ -99,7 +72,7 @@ func TestTrillianOutage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	conn.cut.Store(false)
+	conn.Cut(false)
 
 	select {
 	case err := <-waiting:
@@ -129,10 +102,10 @@ func TestTrillianOutage(t *testing.T) {
 // frontend calls itself unhealthy, and /healthz.
 func TestTrillianOutageTellsNothing(t *testing.T) {
 	ctx := context.Background()
-	var conn *cuttableConn
+	var conn *servertest.CuttableConn
 	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory,
 		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
-			conn = &cuttableConn{ClientConnInterface: c}
+			conn = servertest.NewCuttable(c)
 			return conn
 		}})
 	cl := s.Dial(t, s.Token)
@@ -149,8 +122,8 @@ func TestTrillianOutageTellsNothing(t *testing.T) {
 	if err := endorse(ctx, "Before the outage"); err != nil {
 		t.Fatal(err)
 	}
-	conn.cut.Store(true)
-	defer conn.cut.Store(false)
+	conn.Cut(true)
+	defer conn.Cut(false)
 
 	// checkSafe checks what a caller got, and reports whether the log
 	// holds the full error of Trillian's under its request id.

@@ -11,13 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/client"
 	"github.com/undersigned/undersigned/client/importer"
@@ -148,30 +145,6 @@ func logSize(t *testing.T, c *client.Client) uint64 {
 	return info.GetSize()
 }
 
-// cuttableConn is a connection to Trillian that can be cut: while cut,
-// every call fails as when Trillian is down, with a text that names its
-// address.
-type cuttableConn struct {
-	grpc.ClientConnInterface
-	cut atomic.Bool
-}
-
-var trillianDown = status.Error(codes.Unavailable, "connection error: dial tcp 10.20.30.40:8090: connect: connection refused")
-
-func (c *cuttableConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	if c.cut.Load() {
-		return trillianDown
-	}
-	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if c.cut.Load() {
-		return nil, trillianDown
-	}
-	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
-}
-
 // TestUnknownOutcomes: a row whose write fails for a reason other than the
 // rules (the server cannot reach what is beneath it) is not a rejection:
 // its outcome is not known, with advice to run the import again, and
@@ -181,10 +154,10 @@ func (c *cuttableConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, met
 // every row gets its receipt, once.
 func TestUnknownOutcomes(t *testing.T) {
 	ctx := context.Background()
-	var conn *cuttableConn
+	var conn *servertest.CuttableConn
 	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory, Origin: "unknown.test/undersigned",
 		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
-			conn = &cuttableConn{ClientConnInterface: c}
+			conn = servertest.NewCuttable(c)
 			return conn
 		}})
 	c := s.Dial(t, s.Token)
@@ -197,7 +170,7 @@ func TestUnknownOutcomes(t *testing.T) {
 	rows := []importer.Row{row(1, "Una Known", public, ""), row(2, "Otto Known", private, ""), row(3, "", public, "")}
 
 	// Cut off Trillian until the server calls itself unhealthy.
-	conn.cut.Store(true)
+	conn.Cut(true)
 	waitHealth(t, s.HTTP, http.StatusServiceUnavailable)
 	out, err := importer.Run(ctx, cfg, rows)
 	if err != nil {
@@ -222,7 +195,7 @@ func TestUnknownOutcomes(t *testing.T) {
 		t.Errorf("the row without a name: %+v, want it rejected", out[2])
 	}
 
-	conn.cut.Store(false)
+	conn.Cut(false)
 	waitHealth(t, s.HTTP, http.StatusOK)
 	again, err := importer.Run(ctx, cfg, rows)
 	if err != nil {

@@ -1,45 +1,18 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/undersigned/undersigned/server/servertest"
 )
-
-// downConn is a connection to Trillian that can be cut, failing every
-// call with a text that names Trillian's address, as gRPC's does.
-type downConn struct {
-	grpc.ClientConnInterface
-	cut atomic.Bool
-}
-
-var errDown = status.Error(codes.Unavailable, "connection error: dial tcp 10.20.30.40:8090: connect: connection refused")
-
-func (c *downConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	if c.cut.Load() {
-		return errDown
-	}
-	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
-}
-
-func (c *downConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if c.cut.Load() {
-		return nil, errDown
-	}
-	return c.ClientConnInterface.NewStream(ctx, desc, method, opts...)
-}
 
 // TestImportUnknownOutcomes: while the server cannot write (Trillian cut
 // off), an import's rows are not rejections: they go to FILE.unknown.csv,
@@ -48,10 +21,10 @@ func (c *downConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method 
 // no message names an internal address (issue 17, item 5). Run again once
 // the server is well, every row gets its receipt.
 func TestImportUnknownOutcomes(t *testing.T) {
-	var conn *downConn
+	var conn *servertest.CuttableConn
 	s := servertest.Start(t, servertest.Options{Engine: servertest.TrillianMemory, Origin: "cli-unknown.test/undersigned",
 		TrillianConn: func(c grpc.ClientConnInterface) grpc.ClientConnInterface {
-			conn = &downConn{ClientConnInterface: c}
+			conn = servertest.NewCuttable(c)
 			return conn
 		}})
 	c := &cli{t: t, server: s.Addr, token: s.Srv.TokenPath, config: t.TempDir(), dir: t.TempDir()}
@@ -63,7 +36,7 @@ func TestImportUnknownOutcomes(t *testing.T) {
 	if err := os.WriteFile(csvPath, []byte("name,affiliation\nAda Unknown,Lab\nBo Unknown,Mill\n\u3164,Nowhere\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conn.cut.Store(true)
+	conn.Cut(true)
 	waitHealthz(t, s.HTTP, http.StatusServiceUnavailable)
 	code, out, errs := c.run("import", "--letter", "unknown", "--csv", "s.csv", "--receipts", "r")
 	if code != exitFailed || !strings.Contains(errs, "run the import again") {
@@ -88,7 +61,7 @@ func TestImportUnknownOutcomes(t *testing.T) {
 		}
 	}
 
-	conn.cut.Store(false)
+	conn.Cut(false)
 	waitHealthz(t, s.HTTP, http.StatusOK)
 	code, out, errs = c.run("import", "--letter", "unknown", "--csv", "s.csv", "--receipts", "r")
 	if code != exitFailed || !strings.Contains(out, "2 accepted now") || !strings.Contains(out, "0 not known") {
