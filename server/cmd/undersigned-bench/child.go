@@ -50,7 +50,7 @@ func runChild(args []string) error {
 	fs.IntVar(&cfg.MaxInflightWrites, "max-inflight-writes", 0, "")
 	fs.Float64Var(&cfg.ReadRate.PerAddress, "read-rate", 0, "")
 	fs.IntVar(&cfg.ReadRate.AddressBurst, "read-burst", 0, "")
-	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2")
+	profile := fs.String("cpuprofile", "", "profile the CPU into this file between SIGUSR1 and SIGUSR2, and write the heap's profile at each signal into FILE.heap0 and FILE.heap")
 	witnessPolicy := fs.String("witness-policy", "", "a witness policy: checkpoints cosigned by its quorum")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,6 +75,7 @@ func runChild(args []string) error {
 			for s := range sigs {
 				switch {
 				case s == syscall.SIGUSR1 && f == nil:
+					writeHeapProfile(*profile + ".heap0")
 					if f, _ = os.Create(*profile); f != nil {
 						pprof.StartCPUProfile(f)
 					}
@@ -82,6 +83,7 @@ func runChild(args []string) error {
 					pprof.StopCPUProfile()
 					f.Close()
 					f = nil
+					writeHeapProfile(*profile + ".heap")
 				}
 			}
 		}()
@@ -99,6 +101,18 @@ func runChild(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return server.Run(ctx, cfg)
+}
+
+// writeHeapProfile writes the heap's profile: what is live at the last
+// collection, and what was allocated since the start (pprof's -base with
+// the profile of the first signal gives what was allocated between them).
+func writeHeapProfile(name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // child is a server process.

@@ -13,7 +13,13 @@ import (
 // entries takes until the server answers.
 func benchMemory(ctx context.Context, o options, res *results) error {
 	dir := filepath.Join(o.dir, "memory")
-	srv, err := startChild(ctx, o, dir)
+	// With --cpuprofile, the heap's profiles of the empty and the full
+	// server go to FILE.memory.heap0 and FILE.memory.heap.
+	var extra []string
+	if o.cpuProfile != "" {
+		extra = []string{"--cpuprofile", o.cpuProfile + ".memory"}
+	}
+	srv, err := startChild(ctx, o, dir, extra...)
 	if err != nil {
 		return err
 	}
@@ -25,6 +31,7 @@ func benchMemory(ctx context.Context, o options, res *results) error {
 	}
 	time.Sleep(2 * time.Second)
 	empty := srv.rss()
+	srv.profile(true)
 	fmt.Fprintf(os.Stderr, "empty server: RSS %.1f MiB; filling %d endorsements\n", float64(empty)/(1<<20), o.memoryEntries)
 	start := time.Now()
 	if _, err := fill(ctx, srv, o.memoryEntries, 0); err != nil {
@@ -34,6 +41,8 @@ func benchMemory(ctx context.Context, o options, res *results) error {
 	fillTime := time.Since(start)
 	time.Sleep(2 * time.Second)
 	full := srv.rss()
+	srv.profile(false)
+	time.Sleep(500 * time.Millisecond) // the profile's writing
 	if err := srv.stop(); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
