@@ -3,56 +3,142 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/undersigned/undersigned/server/internal/ledger"
 )
 
-// dedupKeyLen is how much of a dedup key the index keeps: 128 bits of an
-// HMAC-SHA256 make a collision between two keys of one log as likely as
-// guessing a random 128-bit value.
-const dedupKeyLen = 16
+// dedupPrefixLen is how much of a dedup key the index keeps: 96 bits of an
+// HMAC-SHA256. A new key's prefix matches one of n held keys' with
+// probability n/2^96; with a billion keys that is about 1e-20 a lookup,
+// and about 6e-12 that any of a billion lookups ever meets one.
+const dedupPrefixLen = 12
+
+// dedupPrefix is a key's identity in the index: its first 96 bits.
+type dedupPrefix [dedupPrefixLen]byte
+
+func prefixOf(k []byte) (p dedupPrefix) {
+	copy(p[:], k)
+	return p
+}
+
+func cmpPrefix(a, b dedupPrefix) int {
+	ah, bh := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if ah != bh {
+		if ah < bh {
+			return -1
+		}
+		return 1
+	}
+	al, bl := binary.BigEndian.Uint32(a[8:]), binary.BigEndian.Uint32(b[8:])
+	switch {
+	case al < bl:
+		return -1
+	case al > bl:
+		return 1
+	}
+	return 0
+}
+
+// dedupRecord is a key of the sorted part of the index: 16 bytes.
+type dedupRecord struct {
+	key dedupPrefix
+	seq uint32 // the entry holding the key; 0 once the key is freed
+}
+
+// minRecent is the least number of keys the index gathers in its map
+// before it merges them into its sorted slice.
+const minRecent = 1024
 
 // dedupIndex maps dedup keys to the seq of the entry that holds them.
+//
+// Most keys are in sorted, 16 bytes each, found by binary search within
+// the bucket of their first bits (keys are uniform: a bucket holds a few
+// dozen). Keys added since the last merge and absent from sorted are in
+// recent; once recent holds more than an eighth of sorted, a merge writes
+// both into a new sorted slice, dropping the freed keys. Seqs that do not
+// fit in 32 bits (an embedded log of four billion entries) are in wide.
+//
+// A key is live in one place at most: recent never holds a key sorted
+// holds (freed or not), and a key in wide is live nowhere else.
 type dedupIndex struct {
-	mu sync.RWMutex
-	m  map[[dedupKeyLen]byte]int64
+	mu     sync.RWMutex
+	sorted []dedupRecord
+	// start[b] is the first record of sorted whose key's first bits,
+	// shifted right by shift, are b or more; start has 2^(64-shift)+1
+	// elements.
+	start     []int
+	shift     uint
+	recent    map[dedupPrefix]uint32
+	wide      map[dedupPrefix]int64
+	minRecent int
 }
 
-func short(k []byte) (out [dedupKeyLen]byte) {
-	copy(out[:], k)
-	return out
+// newDedupIndex makes an index of sorted, which must be sorted by key
+// with each key once, and of wide, whose keys sorted must not hold live.
+func newDedupIndex(sorted []dedupRecord, wide map[dedupPrefix]int64) *dedupIndex {
+	d := &dedupIndex{sorted: sorted, recent: map[dedupPrefix]uint32{}, wide: wide, minRecent: minRecent}
+	if d.wide == nil {
+		d.wide = map[dedupPrefix]int64{}
+	}
+	d.index()
+	return d
 }
 
-// loadDedup rebuilds the index from the keys each entry row carries.
-func loadDedup(ctx context.Context, db *sql.DB) (*dedupIndex, error) {
-	d := &dedupIndex{m: map[[dedupKeyLen]byte]int64{}}
-	rows, err := db.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entry_keys ORDER BY seq`)
-	if err != nil {
-		return nil, fmt.Errorf("load the dedup index: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int64
-		var keys, permanent []byte
-		if err := rows.Scan(&seq, &keys, &permanent); err != nil {
-			return nil, fmt.Errorf("load the dedup index: %w", err)
-		}
-		for _, blob := range [][]byte{keys, permanent} {
-			for ; len(blob) >= ledger.DedupKeySize; blob = blob[ledger.DedupKeySize:] {
-				d.m[short(blob)] = seq
-			}
+// index builds start for sorted, with buckets of 16 to 32 keys.
+func (d *dedupIndex) index() {
+	b := max(bits.Len(uint(len(d.sorted)))-5, 0)
+	d.shift = uint(64 - b)
+	start := make([]int, 1<<b+1)
+	next := 0
+	for i, r := range d.sorted {
+		for top := int(d.top(r.key)); next <= top; next++ {
+			start[next] = i
 		}
 	}
-	return d, rows.Err()
+	for ; next < len(start); next++ {
+		start[next] = len(d.sorted)
+	}
+	d.start = start
 }
+
+// top is the bucket of key p.
+func (d *dedupIndex) top(p dedupPrefix) uint64 {
+	return binary.BigEndian.Uint64(p[:8]) >> d.shift
+}
+
+// find returns the place of p in sorted, and whether sorted holds it.
+func (d *dedupIndex) find(p dedupPrefix) (int, bool) {
+	b := d.top(p)
+	lo, hi := d.start[b], d.start[b+1]
+	i, found := slices.BinarySearchFunc(d.sorted[lo:hi], p, func(r dedupRecord, p dedupPrefix) int {
+		return cmpPrefix(r.key, p)
+	})
+	return lo + i, found
+}
+
+// narrow reports whether seq fits in a record.
+func narrow(seq int64) bool { return seq > 0 && seq <= math.MaxUint32 }
 
 func (d *dedupIndex) get(k []byte) (int64, bool) {
+	p := prefixOf(k)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	seq, ok := d.m[short(k)]
-	return seq, ok
+	if seq, ok := d.wide[p]; ok {
+		return seq, true
+	}
+	if seq, ok := d.recent[p]; ok {
+		return int64(seq), true
+	}
+	if i, ok := d.find(p); ok && d.sorted[i].seq != 0 {
+		return int64(d.sorted[i].seq), true
+	}
+	return 0, false
 }
 
 // apply takes the changes of a committed transaction: the keys freed from
@@ -61,11 +147,151 @@ func (d *dedupIndex) apply(freed, added map[string]int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for k, seq := range freed {
-		if d.m[short([]byte(k))] == seq {
-			delete(d.m, short([]byte(k)))
-		}
+		d.free(prefixOf([]byte(k)), seq)
 	}
 	for k, seq := range added {
-		d.m[short([]byte(k))] = seq
+		d.set(prefixOf([]byte(k)), seq)
 	}
+	if len(d.recent) > max(len(d.sorted)/8, d.minRecent) {
+		d.merge()
+	}
+}
+
+// free forgets p where it points at seq.
+func (d *dedupIndex) free(p dedupPrefix, seq int64) {
+	if !narrow(seq) {
+		if now, ok := d.wide[p]; ok && now == seq {
+			delete(d.wide, p)
+		}
+		return
+	}
+	if now, ok := d.recent[p]; ok && int64(now) == seq {
+		delete(d.recent, p)
+	} else if i, ok := d.find(p); ok && int64(d.sorted[i].seq) == seq {
+		d.sorted[i].seq = 0
+	}
+}
+
+// set points p at seq, wherever p was before.
+func (d *dedupIndex) set(p dedupPrefix, seq int64) {
+	i, inSorted := d.find(p)
+	if !narrow(seq) {
+		delete(d.recent, p)
+		if inSorted {
+			d.sorted[i].seq = 0
+		}
+		d.wide[p] = seq
+		return
+	}
+	delete(d.wide, p)
+	if inSorted {
+		d.sorted[i].seq = uint32(seq)
+	} else {
+		d.recent[p] = uint32(seq)
+	}
+}
+
+// merge writes sorted's live records and recent's into a new sorted slice,
+// and empties recent.
+func (d *dedupIndex) merge() {
+	added := make([]dedupRecord, 0, len(d.recent))
+	for p, seq := range d.recent {
+		added = append(added, dedupRecord{p, seq})
+	}
+	slices.SortFunc(added, func(a, b dedupRecord) int { return cmpPrefix(a.key, b.key) })
+	live := 0
+	for _, r := range d.sorted {
+		if r.seq != 0 {
+			live++
+		}
+	}
+	merged := make([]dedupRecord, 0, live+len(added))
+	old := d.sorted
+	for len(old) > 0 || len(added) > 0 {
+		switch {
+		case len(old) > 0 && old[0].seq == 0:
+			old = old[1:]
+		case len(old) == 0 || len(added) > 0 && cmpPrefix(added[0].key, old[0].key) < 0:
+			merged = append(merged, added[0])
+			added = added[1:]
+		default:
+			merged = append(merged, old[0])
+			old = old[1:]
+		}
+	}
+	d.sorted = merged
+	d.index()
+	clear(d.recent)
+}
+
+// dedupBuilder builds an index from the keys of the entry rows, given in
+// the order of their seqs: a key held by two rows is the later row's.
+type dedupBuilder struct {
+	sorted []dedupRecord
+	wide   map[dedupPrefix]int64
+}
+
+func (b *dedupBuilder) add(k []byte, seq int64) {
+	if narrow(seq) {
+		b.sorted = append(b.sorted, dedupRecord{prefixOf(k), uint32(seq)})
+		return
+	}
+	if b.wide == nil {
+		b.wide = map[dedupPrefix]int64{}
+	}
+	b.wide[prefixOf(k)] = seq
+}
+
+// index sorts the keys, keeps each one's highest seq (a wide seq is
+// higher than any other), and returns the index.
+func (b *dedupBuilder) index() *dedupIndex {
+	slices.SortFunc(b.sorted, func(x, y dedupRecord) int {
+		if c := cmpPrefix(x.key, y.key); c != 0 {
+			return c
+		}
+		return int(int64(x.seq) - int64(y.seq))
+	})
+	sorted := b.sorted[:0]
+	for i, r := range b.sorted {
+		if i+1 < len(b.sorted) && b.sorted[i+1].key == r.key {
+			continue
+		}
+		if _, ok := b.wide[r.key]; ok {
+			continue
+		}
+		sorted = append(sorted, r)
+	}
+	return newDedupIndex(sorted, b.wide)
+}
+
+// loadDedup rebuilds the index from the keys each entry row carries.
+func loadDedup(ctx context.Context, db *sql.DB) (*dedupIndex, error) {
+	var b dedupBuilder
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(LENGTH(dedup_keys)), 0) + COALESCE(SUM(LENGTH(permanent_keys)), 0) FROM entry_keys`).Scan(&n)
+	if err != nil {
+		return nil, fmt.Errorf("load the dedup index: %w", err)
+	}
+	b.sorted = make([]dedupRecord, 0, n/ledger.DedupKeySize)
+	rows, err := db.QueryContext(ctx, `SELECT seq, dedup_keys, permanent_keys FROM entry_keys ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("load the dedup index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var keys, permanent sql.RawBytes
+		if err := rows.Scan(&seq, &keys, &permanent); err != nil {
+			return nil, fmt.Errorf("load the dedup index: %w", err)
+		}
+		for _, blob := range [][]byte{keys, permanent} {
+			for ; len(blob) >= ledger.DedupKeySize; blob = blob[ledger.DedupKeySize:] {
+				b.add(blob, seq)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load the dedup index: %w", err)
+	}
+	return b.index(), nil
 }

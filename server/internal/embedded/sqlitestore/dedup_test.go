@@ -1,0 +1,180 @@
+package sqlitestore
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// dedupModel is what the index must behave as: a plain map from keys to
+// seqs, and the keys each entry row carries for a reload.
+type dedupModel struct {
+	m    map[string]int64
+	rows map[int64][]string
+}
+
+func (m *dedupModel) apply(freed, added map[string]int64) {
+	for k, seq := range freed {
+		if m.m[k] == seq {
+			delete(m.m, k)
+		}
+		m.rows[seq] = slices.DeleteFunc(m.rows[seq], func(r string) bool { return r == k })
+	}
+	for k, seq := range added {
+		m.m[k] = seq
+		m.rows[seq] = append(m.rows[seq], k)
+	}
+}
+
+// reload rebuilds the model as loadDedup reads the rows (later seqs win)
+// and returns the index the builder makes of the same rows.
+func (m *dedupModel) reload() *dedupIndex {
+	var b dedupBuilder
+	m.m = map[string]int64{}
+	for _, seq := range slices.Sorted(maps.Keys(m.rows)) {
+		for _, k := range m.rows[seq] {
+			m.m[k] = seq
+			b.add([]byte(k), seq)
+		}
+	}
+	return b.index()
+}
+
+// dedupCoverage counts the cases a run went through, so that the test
+// knows it tried them.
+type dedupCoverage struct {
+	merges, reloads, readds, staleFrees, wide int
+}
+
+// TestDedupIndexAgainstAMap drives random gets, applies (frees of keys
+// that still point at the entry freeing them and of keys taken over since,
+// keys taken over by a correction, seqs past 32 bits) and reloads against
+// a plain map, merging often, and checks every answer and the index's
+// own invariants.
+func TestDedupIndexAgainstAMap(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 16))
+			universe := make([]string, 2000)
+			for i := range universe {
+				k := make([]byte, 32)
+				for j := range k {
+					k[j] = byte(rng.UintN(256))
+				}
+				universe[i] = string(k)
+			}
+			m := &dedupModel{m: map[string]int64{}, rows: map[int64][]string{}}
+			d := newDedupIndex(nil, nil)
+			d.minRecent = 16
+			var cov dedupCoverage
+			seq, wideSeq := int64(1), int64(math.MaxUint32)
+			for step := range 3000 {
+				if rng.IntN(200) == 0 {
+					d = m.reload()
+					d.minRecent = 16
+					cov.reloads++
+					checkDedup(t, step, d, m, universe)
+					continue
+				}
+				freed, added := randomChanges(rng, m, d, universe, &seq, &wideSeq, &cov)
+				before := len(d.sorted)
+				m.apply(freed, added)
+				d.apply(freed, added)
+				if len(d.recent) == 0 && len(d.sorted) != before {
+					cov.merges++
+					if slices.ContainsFunc(d.sorted, func(r dedupRecord) bool { return r.seq == 0 }) {
+						t.Fatalf("step %d: a merge kept freed keys", step)
+					}
+				}
+				if step%25 == 0 || step == 2999 {
+					checkDedup(t, step, d, m, universe)
+				} else {
+					checkDedup(t, step, d, m, slices.Collect(maps.Keys(added)))
+					checkDedup(t, step, d, m, slices.Collect(maps.Keys(freed)))
+				}
+			}
+			t.Logf("%+v", cov)
+			if cov.merges < 10 || cov.reloads < 5 || cov.readds < 100 || cov.staleFrees < 10 || cov.wide < 50 {
+				t.Errorf("the run did not try every case: %+v", cov)
+			}
+		})
+	}
+}
+
+// randomChanges makes one transaction's changes: frees first (most of
+// keys the model holds, some stale), then keys added by a few entries,
+// some of them held already (a correction taking them over) or just freed.
+func randomChanges(rng *rand.Rand, m *dedupModel, d *dedupIndex, universe []string, seq, wideSeq *int64, cov *dedupCoverage) (freed, added map[string]int64) {
+	freed, added = map[string]int64{}, map[string]int64{}
+	for range rng.IntN(6) {
+		k := universe[rng.IntN(len(universe))]
+		now, held := m.m[k]
+		switch {
+		case held && rng.IntN(4) > 0:
+			freed[k] = now
+		case held:
+			freed[k] = now + 1 + rng.Int64N(3)
+			cov.staleFrees++
+		default:
+			freed[k] = 1 + rng.Int64N(*seq)
+		}
+	}
+	for range rng.IntN(4) {
+		s := *seq
+		if rng.IntN(8) == 0 {
+			*wideSeq++
+			s = *wideSeq
+			cov.wide++
+		} else {
+			*seq++
+		}
+		for range 1 + rng.IntN(3) {
+			k := universe[rng.IntN(len(universe))]
+			if _, inSorted := d.find(prefixOf([]byte(k))); inSorted {
+				cov.readds++
+			}
+			added[k] = s
+		}
+	}
+	return freed, added
+}
+
+// checkDedup compares the index with the model on keys, and checks the
+// index's invariants.
+func checkDedup(t *testing.T, step int, d *dedupIndex, m *dedupModel, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		want, wantOK := m.m[k]
+		got, ok := d.get([]byte(k))
+		if got != want || ok != wantOK {
+			t.Fatalf("step %d: key %x: index says %d, %v; the map %d, %v", step, k[:4], got, ok, want, wantOK)
+		}
+	}
+	for i := 1; i < len(d.sorted); i++ {
+		if cmpPrefix(d.sorted[i-1].key, d.sorted[i].key) >= 0 {
+			t.Fatalf("step %d: sorted is out of order at %d", step, i)
+		}
+	}
+	for p := range d.recent {
+		if _, ok := d.find(p); ok {
+			t.Fatalf("step %d: key %x is both in recent and in sorted", step, p[:4])
+		}
+	}
+	for p := range d.wide {
+		if _, ok := d.recent[p]; ok {
+			t.Fatalf("step %d: key %x is both in wide and in recent", step, p[:4])
+		}
+		if i, ok := d.find(p); ok && d.sorted[i].seq != 0 {
+			t.Fatalf("step %d: key %x is both in wide and live in sorted", step, p[:4])
+		}
+	}
+	for b := range len(d.start) - 1 {
+		i := d.start[b]
+		if i < len(d.sorted) && d.top(d.sorted[i].key) < uint64(b) || i > 0 && d.top(d.sorted[i-1].key) >= uint64(b) {
+			t.Fatalf("step %d: bucket %d starts at the wrong record %d", step, b, i)
+		}
+	}
+}
