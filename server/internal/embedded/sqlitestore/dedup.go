@@ -90,14 +90,24 @@ func newDedupIndex(sorted []dedupRecord, wide map[dedupPrefix]int64) *dedupIndex
 	return d
 }
 
-// index builds start for sorted, with buckets of 16 to 32 keys.
+// bucketShift is how far a key's first 64 bits are shifted right to give
+// its bucket among n keys: 2^k buckets of 16 to 32 keys.
+func bucketShift(n int) uint {
+	return uint(64 - max(bits.Len(uint(n))-5, 0))
+}
+
+// bucket is the bucket of key p.
+func bucket(p dedupPrefix, shift uint) int {
+	return int(binary.BigEndian.Uint64(p[:8]) >> shift)
+}
+
+// index builds start for sorted.
 func (d *dedupIndex) index() {
-	b := max(bits.Len(uint(len(d.sorted)))-5, 0)
-	d.shift = uint(64 - b)
-	start := make([]int, 1<<b+1)
+	d.shift = bucketShift(len(d.sorted))
+	start := make([]int, 1<<(64-d.shift)+1)
 	next := 0
 	for i, r := range d.sorted {
-		for top := int(d.top(r.key)); next <= top; next++ {
+		for b := bucket(r.key, d.shift); next <= b; next++ {
 			start[next] = i
 		}
 	}
@@ -107,19 +117,50 @@ func (d *dedupIndex) index() {
 	d.start = start
 }
 
-// top is the bucket of key p.
-func (d *dedupIndex) top(p dedupPrefix) uint64 {
-	return binary.BigEndian.Uint64(p[:8]) >> d.shift
+// sortRecords returns records sorted by key, then seq. Keys are uniform,
+// so it first scatters the records into a new slice by bucket (counting
+// how many each holds), then sorts each bucket's few records by
+// comparison: several times faster than comparisons alone.
+func sortRecords(records []dedupRecord) []dedupRecord {
+	shift := bucketShift(len(records))
+	next := make([]int, 1<<(64-shift)+1)
+	for _, r := range records {
+		next[bucket(r.key, shift)+1]++
+	}
+	for b := 1; b < len(next); b++ {
+		next[b] += next[b-1]
+	}
+	sorted := make([]dedupRecord, len(records))
+	for _, r := range records {
+		b := bucket(r.key, shift)
+		sorted[next[b]] = r
+		next[b]++
+	}
+	// Each next[b] is now where bucket b ends.
+	lo := 0
+	for _, hi := range next[:len(next)-1] {
+		slices.SortFunc(sorted[lo:hi], cmpRecord)
+		lo = hi
+	}
+	return sorted
+}
+
+func cmpRecord(x, y dedupRecord) int {
+	if c := cmpPrefix(x.key, y.key); c != 0 {
+		return c
+	}
+	return int(int64(x.seq) - int64(y.seq))
 }
 
 // find returns the place of p in sorted, and whether sorted holds it.
 func (d *dedupIndex) find(p dedupPrefix) (int, bool) {
-	b := d.top(p)
+	b := bucket(p, d.shift)
 	lo, hi := d.start[b], d.start[b+1]
-	i, found := slices.BinarySearchFunc(d.sorted[lo:hi], p, func(r dedupRecord, p dedupPrefix) int {
-		return cmpPrefix(r.key, p)
-	})
-	return lo + i, found
+	i := lo
+	for i < hi && cmpPrefix(d.sorted[i].key, p) < 0 {
+		i++
+	}
+	return i, i < hi && d.sorted[i].key == p
 }
 
 // narrow reports whether seq fits in a record.
@@ -198,7 +239,7 @@ func (d *dedupIndex) merge() {
 	for p, seq := range d.recent {
 		added = append(added, dedupRecord{p, seq})
 	}
-	slices.SortFunc(added, func(a, b dedupRecord) int { return cmpPrefix(a.key, b.key) })
+	added = sortRecords(added)
 	live := 0
 	for _, r := range d.sorted {
 		if r.seq != 0 {
@@ -245,15 +286,11 @@ func (b *dedupBuilder) add(k []byte, seq int64) {
 // index sorts the keys, keeps each one's highest seq (a wide seq is
 // higher than any other), and returns the index.
 func (b *dedupBuilder) index() *dedupIndex {
-	slices.SortFunc(b.sorted, func(x, y dedupRecord) int {
-		if c := cmpPrefix(x.key, y.key); c != 0 {
-			return c
-		}
-		return int(int64(x.seq) - int64(y.seq))
-	})
-	sorted := b.sorted[:0]
-	for i, r := range b.sorted {
-		if i+1 < len(b.sorted) && b.sorted[i+1].key == r.key {
+	all := sortRecords(b.sorted)
+	b.sorted = nil
+	sorted := all[:0]
+	for i, r := range all {
+		if i+1 < len(all) && all[i+1].key == r.key {
 			continue
 		}
 		if _, ok := b.wide[r.key]; ok {

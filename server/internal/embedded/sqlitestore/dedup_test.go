@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -173,8 +174,76 @@ func checkDedup(t *testing.T, step int, d *dedupIndex, m *dedupModel, keys []str
 	}
 	for b := range len(d.start) - 1 {
 		i := d.start[b]
-		if i < len(d.sorted) && d.top(d.sorted[i].key) < uint64(b) || i > 0 && d.top(d.sorted[i-1].key) >= uint64(b) {
+		if i < len(d.sorted) && bucket(d.sorted[i].key, d.shift) < b || i > 0 && bucket(d.sorted[i-1].key, d.shift) >= b {
 			t.Fatalf("step %d: bucket %d starts at the wrong record %d", step, b, i)
 		}
+	}
+}
+
+// benchKeys are n random keys, each held by its own seq.
+func benchKeys(n int) ([]string, *dedupIndex) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, n)
+	var b dedupBuilder
+	for i := range keys {
+		k := make([]byte, 32)
+		for j := 0; j < len(k); j += 8 {
+			binary.LittleEndian.PutUint64(k[j:], rng.Uint64())
+		}
+		keys[i] = string(k)
+		b.add(k, int64(i+1))
+	}
+	return keys, b.index()
+}
+
+// BenchmarkDedupIndex measures the index at 3,000,000 keys (a log of
+// about 1,000,000 endorsements): lookups of held and of new keys, and
+// transactions of 1,000 new keys (merges included).
+func BenchmarkDedupIndex(b *testing.B) {
+	const n = 3_000_000
+	keys, d := benchKeys(n)
+	others, _ := benchKeys(1)
+	b.Run("get held", func(b *testing.B) {
+		for i := range b.N {
+			if _, ok := d.get([]byte(keys[i%n])); !ok {
+				b.Fatal("a held key is missing")
+			}
+		}
+	})
+	b.Run("get new", func(b *testing.B) {
+		k := []byte(others[0])
+		for i := range b.N {
+			binary.LittleEndian.PutUint64(k, uint64(i))
+			if _, ok := d.get(k); ok {
+				b.Fatal("a new key is held")
+			}
+		}
+	})
+	b.Run("apply 1000 new keys", func(b *testing.B) {
+		k := []byte(others[0])
+		seq := int64(n)
+		for i := range b.N {
+			added := make(map[string]int64, 1000)
+			for j := range 1000 {
+				binary.LittleEndian.PutUint64(k, uint64(i*1000+j))
+				seq++
+				added[string(k)] = seq
+			}
+			d.apply(nil, added)
+		}
+	})
+}
+
+// BenchmarkDedupLoad measures building the index of 3,000,000 keys from
+// rows in seq order, as a restart does.
+func BenchmarkDedupLoad(b *testing.B) {
+	keys, _ := benchKeys(3_000_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		bd := dedupBuilder{sorted: make([]dedupRecord, 0, len(keys))}
+		for i, k := range keys {
+			bd.add([]byte(k), int64(i+1))
+		}
+		bd.index()
 	}
 }
