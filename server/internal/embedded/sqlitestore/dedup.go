@@ -57,9 +57,9 @@ const minRecent = 1024
 
 // dedupIndex maps dedup keys to the seq of the entry that holds them.
 //
-// Most keys are in sorted, 16 bytes each, found by binary search within
-// the bucket of their first bits (keys are uniform: a bucket holds a few
-// dozen). Keys added since the last merge and absent from sorted are in
+// Most keys are in sorted, 16 bytes each, found by scanning the bucket of
+// their first bits in order (keys are uniform: a bucket holds 16 to 32, a
+// few cache lines read in sequence, faster than a binary search's jumps). Keys added since the last merge and absent from sorted are in
 // recent; once recent holds more than an eighth of sorted, a merge writes
 // both into a new sorted slice, dropping the freed keys. Seqs that do not
 // fit in 32 bits (an embedded log of four billion entries) are in wide.
@@ -152,7 +152,8 @@ func cmpRecord(x, y dedupRecord) int {
 	return int(int64(x.seq) - int64(y.seq))
 }
 
-// find returns the place of p in sorted, and whether sorted holds it.
+// find returns the place of p in sorted (where it is or would go), and
+// whether sorted holds it.
 func (d *dedupIndex) find(p dedupPrefix) (int, bool) {
 	b := bucket(p, d.shift)
 	lo, hi := d.start[b], d.start[b+1]
