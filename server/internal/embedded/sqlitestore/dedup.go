@@ -59,10 +59,11 @@ const minRecent = 1024
 //
 // Most keys are in sorted, 16 bytes each, found by scanning the bucket of
 // their first bits in order (keys are uniform: a bucket holds 16 to 32, a
-// few cache lines read in sequence, faster than a binary search's jumps). Keys added since the last merge and absent from sorted are in
-// recent; once recent holds more than an eighth of sorted, a merge writes
-// both into a new sorted slice, dropping the freed keys. Seqs that do not
-// fit in 32 bits (an embedded log of four billion entries) are in wide.
+// few cache lines read in sequence, faster than a binary search's jumps).
+// Keys added since the last merge and absent from sorted are in recent;
+// once recent holds more than an eighth of sorted, a merge writes both
+// into a new sorted slice, dropping the freed keys. Seqs that do not fit
+// in 32 bits (an embedded log of four billion entries) are in wide.
 //
 // A key is live in one place at most: recent never holds a key sorted
 // holds (freed or not), and a key in wide is live nowhere else.
