@@ -51,9 +51,15 @@ type dedupRecord struct {
 	seq uint32 // the entry holding the key; 0 once the key is freed
 }
 
-// minRecent is the least number of keys the index gathers in its map
-// before it merges them into its sorted slice.
-const minRecent = 1024
+// The index merges the keys it gathers in its map into its sorted slice
+// once they are more than minRecent and more than 1/recentShare of the
+// slice's. The map costs about 36 bytes a key at its fullest (a sixteenth
+// keeps it near 2 bytes a key held); a merge copies the slice, 16 record
+// copies a key added, amortised.
+const (
+	minRecent   = 1024
+	recentShare = 16
+)
 
 // dedupIndex maps dedup keys to the seq of the entry that holds them.
 //
@@ -61,7 +67,7 @@ const minRecent = 1024
 // their first bits in order (keys are uniform: a bucket holds 16 to 32, a
 // few cache lines read in sequence, faster than a binary search's jumps).
 // Keys added since the last merge and absent from sorted are in recent;
-// once recent holds more than an eighth of sorted, a merge writes both
+// once recent holds more than a sixteenth of sorted, a merge writes both
 // into a new sorted slice, dropping the freed keys. Seqs that do not fit
 // in 32 bits (an embedded log of four billion entries) are in wide.
 //
@@ -118,32 +124,65 @@ func (d *dedupIndex) index() {
 	d.start = start
 }
 
-// sortRecords returns records sorted by key, then seq. Keys are uniform,
-// so it first scatters the records into a new slice by bucket (counting
-// how many each holds), then sorts each bucket's few records by
-// comparison: several times faster than comparisons alone.
-func sortRecords(records []dedupRecord) []dedupRecord {
+// sortRecords sorts records by key, then seq, in place. Keys are uniform,
+// so it moves each record into one of 256 parts by its first byte,
+// following the permutation's cycles (256 places written in sequence,
+// which the cache holds), then sorts each part, a few hundred kilobytes
+// at most, with sortPart: several times faster than comparisons alone.
+func sortRecords(records []dedupRecord) {
+	var start [257]int
+	for _, r := range records {
+		start[int(r.key[0])+1]++
+	}
+	for b := 1; b < len(start); b++ {
+		start[b] += start[b-1]
+	}
+	next := start
+	for b := range 256 {
+		for next[b] < start[b+1] {
+			r := records[next[b]]
+			for to := int(r.key[0]); to != b; to = int(r.key[0]) {
+				r, records[next[to]] = records[next[to]], r
+				next[to]++
+			}
+			records[next[b]] = r
+			next[b]++
+		}
+	}
+	var spare []dedupRecord
+	for b := range 256 {
+		spare = sortPart(records[start[b]:start[b+1]], spare)
+	}
+}
+
+// sortPart sorts records whose keys share their first byte: it scatters
+// them by the bits after it into spare (grown to their number, and
+// returned for the next part), sorts each bucket's few records by
+// comparison, and copies them back.
+func sortPart(records, spare []dedupRecord) []dedupRecord {
 	shift := bucketShift(len(records))
+	part := func(r dedupRecord) int { return int(binary.BigEndian.Uint64(r.key[:8]) << 8 >> shift) }
 	next := make([]int, 1<<(64-shift)+1)
 	for _, r := range records {
-		next[bucket(r.key, shift)+1]++
+		next[part(r)+1]++
 	}
 	for b := 1; b < len(next); b++ {
 		next[b] += next[b-1]
 	}
-	sorted := make([]dedupRecord, len(records))
+	spare = slices.Grow(spare[:0], len(records))[:len(records)]
 	for _, r := range records {
-		b := bucket(r.key, shift)
-		sorted[next[b]] = r
+		b := part(r)
+		spare[next[b]] = r
 		next[b]++
 	}
 	// Each next[b] is now where bucket b ends.
 	lo := 0
 	for _, hi := range next[:len(next)-1] {
-		slices.SortFunc(sorted[lo:hi], cmpRecord)
+		slices.SortFunc(spare[lo:hi], cmpRecord)
 		lo = hi
 	}
-	return sorted
+	copy(records, spare)
+	return spare
 }
 
 func cmpRecord(x, y dedupRecord) int {
@@ -195,7 +234,7 @@ func (d *dedupIndex) apply(freed, added map[string]int64) {
 	for k, seq := range added {
 		d.set(prefixOf([]byte(k)), seq)
 	}
-	if len(d.recent) > max(len(d.sorted)/8, d.minRecent) {
+	if len(d.recent) > max(len(d.sorted)/recentShare, d.minRecent) {
 		d.merge()
 	}
 }
@@ -241,7 +280,7 @@ func (d *dedupIndex) merge() {
 	for p, seq := range d.recent {
 		added = append(added, dedupRecord{p, seq})
 	}
-	added = sortRecords(added)
+	sortRecords(added)
 	live := 0
 	for _, r := range d.sorted {
 		if r.seq != 0 {
@@ -288,8 +327,9 @@ func (b *dedupBuilder) add(k []byte, seq int64) {
 // index sorts the keys, keeps each one's highest seq (a wide seq is
 // higher than any other), and returns the index.
 func (b *dedupBuilder) index() *dedupIndex {
-	all := sortRecords(b.sorted)
+	all := b.sorted
 	b.sorted = nil
+	sortRecords(all)
 	sorted := all[:0]
 	for i, r := range all {
 		if i+1 < len(all) && all[i+1].key == r.key {
