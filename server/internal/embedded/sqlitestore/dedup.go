@@ -273,32 +273,30 @@ func (d *dedupIndex) set(p dedupPrefix, seq int64) {
 	}
 }
 
-// merge writes sorted's live records and recent's into a new sorted slice,
-// and empties recent.
+// merge moves recent's keys into sorted, dropping sorted's freed keys,
+// in place where sorted has room (it grows by an eighth more than it
+// needs: room for about two merges), and empties recent.
 func (d *dedupIndex) merge() {
 	added := make([]dedupRecord, 0, len(d.recent))
 	for p, seq := range d.recent {
 		added = append(added, dedupRecord{p, seq})
 	}
 	sortRecords(added)
-	live := 0
-	for _, r := range d.sorted {
-		if r.seq != 0 {
-			live++
-		}
+	live := slices.DeleteFunc(d.sorted, func(r dedupRecord) bool { return r.seq == 0 })
+	need := len(live) + len(added)
+	if cap(live) < need {
+		live = append(make([]dedupRecord, 0, need+need/8), live...)
 	}
-	merged := make([]dedupRecord, 0, live+len(added))
-	old := d.sorted
-	for len(old) > 0 || len(added) > 0 {
-		switch {
-		case len(old) > 0 && old[0].seq == 0:
-			old = old[1:]
-		case len(old) == 0 || len(added) > 0 && cmpPrefix(added[0].key, old[0].key) < 0:
-			merged = append(merged, added[0])
-			added = added[1:]
-		default:
-			merged = append(merged, old[0])
-			old = old[1:]
+	// Merge from the ends: a record is written where a read one was.
+	merged := live[:need]
+	i, j := len(live)-1, len(added)-1
+	for w := need - 1; j >= 0; w-- {
+		if i >= 0 && cmpPrefix(live[i].key, added[j].key) > 0 {
+			merged[w] = live[i]
+			i--
+		} else {
+			merged[w] = added[j]
+			j--
 		}
 	}
 	d.sorted = merged
