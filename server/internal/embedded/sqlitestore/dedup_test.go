@@ -15,6 +15,8 @@ import (
 type dedupModel struct {
 	m    map[string]int64
 	rows map[int64][]string
+	// was is the seq a key pointed at before an entry took it over.
+	was map[string]int64
 }
 
 func (m *dedupModel) apply(freed, added map[string]int64) {
@@ -25,6 +27,9 @@ func (m *dedupModel) apply(freed, added map[string]int64) {
 		m.rows[seq] = slices.DeleteFunc(m.rows[seq], func(r string) bool { return r == k })
 	}
 	for k, seq := range added {
+		if now, held := m.m[k]; held && now != seq {
+			m.was[k] = now
+		}
 		m.m[k] = seq
 		m.rows[seq] = append(m.rows[seq], k)
 	}
@@ -47,7 +52,7 @@ func (m *dedupModel) reload() *dedupIndex {
 // dedupCoverage counts the cases a run went through, so that the test
 // knows it tried them.
 type dedupCoverage struct {
-	merges, reloads, readds, staleFrees, wide int
+	merges, reloads, readds, staleFrees, takenOverFrees, wide int
 }
 
 // TestDedupIndexAgainstAMap drives random gets, applies (frees of keys
@@ -67,7 +72,7 @@ func TestDedupIndexAgainstAMap(t *testing.T) {
 				}
 				universe[i] = string(k)
 			}
-			m := &dedupModel{m: map[string]int64{}, rows: map[int64][]string{}}
+			m := &dedupModel{m: map[string]int64{}, rows: map[int64][]string{}, was: map[string]int64{}}
 			d := newDedupIndex(nil, nil)
 			d.minRecent = 16
 			var cov dedupCoverage
@@ -98,7 +103,7 @@ func TestDedupIndexAgainstAMap(t *testing.T) {
 				}
 			}
 			t.Logf("%+v", cov)
-			if cov.merges < 10 || cov.reloads < 5 || cov.readds < 100 || cov.staleFrees < 10 || cov.wide < 50 {
+			if cov.merges < 10 || cov.reloads < 5 || cov.readds < 100 || cov.staleFrees < 10 || cov.takenOverFrees < 10 || cov.wide < 50 {
 				t.Errorf("the run did not try every case: %+v", cov)
 			}
 		})
@@ -116,6 +121,9 @@ func randomChanges(rng *rand.Rand, m *dedupModel, d *dedupIndex, universe []stri
 		switch {
 		case held && rng.IntN(4) > 0:
 			freed[k] = now
+		case held && m.was[k] != 0 && m.was[k] != now:
+			freed[k] = m.was[k]
+			cov.takenOverFrees++
 		case held:
 			freed[k] = now + 1 + rng.Int64N(3)
 			cov.staleFrees++
