@@ -24,8 +24,9 @@ type callerKey struct{}
 // anonymous caller; a token that is unknown or revoked is refused. The
 // error is for toStatus.
 func (s *Server) authenticate(ctx context.Context) (ledger.Caller, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// ValueFromIncomingContext reads one key without copying the call's
+	// whole metadata, as FromIncomingContext does.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return ledger.Caller{}, nil
 	}
@@ -153,8 +154,7 @@ func (s *Server) catchUp(ctx context.Context, method string) error {
 	if !strings.HasPrefix(method, ledgerServicePrefix) {
 		return nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(KnownSizeHeader)
+	vals := metadata.ValueFromIncomingContext(ctx, KnownSizeHeader)
 	if len(vals) == 0 {
 		return nil
 	}

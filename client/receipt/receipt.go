@@ -177,20 +177,31 @@ func parseIndex(l string) (uint64, error) {
 
 // Marshal returns the receipt as a tlog-proof file.
 func (r *Receipt) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(Header + "\n")
+	var raw []byte
 	if r.Extra != nil {
-		raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(r.Extra)
-		if err != nil {
+		var err error
+		if raw, err = (proto.MarshalOptions{Deterministic: true}).Marshal(r.Extra); err != nil {
 			return nil, fmt.Errorf("marshal receipt extra: %w", err)
 		}
-		b.WriteString("extra " + base64.StdEncoding.EncodeToString(raw) + "\n")
 	}
-	b.WriteString("index " + strconv.FormatUint(r.Index, 10) + "\n")
+	// One allocation of the right size: a server writes one receipt per
+	// endorsement.
+	enc := base64.StdEncoding
+	n := len(Header) + len("\nextra \n") + enc.EncodedLen(len(raw)) + len("index \n\n") + 20 + len(r.Checkpoint)
 	for _, h := range r.Proof {
-		b.WriteString(base64.StdEncoding.EncodeToString(h) + "\n")
+		n += enc.EncodedLen(len(h)) + 1
 	}
-	b.WriteString("\n")
-	b.Write(r.Checkpoint)
-	return b.Bytes(), nil
+	b := make([]byte, 0, n)
+	b = append(b, Header+"\n"...)
+	if r.Extra != nil {
+		b = append(b, "extra "...)
+		b = append(enc.AppendEncode(b, raw), '\n')
+	}
+	b = append(b, "index "...)
+	b = append(strconv.AppendUint(b, r.Index, 10), '\n')
+	for _, h := range r.Proof {
+		b = append(enc.AppendEncode(b, h), '\n')
+	}
+	b = append(b, '\n')
+	return append(b, r.Checkpoint...), nil
 }

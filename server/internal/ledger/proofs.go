@@ -8,6 +8,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/undersigned/undersigned/server/internal/tileproofs"
 )
 
 // Stopped returns why the log stopped for good (an error wrapping
@@ -86,7 +87,7 @@ func (l *Ledger) rootAt(ctx context.Context, size uint64, cp Checkpoint) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cp.Size, c, root, cp.Hash); err != nil {
+	if err := proof.VerifyConsistency(tileproofs.Hasher, size, cp.Size, c, root, cp.Hash); err != nil {
 		return nil, l.badProof(fmt.Sprintf("consistency proof from %d to %d", size, cp.Size), err)
 	}
 	return root, nil
@@ -107,7 +108,7 @@ func (l *Ledger) claimedRoot(ctx context.Context, size uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, size-1, size, last, p)
+	root, err := proof.RootFromInclusionProof(tileproofs.Hasher, size-1, size, last, p)
 	if err != nil {
 		return nil, l.badProof(fmt.Sprintf("inclusion proof of %d in %d", size-1, size), err)
 	}
@@ -121,7 +122,7 @@ func (l *Ledger) checkInclusion(ctx context.Context, index, size uint64, leaf []
 	if err != nil {
 		return err
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf, p, root); err != nil {
+	if err := proof.VerifyInclusion(tileproofs.Hasher, index, size, leaf, p, root); err != nil {
 		return l.badProof(fmt.Sprintf("inclusion proof of %d in %d", index, size), err)
 	}
 	return nil
@@ -139,7 +140,7 @@ func (l *Ledger) checkConsistency(ctx context.Context, from, to uint64, p [][]by
 	if err != nil {
 		return err
 	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p, rootFrom, rootTo); err != nil {
+	if err := proof.VerifyConsistency(tileproofs.Hasher, from, to, p, rootFrom, rootTo); err != nil {
 		return l.badProof(fmt.Sprintf("consistency proof from %d to %d", from, to), err)
 	}
 	return nil

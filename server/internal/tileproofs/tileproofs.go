@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
@@ -111,7 +110,7 @@ func (n *Nodes) build(ctx context.Context, level, index uint64, p uint8) (pyrami
 		below := pyr[k-1]
 		above := make([]byte, 0, len(below)/64*32)
 		for i := 0; i+64 <= len(below); i += 64 {
-			above = append(above, rfc6962.DefaultHasher.HashChildren(below[i:i+32], below[i+32:i+64])...)
+			above = appendNode(above, below[i:i+64])
 		}
 		pyr[k] = above
 	}
@@ -160,7 +159,7 @@ func (n *Nodes) prove(ctx context.Context, ns proof.Nodes, size uint64) ([][]byt
 		}
 		hashes[i] = h
 	}
-	return ns.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	return ns.Rehash(hashes, Hasher.HashChildren)
 }
 
 // Inclusion proves the entry at index in the tree of size, reading the
