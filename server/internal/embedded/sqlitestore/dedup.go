@@ -27,6 +27,7 @@ func prefixOf(k []byte) (p dedupPrefix) {
 	return p
 }
 
+// cmpPrefix orders keys as their bytes do.
 func cmpPrefix(a, b dedupPrefix) int {
 	ah, bh := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
 	if ah != bh {
@@ -185,6 +186,7 @@ func sortPart(records, spare []dedupRecord) []dedupRecord {
 	return spare
 }
 
+// cmpRecord orders records by key, then seq.
 func cmpRecord(x, y dedupRecord) int {
 	if c := cmpPrefix(x.key, y.key); c != 0 {
 		return c
@@ -207,6 +209,7 @@ func (d *dedupIndex) find(p dedupPrefix) (int, bool) {
 // narrow reports whether seq fits in a record.
 func narrow(seq int64) bool { return seq > 0 && seq <= math.MaxUint32 }
 
+// get returns the seq of the entry holding key k, if one does.
 func (d *dedupIndex) get(k []byte) (int64, bool) {
 	p := prefixOf(k)
 	d.mu.RLock()
@@ -311,6 +314,7 @@ type dedupBuilder struct {
 	wide   map[dedupPrefix]int64
 }
 
+// add takes key k of the entry at seq.
 func (b *dedupBuilder) add(k []byte, seq int64) {
 	if narrow(seq) {
 		b.sorted = append(b.sorted, dedupRecord{prefixOf(k), uint32(seq)})
