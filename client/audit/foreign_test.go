@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -135,27 +134,14 @@ func TestHostileForeignMarks(t *testing.T) {
 			l.mu.Lock()
 			l.foreignBody = tc.body
 			l.mu.Unlock()
-			src, err := audit.NewHTTPSource(l.url(), nil, audit.WithFetchTimeout(500*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := audit.OpenState(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			a, err := audit.New(audit.Config{Source: src, VerifierKey: l.key, State: st})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := a.Run(context.Background())
+			rep, size, err := tryAuditHTTP(t, l, t.TempDir(), audit.WithFetchTimeout(500*time.Millisecond))
 			url := l.url() + "foreign/000.p/"
 			if tc.rule == "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), url) {
 					t.Fatalf("got %v, %v; want an error naming %s and saying %q", rep, err, url, tc.want)
 				}
-				if st.Size() != 0 {
-					t.Errorf("the state advanced to %d", st.Size())
+				if size != 0 {
+					t.Errorf("the state advanced to %d", size)
 				}
 				return
 			}
@@ -172,8 +158,8 @@ func TestHostileForeignMarks(t *testing.T) {
 			if tc.hasIndex && !strings.Contains(v.Message, fmt.Sprintf("index %d", tc.index)) {
 				t.Errorf("violation %v does not name index %d", v, tc.index)
 			}
-			if rep.Saved || st.Size() != 0 || slices.ContainsFunc(rep.Violations, func(v audit.Violation) bool { return v.Rule == audit.RuleForeign }) {
-				t.Errorf("saved %v, state at %d: nothing from the source may be trusted", rep.Saved, st.Size())
+			if rep.Saved || size != 0 || slices.ContainsFunc(rep.Violations, func(v audit.Violation) bool { return v.Rule == audit.RuleForeign }) {
+				t.Errorf("saved %v, state at %d: nothing from the source may be trusted", rep.Saved, size)
 			}
 		})
 	}

@@ -35,7 +35,18 @@ func honestBase(l *testLog) (lt *pb.Letter, public []uint64, secrets map[uint64]
 
 func auditHTTP(t *testing.T, l *testLog, dir string) *audit.Report {
 	t.Helper()
-	src, err := audit.NewHTTPSource(l.url(), nil)
+	rep, _, err := tryAuditHTTP(t, l, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// tryAuditHTTP audits l over HTTP with its state in dir, and returns the
+// report, the size the state reached, and the audit's error.
+func tryAuditHTTP(t *testing.T, l *testLog, dir string, opts ...audit.HTTPOption) (*audit.Report, uint64, error) {
+	t.Helper()
+	src, err := audit.NewHTTPSource(l.url(), nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +60,7 @@ func auditHTTP(t *testing.T, l *testLog, dir string) *audit.Report {
 		t.Fatal(err)
 	}
 	rep, err := a.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
+	return rep, st.Size(), err
 }
 
 // flipInBundle flips a byte of entry index inside its stored entry bundle.

@@ -126,15 +126,26 @@ func (l *testLog) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (l *testLog) serveDisclosures(w http.ResponseWriter, r *http.Request, n string) {
+// bundleRange reads the indexes an entry bundle's name N (or N.p/W)
+// covers, answering 400 when it is not one.
+func bundleRange(w http.ResponseWriter, n string) (from, to uint64, ok bool) {
 	idx, p, err := layout.ParseTileIndexPartial(n)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return 0, 0, false
 	}
 	width := uint64(p)
 	if width == 0 {
 		width = layout.EntryBundleWidth
+	}
+	from = idx * layout.EntryBundleWidth
+	return from, from + width, true
+}
+
+func (l *testLog) serveDisclosures(w http.ResponseWriter, r *http.Request, n string) {
+	from, to, ok := bundleRange(w, n)
+	if !ok {
+		return
 	}
 	type jd struct {
 		Index       uint64 `json:"index"`
@@ -145,7 +156,7 @@ func (l *testLog) serveDisclosures(w http.ResponseWriter, r *http.Request, n str
 	}
 	out := []jd{}
 	l.mu.Lock()
-	for i := idx * 256; i < idx*256+width; i++ {
+	for i := from; i < to; i++ {
 		if d := l.disc[i]; d != nil {
 			out = append(out, jd{i, base64.StdEncoding.EncodeToString(d.GetSalt()), d.GetName(), d.GetAffiliation(), d.GetCountry()})
 		}
@@ -166,18 +177,13 @@ func (l *testLog) serveForeign(w http.ResponseWriter, r *http.Request, n string)
 		body(w, r)
 		return
 	}
-	idx, p, err := layout.ParseTileIndexPartial(n)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	from, to, ok := bundleRange(w, n)
+	if !ok {
 		return
-	}
-	width := uint64(p)
-	if width == 0 {
-		width = layout.EntryBundleWidth
 	}
 	out := []uint64{}
 	l.mu.Lock()
-	for i := idx * 256; i < idx*256+width; i++ {
+	for i := from; i < to; i++ {
 		if l.foreign[i] {
 			out = append(out, i)
 		}
